@@ -1,5 +1,6 @@
 /*  evr_prov_run.c: starting, watching and stopping the runners of
-    evrun-provisioner, and its matching passes (evr_prov_run.h).
+    evrun-provisioner (evr_prov_run.h; its matching passes:
+    evr_prov_pass.c).
 
     Each runner started is an instance: its runner id (PROVIDER-SUFFIX),
     its provider, the child to reap (the process runner, or the command
@@ -34,39 +35,13 @@
 #include "evr_podman.h"
 #include "evr_prov_podman.h"
 #include "evr_prov_run.h"
+#include "evr_prov_run_int.h"
 #include "evr_ulid.h"
 #include "evr_unit.h"
 
 #define S_WHO "evrun-provisioner"
-#define S_HANDLE_MAX 256
 #define S_KILL_AFTER_NS 5000000000ull
 
-typedef struct {
-    char id[80];
-    uint32_t provider;
-    pid_t pid;              /* the child to reap; 0: none */
-    int out;                /* command: the start command's stdout; -1: none */
-    char handle[S_HANDLE_MAX + 1];
-    size_t hlen;
-    bool have_handle, registered, ended, stopping;
-    bool took;              /* listed with credit or busy: the broker's list counts it now */
-    bool parting;           /* told to stop at the provisioner's stop; not gone yet */
-    bool adopted;           /* started by an earlier provisioner on DIR: pid no child */
-    bool ctr;               /* podman: its container may still be there */
-    uint64_t gone_at;       /* podman: when its container was first seen gone (0: not) */
-    uint64_t started, kill_at;
-} s_inst_t;
-
-struct evr_prov {
-    evr_prov_config_t cfg;
-    char *dir, *runner, *endpoint;
-    s_inst_t **inst;
-    size_t n, cap;
-    evr_prov_bucket_t bucket;
-    uint32_t dry_starts;    /* --dry-run: the starts the pass would make */
-    evr_prov_podman_t *podman;  /* the podman providers' service, made at their first start */
-    bool unasked;           /* the broker did not answer the last tend: its runners unknown */
-};
 
 evr_prov_t *
 evr_prov_new(evr_prov_config_t *cfg, const char *dir, const char *runner,
@@ -81,9 +56,9 @@ evr_prov_new(evr_prov_config_t *cfg, const char *dir, const char *runner,
     return pv;
 }
 
-static void s_stop(evr_prov_t *pv, s_inst_t *in, uint64_t now);
-static void s_ctr_gone(evr_prov_t *pv, s_inst_t *in);
-static void s_cmd_forget(const evr_prov_t *pv, const s_inst_t *in);
+static void s_stop(evr_prov_t *pv, evr_prov_inst_t *in, uint64_t now);
+static void s_ctr_gone(evr_prov_t *pv, evr_prov_inst_t *in);
+static void s_cmd_forget(const evr_prov_t *pv, const evr_prov_inst_t *in);
 
 bool
 evr_prov_has_podman(const evr_prov_t *self)
@@ -108,7 +83,7 @@ evr_prov_podman_client(evr_prov_t *self, evr_err_t *err)
 
 /*  A podman runner's container (static). */
 static const char *
-s_ctr_name(const s_inst_t *in)
+s_ctr_name(const evr_prov_inst_t *in)
 {
     static char name[sizeof "evrun-runner-" + sizeof in->id];
     snprintf(name, sizeof name, "evrun-runner-%s", in->id);
@@ -122,7 +97,7 @@ evr_prov_destroy(evr_prov_t **self_p)
     if (!pv)
         return;
     for (size_t i = 0; i < pv->n; i++) {
-        s_inst_t *in = pv->inst[i];
+        evr_prov_inst_t *in = pv->inst[i];
         if (in->out >= 0)
             close(in->out);
         if (in->ended && in->pid <= 0)   /* gone for good: the next tend would have */
@@ -210,14 +185,14 @@ s_log_path(const evr_prov_t *pv, const char *id)
 /* ------------------------------------------------ command runners' records */
 
 static bool
-s_is_command(const evr_prov_t *pv, const s_inst_t *in)
+s_is_command(const evr_prov_t *pv, const evr_prov_inst_t *in)
 {
     return pv->cfg.providers[in->provider].kind == EVR_PROV_COMMAND;
 }
 
 /*  in's record (a command provider's runner; evr_prov_record_save). */
 static evr_rc_t
-s_cmd_save(const evr_prov_t *pv, const s_inst_t *in, evr_err_t *err)
+s_cmd_save(const evr_prov_t *pv, const evr_prov_inst_t *in, evr_err_t *err)
 {
     return evr_prov_record_save(pv->dir, in->id, in->have_handle ? in->handle : NULL,
                                 in->registered, err);
@@ -226,7 +201,7 @@ s_cmd_save(const evr_prov_t *pv, const s_inst_t *in, evr_err_t *err)
 /*  s_cmd_save for what changed of a started runner (a failure is said:
     a provisioner started again would know less of it). */
 static void
-s_cmd_update(const evr_prov_t *pv, const s_inst_t *in)
+s_cmd_update(const evr_prov_t *pv, const evr_prov_inst_t *in)
 {
     evr_err_t err;
     if (s_is_command(pv, in) && s_cmd_save(pv, in, &err))
@@ -235,14 +210,14 @@ s_cmd_update(const evr_prov_t *pv, const s_inst_t *in)
 
 /*  in is gone: its record too (a command provider's). */
 static void
-s_cmd_forget(const evr_prov_t *pv, const s_inst_t *in)
+s_cmd_forget(const evr_prov_t *pv, const evr_prov_inst_t *in)
 {
     if (s_is_command(pv, in))
         evr_prov_record_forget(pv->dir, in->id);
 }
 
-static char *
-s_joined(const evr_strlist_t *l)
+char *
+evr_prov_joined(const evr_strlist_t *l)
 {
     char *s = evr_strdup("");
     size_t len = 0;
@@ -256,9 +231,9 @@ s_joined(const evr_strlist_t *l)
 
 /*  evrun-runner --once --clean for in (a process provider). */
 static pid_t
-s_start_process(evr_prov_t *pv, const evr_prov_provider_t *p, s_inst_t *in, evr_err_t *err)
+s_start_process(evr_prov_t *pv, const evr_prov_provider_t *p, evr_prov_inst_t *in, evr_err_t *err)
 {
-    char *labels = s_joined(&p->labels), *execs = s_joined(&p->executors);
+    char *labels = evr_prov_joined(&p->labels), *execs = evr_prov_joined(&p->executors);
     char *state = evr_asprintf("%s/runners/%s", pv->dir, in->id);
     char *log = s_log_path(pv, in->id);
     const char *fixed[] = { pv->runner, "--broker", pv->endpoint, "--once", "--clean", "--id",
@@ -282,14 +257,14 @@ s_start_process(evr_prov_t *pv, const evr_prov_provider_t *p, s_inst_t *in, evr_
 /*  A runner in a container (a podman provider); the service's client is
     made at the first start.  EVR_OK, or why in err. */
 static evr_rc_t
-s_start_podman(evr_prov_t *pv, const evr_prov_provider_t *p, s_inst_t *in, evr_err_t *err)
+s_start_podman(evr_prov_t *pv, const evr_prov_provider_t *p, evr_prov_inst_t *in, evr_err_t *err)
 {
     if (!evr_prov_podman_client(pv, err))
         return EVR_ERR_CONFIG;
     char abs[PATH_MAX];
     if (!realpath(pv->dir, abs))
         return evr_err_set(err, EVR_ERR_IO, "%s: %s", pv->dir, strerror(errno));
-    char *labels = s_joined(&p->labels), *execs = s_joined(&p->executors);
+    char *labels = evr_prov_joined(&p->labels), *execs = evr_prov_joined(&p->executors);
     evr_rc_t rc = evr_prov_podman_start(pv->podman, p, in->id, abs, pv->endpoint, labels,
                                         execs, err);
     in->ctr = !rc;
@@ -310,7 +285,7 @@ s_start_shell(evr_prov_t *pv, const char *cmd, const char *id, int *out, evr_err
 }
 
 static void
-s_counted(evr_prov_t *pv, s_inst_t *in, bool ok, const char *why)
+s_counted(evr_prov_t *pv, evr_prov_inst_t *in, bool ok, const char *why)
 {
     evr_prov_provider_t *p = &pv->cfg.providers[in->provider];
     if (!ok)
@@ -321,7 +296,7 @@ s_counted(evr_prov_t *pv, s_inst_t *in, bool ok, const char *why)
 
 /*  in ends: no longer counted (its child may still be reaped). */
 static void
-s_end(evr_prov_t *pv, s_inst_t *in)
+s_end(evr_prov_t *pv, evr_prov_inst_t *in)
 {
     if (in->ended)
         return;
@@ -334,7 +309,7 @@ s_end(evr_prov_t *pv, s_inst_t *in)
 /*  Stops a runner that has not said hello: SIGTERM (SIGKILL later) to a
     process runner, the stop template for a command provider's. */
 static void
-s_stop(evr_prov_t *pv, s_inst_t *in, uint64_t now)
+s_stop(evr_prov_t *pv, evr_prov_inst_t *in, uint64_t now)
 {
     evr_prov_provider_t *p = &pv->cfg.providers[in->provider];
     in->stopping = true;
@@ -369,10 +344,10 @@ s_stop(evr_prov_t *pv, s_inst_t *in, uint64_t now)
 }
 
 /*  A new instance id of provider pi, counted from now (not listed yet). */
-static s_inst_t *
+static evr_prov_inst_t *
 s_inst_new(uint32_t pi, const char *id, uint64_t now)
 {
-    s_inst_t *in = evr_calloc(1, sizeof *in);
+    evr_prov_inst_t *in = evr_calloc(1, sizeof *in);
     snprintf(in->id, sizeof in->id, "%s", id);
     in->provider = pi;
     in->out = -1;
@@ -382,7 +357,7 @@ s_inst_new(uint32_t pi, const char *id, uint64_t now)
 
 /*  Lists in among pv's instances, running for its provider. */
 static void
-s_inst_add(evr_prov_t *pv, s_inst_t *in)
+s_inst_add(evr_prov_t *pv, evr_prov_inst_t *in)
 {
     if (pv->n == pv->cap) {
         pv->cap = pv->cap ? pv->cap * 2 : 16;
@@ -392,20 +367,17 @@ s_inst_add(evr_prov_t *pv, s_inst_t *in)
     pv->cfg.providers[in->provider].running++;
 }
 
-/*  Starts a runner of provider pi for job (its labels; "" for demand),
-    what for the log; the instance is counted from now.  false when it
-    could not start (a failed start). */
-static bool
-s_start(evr_prov_t *pv, uint32_t pi, const char *job, const char *what,
+bool
+evr_prov_start_one(evr_prov_t *pv, uint32_t pi, const char *job, const char *what,
         const evr_strlist_t *jlabels, uint64_t now)
 {
     evr_prov_provider_t *p = &pv->cfg.providers[pi];
-    char ulid[EVR_ULID_LEN + 1], id[sizeof ((s_inst_t *) NULL)->id];
+    char ulid[EVR_ULID_LEN + 1], id[sizeof ((evr_prov_inst_t *) NULL)->id];
     evr_ulid_new(ulid);
     for (char *c = ulid; *c; c++)
         *c = (char) (*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
     snprintf(id, sizeof id, "%s-%s", p->name, ulid + 16);
-    s_inst_t *in = s_inst_new(pi, id, now);
+    evr_prov_inst_t *in = s_inst_new(pi, id, now);
     char *sub[] = { evr_asprintf("%s/logs", pv->dir), evr_asprintf("%s/runners", pv->dir) };
     for (int i = 0; i < 2; i++) {
         mkdir(sub[i], 0700);
@@ -421,7 +393,7 @@ s_start(evr_prov_t *pv, uint32_t pi, const char *job, const char *what,
     else {
         /* its record first: a runner started is one a provisioner started
            again after a kill can find */
-        char *labels = s_joined(jlabels);
+        char *labels = evr_prov_joined(jlabels);
         char *cmd = evr_prov_expand(p->start, job, labels, in->id, pv->endpoint, NULL, &err);
         in->pid = !cmd || s_cmd_save(pv, in, &err) ? -1
                 : s_start_shell(pv, cmd, in->id, &in->out, &err);
@@ -448,7 +420,7 @@ s_start(evr_prov_t *pv, uint32_t pi, const char *job, const char *what,
 
 /*  A command provider's start: its first output line is the handle. */
 static void
-s_read_handle(evr_prov_t *pv, s_inst_t *in)
+s_read_handle(evr_prov_t *pv, evr_prov_inst_t *in)
 {
     char buf[512];
     for (;;) {
@@ -473,7 +445,7 @@ s_read_handle(evr_prov_t *pv, s_inst_t *in)
                 in->have_handle = in->hlen > 0;
                 in->handle[in->hlen] = '\0';
             }
-            else if (in->hlen < S_HANDLE_MAX)
+            else if (in->hlen < EVR_PROV_HANDLE_MAX)
                 in->handle[in->hlen++] = buf[i];
         }
         if (!had && in->have_handle) {   /* the rest of the output is read and dropped */
@@ -486,7 +458,7 @@ s_read_handle(evr_prov_t *pv, s_inst_t *in)
 
 /*  A child of in ended with status st. */
 static void
-s_reaped(evr_prov_t *pv, s_inst_t *in, int st)
+s_reaped(evr_prov_t *pv, evr_prov_inst_t *in, int st)
 {
     evr_prov_provider_t *p = &pv->cfg.providers[in->provider];
     int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
@@ -541,7 +513,7 @@ s_waits(const evr_prov_runner_t *r)
     labels (and executor labels); else a failed start naming those it
     lacks, and the runner stopped when it waits for a job. */
 static void
-s_hello(evr_prov_t *pv, s_inst_t *in, const evr_prov_runner_t *r, uint64_t now)
+s_hello(evr_prov_t *pv, evr_prov_inst_t *in, const evr_prov_runner_t *r, uint64_t now)
 {
     evr_prov_provider_t *p = &pv->cfg.providers[in->provider];
     if (evr_prov_subset(&p->match, r->labels)) {
@@ -569,7 +541,7 @@ s_hello(evr_prov_t *pv, s_inst_t *in, const evr_prov_runner_t *r, uint64_t now)
 
 /*  in against the broker's list (NULL: not asked this time). */
 static void
-s_check_listed(evr_prov_t *pv, s_inst_t *in, const evr_prov_runner_t *runners, size_t n,
+s_check_listed(evr_prov_t *pv, evr_prov_inst_t *in, const evr_prov_runner_t *runners, size_t n,
                uint64_t now)
 {
     evr_prov_provider_t *p = &pv->cfg.providers[in->provider];
@@ -608,7 +580,7 @@ s_check_listed(evr_prov_t *pv, s_inst_t *in, const evr_prov_runner_t *runners, s
     took a job) is not killed: it stops as its --stop-timeout says
     (said once, kill_at then cleared by the caller). */
 static bool
-s_spared(evr_prov_t *pv, s_inst_t *in)
+s_spared(evr_prov_t *pv, evr_prov_inst_t *in)
 {
     if (!in->registered || pv->cfg.providers[in->provider].kind == EVR_PROV_COMMAND)
         return false;
@@ -624,7 +596,7 @@ static void
 s_adopted_gone(evr_prov_t *pv)
 {
     for (size_t i = 0; i < pv->n; i++) {
-        s_inst_t *in = pv->inst[i];
+        evr_prov_inst_t *in = pv->inst[i];
         if (in->adopted && in->pid > 0 && kill(in->pid, 0) && errno == ESRCH) {
             in->pid = 0;
             s_end(pv, in);
@@ -634,7 +606,7 @@ s_adopted_gone(evr_prov_t *pv)
 
 /*  A podman runner's container is gone: the runner too. */
 static void
-s_ctr_gone(evr_prov_t *pv, s_inst_t *in)
+s_ctr_gone(evr_prov_t *pv, evr_prov_inst_t *in)
 {
     in->ctr = false;
     s_end(pv, in);
@@ -654,7 +626,7 @@ s_ctr_gone(evr_prov_t *pv, s_inst_t *in)
     listed is a failed start only at the next list (the runner may have
     said hello and left between the list and this question). */
 static void
-s_tend_ctr(evr_prov_t *pv, s_inst_t *in, bool listed, uint64_t now)
+s_tend_ctr(evr_prov_t *pv, evr_prov_inst_t *in, bool listed, uint64_t now)
 {
     evr_prov_provider_t *p = &pv->cfg.providers[in->provider];
     bool there, exited;
@@ -696,7 +668,7 @@ evr_prov_tend(evr_prov_t *self, const evr_prov_runner_t *runners, size_t nrunner
     bool back = self->unasked && runners;
     self->unasked = !runners;
     for (size_t i = 0; i < self->n; i++) {   /* the list first: a runner gone since said hello */
-        s_inst_t *in = self->inst[i];
+        evr_prov_inst_t *in = self->inst[i];
         if (back && !in->registered)   /* no hello could reach the broker: a full wait again */
             in->started = now;
         if (in->out >= 0)
@@ -717,7 +689,7 @@ evr_prov_tend(evr_prov_t *self, const evr_prov_runner_t *runners, size_t nrunner
     s_adopted_gone(self);
     size_t keep = 0;
     for (size_t i = 0; i < self->n; i++) {
-        s_inst_t *in = self->inst[i];
+        evr_prov_inst_t *in = self->inst[i];
         if (in->stopping && in->pid > 0 && in->kill_at && now > in->kill_at) {
             if (!s_spared(self, in)) {
                 kill(-in->pid, SIGKILL);
@@ -758,7 +730,7 @@ evr_prov_adopt(evr_prov_t *self, const char *id, pid_t pid, bool ctr, uint64_t n
     if (pi < 0)
         return false;
     /* register_timeout from now: a broker that lists it not, stops it */
-    s_inst_t *in = s_inst_new((uint32_t) pi, id, now);
+    evr_prov_inst_t *in = s_inst_new((uint32_t) pi, id, now);
     in->pid = pid;
     in->ctr = ctr;
     in->adopted = true;
@@ -780,7 +752,7 @@ evr_prov_adopt_command(evr_prov_t *self, const char *id, const char *handle, boo
     int pi = s_provider_of(self, id, EVR_PROV_COMMAND);
     if (pi < 0)
         return false;
-    s_inst_t *in = s_inst_new((uint32_t) pi, id, now);
+    evr_prov_inst_t *in = s_inst_new((uint32_t) pi, id, now);
     in->adopted = true;
     in->registered = hello;
     if (handle && *handle) {
@@ -800,189 +772,13 @@ evr_prov_adopt_command(evr_prov_t *self, const char *id, const char *handle, boo
     return true;
 }
 
-/* ----------------------------------------------------------------- pass */
-
-typedef struct {
-    const char *runner;         /* NULL: a runner started here, not registered yet */
-    const evr_strlist_t *labels;
-    uint32_t free;
-} s_slot_t;
-
-/*  The free slots: the runners' credit, and one per runner started here
-    that the broker's list has not shown with credit or busy yet (before
-    its hello, and between its hello and its first credit). */
-static s_slot_t *
-s_slots(const evr_prov_t *pv, const evr_prov_runner_t *runners, size_t nr, size_t *n)
-{
-    s_slot_t *v = evr_calloc(nr + pv->n + 1, sizeof *v);
-    *n = 0;
-    for (size_t i = 0; i < nr; i++)
-        if (runners[i].credit && (!strcmp(runners[i].state, "idle")
-                                  || !strcmp(runners[i].state, "busy")))
-            v[(*n)++] = (s_slot_t) { runners[i].id, runners[i].labels, runners[i].credit };
-    for (size_t i = 0; i < pv->n; i++) {
-        const s_inst_t *in = pv->inst[i];
-        if (!in->ended && !in->took)
-            v[(*n)++] = (s_slot_t) { NULL, &pv->cfg.providers[in->provider].match, 1 };
-    }
-    return v;
-}
-
-static void
-s_print_why(FILE *out, const char *why)
-{
-    for (const char *l = why; *l;) {
-        const char *nl = strchr(l, '\n');
-        size_t len = nl ? (size_t) (nl - l) : strlen(l);
-        fprintf(out, "  %s%.*s\n", strncmp(l, "max_runners ", 12) ? "not " : "", (int) len, l);
-        l += len + (nl != NULL);
-    }
-}
-
-/*  --dry-run: whether a podman provider's image is there, said when not. */
-static void
-s_dry_image(evr_prov_t *pv, const evr_prov_provider_t *p, FILE *out)
-{
-    evr_err_t err;
-    bool there = false;
-    if (!evr_prov_podman_client(pv, &err) || evr_prov_podman_image(pv->podman, p->image, &there,
-                                                                  &err))
-        fprintf(out, "  but podman cannot be asked: %s\n", err.msg);
-    else if (!there)
-        fprintf(out, "  but image %s is not in the store of podman at %s: build it with "
-                "tools/build-runner-image (or podman pull or load it)\n", p->image,
-                evr_prov_podman_url(pv->podman));
-}
-
-/*  One job of a pass (what: "job ID", or a demand's runner): a free
-    slot, else a start (dry: said). */
-static void
-s_pass_job(evr_prov_t *pv, const char *what, const evr_prov_job_t *j, s_slot_t *slots,
-           size_t ns, bool dry, FILE *out, uint64_t now)
-{
-    char *labels = s_joined(j->labels);
-    for (size_t k = 0; k < ns; k++)
-        if (slots[k].free && evr_prov_subset(j->labels, slots[k].labels)) {
-            slots[k].free--;
-            if (dry)
-                fprintf(out, "%s (labels %s): %s%s\n", what, labels,
-                        slots[k].runner ? "a free slot of runner " : "a runner started for "
-                        "demand and not registered yet", slots[k].runner ? slots[k].runner : "");
-            free(labels);
-            return;
-        }
-    char why[4096];
-    int pi = evr_prov_match(&pv->cfg, j->labels, evr_prov_running(pv) + pv->dry_starts, why,
-                            sizeof why);
-    if (pi < 0) {
-        if (dry) {
-            fprintf(out, "%s (labels %s): no provider can start a runner now\n", what, labels);
-            s_print_why(out, why);
-        }
-        free(labels);
-        return;
-    }
-    evr_prov_provider_t *p = &pv->cfg.providers[pi];
-    if (dry) {
-        bool pod = p->kind == EVR_PROV_PODMAN;
-        fprintf(out, "%s (labels %s): provider %s would start a %s runner%s%s (%u/%u "
-                "running)\n", what, labels, p->name, p->kind == EVR_PROV_PROCESS ? "process"
-                : pod ? "podman" : "command", pod ? " of image " : "", pod ? p->image : "",
-                p->running, p->max);
-        s_print_why(out, why);
-        if (pod)
-            s_dry_image(pv, p, out);
-        p->running++;   /* the next jobs of this pass see it (never used again: dry) */
-        pv->dry_starts++;
-    }
-    else if (!evr_prov_bucket_take(&pv->bucket, &pv->cfg, now))
-        evr_log_debug(S_WHO, "%s waits: start_rate reached", what);
-    else
-        s_start(pv, (uint32_t) pi, j->demand ? "" : j->id, what, j->labels, now);
-    free(labels);
-}
-
-/*  A demand entry: each runner it wants as one job. */
-static void
-s_pass_demand(evr_prov_t *pv, const evr_prov_job_t *j, s_slot_t *slots, size_t ns, bool dry,
-              FILE *out, uint64_t now)
-{
-    if (dry)
-        fprintf(out, "demand %s: %u runner%s wanted, %u s left%s%s\n", j->id, j->demand,
-                j->demand == 1 ? "" : "s", j->ttl, j->reason ? ": " : "",
-                j->reason ? j->reason : "");
-    for (uint32_t k = 0; k < j->demand; k++) {
-        char what[160];
-        snprintf(what, sizeof what, "demand %s runner %u of %u (%u s left)", j->id, k + 1,
-                 j->demand, j->ttl);
-        s_pass_job(pv, what, j, slots, ns, dry, out, now);
-    }
-}
-
-void
-evr_prov_pass(evr_prov_t *self, const evr_prov_job_t *jobs, size_t njobs,
-              const evr_prov_runner_t *runners, size_t nrunners, bool dry, FILE *out,
-              uint64_t now)
-{
-    size_t ns = 0;
-    s_slot_t *slots = s_slots(self, runners, nrunners, &ns);
-    for (size_t i = 0; i < njobs; i++) {
-        char what[64];
-        snprintf(what, sizeof what, "job %s", jobs[i].id);
-        if (jobs[i].demand)
-            s_pass_demand(self, &jobs[i], slots, ns, dry, out, now);
-        else
-            s_pass_job(self, what, &jobs[i], slots, ns, dry, out, now);
-    }
-    if (dry && !njobs)
-        fprintf(out, "no job waits for a runner, no demand\n");
-    free(slots);
-}
-
-void
-evr_prov_print(const evr_prov_t *self, FILE *out)
-{
-    fprintf(out, "%-20s  %-10s  %-9s  %7s  %6s  %s\n", "PROVIDER", "STATE", "RUN/MAX",
-            "STARTED", "FAILED", "LABELS");
-    for (uint32_t i = 0; i < self->cfg.nproviders; i++) {
-        const evr_prov_provider_t *p = &self->cfg.providers[i];
-        char run[32], *labels = s_joined(&p->match);
-        snprintf(run, sizeof run, "%u/%u", p->running, p->max);
-        fprintf(out, "%-20s  %-10s  %-9s  %7u  %6u  %s%s%s\n", p->name,
-                p->paused ? "paused" : "active", run, p->started, p->failed, labels,
-                p->paused ? "\n    paused: " : "", p->paused ? p->paused : "");
-        free(labels);
-    }
-}
-
-uint32_t
-evr_prov_count(const evr_prov_t *self)
-{
-    return self->cfg.nproviders;
-}
-
-void
-evr_prov_describe(const evr_prov_t *self, uint32_t i, evr_msg_t *m)
-{
-    const evr_prov_provider_t *p = &self->cfg.providers[i];
-    memset(m, 0, sizeof *m);
-    m->type = EVR_MSG_PROVIDER;
-    m->provider = p->name;
-    m->labels = p->match;
-    m->reason = p->paused;
-    m->running = p->running;
-    m->max = p->max;
-    m->starts = p->started;
-    m->failed_starts = p->failed;
-}
-
 /* ----------------------------------------------------------------- stop */
 
 void
 evr_prov_stop(evr_prov_t *self, const evr_prov_runner_t *runners, size_t n, uint64_t now)
 {
     for (size_t i = 0; i < self->n; i++) {
-        s_inst_t *in = self->inst[i];
+        evr_prov_inst_t *in = self->inst[i];
         evr_prov_provider_t *p = &self->cfg.providers[in->provider];
         const evr_prov_runner_t *r = runners ? s_listed(runners, n, in->id) : NULL;
         if (in->ended) {   /* stopped already (register_timeout): its container may go yet */
@@ -1023,7 +819,7 @@ evr_prov_stop(evr_prov_t *self, const evr_prov_runner_t *runners, size_t n, uint
     (the runner's --clean removed its state, or it made none): a runner
     that took a job after all keeps it. */
 static void
-s_parted(evr_prov_t *pv, s_inst_t *in)
+s_parted(evr_prov_t *pv, evr_prov_inst_t *in)
 {
     char *top = evr_asprintf("%s/runners/%s", pv->dir, in->id);
     in->parting = false;
@@ -1045,7 +841,7 @@ evr_prov_stop_wait(evr_prov_t *self)
     s_adopted_gone(self);
     size_t left = 0;
     for (size_t i = 0; i < self->n; i++) {
-        s_inst_t *in = self->inst[i];
+        evr_prov_inst_t *in = self->inst[i];
         bool there = false, exited = false;
         evr_err_t err;
         if (!in->parting)
@@ -1067,7 +863,7 @@ void
 evr_prov_stop_force(evr_prov_t *self, const evr_prov_runner_t *runners, size_t n)
 {
     for (size_t i = 0; i < self->n; i++) {
-        s_inst_t *in = self->inst[i];
+        evr_prov_inst_t *in = self->inst[i];
         if (!in->parting)
             continue;
         evr_err_t err;
