@@ -1,6 +1,6 @@
 /*  evr_broker_int.h: the broker's private parts, shared by evr_broker.c
-    (sockets, loop, client requests), evr_queue.c (the durable queue and
-    dispatch: evr_queue_*), evr_qindex.c (the queue's lists and counts in
+    (sockets, loop, client requests), evr_queue.c (the durable queue:
+    evr_queue_*; its dispatch in evr_qdispatch.c), evr_qindex.c (the queue's lists and counts in
     memory), evr_policy.c (a pipeline's queue policy at
     submit: evr_policy_*), evr_runners.c (runner sessions and event
     ingestion: evr_runners_*) and evr_lease.c (the jobs of runners that do
@@ -110,7 +110,7 @@ typedef struct evr_queue_pipe {
                                of its jobs have them (their `common`) */
     bool labelled;          /* labels set */
     uint64_t dead;          /* the dispatch pass in which a job with those labels found
-                               no runner with a free slot and them all (evr_queue.c) */
+                               no runner with a free slot and them all (evr_qdispatch.c) */
     size_t nuncommon;       /* waiting ones whose labels are not those (not `common`) */
 } evr_queue_pipe_t;
 

@@ -3,7 +3,8 @@
     providers, the start rate (a token bucket) and the pause of a provider
     whose starts keep failing.  All of it is pure (no I/O but reading the
     config file, the time passed in), so that tests/unit/test_provisioner
-    drives it directly; evr_prov_run.c starts and stops the runners,
+    drives it directly; evr_prov_run.c starts and stops the runners
+    (evr_prov_pass.c: the passes that decide it),
     main.c wires it to the broker.
 */
 #ifndef EVR_PROV_H_INCLUDED
