@@ -1,0 +1,312 @@
+/*  test_pipeline_errors: the loader's errors as a newcomer meets them:
+    words of other CI systems (GitLab's, GitHub's) named with evrun's
+    own, a first pipeline's common slips, and the errors reviews found
+    unclear, each checked word for word at its file:line:column. */
+#include "evr_test.h"
+#include "evr_ytest.h"
+
+#define S_HEAD "pipeline: p\nimage: i\nsteps:\n"
+
+/*  What a newcomer's first mistakes get: a near-miss or another CI
+    system's word for a key is answered with evrun's ("did you mean
+    needs?"), and the key it stands for is not reported missing too; a
+    step key at the top level says to indent it; libyaml's words get what
+    to do (a tab, a key indented too deep, bytes that are not text, at
+    their line and column); a scalar where a list goes shows the list. */
+/*  Other CI systems' keys evrun has no key for get what to write instead
+    (stages is no misspelt labels); GitLab's image: {name:} and a cache
+    written as one mapping get their form; an unquoted matrix name in a
+    flow list gets "quote it"; a file with no steps: key is told at its
+    top; the errors come in file order whatever check found them. */
+static void
+test_foreign_words(void)
+{
+    size_t n;
+    char *e = evr_ytest_load("stages: [build]\npipeline: p\nimage: {name: alpine}\n"
+                             "before_script: [make deps]\nsteps:\n"
+                             "  - {name: a, run: x, continue-on-error: true,"
+                             " cache: {key: k, path: d}}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:1:1: stages: unknown key: evrun has no stages: steps run in the "
+                      "order written, or as a DAG with needs");
+    CHECK(!strstr(e, "did you mean labels"));
+    CHECK_CONTAINS(e, "f.yml:3:8: image: expected a string, got a mapping (GitLab's image: "
+                      "{name: NAME} is image: NAME here)");
+    CHECK(!strstr(e, "no image"));      /* the top-level image's error is the one said */
+    CHECK_CONTAINS(e, "f.yml:4:1: before_script: unknown key: evrun has no before_script");
+    CHECK_CONTAINS(e, "steps[0].continue-on-error: unknown key; did you mean allow_failure?");
+    CHECK_CONTAINS(e, "steps[0].cache: expected a list, got a mapping: a list of one is "
+                      "[{...}]");
+    /* in file order: line 1, then 3, 4, 6 */
+    const char *l1 = strstr(e, "f.yml:1:1:"), *l3 = strstr(e, "f.yml:3:"),
+               *l4 = strstr(e, "f.yml:4:"), *l6 = strstr(e, "f.yml:6:");
+    CHECK(l1 && l3 && l4 && l6 && l1 < l3 && l3 < l4 && l4 < l6);
+    free(e);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x}\n  - {name: b, run: y, needs: [a[K=v]]}\n",
+                       &n, NULL);
+    CHECK_CONTAINS(e, "quote the item (\"build[OS=linux]\")");
+    free(e);
+    e = evr_ytest_load("pipeline: p\nimage: i\n", &n, NULL);
+    CHECK_STR(e, "f.yml:1:1: steps: missing (a pipeline needs steps:)\n");
+    free(e);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: \"\"}\n  - {name: b, run: \"  \"}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:4:20: steps[0].run: an empty command: write what the step runs");
+    CHECK_CONTAINS(e, "f.yml:5:20: steps[1].run: an empty command");
+    free(e);
+    {   /* an arg near a declared one: did you mean */
+        evr_spec_t spec = { 0 };
+        e = evr_ytest_load("pipeline: p\nimage: i\nargs: {REGION: {default: eu}}\nsteps:\n"
+                           "  - {name: a, run: x}\n", &n, &spec);
+        CHECK(n == 0);
+        evr_strmap_t given = { 0 }, bound = { 0 };
+        evr_strmap_set(&given, "REGON", "x");
+        evr_diag_t *d = evr_diag_new("f.yml");
+        CHECK(evr_spec_bind_args(&spec, &given, &bound, d) != EVR_OK);
+        CHECK_CONTAINS(evr_diag_get(d, 0), "args.REGON: the pipeline declares no arg \"REGON\"; "
+                                           "did you mean REGION?");
+        evr_diag_destroy(&d);
+        evr_strmap_free(&given);
+        evr_strmap_free(&bound);
+        evr_rec_free(&evr_spec_type, &spec);
+        free(e);
+    }
+    {   /* a spec from the wire (no source map) with no step: said */
+        evr_spec_t *w = evr_spec_new();
+        w->pipeline = evr_strdup("p");
+        w->image = evr_strdup("i");
+        evr_diag_t *d = evr_diag_new("wire");
+        CHECK(evr_spec_validate(w, d) != EVR_OK);
+        CHECK(evr_diag_count(d) == 1
+              && strstr(evr_diag_get(d, 0), "steps: a pipeline needs at least one step"));
+        evr_diag_destroy(&d);
+        evr_spec_destroy(&w);
+    }
+    e = evr_ytest_load("pipeline: p\nimage: i\njobs:\n  build: {runs-on: x}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:1: jobs: unknown key; did you mean steps?");
+    CHECK(n == 1);  /* not also "steps: missing", nor one with no place */
+    free(e);
+}
+
+static void
+test_newcomer_errors(void)
+{
+    size_t n;
+    char *e = evr_ytest_load(S_HEAD "  - {name: a, run: x}\n  - name: b\n    need: [a]\n"
+                          "    run: y\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:6:5: steps[1].need: unknown key; did you mean needs? (expected "
+                      "one of: name, run,");
+    free(e);
+    e = evr_ytest_load(S_HEAD "  - name: a\n    script: make\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:5:5: steps[0].script: unknown key; did you mean run?");
+    CHECK(n == 1);   /* not also "steps[0].run: missing" */
+    free(e);
+    e = evr_ytest_load(S_HEAD "  - name: a\n    comand: make\n", &n, NULL);
+    CHECK_CONTAINS(e, "steps[0].comand: unknown key; did you mean run?");
+    free(e);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x}\n  - {name: b, run: y, depends_on: [a]}\n",
+                    &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:5:23: steps[1].depends_on: unknown key; did you mean needs?");
+    free(e);
+    /* GitLab's retry: a count, and `when` for evrun's `on` (there only) */
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x, retry: 2}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:4:30: steps[0].retry: expected a mapping, got a scalar (retry: "
+                      "{max: 2, on: [failed]})");
+    free(e);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x, retry: always}\n", &n, NULL);
+    CHECK_CONTAINS(e, "steps[0].retry: expected a mapping, got a scalar (retry: {max: 2, on: "
+                      "[failed]})");
+    free(e);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x, retry: {max: 2, when: [script_failure]}}\n",
+                    &n, NULL);
+    CHECK_CONTAINS(e, "steps[0].retry.when: unknown key; did you mean on? (expected one of: ");
+    CHECK(n == 1);   /* not also "retry.on: missing" */
+    free(e);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x}\nwhen: always\n", &n, NULL);
+    CHECK_CONTAINS(e, "when: unknown key at the top of the file: when is a key of a step");
+    CHECK(strstr(e, "did you mean on") == NULL);
+    free(e);
+    e = evr_ytest_load("pipline: p\nimgae: i\nsteps:\n  - {name: a, run: x}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:1:1: pipline: unknown key; did you mean pipeline?");
+    CHECK_CONTAINS(e, "f.yml:2:1: imgae: unknown key; did you mean image?");
+    CHECK(strstr(e, "missing") == NULL);
+    free(e);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x}\ncolour: blue\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:5:1: colour: unknown key (expected one of: pipeline,");
+    CHECK(strstr(e, "did you mean") == NULL);
+    free(e);
+    e = evr_ytest_load(S_HEAD "- name: a\nrun: x\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:5:1: run: unknown key at the top of the file: run is a key of a "
+                      "step; indent it under its step");
+    free(e);
+    e = evr_ytest_load(S_HEAD "  - name: a\n\trun: x\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:5:1: YAML syntax error: found a tab character");
+    CHECK_CONTAINS(e, ": a tab; YAML indents with spaces only");
+    free(e);
+    e = evr_ytest_load(S_HEAD "\t- name: a\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:4:1: YAML syntax error: found character that cannot start any "
+                      "token (while scanning for the next token at line 4): a tab; YAML "
+                      "indents with spaces only");
+    free(e);
+    e = evr_ytest_load(S_HEAD "  - name: a\n      run: x\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:5:10: YAML syntax error: mapping values are not allowed in this "
+                      "context: a key indented deeper than the one above it");
+    free(e);
+    e = evr_ytest_load(S_HEAD "  - name: a\n    run: \"\x01\"\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:5:11: YAML syntax error: control characters are not allowed "
+                      "(byte 0x01): a pipeline file is text");
+    free(e);
+    e = evr_ytest_load(S_HEAD "  - name: a\n    run: \"\xff\"\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:5:11: YAML syntax error: invalid leading UTF-8 octet (byte 0xff): "
+                      "a pipeline file is UTF-8 text");
+    free(e);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x}\n  - {name: b, run: y, needs: a}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:5:30: steps[1].needs: expected a list, got a scalar: write [a]");
+    free(e);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x, when: allways}\nexecutor: proces\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:4:29: steps[0].when: expected one of on_success, on_failure, "
+                      "always, got \"allways\"; did you mean always?");
+    CHECK_CONTAINS(e, "executor: expected one of podman, process, got \"proces\"; did you "
+                      "mean process?");
+    free(e);
+    /* a list of enum values names the bad one, as the enum errors do */
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x, retry: {max: 1, on: [lost, wifi]}}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:4:50: steps[0].retry.on[1]: expected a list of: lost, failed, "
+                      "timed_out, got \"wifi\"\n");
+    free(e);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x, retry: {max: 1, on: [faild]}}\n", &n, NULL);
+    CHECK_CONTAINS(e, "steps[0].retry.on[0]: expected a list of: lost, failed, timed_out, got "
+                      "\"faild\"; did you mean failed?");
+    free(e);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x}\non: {github: {events: [push, fork]}}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:5:30: on.github.events[1]: expected a list of: push, pull_request, "
+                      "workflow_job, got \"fork\"");
+    free(e);
+    e = evr_ytest_load("---\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:1:1: empty file: expected a pipeline");
+    free(e);
+    e = evr_ytest_load("- pipeline: p\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:1:1: expected a mapping of the pipeline's keys");
+    CHECK(strstr(e, "spec") == NULL);
+    free(e);
+    const char *keys[] = { "needs", "run", "name", "on", "env" };
+    CHECK_STR(evr_diag_near("need", keys, 5), "needs");
+    CHECK_STR(evr_diag_near("NEEDS", keys, 5), "needs");
+    CHECK_STR(evr_diag_near("nedes", keys, 5), "needs");   /* two letters swapped */
+    CHECK(evr_diag_near("nede", keys, 5) == NULL);     /* two edits: too far for 4 letters */
+    CHECK(evr_diag_near("colour", keys, 5) == NULL);
+    CHECK(evr_diag_near("x", keys, 5) == NULL);
+    CHECK(evr_diag_near("o", keys, 5) == NULL);      /* one letter: no guess */
+    CHECK_STR(evr_diag_near("ON", keys, 5), "on");
+    CHECK(evr_diag_near("", keys, 5) == NULL);
+}
+
+/*  What a first run met: a glob in an artifact or cache path (the runner
+    copies each path as it is named) is refused, naming the directory to
+    give instead; retry.max is bounded; an empty matrix is refused; a
+    source whose form had a load error gets no "no form" besides. */
+static void
+test_first_run_errors(void)
+{
+    size_t n;
+    char *e = evr_ytest_load(S_HEAD "  - name: a\n    run: x\n    artifacts: [\"out/*.xml\"]\n",
+                          &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:6:17: steps[0].artifacts.paths[0]: \"out/*.xml\" holds a glob "
+                      "character (* ?): artifact paths are copied as named, not matched; "
+                      "name the directory (\"out\", copied whole) or each file");
+    free(e);
+    e = evr_ytest_load(S_HEAD "  - name: a\n    run: x\n    artifacts: {paths: [a.txt, \"r?.log\"]}\n",
+                    &n, NULL);
+    CHECK_CONTAINS(e, "steps[0].artifacts.paths[1]: \"r?.log\" holds a glob character (* ?): "
+                      "artifact paths are copied as named, not matched; name each file (or "
+                      "their directory, copied whole)");
+    CHECK(n == 1);
+    free(e);
+    e = evr_ytest_load("pipeline: p\nimage: i\ncache: [{key: k, path: \"vendor/?ab\"}]\nsteps:\n"
+                    "  - {name: a, run: x}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:24: cache[0].path: \"vendor/?ab\" holds a glob character "
+                      "(* ?): a cache is one directory, mounted as named; name the directory "
+                      "(\"vendor\")");
+    free(e);
+    /* a [ is a name's: a route file of Next.js or SvelteKit */
+    e = evr_ytest_load(S_HEAD "  - name: a\n    run: x\n    artifacts: [\"app/[slug]/page.js\"]\n",
+                    &n, NULL);
+    CHECK(n == 0);
+    free(e);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x, retry: {on: [failed], max: 4294967295}}\n", &n, NULL);
+    CHECK_CONTAINS(e, "steps[0].retry.max: 4294967295: at most 100 (further attempts, each a "
+                      "container of its own)");
+    free(e);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x, retry: {on: [failed], max: 100}}\n", &n, NULL);
+    CHECK(n == 0);
+    free(e);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x}\n  - name: b\n    run: y\n    matrix: {}\n",
+                    &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:7:5: steps[1].matrix: empty matrix: give KEY: [values], or remove "
+                      "matrix");
+    free(e);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x}\nsource: {git: \"https://h/r\"}\n", &n, NULL);
+    CHECK_CONTAINS(e, "source.git: expected a mapping, got a scalar");
+    CHECK(strstr(e, "no form") == NULL);
+    CHECK(n == 1);
+    free(e);
+    /* each key's own check runs whatever is wrong with the others: a
+       schedule, its zone and catchup are all said in one go */
+    e = evr_ytest_load("pipeline: p\nimage: i\nschedule: \"61 * * * *\"\ncatchup: lots\n"
+                    "timezone: Mars/Base\nsteps:\n  - {name: a, run: x, timeout: forever}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:11: schedule: field 1 (minute): 61 is out of range 0-59");
+    CHECK_CONTAINS(e, "f.yml:4:10: catchup: expected one of one, none, got \"lots\"");
+    CHECK_CONTAINS(e, "f.yml:5:11: timezone: unknown time zone");
+    CHECK_CONTAINS(e, "f.yml:7:32: steps[0].timeout: bad duration \"forever\"");
+    CHECK(n == 4);
+    free(e);
+}
+
+/*  A first-time user's review: an empty matrix hides only the checks
+    that need every step's name; a source's wrong forms say the right
+    ones; a step that needs itself is one error, not also a cycle; a
+    queue strategy outside its set says the value, as enum errors do. */
+static void
+test_review_errors(void)
+{
+    size_t n;
+    char *e = evr_ytest_load(S_HEAD "  - {name: a, run: x, matrix: {cc: []}}\n"
+                          "  - {name: b, run: y, needs: [zz], retry: {on: [failed], max: 101}}\n"
+                          "resources: [{name: a, url: \"ftp://x/y\", path: p}]\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:4:32: steps[0].matrix.cc: no value");
+    CHECK_CONTAINS(e, "f.yml:5:63: steps[1].retry.max: 101: at most 100");
+    CHECK_CONTAINS(e, "f.yml:6:28: resources[0].url: expected an http:// or https:// URL, got "
+                      "\"ftp://x/y\"");
+    CHECK(strstr(e, "unknown step") == NULL);   /* needs: the stated exception */
+    CHECK(n == 3);
+    free(e);
+    e = evr_ytest_load("pipeline: p\nimage: i\nsource: nothing\nsteps: [{name: a, run: x}]\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:9: source: expected a mapping (one of: git, copy, tarball) or "
+                      "none, got \"nothing\"");
+    CHECK(n == 1);
+    free(e);
+    e = evr_ytest_load("pipeline: p\nimage: i\nsource: { git: \"https://h/r\" }\n"
+                    "steps: [{name: a, run: x}]\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:16: source.git: expected a mapping, got a scalar (git: {url: "
+                      "https://h/r})");
+    CHECK(n == 1);
+    free(e);
+    e = evr_ytest_load(S_HEAD "  - {name: b, run: x, needs: [b]}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:4:31: steps[0].needs[0]: step \"b\" needs itself");
+    CHECK(n == 1);   /* not also "dependency cycle: b -> b" */
+    free(e);
+    e = evr_ytest_load("pipeline: p\nimage: i\nqueue: {strategy: fifo}\nsteps: [{name: a, run: x}]\n"
+                    "catchup: non\n", &n, NULL);
+    CHECK_CONTAINS(e, "queue.strategy: expected one of append, replace, partitioned_replace, "
+                      "got \"fifo\"");
+    CHECK_CONTAINS(e, "catchup: expected one of one, none, got \"non\"; did you mean none?");
+    free(e);
+}
+
+int
+main(void)
+{
+    EVR_TEST_RUN(test_newcomer_errors);
+    EVR_TEST_RUN(test_foreign_words);
+    EVR_TEST_RUN(test_first_run_errors);
+    EVR_TEST_RUN(test_review_errors);
+    EVR_TEST_END();
+}
