@@ -1,8 +1,8 @@
 /*  evr_exec_process_int.h: the process executor's parts, shared by its
     files: evr_exec_process.c (the operations' records, their turns and
-    reports, inotify, create, start, attach, logs, list, workspaces, get)
-    and evr_exec_process_ctl.c (wait, inspect, pause, resume, stop,
-    remove).  Not for other modules: evr_exec_process.h is the interface. */
+    reports, inotify, create, start, list, workspaces, get),
+    evr_exec_process_out.c (attach, logs, detach) and
+    evr_exec_process_ctl.c (wait, inspect, pause, resume, stop, remove).  Not for other modules: evr_exec_process.h is the interface. */
 #ifndef EVR_EXEC_PROCESS_INT_H_INCLUDED
 #define EVR_EXEC_PROCESS_INT_H_INCLUDED
 
@@ -125,6 +125,15 @@ void evr_xp_stop(evr_exec_t *base, const char *name, int grace_s, evr_exec_fn *f
 void evr_xp_stop_turn(evr_xp_op_t *op);
 void evr_xp_remove(evr_exec_t *base, const char *name, evr_exec_fn *fn, void *arg);
 void evr_xp_remove_turn(evr_xp_op_t *op);
+
+/*  evr_exec_process_out.c: attach, logs and detach (evr_exec.h's
+    contracts), and the turn of an attach or a logs. */
+void *evr_xp_attach(evr_exec_t *base, const char *name, evr_exec_output_fn *out,
+                    evr_exec_fn *head, evr_exec_fn *done, void *arg);
+void *evr_xp_logs(evr_exec_t *base, const char *name, const uint64_t from[2], bool so_far,
+                  evr_exec_output_fn *out, evr_exec_fn *done, void *arg);
+void evr_xp_detach(evr_exec_t *base, void *handle);
+void evr_xp_tail_turn(evr_xp_op_t *op);
 
 /*  The most removals' children (units' and workspaces' trees, and that
     of the trees put off) under way at once for an executor: more wait
