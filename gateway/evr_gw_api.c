@@ -384,19 +384,18 @@ s_arg_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *valu
     (void) kind;
     if (a->bad)
         return MHD_YES;
-    evr_strmap_t one = { 0 };
-    if (!strcmp(key, "arg") && (!value || !evr_spec_parse_arg(value, &one)))
+    int r = !strcmp(key, "arg") ? value ? evr_spec_add_arg(value, &a->query) : -1 : 0;
+    if (r < 0)
         a->bad = "arg: expected arg=NAME=VALUE";
-    else if (!strcmp(key, "arg") && evr_strmap_get(&a->query, one.k[0])) {
+    else if (r) {
         /* else the second would silently replace the first (the body's
            args of the same name are replaced: the query's win) */
-        snprintf(a->said, sizeof a->said, "arg: \"%s\" given twice (each arg once)", one.k[0]);
+        snprintf(a->said, sizeof a->said, "arg: \"%.*s\" given twice (each arg once)",
+                 (int) strcspn(value, "="), value);
         a->bad = a->said;
     }
-    else if (!strcmp(key, "arg")) {
-        evr_strmap_set(&a->m->args, one.k[0], one.v[0]);
-        evr_strmap_set(&a->query, one.k[0], one.v[0]);
-    }
+    else if (!strcmp(key, "arg"))
+        evr_spec_parse_arg(value, &a->m->args);     /* taken in a->query above */
     else if (!strcmp(key, "label") && a->m->labels.n >= S_LABELS_MAX)
         a->bad = "label: at most 32 runner labels (the body's and the query's together)";
     else if (!strcmp(key, "label")) {
@@ -412,7 +411,6 @@ s_arg_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *valu
         if (!a->bad)
             evr_strlist_push(&a->m->labels, value);
     }
-    evr_strmap_free(&one);
     return MHD_YES;
 }
 

@@ -215,18 +215,13 @@ evr_runner_opts_parse(int argc, char **argv, evr_runner_opts_t *o, const char **
         case 'r': o->recover = true; break;
         case 'a': {
             args = true;
-            evr_strmap_t one = { 0 };
-            bool ok = evr_spec_parse_arg(optarg, &one);
-            bool twice = ok && evr_strmap_get(&o->given, one.k[0]);
-            if (!ok)
+            int r = evr_spec_add_arg(optarg, &o->given);
+            if (r < 0)
                 fprintf(stderr, "evrun-runner: -a %s: expected NAME=VALUE\n", optarg);
-            else if (twice)     /* as evrun-cli's -a: else the last silently wins */
-                fprintf(stderr, "evrun-runner: -a \"%s\": given twice (each arg once)\n",
-                        one.k[0]);
-            else
-                evr_strmap_set(&o->given, one.k[0], one.v[0]);
-            evr_strmap_free(&one);
-            if (!ok || twice)
+            else if (r)     /* as evrun-cli's -a: else the last silently wins */
+                fprintf(stderr, "evrun-runner: -a \"%.*s\": given twice (each arg once)\n",
+                        (int) strcspn(optarg, "="), optarg);
+            if (r)
                 return 2;
             break;
         }

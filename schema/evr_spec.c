@@ -611,6 +611,17 @@ evr_spec_parse_arg(const char *kv, evr_strmap_t *map)
     return ok;
 }
 
+int
+evr_spec_add_arg(const char *kv, evr_strmap_t *map)
+{
+    evr_strmap_t one = { 0 };
+    int r = !evr_spec_parse_arg(kv, &one) ? -1 : evr_strmap_get(map, one.k[0]) ? 1 : 0;
+    if (!r)
+        evr_strmap_set(map, one.k[0], one.v[0]);
+    evr_strmap_free(&one);
+    return r;
+}
+
 evr_rc_t
 evr_spec_bind_args(const evr_spec_t *spec, const evr_strmap_t *given, evr_strmap_t *resolved,
                    evr_diag_t *diag)

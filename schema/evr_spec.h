@@ -476,6 +476,11 @@ evr_rc_t evr_spec_bind_args(const evr_spec_t *spec, const evr_strmap_t *given,
 /*  Parses "K=V" into a map entry; false when there is no '=' or K is not
     a valid name. */
 bool evr_spec_parse_arg(const char *kv, evr_strmap_t *map);
+/*  Adds "K=V" to map, each K once (a command line's -a, a ?arg=): 0
+    added, -1 not K=V with K a valid name, 1 map holds K already (nothing
+    changed: a second value would silently replace the first).  K is the
+    first strcspn(kv, "=") bytes of kv. */
+int evr_spec_add_arg(const char *kv, evr_strmap_t *map);
 
 /*  Step order: fills order[] (spec->steps.n entries) with step indexes so
     that every step comes after the steps it needs.  Returns false when the

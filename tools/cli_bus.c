@@ -80,17 +80,13 @@ int
 evr_cli_job_opt(const char *prog, int c, const char *arg, evr_msg_t *req)
 {
     if (c == 'a') {
-        evr_strmap_t one = { 0 };
-        bool ok = evr_spec_parse_arg(arg, &one);
-        bool twice = ok && evr_strmap_get(&req->args, one.k[0]);
-        if (!ok)
+        int r = evr_spec_add_arg(arg, &req->args);
+        if (r < 0)
             fprintf(stderr, "%s: -a %s: expected NAME=VALUE\n", prog, arg);
-        else if (twice)     /* else the second would silently replace the first */
-            fprintf(stderr, "%s: -a \"%s\": given twice (each arg once)\n", prog, one.k[0]);
-        else
-            evr_strmap_set(&req->args, one.k[0], one.v[0]);
-        evr_strmap_free(&one);
-        if (!ok || twice)
+        else if (r)     /* else the second would silently replace the first */
+            fprintf(stderr, "%s: -a \"%.*s\": given twice (each arg once)\n", prog,
+                    (int) strcspn(arg, "="), arg);
+        if (r)
             return 2;
     }
     if (c == 'l') {

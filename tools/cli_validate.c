@@ -175,20 +175,15 @@ evr_cli_validate(int argc, char **argv)
         switch (c) {
         case 'a':
             {
-                evr_strmap_t one = { 0 };
-                if (!evr_spec_parse_arg(optarg, &one)) {
+                int r = evr_spec_add_arg(optarg, &given);
+                if (r < 0)
                     fprintf(stderr, "evrun-cli validate: -a %s: expected NAME=VALUE with NAME "
                                     "an environment variable name\n", optarg);
+                else if (r)     /* as run refuses it */
+                    fprintf(stderr, "evrun-cli validate: -a \"%.*s\": given twice (each arg "
+                            "once)\n", (int) strcspn(optarg, "="), optarg);
+                if (r)
                     status = 2;
-                }
-                else if (evr_strmap_get(&given, one.k[0])) {   /* as run refuses it */
-                    fprintf(stderr, "evrun-cli validate: -a \"%s\": given twice (each arg once)\n",
-                            one.k[0]);
-                    status = 2;
-                }
-                else
-                    evr_strmap_set(&given, one.k[0], one.v[0]);
-                evr_strmap_free(&one);
             }
             break;
         case 'p': print = true; break;
