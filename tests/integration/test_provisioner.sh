@@ -257,7 +257,7 @@ YML
   submit "$tmp/rq.yml" > /dev/null 2>&1
   prov "$tmp/p.yml"
   check "register_timeout: said" wait_for 10 grep -q "provider silent: runner silent-[a-z0-9]* did not say hello within 2 s (register_timeout): stopping it" "$tmp/prov.log"
-  check "register_timeout: counted as a failed start" grep -q "provider silent: runner silent-[a-z0-9]*: a failed start: runner .* did not say hello" "$tmp/prov.log"
+  check "register_timeout: counted as a failed start" wait_for 5 grep -q "provider silent: runner silent-[a-z0-9]*: a failed start: runner .* did not say hello" "$tmp/prov.log"
   check "register_timeout: the stop template ran" wait_for 5 grep -q "^stopped [0-9]" "$tmp"/provisioner/logs/silent-*.log
   local h; h=$(sed -n 's/^stopped \([0-9]*\)$/\1/p' "$tmp"/provisioner/logs/silent-*.log | head -1)
   check "register_timeout: the stop ended it" wait_for 5 bash -c "! kill -0 $h 2>/dev/null"
