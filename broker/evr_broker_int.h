@@ -65,6 +65,8 @@ typedef struct evr_queue_job {
     uint8_t *body;
     size_t blen;
     uint32_t concurrency;   /* its spec's (0: none), read by every dispatch pass */
+    bool kept;              /* active, its submit kept as "s/<job>" (a step retries on
+                               lost: evr_queue_kept_submit) until it ends */
     evr_strlist_t labels;   /* the spec's, the submit's, its executor's */
     bool cancel_pending;    /* cancel asked while dispatched (or, interrupted, while
                                its runner was away: sent when it is back) */
@@ -391,12 +393,22 @@ evr_queue_job_t *evr_queue_new(evr_msg_t *submit, uint64_t created);
     did when recorded: memory, or a codec changed under a record). */
 evr_msg_t *evr_queue_submit_of(const evr_broker_t *b, const evr_queue_job_t *j);
 void evr_queue_add(evr_broker_t *b, evr_queue_job_t *j);
+/*  The submit a job left the queue with, kept as "s/<job>" while it runs
+    because a step of its retries on lost (evr_lease.c queues it again
+    from it: its source, labels and parent as sent); caller destroys.
+    NULL: none kept (or it does not decode, logged). */
+evr_msg_t *evr_queue_kept_submit(evr_broker_t *b, const char *id);
+/*  Whether a step of spec (or its on_error) retries on lost. */
+bool evr_queue_retries_lost(const evr_spec_t *spec);
+/*  Its kept submit deleted (a lazy commit: one left by a crash of the
+    machine is deleted at the next start), j->kept cleared. */
+void evr_queue_forget_kept(evr_broker_t *b, evr_queue_job_t *j);
 void evr_queue_record(const evr_queue_job_t *j, char key[EVR_ULID_LEN + 3], uint8_t **val,
                       size_t *len);
 /*  Persists j (state, runner) in the queue table, in one synced commit
     with the journaled records not in the store yet (a checkpoint); a job in state
     B_ACTIVE has left the queue: its record is deleted and its submit time
-    kept (evr_queue_created). */
+    kept (evr_queue_created), and its submit as "s/<job>" when j->kept. */
 evr_rc_t evr_queue_persist(evr_broker_t *b, evr_queue_job_t *const *jobs, size_t n, evr_err_t *err);
 /*  The submit time of job id kept when it left the queue, or fallback
     when the store has none (a job older than that record). */

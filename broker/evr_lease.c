@@ -12,8 +12,9 @@
       - a running one ends `lost` in the broker's archive: its unfinished
         steps `lost`, its pending ones skipped, then job.finished{lost},
         with a reason naming the runner and how long it was away; if a
-        step it loses retries on `lost`, a new job with the same spec and
-        args is queued (s_requeue).
+        step it loses retries on `lost`, a new job is queued from its
+        submit as sent, kept as "s/<job>" while it ran (its source, labels
+        and parent with it: s_requeue).
     Each (job, runner) taken is a record "lost/<job>/<runner>" in the kv
     table, written before anything else; its value says whether the runner
     may hold a copy of the job ('a': it had accepted it) or not ('d': the
@@ -439,10 +440,22 @@ s_requeue(evr_broker_t *b, const evr_job_t *pj, char *reason, size_t rlen)
     }
     char id[EVR_ULID_LEN + 1];
     evr_ulid_new(id);
-    evr_msg_t *m = evr_msg_new(EVR_MSG_SUBMIT);
+    /* the submit as sent (its source, labels and parent too), when kept;
+       else one of its spec and args */
+    evr_msg_t *m = evr_queue_kept_submit(b, pj->id);
+    if (m) {
+        evr_spec_destroy(&acc.spec);
+        evr_strmap_free(&acc.args);
+    }
+    else {
+        evr_broker_warn(b, "job %s: no submit kept; queued again from its spec and args "
+                        "alone (without its source, labels or parent)", pj->id);
+        m = evr_msg_new(EVR_MSG_SUBMIT);
+        m->spec = acc.spec;
+        m->args = acc.args;
+    }
+    free(m->job);
     m->job = evr_strdup(id);
-    m->spec = acc.spec;
-    m->args = acc.args;
     evr_queue_job_t *j = evr_queue_new(m, evr_now_ns());
     char qkey[EVR_ULID_LEN + 3], rkey[EVR_ULID_LEN + 16], count[16];
     uint8_t *qval;
@@ -453,9 +466,11 @@ s_requeue(evr_broker_t *b, const evr_job_t *pj, char *reason, size_t rlen)
     char dkey[EVR_ULID_LEN + 16], dval[64];
     snprintf(dkey, sizeof dkey, "requeued/%s", pj->id);
     snprintf(dval, sizeof dval, "%s (retry %u of %u)", id, used + 1, allowed);
-    evr_store_kv_t ops[3] = { { qkey, qval, qlen }, { rkey, count, strlen(count) },
-                              { dkey, dval, strlen(dval) } };
-    evr_rc_t rc = evr_store_kv_write(b->store, ops, 3, &err);
+    char skey[EVR_ULID_LEN + 3];
+    snprintf(skey, sizeof skey, "s/%s", pj->id);
+    evr_store_kv_t ops[4] = { { qkey, qval, qlen }, { rkey, count, strlen(count) },
+                              { dkey, dval, strlen(dval) }, { skey, NULL, 0 } };
+    evr_rc_t rc = evr_store_kv_write(b->store, ops, 4, &err);
     free(qval);
     if (rc) {
         evr_broker_fail(b, &err);
@@ -514,6 +529,7 @@ s_end(evr_broker_t *b, const char *id, const char *status, char *reason, size_t 
     else
         evr_broker_warn(b, "job %s %s: %s", id, status, reason);
     if (j) {
+        evr_queue_forget_kept(b, j);
         evr_queue_remove(b, j);
         b->changed = true;
     }

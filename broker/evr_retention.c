@@ -27,7 +27,7 @@
 #define S_AGAIN_MS 20           /* the next batch of a backlog, after a turn */
 
 /*  The kv records of a job (evr_queue.c, evr_lease.c, evr_policy.c): PREFIX JOB[/…]. */
-static const char *const s_kv_prefixes[] = { "q/", "c/", "lost/", "retry/", "requeued/", "kids/",
+static const char *const s_kv_prefixes[] = { "q/", "c/", "s/", "lost/", "retry/", "requeued/", "kids/",
                                              "depth/", "interrupt/", NULL };
 
 /*  Jobs the broker still holds: in its queue (queued, dispatched,

@@ -395,6 +395,7 @@ s_apply(evr_broker_t *b, evr_runners_session_t *r, const evr_event_t *ev)
     }
     else if (j) {
         evr_broker_info(b, "job %s finished: %s", ev->job, ev->data.status);
+        evr_queue_forget_kept(b, j);
         evr_queue_remove(b, j);
         b->changed = true;
         s_publish(b, r);

@@ -153,26 +153,32 @@ case_runner_killed() {
 }
 
 # A runner that stays away loses its jobs: the running one ends lost (and,
-# as its step retries on lost, is queued again as a new job), the one
+# as its step retries on lost, is queued again as a new job from its
+# submit as sent: its --label and its copy source too), the one
 # dispatched to it goes to another runner; when it comes back its copies
 # are cancelled, their events are not stored, and it takes work again.
 case_runner_lost() {
   fresh rlost
-  bus_broker --reclaim-ms 2000 && bus_runner rl-1 "x,y" 2 && bus_wait_runners 1
+  bus_broker --reclaim-ms 2000 && bus_runner rl-1 "x,y,z" 2 && bus_wait_runners 1
   pipeline rlong <<'YML'
 pipeline: rlong
 image: localhost/evrun-busybox:latest
 labels: [x]
+source: { copy: rsrc }
+args: { WHO: { description: who } }
 steps:
   - name: count
     retry: { on: [lost], max: 1 }
-    run: for i in $(seq 1 50); do echo "tick $i"; sleep 0.1; done
+    run: echo "token $(cat token) $WHO"; for i in $(seq 1 50); do echo "tick $i"; sleep 0.1; done
 YML
+  mkdir -p "$tmp/rsrc" && echo "tok-$$" > "$tmp/rsrc/token"
   ticks rshort 3 0.1 x
   ticks ronly 3 0.1 y
   local j1 j2 j3
-  j1=$(submit "$tmp/rlong.yml")
+  j1=$(submit "$tmp/rlong.yml" --label z -a WHO=me)
   for _ in $(seq 1 100); do [ "$(cli logs "$j1" | grep -c tick)" -ge 5 ] && break; sleep 0.1; done
+  check "the broker keeps the running job's submit (its step retries on lost)" \
+    bash -c "mdb_dump -p -s kv '$tmp/broker' | grep -q '^ s/$j1'"
   kill -STOP "$runner_pid_rl_1"
   j2=$(submit "$tmp/rshort.yml")   # dispatched to rl-1 before it is seen lost
   sleep 0.5
@@ -183,12 +189,18 @@ YML
   local j1b
   j1b=$(cli status "$j1" | sed -n 's/.*queued again as \([0-9A-Z]*\) (retry 1 of 1).*/\1/p')
   check "queued again as a new job" [ -n "$j1b" ]
-  check "... which succeeded" [ "$(wait_job "$j1b" 60)" = succeeded ]
-  check "... on rl-2" [ "$(field "$j1b" runner)" = rl-2 ]
-  cli logs "$j1b" > "$tmp/rl.retry"
-  check "... every line once" exactly_once "$tmp/rl.retry" 50
   check "dispatched job ran elsewhere" [ "$(wait_job "$j2" 30)" = succeeded ]
   check "... on rl-2" [ "$(field "$j2" runner)" = rl-2 ]
+  check "the retry keeps the submit's --label z: rl-2 (x) does not take it" \
+    [ "$(field "$j1b" status)" = queued ]
+  bus_runner rl-3 "x,z" 1
+  check "... which succeeded" [ "$(wait_job "$j1b" 60)" = succeeded ]
+  check "... on rl-3 (x,z)" [ "$(field "$j1b" runner)" = rl-3 ]
+  cli logs "$j1b" > "$tmp/rl.retry"
+  check "... with its copy source and its arg" grep -q "token tok-$$ me$" "$tmp/rl.retry"
+  check "... every line once" exactly_once "$tmp/rl.retry" 50
+  check "the lost job's kept submit is gone, the retry's too once it ended" \
+    bash -c "for _ in \$(seq 1 50); do ! mdb_dump -p -s kv '$tmp/broker' | grep -q '^ s/' && exit 0; sleep 0.1; done; exit 1"
   timeout 20 "$bin/evrun-tail" --job "$j1" > "$tmp/rl.tail" 2>&1
   check "tail of the lost job exits 1" [ $? -eq 1 ]
   kill -CONT "$runner_pid_rl_1"
