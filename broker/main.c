@@ -232,8 +232,17 @@ s_tcp_port(const char *ep, const char **host, size_t *hlen)
     return colon && *end == '\0' ? port : 0;
 }
 
+/*  Whether host (len bytes) of a tcp:// endpoint is every address: *,
+    0.0.0.0, or IPv6's [::] (dual-stack: the IPv4 ones too). */
+static bool
+s_any_address(const char *host, size_t len)
+{
+    return (len == 1 && *host == '*') || (len == 7 && !strncmp(host, "0.0.0.0", 7))
+        || (len == 4 && !strncmp(host, "[::]", 4));
+}
+
 /*  Whether endpoints a and b would take one socket: one ipc:// path, or
-    one tcp:// port on one address (or on every address: * or 0.0.0.0). */
+    one tcp:// port on one address (or on every address: s_any_address). */
 static bool
 s_same_socket(const char *a, const char *b, bool *tcp)
 {
@@ -248,9 +257,8 @@ s_same_socket(const char *a, const char *b, bool *tcp)
     *tcp = pa && pb;
     if (!*tcp)
         return strcmp(a, b) == 0;
-    bool any = (la == 1 && *ha == '*') || (la == 7 && !strncmp(ha, "0.0.0.0", 7))
-            || (lb == 1 && *hb == '*') || (lb == 7 && !strncmp(hb, "0.0.0.0", 7));
-    return pa == pb && (any || (la == lb && !strncmp(ha, hb, la)));
+    return pa == pb && (s_any_address(ha, la) || s_any_address(hb, lb)
+                        || (la == lb && !strncmp(ha, hb, la)));
 }
 
 /*  The broker's three endpoints on three sockets: two on one port was

@@ -39,7 +39,8 @@ s_usage(FILE *f)
             "                on it is masked (***) in every output of the job, and the\n"
             "                steps created after this one get it as variable NAME\n"
             "  trigger PIPELINE... [--file PATH]... [-a NAME=VALUE]... [--wait]\n"
-            "                start a job of each registered PIPELINE (given the args),\n"
+            "                start a job of each registered PIPELINE (given the args,\n"
+            "                each NAME once),\n"
             "                with this job and step recorded as its parent; the pipeline\n"
             "                must be in this job's triggers: (or the runner allow any).\n"
             "                --file PATH: a pipeline file of the job's source (its\n"
@@ -554,8 +555,17 @@ s_trigger(int argc, char **argv)
                 fprintf(stderr, "evrun-job: trigger: %s expects NAME=VALUE\n", argv[i]);
                 rc = 2;
             }
-            else
-                args[na++] = argv[++i];
+            else {
+                const char *kv = argv[++i];
+                size_t kl = (size_t) (strchr(kv, '=') - kv);
+                for (int k = 0; k < na; k++)
+                    if (!strncmp(args[k], kv, kl + 1)) {
+                        fprintf(stderr, "evrun-job: trigger: arg %.*s given twice (each NAME "
+                                "once)\n", (int) kl, kv);
+                        rc = 2;
+                    }
+                args[na++] = (char *) kv;
+            }
         }
         else if (!strcmp(argv[i], "--wait"))
             wait = true;

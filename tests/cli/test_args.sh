@@ -272,6 +272,10 @@ check "broker: events on the runners' ipc path: the two endpoints must differ" \
 run "$bin/evrun-broker" --state-dir "$tmp/b" --client-endpoint tcp://127.0.0.1:7790 \
   --runner-endpoint tcp://127.0.0.2:7790 --print-config
 check "broker: one port on two addresses: taken" [ $rc -eq 0 ]
+run "$bin/evrun-broker" --state-dir "$tmp/b" --client-endpoint 'tcp://[::]:7792' \
+  --events-endpoint tcp://127.0.0.1:7792 --print-config
+check "broker: [::] (every address, IPv4 too) and 127.0.0.1 on one port: the same port" \
+  grep -qF 'events_endpoint = "tcp://127.0.0.1:7792" (from flag): the same port as client_endpoint = "tcp://[::]:7792"' "$tmp/err"
 run "$bin/evrun-broker" --state-dir "$tmp/b" --client-endpoint 'tcp://127.0.0.1:0' \
   --runner-endpoint 'tcp://127.0.0.1:*' --events-endpoint 'tcp://127.0.0.1:0' --print-config
 check "broker: ports the system picks (0, *): never the same port" [ $rc -eq 0 ]

@@ -204,12 +204,15 @@ steps:
     run: |
       evrun-job trigger deploy -a "VERSION=v-$EVRUN_SECRET_TOK-1"; echo "secret arg: $?"
       evrun-job trigger deploy -a VERSION=plain; echo "plain arg: $?"
+      evrun-job trigger deploy -a VERSION=a -a VERSION=b; echo "twice arg: $?"
 YML
   EVRUN_SECRET_TOK=hunter2secret run job-trig-sec "$tmp/job-trig-sec.yml"
   check "a secret's value as an arg: refused, exit 2" grep -q "^build | secret arg: 2$" "$out"
   check "... saying why" grep -q "^build | evrun-job: refused: trigger: args.VERSION holds the value of a secret of job [0-9A-Z]*: the job it starts would keep it unmasked" "$out"
   check "... an arg without one goes" grep -q "^build | plain arg: 0$" "$out"
   check "... the value shown nowhere" sh -c "! grep -q hunter2secret '$out'"
+  check "an arg given twice: refused, exit 2" grep -q "^build | twice arg: 2$" "$out"
+  check "... saying which" grep -q "^build | evrun-job: trigger: arg VERSION given twice (each NAME once)$" "$out"
 }
 
 case_job_trigger_secret_names() {   # a trigger whose names hold a secret: refused, never printed
