@@ -208,6 +208,9 @@ struct evr_broker {
     size_t nawaited;
     uint32_t test_delay_ms; /* EVR_TEST_SUBMIT_DELAY_MS: a wait between the journal's write
                                and its flush */
+    uint32_t test_accept_delay_ms;  /* EVR_TEST_ACCEPT_DELAY_MS: a wait between a taken
+                                       job.accepted's pending cancel sent and its queue
+                                       record's deletion */
     evr_runners_session_t *rlist;
     evr_lease_job_t *taken; /* (job, runner) pairs taken from lost runners */
     uint64_t started;       /* mono ns */
@@ -456,6 +459,10 @@ void evr_policy_resend(evr_broker_t *b, const char *runner);
     jobs held for their runner ("interrupt/<job>") are pending again; those
     of jobs no longer running are deleted.  EVR_ERR_STORE. */
 evr_rc_t evr_policy_load(evr_broker_t *b, evr_err_t *err);
+/*  Holds the pending cancel of running job j for its runner as an
+    interrupt's is ("interrupt/<job>": its reason; one synced commit):
+    sent by evr_policy_resend, also after a restart.  EVR_ERR_STORE. */
+evr_rc_t evr_policy_hold(evr_broker_t *b, evr_queue_job_t *j, evr_err_t *err);
 
 /* evr_runners.c */
 evr_runners_session_t *evr_runners_find(const evr_broker_t *b, const char *id);

@@ -282,6 +282,12 @@ s_interrupt_all(evr_broker_t *b, evr_queue_job_t **v, size_t n, const char *job,
     return rc;
 }
 
+evr_rc_t
+evr_policy_hold(evr_broker_t *b, evr_queue_job_t *j, evr_err_t *err)
+{
+    return s_held_write(b, &j, 1, false, err);
+}
+
 typedef struct {
     evr_broker_t *b;
     char (*gone)[EVR_ULID_LEN + 1];     /* ids whose held cancel is left over */

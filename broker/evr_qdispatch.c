@@ -192,6 +192,26 @@ evr_queue_accepted(evr_broker_t *b, evr_queue_job_t *j, const char *runner)
         evr_queue_set_runner(b, j, runner);
         b->changed = true;  /* a slot of the runner it was sent to is free */
     }
+    /* a cancel asked while it was dispatched goes before its record (which
+       holds the cancel) is deleted: a broker killed in between finds the
+       record at start and holds the cancel for the runner
+       (evr_queue_load); one that cannot go now is held so at once */
+    if (j->cancel_pending) {
+        char why[256];
+        if (!evr_runners_control(b, j->runner, "cancel", j->id, j->cancel_reason, j->cancel_force,
+                                 why, sizeof why)) {
+            evr_err_t err;
+            evr_broker_warn(b, "cancel of %s: %s: sent when its runner is back", j->id, why);
+            if (evr_policy_hold(b, j, &err))
+                evr_broker_fail(b, &err);
+        }
+        else {
+            j->cancel_pending = false;
+            j->cancel_sent = true;
+            if (was_queued && b->test_accept_delay_ms)  /* the tests' kill lands here */
+                zclock_sleep((int) b->test_accept_delay_ms);
+        }
+    }
     if (was_queued) {
         evr_err_t err;
         evr_msg_t *sub = j->body ? evr_queue_submit_of(b, j) : NULL;
@@ -203,15 +223,6 @@ evr_queue_accepted(evr_broker_t *b, evr_queue_job_t *j, const char *runner)
         free(j->body);
         j->body = NULL;
         j->blen = 0;
-    }
-    if (j->cancel_pending) {
-        char why[256];
-        j->cancel_pending = false;
-        if (!evr_runners_control(b, j->runner, "cancel", j->id, j->cancel_reason, j->cancel_force,
-                                 why, sizeof why))
-            evr_broker_warn(b, "cancel of %s: %s", j->id, why);
-        else
-            j->cancel_sent = true;
     }
 }
 

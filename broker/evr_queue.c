@@ -12,8 +12,10 @@
     before it sends `dispatch`, so after a crash the broker knows which
     runner may hold a job and gives it to no other until that runner has
     resent its log (evr_queue_requeue).  The record is deleted once the
-    broker holds the job's job.accepted; at start, a record whose job the
-    archive already knows is such a leftover and is deleted then.  The
+    broker holds the job's job.accepted (a pending cancel sent to the
+    runner first); at start, a record whose job the archive already knows
+    is such a leftover and is deleted then, its pending cancel held for
+    the runner (evr_policy_hold: sent again when it is back).  The
     submit time outlives the record: deleting "q/<job>" writes
     "c/<job>" (decimal ns) in the same transaction, so a job's `created`
     is its submit time for good (evr_queue_created).
@@ -48,6 +50,8 @@ evr_queue_init(evr_broker_t *b)
     evr_queue_index_init(b);
     const char *delay = getenv("EVR_TEST_SUBMIT_DELAY_MS");
     b->test_delay_ms = delay ? (uint32_t) strtoul(delay, NULL, 10) % 60000 : 0;
+    delay = getenv("EVR_TEST_ACCEPT_DELAY_MS");
+    b->test_accept_delay_ms = delay ? (uint32_t) strtoul(delay, NULL, 10) % 60000 : 0;
 }
 
 void
@@ -718,6 +722,11 @@ evr_queue_load(evr_broker_t *b, evr_err_t *err)
         evr_rec_free(&evr_job_type, &pj);
         if (!known)
             continue;
+        /* a cancel asked while it was dispatched, maybe never sent: held
+           for its runner (evr_policy_load takes it up; a second one sent
+           the runner keeps the first) */
+        if (j->cancel_pending && (rc = evr_policy_hold(b, j, err)))
+            return rc;
         evr_queue_set_state(b, j, B_ACTIVE);    /* persisted as a deletion, keeping its
                                                    submit time */
         if ((rc = evr_queue_persist(b, &j, 1, err)))

@@ -57,6 +57,12 @@ Cases:
                  runner, back, is told to cancel ("interrupted by JOB");
                  a held cancel sent is not sent again after a second
                  restart (lease 0.8 s)
+  accept_kill    a cancel of a job dispatched and not accepted yet, then its
+                 job.accepted: the runner is told to cancel before the job's
+                 queue record goes; the broker killed (SIGKILL) right after
+                 (EVR_TEST_ACCEPT_DELAY_MS) finds the record at its restart
+                 with the archive holding the job: the cancel is held, and
+                 the runner, back, is told to cancel again with its reason
   lost_back      runners lost past reclaim_ms come back and send the
                  job.accepted of a job dispatched meanwhile to another runner:
                  not taken, each told to cancel; the other's is taken (lease
@@ -515,6 +521,46 @@ def case_held_restart(br):
     ra.c.close()
 
 
+def case_accept_kill(br):
+    br.stop()
+    os.environ["EVR_TEST_ACCEPT_DELAY_MS"] = "3000"     # cancel sent, record not deleted yet
+    try:
+        br.start()
+    finally:
+        del os.environ["EVR_TEST_ACCEPT_DELAY_MS"]
+    c = Client(br.clients)
+    ra = runner(br, "ka", "ak")
+    ra.credit(1)
+    ja, spec = dispatch(c, ra, "ak")
+    ok = c.cancel(ja, "stop it")
+    check("accept kill: ok, sent once the runner takes it",
+          "as soon as it takes the job" in ok.get("message", ""), ok)
+    c.close()
+    ra.seq += 1
+    ra.c.send("events", {"events": [{"seq": ra.seq, "job": ja, "jseq": 1, "type": "job.accepted",
+                                     "time": time.time_ns(),
+                                     "data": {"pipeline": "pp", "spec": spec, "runner": "ka"}}]})
+    got = [(b.get("command"), b.get("job"), b.get("reason"))
+           for t, b in ra.pending(1.0) if t == "control"]
+    check("accept kill: told to cancel before the record goes", got == [("cancel", ja, "stop it")],
+          got)
+    br.proc.kill()                              # SIGKILL, within the delay
+    br.proc.wait()
+    br.start()
+    ra.c = None
+    ra.connect()                                # its log resent: nothing new
+    got = [(b.get("command"), b.get("job"), b.get("reason"))
+           for t, b in ra.pending(0.8) if t == "control"]
+    check("accept kill: after the restart (the record a leftover), told to cancel again",
+          got == [("cancel", ja, "stop it")], got)
+    c = Client(br.clients)
+    check("accept kill: the job is the runner's (accepted, not ended by the broker)",
+          c.status(ja).get("status") == "queued" and c.status(ja).get("runner") == "ka",
+          c.status(ja))
+    c.close()
+    ra.c.close()
+
+
 def case_lost_back(br):
     """ra's hello says seq 0, then its job.accepted comes as seq 1 (as the
     client that found it did); ra2's hello says seq 1, its log's
@@ -629,6 +675,7 @@ CASES = {"refused_own": (case_refused_own, None), "no_runner": (case_no_runner, 
          "interrupt_restart": (case_interrupt_restart, None),
          "policy_kill": (case_policy_kill, None),
          "held_restart": (case_held_restart, ("--heartbeat-ms", "200", "--lease-ms", "800")),
+         "accept_kill": (case_accept_kill, None),
          "lost_back": (case_lost_back, FAST),
          "finished": (case_finished, None)}
 
