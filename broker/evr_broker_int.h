@@ -401,8 +401,10 @@ void evr_queue_add(evr_broker_t *b, evr_queue_job_t *j);
     from it: its source, labels and parent as sent); caller destroys.
     NULL: none kept (or it does not decode, logged). */
 evr_msg_t *evr_queue_kept_submit(evr_broker_t *b, const char *id);
-/*  Whether a step of spec (or its on_error) retries on lost. */
-bool evr_queue_retries_lost(const evr_spec_t *spec);
+/*  Sets j->kept (j leaving the queue, its body still there): whether a
+    step of its spec (or its on_error) retries on lost, so that
+    evr_queue_persist keeps its submit. */
+void evr_queue_keep_if_retried(const evr_broker_t *b, evr_queue_job_t *j);
 /*  Its kept submit deleted (a lazy commit: one left by a crash of the
     machine is deleted at the next start), j->kept cleared. */
 void evr_queue_forget_kept(evr_broker_t *b, evr_queue_job_t *j);

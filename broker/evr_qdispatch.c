@@ -214,9 +214,7 @@ evr_queue_accepted(evr_broker_t *b, evr_queue_job_t *j, const char *runner)
     }
     if (was_queued) {
         evr_err_t err;
-        evr_msg_t *sub = j->body ? evr_queue_submit_of(b, j) : NULL;
-        j->kept = sub && evr_queue_retries_lost(sub->spec);   /* queued again from it */
-        evr_msg_destroy(&sub);
+        evr_queue_keep_if_retried(b, j);
         if (evr_queue_persist(b, &j, 1, &err))
             evr_broker_warn(b, "job %s: queue record not deleted (%s); it is at the next "
                             "start", j->id, err.msg);

@@ -303,8 +303,8 @@ evr_queue_forget_kept(evr_broker_t *b, evr_queue_job_t *j)
 }
 
 /*  Whether a step of spec (or its on_error) retries on lost. */
-bool
-evr_queue_retries_lost(const evr_spec_t *spec)
+static bool
+s_retries_lost(const evr_spec_t *spec)
 {
     for (uint32_t i = 0; spec && i <= spec->steps.n; i++) {
         const evr_retry_t *r = i < spec->steps.n ? &evr_spec_step(spec, i)->retry
@@ -314,6 +314,14 @@ evr_queue_retries_lost(const evr_spec_t *spec)
                 return true;
     }
     return false;
+}
+
+void
+evr_queue_keep_if_retried(const evr_broker_t *b, evr_queue_job_t *j)
+{
+    evr_msg_t *sub = j->body ? evr_queue_submit_of(b, j) : NULL;
+    j->kept = sub && s_retries_lost(sub->spec);
+    evr_msg_destroy(&sub);
 }
 
 /*  What a record of version 2 adds: the runners it was sent to (n,
@@ -727,6 +735,7 @@ evr_queue_load(evr_broker_t *b, evr_err_t *err)
            the runner keeps the first) */
         if (j->cancel_pending && (rc = evr_policy_hold(b, j, err)))
             return rc;
+        evr_queue_keep_if_retried(b, j);
         evr_queue_set_state(b, j, B_ACTIVE);    /* persisted as a deletion, keeping its
                                                    submit time */
         if ((rc = evr_queue_persist(b, &j, 1, err)))
