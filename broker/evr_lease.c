@@ -456,6 +456,9 @@ s_requeue(evr_broker_t *b, const evr_job_t *pj, char *reason, size_t rlen)
     }
     free(m->job);
     m->job = evr_strdup(id);
+    char parent[EVR_ULID_LEN + 1] = "";
+    if (m->parent_job)
+        snprintf(parent, sizeof parent, "%s", m->parent_job);
     evr_queue_job_t *j = evr_queue_new(m, evr_now_ns());
     char qkey[EVR_ULID_LEN + 3], rkey[EVR_ULID_LEN + 16], count[16];
     uint8_t *qval;
@@ -468,9 +471,27 @@ s_requeue(evr_broker_t *b, const evr_job_t *pj, char *reason, size_t rlen)
     snprintf(dval, sizeof dval, "%s (retry %u of %u)", id, used + 1, allowed);
     char skey[EVR_ULID_LEN + 3];
     snprintf(skey, sizeof skey, "s/%s", pj->id);
-    evr_store_kv_t ops[4] = { { qkey, qval, qlen }, { rkey, count, strlen(count) },
+    evr_store_kv_t ops[6] = { { qkey, qval, qlen }, { rkey, count, strlen(count) },
                               { dkey, dval, strlen(dval) }, { skey, NULL, 0 } };
-    evr_rc_t rc = evr_store_kv_write(b->store, ops, 4, &err);
+    size_t nops = 4;
+    /* a follow-up's retry is one too: in its parent's children, at the
+       lost job's depth in the chain (evr_trigger.c) */
+    char kkey[2 * EVR_ULID_LEN + 8], hkey[EVR_ULID_LEN + 8], hval[64];
+    if (*parent) {
+        snprintf(kkey, sizeof kkey, "kids/%s/%s", parent, id);
+        ops[nops++] = (evr_store_kv_t) { kkey, "", 0 };
+        snprintf(hkey, sizeof hkey, "depth/%s", pj->id);
+        bool deep;
+        if (s_kv_get(b, hkey, hval, &deep)) {
+            free(qval);
+            evr_queue_free(j);
+            return;
+        }
+        snprintf(hkey, sizeof hkey, "depth/%s", id);
+        if (deep)
+            ops[nops++] = (evr_store_kv_t) { hkey, hval, strlen(hval) };
+    }
+    evr_rc_t rc = evr_store_kv_write(b->store, ops, nops, &err);
     free(qval);
     if (rc) {
         evr_broker_fail(b, &err);

@@ -68,7 +68,9 @@ s_room_sure(const evr_broker_t *b, const char *p, uint32_t limit)
     size_t mine = evr_queue_count(b, p);
     for (size_t i = 0; i < b->nstaged; i++)
         mine += strcmp(b->staged[i].job->pipeline, p) == 0;
-    return b->njobs + b->nstaged < EVR_BROKER_MAX_QUEUED && mine < limit;
+    for (size_t i = 0; i < b->nflying; i++)
+        mine += strcmp(b->flying[i].job->pipeline, p) == 0;
+    return b->njobs + b->nstaged + b->nflying < EVR_BROKER_MAX_QUEUED && mine < limit;
 }
 
 /*  The partition of a running job the broker took up from its archive
@@ -234,18 +236,32 @@ s_interrupt(evr_broker_t *b, evr_queue_job_t *j, const char *reason)
 }
 
 /*  Writes the held cancels of the n running jobs of v ("interrupt/<job>":
-    its reason), or deletes them (del), in one synced commit. */
+    its reason, then for a forced one a NUL and 'f'), or deletes them
+    (del), in one synced commit. */
 static evr_rc_t
 s_held_write(evr_broker_t *b, evr_queue_job_t *const *v, size_t n, bool del, evr_err_t *err)
 {
     evr_store_kv_t *ops = evr_calloc(n + 1, sizeof *ops);
     char (*keys)[sizeof S_HELD + EVR_ULID_LEN] = evr_calloc(n + 1, sizeof *keys);
+    char **vals = evr_calloc(n + 1, sizeof *vals);
     for (size_t i = 0; i < n; i++) {
-        const char *why = v[i]->cancel_reason ? v[i]->cancel_reason : "";
         snprintf(keys[i], sizeof keys[i], S_HELD "%s", v[i]->id);
-        ops[i] = (evr_store_kv_t) { keys[i], del ? NULL : why, del ? 0 : strlen(why) };
+        ops[i] = (evr_store_kv_t) { keys[i], NULL, 0 };
+        if (del)
+            continue;
+        const char *why = v[i]->cancel_reason ? v[i]->cancel_reason : "";
+        size_t wl = strlen(why);
+        vals[i] = evr_malloc(wl + 2);
+        memcpy(vals[i], why, wl);
+        vals[i][wl] = '\0';
+        vals[i][wl + 1] = 'f';
+        ops[i].val = vals[i];
+        ops[i].len = wl + (v[i]->cancel_force ? 2 : 0);
     }
     evr_rc_t rc = evr_store_kv_write(b->store, ops, n, err);
+    for (size_t i = 0; i < n; i++)
+        free(vals[i]);
+    free(vals);
     free(keys);
     free(ops);
     return rc;
@@ -303,8 +319,10 @@ s_load_one(const char *key, const uint8_t *val, size_t len, void *arg)
         return 0;
     evr_queue_job_t *j = evr_queue_find(ld->b, id);
     if (j && j->state == B_ACTIVE && !j->cancel_pending) {
+        size_t rl = strnlen((const char *) val, len);
         j->cancel_pending = true;
-        j->cancel_reason = evr_strndup((const char *) val, len);
+        j->cancel_reason = evr_strndup((const char *) val, rl);
+        j->cancel_force = rl + 2 == len && val[rl + 1] == 'f';   /* s_held_write */
         evr_queue_set_interrupted(ld->b, j);
         return 0;
     }
@@ -346,9 +364,10 @@ evr_policy_resend(evr_broker_t *b, const char *runner)
         if (!j->cancel_pending)
             continue;
         char why[256];
-        if (evr_runners_control(b, runner, "cancel", j->id, j->cancel_reason, false, why,
-                                sizeof why)) {
+        if (evr_runners_control(b, runner, "cancel", j->id, j->cancel_reason, j->cancel_force,
+                                why, sizeof why)) {
             j->cancel_pending = false;
+            j->cancel_sent = true;
             evr_err_t err;  /* left: sent again after a restart, the runner keeps the first */
             if (s_held_write(b, &j, 1, true, &err))
                 evr_broker_warn(b, "job %s: held cancel not deleted: %s", j->id, err.msg);

@@ -202,8 +202,10 @@ evr_queue_accepted(evr_broker_t *b, evr_queue_job_t *j, const char *runner)
                                  why, sizeof why)) {
             evr_err_t err;
             evr_broker_warn(b, "cancel of %s: %s: sent when its runner is back", j->id, why);
-            if (evr_policy_hold(b, j, &err))
+            if (evr_policy_hold(b, j, &err)) {
                 evr_broker_fail(b, &err);
+                return;     /* its record (the cancel in it) stays: a leftover at start */
+            }
         }
         else {
             j->cancel_pending = false;

@@ -63,6 +63,7 @@ Cases:
                  (EVR_TEST_ACCEPT_DELAY_MS) finds the record at its restart
                  with the archive holding the job: the cancel is held, and
                  the runner, back, is told to cancel again with its reason
+                 (and the force of a second cancel)
   lost_back      runners lost past reclaim_ms come back and send the
                  job.accepted of a job dispatched meanwhile to another runner:
                  not taken, each told to cancel; the other's is taken (lease
@@ -535,24 +536,25 @@ def case_accept_kill(br):
     ok = c.cancel(ja, "stop it")
     check("accept kill: ok, sent once the runner takes it",
           "as soon as it takes the job" in ok.get("message", ""), ok)
+    c.cancel(ja, "again")                       # a second: it goes with force
     c.close()
     ra.seq += 1
     ra.c.send("events", {"events": [{"seq": ra.seq, "job": ja, "jseq": 1, "type": "job.accepted",
                                      "time": time.time_ns(),
                                      "data": {"pipeline": "pp", "spec": spec, "runner": "ka"}}]})
-    got = [(b.get("command"), b.get("job"), b.get("reason"))
+    got = [(b.get("command"), b.get("job"), b.get("reason"), b.get("force"))
            for t, b in ra.pending(1.0) if t == "control"]
-    check("accept kill: told to cancel before the record goes", got == [("cancel", ja, "stop it")],
-          got)
+    check("accept kill: told to cancel (with force) before the record goes",
+          got == [("cancel", ja, "stop it", True)], got)
     br.proc.kill()                              # SIGKILL, within the delay
     br.proc.wait()
     br.start()
     ra.c = None
     ra.connect()                                # its log resent: nothing new
-    got = [(b.get("command"), b.get("job"), b.get("reason"))
+    got = [(b.get("command"), b.get("job"), b.get("reason"), b.get("force"))
            for t, b in ra.pending(0.8) if t == "control"]
-    check("accept kill: after the restart (the record a leftover), told to cancel again",
-          got == [("cancel", ja, "stop it")], got)
+    check("accept kill: after the restart (the record a leftover), told to cancel again, "
+          "with force still", got == [("cancel", ja, "stop it", True)], got)
     c = Client(br.clients)
     check("accept kill: the job is the runner's (accepted, not ended by the broker)",
           c.status(ja).get("status") == "queued" and c.status(ja).get("runner") == "ka",

@@ -15,6 +15,10 @@ Cases:
                    not_found; a parent waiting in the queue, or running on
                    another runner: conflict; no such registered pipeline:
                    not_found
+  lost_retry       a follow-up whose step retries on lost, lost with its
+                   runner: its retry is queued from its submit as sent (its
+                   parent kept), listed among the parent's children, and
+                   at the lost job's depth in the chain (reclaim 1 s)
   retention        with keep_per_pipeline 1, the ids of jobs retention
                    removed are refused (conflict, naming retention) by
                    submit, start and trigger: never queued again; a new id
@@ -134,6 +138,56 @@ def case_codes(br):
     other.c.close()
 
 
+def kv_dump(br):
+    import subprocess
+    return subprocess.run(["mdb_dump", "-p", "-s", "kv", f"{br.root}/broker"],
+                          capture_output=True, text=True).stdout
+
+
+def case_lost_retry(br):
+    import time
+    c = Client(br.clients)
+    r = FakeRunner(br, "trg-l", ["lt"])
+    r.connect()
+    r.credit(1)
+    p = dispatched(r, c, parent_spec("lt"))
+    r.accept(p, parent_spec("lt"))
+    kid_spec = file_spec()
+    kid_spec["steps"][0]["retry"] = {"on": ["lost"], "max": 1}
+    kid, code, msg, _ = trigger(r, p, spec=kid_spec)
+    check("lost retry: the follow-up is taken", code is None, (code, msg))
+    w = FakeRunner(br, "trg-w", ["executor:process"])
+    w.connect()
+    w.credit(1)
+    _, d = w.wait("dispatch")
+    check("lost retry: the follow-up dispatched, its parent with it",
+          d.get("job") == kid and d.get("parent_job") == p, d)
+    w.accept(kid, d.get("spec"))
+    w.events(kid, ("step.queued", {"step": "x", "attempt": 1}),
+             ("step.starting", {"step": "x", "attempt": 1, "container": "u"}),
+             ("step.started", {"step": "x", "attempt": 1, "container_id": "c"}))
+    w.c.close()                                 # silent: lost, then its jobs taken
+    retry = None
+    end = time.time() + 15
+    while time.time() < end and not retry:
+        st = c.status(kid)
+        if st.get("status") == "lost" and "queued again as " in st.get("reason", ""):
+            retry = st["reason"].split("queued again as ")[1].split(" ")[0]
+        time.sleep(0.1)
+    check("lost retry: the follow-up ends lost, queued again", retry is not None, c.status(kid))
+    if not retry:
+        return
+    kids = c.status(p).get("children", [])
+    check("lost retry: the retry is among the parent's children", retry in kids, kids)
+    check("lost retry: the retry's parent is the lost job's",
+          c.status(retry).get("parent_job") == p, c.status(retry))
+    dump = kv_dump(br)
+    check("lost retry: the retry is at the lost job's depth in the chain (1)",
+          f" depth/{retry}\n 1\n" in dump, dump[-600:])
+    c.close()
+    r.c.close()
+
+
 def case_retention(br):
     c = Client(br.clients)
     ids = [new_ulid() for _ in range(3)]
@@ -185,6 +239,7 @@ def case_retention(br):
 
 
 CASES = {"file_dispatched": (case_file_dispatched, ()), "codes": (case_codes, ()),
+         "lost_retry": (case_lost_retry, ("--reclaim-ms", "1000")),
          "retention": (case_retention, ("--retention-keep-per-pipeline", "1",
                                         "--retention-interval", "1h"))}
 
