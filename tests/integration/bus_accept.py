@@ -64,6 +64,13 @@ Cases:
                  with the archive holding the job: the cancel is held, and
                  the runner, back, is told to cancel again with its reason
                  (and the force of a second cancel)
+  submit_kill    8 clients submitting at once to a broker that flushes its
+                 journal (no --no-sync; libevr_unflushed.so: writes not
+                 flushed are lost at a SIGKILL, as by a power loss) while a
+                 runner takes dispatches and ends them (writes of the queue
+                 table amid the journal's batches and checkpoints); the
+                 broker killed (SIGKILL) amid them: after a restart every
+                 acknowledged job is known, none lost
   lost_back      runners lost past reclaim_ms come back and send the
                  job.accepted of a job dispatched meanwhile to another runner:
                  not taken, each told to cancel; the other's is taken (lease
@@ -80,8 +87,8 @@ import time
 
 sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bus_control import (Broker, FakeRunner, cases_asked, check, run_case,  # noqa: E402
-                         summary)
+from bus_control import (Broker, FakeRunner, answer, cases_asked, check,  # noqa: E402
+                         run_case, summary)
 from evrun_client import Client, make_spec, make_step, new_ulid  # noqa: E402
 
 
@@ -563,6 +570,69 @@ def case_accept_kill(br):
     ra.c.close()
 
 
+def case_submit_kill(br):
+    import threading
+    br.stop()
+    os.environ["LD_PRELOAD"] = f"{br.bin}/libevr_unflushed.so"
+    asan = os.environ.get("ASAN_OPTIONS")
+    os.environ["ASAN_OPTIONS"] = (asan + ":" if asan else "") + "verify_asan_link_order=0"
+    try:
+        br.start()
+    finally:
+        del os.environ["LD_PRELOAD"]
+        if asan is None:
+            del os.environ["ASAN_OPTIONS"]
+        else:
+            os.environ["ASAN_OPTIONS"] = asan
+    r = FakeRunner(br, "fk", ["executor:process", "fk"], capacity=64)
+    r.connect()
+    r.credit(64)
+    acked, lock, stop = [], threading.Lock(), threading.Event()
+
+    def client():
+        c = Client(br.clients, timeout=3.0)
+        try:
+            while not stop.is_set():
+                job = new_ulid()
+                spec = pspec("fk", "fq")
+                spec["queue"] = {"limit": 100000}
+                c.submit(job, spec)
+                with lock:
+                    acked.append(job)
+        except Exception:   # the broker killed: no answer
+            pass
+        c.close()
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for t in threads:
+        t.start()
+    end, taken = time.time() + 30, 0
+    while len(acked) < 600 and time.time() < end:
+        # each dispatch taken and ended: writes of the queue table (the
+        # dispatch, the record's deletion) amid the submits' flushes
+        for t, b in r.pending(0.02):
+            if t == "dispatch":
+                r.events(b["job"], ("job.accepted", {"pipeline": "fq", "spec": b["spec"],
+                                                     "runner": "fk"}),
+                         ("job.finished", {"status": "failed", "reason": "taken"}))
+                taken += 1
+    br.proc.kill()                              # SIGKILL amid submits and dispatches
+    br.proc.wait()
+    stop.set()
+    for t in threads:
+        t.join()
+    check("submit kill: submits acknowledged before the kill", len(acked) >= 600, len(acked))
+    check("submit kill: jobs dispatched and ended meanwhile", taken >= 20, taken)
+    check("submit kill: submits shared commits",
+          log_has(br, "submits in one commit") and log_has(br, "written into the store"))
+    br.start()
+    c = Client(br.clients)
+    lost = [j for j in acked if answer(c, "status", {"job": j})[0] != "job"]
+    check(f"submit kill: every acknowledged job known after the restart ({len(lost)} of "
+          f"{len(acked)} not)", not lost, lost[:5])
+    c.close()
+    r.c.close()
+
+
 def case_lost_back(br):
     """ra's hello says seq 0, then its job.accepted comes as seq 1 (as the
     client that found it did); ra2's hello says seq 1, its log's
@@ -678,6 +748,7 @@ CASES = {"refused_own": (case_refused_own, None), "no_runner": (case_no_runner, 
          "policy_kill": (case_policy_kill, None),
          "held_restart": (case_held_restart, ("--heartbeat-ms", "200", "--lease-ms", "800")),
          "accept_kill": (case_accept_kill, None),
+         "submit_kill": (case_submit_kill, ("--log-level", "debug", "--heartbeat-ms", "200")),
          "lost_back": (case_lost_back, FAST),
          "finished": (case_finished, None)}
 
@@ -689,8 +760,10 @@ def main():
     for name in names:
         fn, timing = CASES[name]
         root = tempfile.mkdtemp(prefix="evr-acc-", dir="/tmp")
+        synced = name in ("submit_kill",)   # its journal flushed: the thread that does it
         run_case(name, Broker(bin_dir, root,
-                              timing=("--no-sync",) + (timing or ("--heartbeat-ms", "200"))), fn)
+                              timing=(() if synced else ("--no-sync",))
+                              + (timing or ("--heartbeat-ms", "200"))), fn)
     return summary()
 
 
