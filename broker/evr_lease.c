@@ -377,7 +377,9 @@ s_kv_get(evr_broker_t *b, const char *key, char val[64], bool *found)
 }
 
 /*  How many more times a job lost with a runner may be queued again: the
-    most `retry.max` among its unfinished steps whose retry.on has lost. */
+    most `retry.max` among its unfinished steps whose retry.on has lost,
+    those that never started too (a runner lost while it fetched the
+    job's image or resources lost them as well). */
 static uint32_t
 s_retries_allowed(const evr_job_t *pj, const evr_spec_t *spec)
 {
@@ -386,8 +388,8 @@ s_retries_allowed(const evr_job_t *pj, const evr_spec_t *spec)
         const evr_stepstate_t *st = evr_job_step(pj, i);
         const evr_retry_t *r = i < spec->steps.n ? &evr_spec_step(spec, i)->retry
                                                  : &spec->on_error.retry;   /* on_error */
-        if (st->status != EVR_STEP_QUEUED && st->status != EVR_STEP_STARTING
-            && st->status != EVR_STEP_RUNNING)
+        if (st->status != EVR_STEP_PENDING && st->status != EVR_STEP_QUEUED
+            && st->status != EVR_STEP_STARTING && st->status != EVR_STEP_RUNNING)
             continue;
         for (uint32_t k = 0; r->present && k < r->on.n; k++)
             if (strcmp(r->on.v[k], "lost") == 0 && r->max > allowed)

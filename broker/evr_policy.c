@@ -68,9 +68,7 @@ s_room_sure(const evr_broker_t *b, const char *p, uint32_t limit)
     size_t mine = evr_queue_count(b, p);
     for (size_t i = 0; i < b->nstaged; i++)
         mine += strcmp(b->staged[i].job->pipeline, p) == 0;
-    for (size_t i = 0; i < b->nflying; i++)
-        mine += strcmp(b->flying[i].job->pipeline, p) == 0;
-    return b->njobs + b->nstaged + b->nflying < EVR_BROKER_MAX_QUEUED && mine < limit;
+    return b->njobs + b->nstaged < EVR_BROKER_MAX_QUEUED && mine < limit;
 }
 
 /*  The partition of a running job the broker took up from its archive

@@ -220,7 +220,8 @@ YML
 
 # A job its runner accepted but had not started (still fetching a
 # resource) when the runner was lost for good ends lost too, with only
-# job.finished (its steps never moved).
+# job.finished (its steps never moved); its step retries on lost, so it
+# is queued again though the step never started.
 case_runner_lost_queued() {
   fresh rlostq
   local port
@@ -249,6 +250,7 @@ resources:
   - { name: data, url: "http://127.0.0.1:$port/data.txt", path: data.txt }
 steps:
   - name: use
+    retry: { on: [lost], max: 1 }
     run: cat data.txt
 YML
   local j
@@ -260,6 +262,8 @@ YML
   check "ended lost" [ "$(wait_job "$j" 30)" = lost ]
   check "reason names the runner" grep -q "runner rq-1 was lost for" <(cli status "$j")
   check "its step never moved" bash -c "! '$bin/evrun-replay' '$tmp/broker' --job '$j' | grep -q 'step\.'"
+  check "its step (never started) retries on lost: queued again" \
+    grep -q "queued again as [0-9A-Z]* (retry 1 of 1)" <(cli status "$j")
   check "... and it ended with job.finished" grep -q "job.finished" <("$bin/evrun-replay" "$tmp/broker" --job "$j")
   kill -CONT "$runner_pid_rq_1"
   for _ in $(seq 1 100); do grep -q "$j: rq-1 finished its copy" "$tmp/broker.log" && break; sleep 0.1; done
