@@ -144,6 +144,21 @@ def wait_for(fn, secs=5.0):
     return fn()
 
 
+def restart_with(br, **env):
+    """The broker stopped and started again with env set for it alone."""
+    br.stop()
+    was = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        br.start()
+    finally:
+        for k, v in was.items():
+            if v is None:
+                del os.environ[k]
+            else:
+                os.environ[k] = v
+
+
 def log_has(br, text):
     with open(f"{br.root}/broker.log") as f:
         return text in f.read()
@@ -453,12 +468,7 @@ def case_interrupt_restart(br):
 
 
 def case_policy_kill(br):
-    br.stop()
-    os.environ["EVR_TEST_SUBMIT_DELAY_MS"] = "1000"     # written, then 1 s before its flush
-    try:
-        br.start()
-    finally:
-        del os.environ["EVR_TEST_SUBMIT_DELAY_MS"]
+    restart_with(br, EVR_TEST_SUBMIT_DELAY_MS="1000")   # written, then 1 s before its flush
     c = Client(br.clients)
     ra = runner(br, "pa", "pk")
     spec = pspec("pk", "pq")
@@ -530,12 +540,7 @@ def case_held_restart(br):
 
 
 def case_accept_kill(br):
-    br.stop()
-    os.environ["EVR_TEST_ACCEPT_DELAY_MS"] = "3000"     # cancel sent, record not deleted yet
-    try:
-        br.start()
-    finally:
-        del os.environ["EVR_TEST_ACCEPT_DELAY_MS"]
+    restart_with(br, EVR_TEST_ACCEPT_DELAY_MS="3000")   # cancel sent, record not deleted yet
     c = Client(br.clients)
     ra = runner(br, "ka", "ak")
     ra.credit(1)
@@ -572,18 +577,9 @@ def case_accept_kill(br):
 
 def case_submit_kill(br):
     import threading
-    br.stop()
-    os.environ["LD_PRELOAD"] = f"{br.bin}/libevr_unflushed.so"
     asan = os.environ.get("ASAN_OPTIONS")
-    os.environ["ASAN_OPTIONS"] = (asan + ":" if asan else "") + "verify_asan_link_order=0"
-    try:
-        br.start()
-    finally:
-        del os.environ["LD_PRELOAD"]
-        if asan is None:
-            del os.environ["ASAN_OPTIONS"]
-        else:
-            os.environ["ASAN_OPTIONS"] = asan
+    restart_with(br, LD_PRELOAD=f"{br.bin}/libevr_unflushed.so",
+                 ASAN_OPTIONS=(asan + ":" if asan else "") + "verify_asan_link_order=0")
     r = FakeRunner(br, "fk", ["executor:process", "fk"], capacity=64)
     r.connect()
     r.credit(64)

@@ -70,6 +70,17 @@ def dispatched(r, c, spec):
     return job
 
 
+def accepted_parent(br, c, rid):
+    """A runner rid (label lt, 2 slots) and a parent job it has accepted:
+    (runner, parent)."""
+    r = FakeRunner(br, rid, ["lt"])
+    r.connect()
+    r.credit(2)
+    p = dispatched(r, c, parent_spec("lt"))
+    r.accept(p, parent_spec("lt"))
+    return r, p
+
+
 def case_file_dispatched(br):
     c = Client(br.clients)
     r = FakeRunner(br, "trg-f", ["lt"])
@@ -101,11 +112,7 @@ def case_file_dispatched(br):
 
 def case_codes(br):
     c = Client(br.clients)
-    r = FakeRunner(br, "trg-c", ["lt"])
-    r.connect()
-    r.credit(2)
-    p = dispatched(r, c, parent_spec("lt"))
-    r.accept(p, parent_spec("lt"))
+    r, p = accepted_parent(br, c, "trg-c")
     t = trigger(r, p, file=None)
     check("a spec without file: bad_request",
           t[1:3] == ("bad_request", "trigger.file: required with trigger.spec"), t)
@@ -147,11 +154,7 @@ def kv_dump(br):
 def case_lost_retry(br):
     import time
     c = Client(br.clients)
-    r = FakeRunner(br, "trg-l", ["lt"])
-    r.connect()
-    r.credit(1)
-    p = dispatched(r, c, parent_spec("lt"))
-    r.accept(p, parent_spec("lt"))
+    r, p = accepted_parent(br, c, "trg-l")
     kid_spec = file_spec()
     kid_spec["steps"][0]["retry"] = {"on": ["lost"], "max": 1}
     kid, code, msg, _ = trigger(r, p, spec=kid_spec)
