@@ -442,6 +442,44 @@ YML
   check "down: forgets the settings" [ ! -e "$st/run/up.settings" ]
 }
 
+# Ctrl-C of `run --wait` while evrun-cli waits for an answer (held back
+# by stall_broker.py, a stand-in broker): exit 130, "stopped waiting",
+# whichever answer it was.  The runners asked after the submit: the cut
+# short ask left that answer on its way, and the wait read it as its
+# status's (exit 1); the wait's own status: a signal cuts the wait for
+# the answer short, which was said as "no answer from the broker" (exit
+# 2).  up_json's Ctrl-C hit either now and then.
+case_wait_signal() {
+  fresh waitsig
+  local fk=$tmp/fake what fp p
+  pipeline stall <<'YML'
+pipeline: stall
+executor: process
+steps:
+  - { name: a, run: "true" }
+YML
+  for what in runners status; do
+    rm -rf "$fk" && mkdir -p "$fk" && touch "$fk/stall-$what"
+    /usr/bin/python3 "$src/tests/integration/stall_broker.py" "ipc://$fk/c" "$fk" \
+      > "$tmp/stall-$what.log" 2>&1 &
+    fp=$!
+    for _ in $(seq 1 200); do [ -S "$fk/c" ] && break; sleep 0.05; done
+    "$bin/evrun-cli" run "$tmp/stall.yml" --wait --broker "ipc://$fk/c" \
+      > "$tmp/ws-$what.out" 2> "$tmp/ws-$what.err" &
+    p=$!
+    for _ in $(seq 1 200); do [ -e "$fk/asked-$what" ] && break; sleep 0.05; done
+    check "$what held back: asked" [ -e "$fk/asked-$what" ]
+    kill -INT "$p"
+    touch "$fk/go"
+    wait "$p"
+    check "$what held back, Ctrl-C: exit 130" [ $? -eq 130 ] || cat "$tmp/ws-$what.err" >&2
+    check "... stopped waiting, the job goes on" \
+      grep -q "stopped waiting; job [0-9A-Z]* goes on" "$tmp/ws-$what.err"
+    touch "$fk/stop"
+    wait "$fp"
+  done
+}
+
 # What a user gets wrong on the command line, answered before (or
 # without) a job: no podman needed, a broker alone.
 case_cli_errors() {
@@ -667,5 +705,5 @@ YML
   check "evrun-tail --step on_error: its output" grep -q "on_error | in-on-error" "$tmp/ls"
 }
 
-bus_script_cases "curve up_down up_ping up_process up_process_only runner_id_kept state_refused up_fresh_home up_json cli_errors" "$@"
+bus_script_cases "curve up_down up_ping up_process up_process_only runner_id_kept state_refused up_fresh_home up_json wait_signal cli_errors" "$@"
 bus_script_end
