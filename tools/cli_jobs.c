@@ -192,7 +192,7 @@ s_wait(evr_cli_t *cli, const char *job, volatile sig_atomic_t *stop, bool patien
                 zclock_sleep(50);
             continue;
         }
-        if (rc && patient && *stop)
+        if (rc && *stop)    /* a signal also cuts short the wait for the answer */
             return EVR_CLI_INTERRUPTED;   /* the caller says it stopped */
         if (rc) {
             fprintf(stderr, "%s: %s\n", cli->prog, err.msg);

@@ -64,18 +64,25 @@ s_runner_fits(const evr_msg_t *m, void *arg)
 }
 
 /*  Asks the broker: 1 a runner taking work fits, 0 none (a provider that
-    fits in t->provider), -1 the broker did not answer. */
+    fits in t->provider), -1 the broker did not answer.  A stream not
+    answered in full (no answer in time, or a Ctrl-C during `run --wait`'s
+    ask) leaves the connection afresh: its late answer is not read as the
+    caller's next request's (the `status` of the wait). */
 static int
 s_ask(evr_cli_t *cli, s_fit_t *t)
 {
     evr_msg_t q = { .type = EVR_MSG_RUNNERS }, pq = { .type = EVR_MSG_PROVIDERS };
     evr_err_t err;
-    if (evr_client_stream(cli->client, &q, s_runner_fits, t, &err))
+    if (evr_client_stream(cli->client, &q, s_runner_fits, t, &err)) {
+        evr_client_reconnect(cli->client, &err);
         return -1;
+    }
     if (t->match)
         return 1;
-    if (evr_client_stream(cli->client, &pq, s_provider_fits, t, &err))
+    if (evr_client_stream(cli->client, &pq, s_provider_fits, t, &err)) {
+        evr_client_reconnect(cli->client, &err);
         t->provider[0] = '\0';
+    }
     return 0;
 }
 

@@ -323,6 +323,9 @@ s_recv(evr_client_t *c, evr_msg_t *reply, evr_err_t *err)
                                "connection to it dropped while waiting: %s", c->ep,
                                s_hint(c->ep));
     }
+    if (n < 0 && zmq_errno() == EINTR)   /* a signal a handler caught (Ctrl-C) */
+        return evr_err_set(err, EVR_ERR_IO, "no answer from the broker at %s: a signal "
+                           "interrupted the wait for it", c->ep);
     if (n <= 0)
         return evr_err_set(err, EVR_ERR_IO, "no answer from the broker at %s within %d ms: %s",
                            c->ep, c->timeout_ms, s_hint(c->ep));
@@ -341,7 +344,11 @@ static evr_rc_t
 s_send(evr_client_t *c, const evr_msg_t *req, evr_err_t *err)
 {
     zmq_pollitem_t it = { zsock_resolve(c->sock), 0, ZMQ_POLLOUT, 0 };
-    if (zmq_poll(&it, 1, c->timeout_ms) <= 0)
+    int n = zmq_poll(&it, 1, c->timeout_ms);
+    if (n < 0 && zmq_errno() == EINTR)
+        return evr_err_set(err, EVR_ERR_IO, "cannot send to the broker at %s: a signal "
+                           "interrupted the wait for the connection", c->ep);
+    if (n <= 0)
         return evr_err_set(err, EVR_ERR_IO, "no answer from the broker at %s within %d ms: no "
                            "connection to it, cannot send: %s", c->ep, c->timeout_ms,
                            s_hint(c->ep));

@@ -88,7 +88,8 @@ bool evr_client_connected(const evr_client_t *self);
     when it cannot be sent (no connection within timeout_ms), the broker
     does not answer in time, or the connection drops while the answer is
     waited for (down half a second: its answer went with it) (worth
-    retrying); EVR_ERR_LIMIT when req encodes over EVR_MSG_MAX_BYTES (no
+    retrying), or a signal caught by a handler (EINTR) cuts the wait
+    short (said so: a caller that stops on it knows from its own flag); EVR_ERR_LIMIT when req encodes over EVR_MSG_MAX_BYTES (no
     use retrying); EVR_ERR_PROTO for a malformed answer. */
 evr_rc_t evr_client_call(evr_client_t *self, const evr_msg_t *req, evr_msg_t *reply,
                          evr_err_t *err);

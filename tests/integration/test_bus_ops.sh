@@ -349,7 +349,7 @@ case_up_fresh_home() {
 # fails up (exit 2), naming the way out.
 case_up_json() {
   fresh upjson
-  local st=$tmp/s j port=${EVR_TEST_GW_PORT:-$(free_port)} fp
+  local st=$tmp/s j port=${EVR_TEST_GW_PORT:-$(free_port)} fp rp bp
   local -a noprox=(env EVRUN_PODMAN_URL=unix://$tmp/no-podman.sock EVRUN_PODMAN_SERVICE=$tmp/none)
   "${noprox[@]}" EVRUN_STATE_DIR=$st "$bin/evrun-cli" up --executors process --no-gateway --json \
     > "$tmp/up.json" 2> "$tmp/up.err"
@@ -396,8 +396,16 @@ YML
   check "run --wait interrupted: exit 130" [ $? -eq 130 ]
   check "... the job goes on" grep -q "stopped waiting; job [0-9A-Z]* goes on" "$tmp/lw.err"
   EVRUN_STATE_DIR=$st cli cancel "$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$tmp/lw.out")" > /dev/null
-  # the runner killed, brought back by up alone: as the first up started it
-  kill "$(cat "$st/run/runner-1.pid")"
+  # the runner killed, brought back by up alone: as the first up started it.
+  # up once its process is gone (or a zombie), not only no longer listed
+  # idle: up keeps a runner whose process still runs (one shutting down
+  # after its goodbye), then waits in vain for the broker to list it
+  rp=$(cat "$st/run/runner-1.pid")
+  kill "$rp"
+  for _ in $(seq 1 100); do
+    [ -d "/proc/$rp" ] && ! grep -q '^State:.*Z' "/proc/$rp/status" 2>/dev/null || break
+    sleep 0.1
+  done
   for _ in $(seq 1 100); do EVRUN_STATE_DIR=$st cli runners | grep -q "^runner-1 .*idle" || break; sleep 0.1; done
   "${noprox[@]}" EVRUN_STATE_DIR=$st "$bin/evrun-cli" up --no-gateway > "$tmp/up2" 2>&1
   check "up again: exit 0 (no podman asked for)" [ $? -eq 0 ] || cat "$tmp/up2"
@@ -420,9 +428,16 @@ YML
   check "... the gateway's log shown" grep -q "cannot listen on 127.0.0.1:$port" "$tmp/up3"
   check "... the way out named" grep -q "EVRUN_HTTP_LISTEN=127.0.0.1:PORT .*--no-gateway" "$tmp/up3"
   kill "$fp"; wait "$fp" 2>/dev/null
-  # a killed broker leaves its socket: no broker, as README says
-  kill -9 "$(cat "$st/run/broker.pid")"
-  sleep 0.2
+  # a killed broker leaves its socket: no broker, as README says.  Asked
+  # once it is gone (or a zombie: its files closed), not after a fixed
+  # pause: a socket still open in a process being torn down takes the
+  # connection, and the client waits for an answer that never comes
+  bp=$(cat "$st/run/broker.pid")
+  kill -9 "$bp"
+  for _ in $(seq 1 100); do
+    [ -d "/proc/$bp" ] && ! grep -q '^State:.*Z' "/proc/$bp/status" 2>/dev/null || break
+    sleep 0.05
+  done
   EVRUN_STATE_DIR=$st cli jobs > "$tmp/k" 2>&1
   check "a killed broker's socket: no broker runs at the state directory" \
     grep -q "no broker runs at the state directory $st" "$tmp/k"
@@ -440,6 +455,44 @@ YML
   EVRUN_STATE_DIR=$st cli down --json > "$tmp/down.json" 2> "$tmp/down.err"
   check "down --json: one object, what stopped" jsl "'runner-1' in L[0]['stopped']" "$tmp/down.json"
   check "down: forgets the settings" [ ! -e "$st/run/up.settings" ]
+}
+
+# Ctrl-C of `run --wait` while evrun-cli waits for an answer (held back
+# by stall_broker.py, a stand-in broker): exit 130, "stopped waiting",
+# whichever answer it was.  The runners asked after the submit: the cut
+# short ask left that answer on its way, and the wait read it as its
+# status's (exit 1); the wait's own status: a signal cuts the wait for
+# the answer short, which was said as "no answer from the broker" (exit
+# 2).  up_json's Ctrl-C hit either now and then.
+case_wait_signal() {
+  fresh waitsig
+  local fk=$tmp/fake what fp p
+  pipeline stall <<'YML'
+pipeline: stall
+executor: process
+steps:
+  - { name: a, run: "true" }
+YML
+  for what in runners status; do
+    rm -rf "$fk" && mkdir -p "$fk" && touch "$fk/stall-$what"
+    /usr/bin/python3 "$src/tests/integration/stall_broker.py" "ipc://$fk/c" "$fk" \
+      > "$tmp/stall-$what.log" 2>&1 &
+    fp=$!
+    for _ in $(seq 1 200); do [ -S "$fk/c" ] && break; sleep 0.05; done
+    "$bin/evrun-cli" run "$tmp/stall.yml" --wait --broker "ipc://$fk/c" \
+      > "$tmp/ws-$what.out" 2> "$tmp/ws-$what.err" &
+    p=$!
+    for _ in $(seq 1 200); do [ -e "$fk/asked-$what" ] && break; sleep 0.05; done
+    check "$what held back: asked" [ -e "$fk/asked-$what" ]
+    kill -INT "$p"
+    touch "$fk/go"
+    wait "$p"
+    check "$what held back, Ctrl-C: exit 130" [ $? -eq 130 ] || cat "$tmp/ws-$what.err" >&2
+    check "... stopped waiting, the job goes on" \
+      grep -q "stopped waiting; job [0-9A-Z]* goes on" "$tmp/ws-$what.err"
+    touch "$fk/stop"
+    wait "$fp"
+  done
 }
 
 # What a user gets wrong on the command line, answered before (or
@@ -667,5 +720,5 @@ YML
   check "evrun-tail --step on_error: its output" grep -q "on_error | in-on-error" "$tmp/ls"
 }
 
-bus_script_cases "curve up_down up_ping up_process up_process_only runner_id_kept state_refused up_fresh_home up_json cli_errors" "$@"
+bus_script_cases "curve up_down up_ping up_process up_process_only runner_id_kept state_refused up_fresh_home up_json wait_signal cli_errors" "$@"
 bus_script_end

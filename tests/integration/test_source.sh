@@ -496,14 +496,19 @@ YML
 # a cancel (SIGINT to --exec) while git waits on a server that never
 # answers: the checkout's processes end, the job is cancelled
 case_git_cancel() {
-  local port srv r
+  local port srv r seen=
   port=$(free_port)
+  # $tmp/never.up once it listens (a fixed pause was too short on a loaded
+  # machine: git found nothing listening and the job failed on its own)
+  rm -f "$tmp/never.up"
   python3 -c "
 import socket, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(('127.0.0.1', $port)); s.listen(5); c = s.accept(); time.sleep(60)" &
+s.bind(('127.0.0.1', $port)); s.listen(5); open('$tmp/never.up', 'w').close()
+c = s.accept(); time.sleep(60)" &
   srv=$!
-  sleep 0.3
+  for _ in $(seq 1 200); do [ -e "$tmp/never.up" ] || ! kill -0 "$srv" 2>/dev/null && break; sleep 0.05; done
+  check "the silent server listens" [ -e "$tmp/never.up" ]
   cat > "$tmp/cancel.yml" <<YML
 pipeline: cancel
 image: localhost/evrun-busybox:latest
@@ -512,10 +517,20 @@ steps: [{name: a, run: echo never}]
 YML
   "$bin/evrun-runner" --exec "$tmp/cancel.yml" --state-dir "$state" > "$tmp/cancel.out" 2>&1 &
   r=$!
-  for _ in $(seq 1 50); do pgrep -f "git fetch.*127.0.0.1:$port" > /dev/null && break; sleep 0.1; done
+  # the cancel once git waits on the server (the runner is then in the
+  # checkout), not before: 30 s for a loaded machine's start
+  for _ in $(seq 1 300); do
+    pgrep -f "git fetch.*127.0.0.1:$port" > /dev/null && { seen=1; break; }
+    kill -0 "$r" 2>/dev/null || break
+    sleep 0.1
+  done
+  check "git fetch waits on the server" [ -n "$seen" ] || sed 's/^/  /' "$tmp/cancel.out" >&2
   kill -INT "$r"; wait "$r"
   check "exit 1" [ $? -eq 1 ]
   check "cancelled during the checkout" grep -q "^a > skipped: source: the job was cancelled while it was checked out$" "$tmp/cancel.out"
+  # the runner waits for the checkout's shell only: git, killed with it
+  # (SIGKILL to the group), may take a moment to be gone on a loaded machine
+  for _ in $(seq 1 50); do pgrep -f "[g]it fetch.*127.0.0.1:$port" > /dev/null || break; sleep 0.1; done
   check "no git left running" sh -c "! pgrep -f '[g]it fetch.*127.0.0.1:$port' > /dev/null"
   kill "$srv" 2>/dev/null; wait "$srv" 2>/dev/null
 }
