@@ -560,8 +560,8 @@ s_trigger(int argc, char **argv)
                 size_t kl = (size_t) (strchr(kv, '=') - kv);
                 for (int k = 0; k < na; k++)
                     if (!strncmp(args[k], kv, kl + 1)) {
-                        fprintf(stderr, "evrun-job: trigger: arg %.*s given twice (each NAME "
-                                "once)\n", (int) kl, kv);
+                        fprintf(stderr, "evrun-job: trigger: -a \"%.*s\": given twice (each "
+                                "arg once)\n", (int) kl, kv);
                         rc = 2;
                     }
                 args[na++] = (char *) kv;

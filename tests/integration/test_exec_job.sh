@@ -212,7 +212,7 @@ YML
   check "... an arg without one goes" grep -q "^build | plain arg: 0$" "$out"
   check "... the value shown nowhere" sh -c "! grep -q hunter2secret '$out'"
   check "an arg given twice: refused, exit 2" grep -q "^build | twice arg: 2$" "$out"
-  check "... saying which" grep -q "^build | evrun-job: trigger: arg VERSION given twice (each NAME once)$" "$out"
+  check "... saying which" grep -q '^build | evrun-job: trigger: -a "VERSION": given twice (each arg once)$' "$out"
 }
 
 case_job_trigger_secret_names() {   # a trigger whose names hold a secret: refused, never printed
