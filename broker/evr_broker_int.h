@@ -396,6 +396,8 @@ evr_queue_job_t *evr_queue_new(evr_msg_t *submit, uint64_t created);
     did when recorded: memory, or a codec changed under a record). */
 evr_msg_t *evr_queue_submit_of(const evr_broker_t *b, const evr_queue_job_t *j);
 void evr_queue_add(evr_broker_t *b, evr_queue_job_t *j);
+/*  The key prefix of the kept submits (evr_qkept.c). */
+#define EVR_QUEUE_KEPT "s/"
 /*  The submit a job left the queue with, kept as "s/<job>" while it runs
     because a step of its retries on lost (evr_lease.c queues it again
     from it: its source, labels and parent as sent); caller destroys.
@@ -408,6 +410,10 @@ void evr_queue_keep_if_retried(const evr_broker_t *b, evr_queue_job_t *j);
 /*  Its kept submit deleted (a lazy commit: one left by a crash of the
     machine is deleted at the next start), j->kept cleared. */
 void evr_queue_forget_kept(evr_broker_t *b, evr_queue_job_t *j);
+/*  At start, after the running jobs are taken up: each running job's
+    kept submit is its again (j->kept), the others are deleted.
+    EVR_ERR_STORE. */
+evr_rc_t evr_queue_load_kept(evr_broker_t *b, evr_err_t *err);
 void evr_queue_record(const evr_queue_job_t *j, char key[EVR_ULID_LEN + 3], uint8_t **val,
                       size_t *len);
 /*  Persists j (state, runner) in the queue table, in one synced commit

@@ -254,76 +254,6 @@ evr_queue_submit_of(const evr_broker_t *b, const evr_queue_job_t *j)
     return m;
 }
 
-/*  The kept submit of a running job whose steps retry on lost. */
-#define S_KEPT "s/"
-
-typedef struct {
-    const evr_broker_t *b;
-    const char *id;
-    evr_msg_t *m;
-} s_kept_t;
-
-static int
-s_kept_one(const char *key, const uint8_t *val, size_t len, void *arg)
-{
-    s_kept_t *k = arg;
-    if (strcmp(key + sizeof S_KEPT - 1, k->id) != 0)
-        return 0;
-    evr_queue_job_t tmp = { .body = (uint8_t *) val, .blen = len };
-    snprintf(tmp.id, sizeof tmp.id, "%s", k->id);
-    k->m = evr_queue_submit_of(k->b, &tmp);
-    return 1;
-}
-
-evr_msg_t *
-evr_queue_kept_submit(evr_broker_t *b, const char *id)
-{
-    char key[EVR_ULID_LEN + 3];
-    snprintf(key, sizeof key, S_KEPT "%s", id);
-    s_kept_t k = { b, id, NULL };
-    evr_err_t err;
-    if (evr_store_kv_scan(b->store, key, s_kept_one, &k, &err))
-        evr_broker_warn(b, "job %s: its kept submit cannot be read: %s", id, err.msg);
-    return k.m;
-}
-
-void
-evr_queue_forget_kept(evr_broker_t *b, evr_queue_job_t *j)
-{
-    if (!j->kept)
-        return;
-    j->kept = false;
-    char key[EVR_ULID_LEN + 3];
-    snprintf(key, sizeof key, S_KEPT "%s", j->id);
-    evr_store_kv_t op = { key, NULL, 0 };
-    evr_err_t err;
-    if (evr_store_kv_write_lazy(b->store, &op, 1, &err))
-        evr_broker_warn(b, "job %s: its kept submit not deleted (%s); it is at the next "
-                        "start", j->id, err.msg);
-}
-
-/*  Whether a step of spec (or its on_error) retries on lost. */
-static bool
-s_retries_lost(const evr_spec_t *spec)
-{
-    for (uint32_t i = 0; spec && i <= spec->steps.n; i++) {
-        const evr_retry_t *r = i < spec->steps.n ? &evr_spec_step(spec, i)->retry
-                                                 : &spec->on_error.retry;
-        for (uint32_t k = 0; r->present && k < r->on.n; k++)
-            if (strcmp(r->on.v[k], "lost") == 0 && r->max)
-                return true;
-    }
-    return false;
-}
-
-void
-evr_queue_keep_if_retried(const evr_broker_t *b, evr_queue_job_t *j)
-{
-    evr_msg_t *sub = j->body ? evr_queue_submit_of(b, j) : NULL;
-    j->kept = sub && s_retries_lost(sub->spec);
-    evr_msg_destroy(&sub);
-}
-
 /*  What a record of version 2 adds: the runners it was sent to (n,
     pointers into the record and their lengths, oldest last) and a
     pending cancel (its reason: cancel, clen bytes; cancel NULL: none). */
@@ -530,7 +460,7 @@ evr_queue_persist(evr_broker_t *b, evr_queue_job_t *const *jobs, size_t n, evr_e
             }
             if (jobs[i]->kept && jobs[i]->body) {
                 k++;
-                snprintf(keys[k], sizeof keys[k], S_KEPT "%s", jobs[i]->id);
+                snprintf(keys[k], sizeof keys[k], EVR_QUEUE_KEPT "%s", jobs[i]->id);
                 ops[k] = (evr_store_kv_t) { keys[k], jobs[i]->body, jobs[i]->blen };
             }
         }
@@ -608,44 +538,6 @@ s_load_open(const evr_job_t *job, void *arg)
     j->created = job->created;
     evr_queue_append(ld->b, j);
     return 0;
-}
-
-/*  Kept submits ("s/<job>") at start: a running job's is its again, the
-    others (their jobs ended while a lazy commit of their deletion was
-    not on disk yet) are deleted. */
-typedef struct {
-    evr_broker_t *b;
-    evr_strlist_t stale;
-} s_kept_load_t;
-
-static int
-s_kept_load_one(const char *key, const uint8_t *val, size_t len, void *arg)
-{
-    (void) val;
-    (void) len;
-    s_kept_load_t *kl = arg;
-    evr_queue_job_t *j = evr_queue_find(kl->b, key + sizeof S_KEPT - 1);
-    if (j && j->state == B_ACTIVE)
-        j->kept = true;
-    else
-        evr_strlist_push(&kl->stale, key);
-    return 0;
-}
-
-static evr_rc_t
-s_load_kept(evr_broker_t *b, evr_err_t *err)
-{
-    s_kept_load_t kl = { b, { 0 } };
-    evr_rc_t rc = evr_store_kv_scan(b->store, S_KEPT, s_kept_load_one, &kl, err);
-    if (!rc && kl.stale.n) {
-        evr_store_kv_t *ops = evr_calloc(kl.stale.n, sizeof *ops);
-        for (uint32_t i = 0; i < kl.stale.n; i++)
-            ops[i] = (evr_store_kv_t) { kl.stale.v[i], NULL, 0 };
-        rc = evr_store_kv_write_lazy(b->store, ops, kl.stale.n, err);
-        free(ops);
-    }
-    evr_strlist_free(&kl.stale);
-    return rc;
 }
 
 /*  A journal record: the job's id, then its record "q/<job>". */
@@ -744,7 +636,7 @@ evr_queue_load(evr_broker_t *b, evr_err_t *err)
     }
     if ((rc = evr_store_open_jobs(b->store, s_load_open, &ld, err)))
         return rc;
-    return s_load_kept(b, err);
+    return evr_queue_load_kept(b, err);
 }
 
 /* ------------------------------------------------------------- submit */
