@@ -60,8 +60,14 @@ case_term_at_start() {
     "$bin/evrun-runner" --broker "ipc://$tmp/nobroker" --id ts$i --once --clean \
       --executors process --state-dir "$d" >> "$tmp/runner-ts.log" 2>&1 &
     # from its state directory's making on (the store opens, podman is
-    # asked) up to its loop: before, a SIGTERM ended it there at once
-    for _ in $(seq 1 20000); do [ -e "$d" ] && break; done
+    # asked) up to its loop: before, a SIGTERM ended it there at once.
+    # Looked for without a pause, but bounded by time (10 s), not by a
+    # count of looks: a runner slow to start (ASan, a loaded machine) was
+    # signalled before it had made the directory, and so before it counts
+    # signals
+    local t0=$SECONDS
+    until [ -e "$d" ] || [ $((SECONDS - t0)) -ge 10 ]; do :; done
+    check "term at start: try $i made its state directory" [ -e "$d" ]
     [ "$i" -gt 0 ] && sleep "0.00$((i / 2))"
     kill -TERM $! 2>/dev/null
     wait $!; rc=$?
