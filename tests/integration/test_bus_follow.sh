@@ -70,16 +70,16 @@ case_follow_outage() {
   bus_broker && bus_runner fo-1 "" 2 && bus_wait_runners 1
   ticks fout 40 0.25
   local j fpid tpid ppid ipid
-  timeout 120 "$bin/evrun-tail" --pipeline fout --timeout-ms 500 > "$tmp/fp.out" 2> "$tmp/fp.err" &
+  timeout -k 5 120 "$bin/evrun-tail" --pipeline fout --timeout-ms 500 > "$tmp/fp.out" 2> "$tmp/fp.err" &
   ppid=$!
   sleep 0.5
   j=$(submit "$tmp/fout.yml")
-  timeout 120 "$bin/evrun-cli" logs "$j" --follow --timeout-ms 500 > "$tmp/fo.out" 2> "$tmp/fo.err" &
+  timeout -k 5 120 "$bin/evrun-cli" logs "$j" --follow --timeout-ms 500 > "$tmp/fo.out" 2> "$tmp/fo.err" &
   fpid=$!
-  timeout 120 "$bin/evrun-tail" --job "$j" --timeout-ms 500 > "$tmp/ft.out" 2> "$tmp/ft.err" &
+  timeout -k 5 120 "$bin/evrun-tail" --job "$j" --timeout-ms 500 > "$tmp/ft.out" 2> "$tmp/ft.err" &
   tpid=$!
   # one that waits 20 s for an answer: interrupted in that wait (SIGINT)
-  timeout 120 "$bin/evrun-cli" logs "$j" --follow --timeout-ms 20000 > "$tmp/fi.out" 2> "$tmp/fi.err" &
+  timeout -k 5 120 "$bin/evrun-cli" logs "$j" --follow --timeout-ms 20000 > "$tmp/fi.out" 2> "$tmp/fi.err" &
   ipid=$!
   for _ in $(seq 1 200); do [ "$(grep -c tick "$tmp/fo.out")" -ge 3 ] && break; sleep 0.1; done
   local eo et
@@ -124,7 +124,8 @@ case_follow_outage() {
   check "each outage said once, each end too" \
     [ "$(grep -c "; following on, asking again" "$tmp/fo.err")" -eq "$(grep -c "answers again" "$tmp/fo.err")" ]
   # a definite answer still ends a follow: no such job, exit 2
-  "$bin/evrun-cli" logs 01ARYZ6S41TSV4RRFFQ69G5FAV --follow --timeout-ms 500 > "$tmp/nf" 2>&1
+  timeout -k 5 60 "$bin/evrun-cli" logs 01ARYZ6S41TSV4RRFFQ69G5FAV --follow --timeout-ms 500 \
+    > "$tmp/nf" 2>&1
   check "unknown job: exit 2" [ $? -eq 2 ]
   check "unknown job: says so" grep -q "not_found" "$tmp/nf"
 }
