@@ -472,7 +472,7 @@ s_requeue(evr_broker_t *b, const evr_job_t *pj, char *reason, size_t rlen)
     snprintf(dkey, sizeof dkey, "requeued/%s", pj->id);
     snprintf(dval, sizeof dval, "%s (retry %u of %u)", id, used + 1, allowed);
     char skey[EVR_ULID_LEN + 3];
-    snprintf(skey, sizeof skey, "s/%s", pj->id);
+    snprintf(skey, sizeof skey, EVR_QUEUE_KEPT "%s", pj->id);
     evr_store_kv_t ops[6] = { { qkey, qval, qlen }, { rkey, count, strlen(count) },
                               { dkey, dval, strlen(dval) }, { skey, NULL, 0 } };
     size_t nops = 4;

@@ -10,8 +10,6 @@
 
 #include "evr_broker_int.h"
 
-#define S_KEPT EVR_QUEUE_KEPT
-
 typedef struct {
     const evr_broker_t *b;
     const char *id;
@@ -22,7 +20,7 @@ static int
 s_kept_one(const char *key, const uint8_t *val, size_t len, void *arg)
 {
     s_kept_t *k = arg;
-    if (strcmp(key + sizeof S_KEPT - 1, k->id) != 0)
+    if (strcmp(key + sizeof EVR_QUEUE_KEPT - 1, k->id) != 0)
         return 0;
     evr_queue_job_t tmp = { .body = (uint8_t *) val, .blen = len };
     snprintf(tmp.id, sizeof tmp.id, "%s", k->id);
@@ -34,7 +32,7 @@ evr_msg_t *
 evr_queue_kept_submit(evr_broker_t *b, const char *id)
 {
     char key[EVR_ULID_LEN + 3];
-    snprintf(key, sizeof key, S_KEPT "%s", id);
+    snprintf(key, sizeof key, EVR_QUEUE_KEPT "%s", id);
     s_kept_t k = { b, id, NULL };
     evr_err_t err;
     if (evr_store_kv_scan(b->store, key, s_kept_one, &k, &err))
@@ -49,7 +47,7 @@ evr_queue_forget_kept(evr_broker_t *b, evr_queue_job_t *j)
         return;
     j->kept = false;
     char key[EVR_ULID_LEN + 3];
-    snprintf(key, sizeof key, S_KEPT "%s", j->id);
+    snprintf(key, sizeof key, EVR_QUEUE_KEPT "%s", j->id);
     evr_store_kv_t op = { key, NULL, 0 };
     evr_err_t err;
     if (evr_store_kv_write_lazy(b->store, &op, 1, &err))
@@ -93,7 +91,7 @@ s_kept_load_one(const char *key, const uint8_t *val, size_t len, void *arg)
     (void) val;
     (void) len;
     s_kept_load_t *kl = arg;
-    evr_queue_job_t *j = evr_queue_find(kl->b, key + sizeof S_KEPT - 1);
+    evr_queue_job_t *j = evr_queue_find(kl->b, key + sizeof EVR_QUEUE_KEPT - 1);
     if (j && j->state == B_ACTIVE)
         j->kept = true;
     else
@@ -105,7 +103,7 @@ evr_rc_t
 evr_queue_load_kept(evr_broker_t *b, evr_err_t *err)
 {
     s_kept_load_t kl = { b, { 0 } };
-    evr_rc_t rc = evr_store_kv_scan(b->store, S_KEPT, s_kept_load_one, &kl, err);
+    evr_rc_t rc = evr_store_kv_scan(b->store, EVR_QUEUE_KEPT, s_kept_load_one, &kl, err);
     if (!rc && kl.stale.n) {
         evr_store_kv_t *ops = evr_calloc(kl.stale.n, sizeof *ops);
         for (uint32_t i = 0; i < kl.stale.n; i++)
