@@ -309,7 +309,7 @@ evr_broker_job_view(evr_broker_t *b, const char *id, bool outputs, evr_msg_t *m,
         evr_store_job_events(b->store, pj.id, 1, s_parent_of, m, &ign);
     }
     char prefix[EVR_ULID_LEN + 8];   /* `status` and `jobs` (evrun-cli jobs --tree) */
-    snprintf(prefix, sizeof prefix, "kids/%s/", pj.id);
+    snprintf(prefix, sizeof prefix, EVR_KV_KIDS "%s/", pj.id);
     evr_store_kv_scan(b->store, prefix, s_child_of, m, &ign);
     evr_rec_free(&evr_job_type, &pj);
     return EVR_OK;

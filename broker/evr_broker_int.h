@@ -398,6 +398,11 @@ evr_msg_t *evr_queue_submit_of(const evr_broker_t *b, const evr_queue_job_t *j);
 void evr_queue_add(evr_broker_t *b, evr_queue_job_t *j);
 /*  The key prefix of the kept submits (evr_qkept.c). */
 #define EVR_QUEUE_KEPT "s/"
+/*  A triggered job's keys (evr_trigger.c writes them, a lost one's retry
+    too, evr_lease.c): "kids/<parent>/<child>" (empty) lists a parent's
+    children, "depth/<job>" (decimal) is its place in its chain. */
+#define EVR_KV_KIDS "kids/"
+#define EVR_KV_DEPTH "depth/"
 /*  The submit a job left the queue with, kept as "s/<job>" while it runs
     because a step of its retries on lost (evr_lease.c queues it again
     from it: its source, labels and parent as sent); caller destroys.

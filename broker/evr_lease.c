@@ -480,16 +480,16 @@ s_requeue(evr_broker_t *b, const evr_job_t *pj, char *reason, size_t rlen)
        lost job's depth in the chain (evr_trigger.c) */
     char kkey[2 * EVR_ULID_LEN + 8], hkey[EVR_ULID_LEN + 8], hval[64];
     if (*parent) {
-        snprintf(kkey, sizeof kkey, "kids/%s/%s", parent, id);
+        snprintf(kkey, sizeof kkey, EVR_KV_KIDS "%s/%s", parent, id);
         ops[nops++] = (evr_store_kv_t) { kkey, "", 0 };
-        snprintf(hkey, sizeof hkey, "depth/%s", pj->id);
+        snprintf(hkey, sizeof hkey, EVR_KV_DEPTH "%s", pj->id);
         bool deep;
         if (s_kv_get(b, hkey, hval, &deep)) {
             free(qval);
             evr_queue_free(j);
             return;
         }
-        snprintf(hkey, sizeof hkey, "depth/%s", id);
+        snprintf(hkey, sizeof hkey, EVR_KV_DEPTH "%s", id);
         if (deep)
             ops[nops++] = (evr_store_kv_t) { hkey, hval, strlen(hval) };
     }

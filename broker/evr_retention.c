@@ -27,8 +27,8 @@
 #define S_AGAIN_MS 20           /* the next batch of a backlog, after a turn */
 
 /*  The kv records of a job (evr_queue.c, evr_lease.c, evr_policy.c): PREFIX JOB[/…]. */
-static const char *const s_kv_prefixes[] = { "q/", "c/", "s/", "lost/", "retry/", "requeued/", "kids/",
-                                             "depth/", "interrupt/", NULL };
+static const char *const s_kv_prefixes[] = { "q/", "c/", EVR_QUEUE_KEPT, "lost/", "retry/", "requeued/",
+                                             EVR_KV_KIDS, EVR_KV_DEPTH, "interrupt/", NULL };
 
 /*  Jobs the broker still holds: in its queue (queued, dispatched,
     running), or taken from a lost runner that may still send events of

@@ -112,7 +112,7 @@ static unsigned
 s_depth(evr_broker_t *b, const char *parent)
 {
     char key[EVR_ULID_LEN + 8], val[16];
-    snprintf(key, sizeof key, "depth/%s", parent);
+    snprintf(key, sizeof key, EVR_KV_DEPTH "%s", parent);
     evr_err_t err;
     unsigned d = 0;
     if (evr_store_kv_get(b->store, key, val, sizeof val, &err) == EVR_OK)
@@ -178,8 +178,8 @@ evr_trigger_on_message(evr_broker_t *b, zframe_t *rid, const char *runner, evr_m
     }
     if (!existing) {   /* the parent's list of children (evrun-cli status) */
         char key[EVR_ULID_LEN * 2 + 8], dkey[EVR_ULID_LEN + 8], dval[16];
-        snprintf(key, sizeof key, "kids/%s/%s", msg->parent_job, job);
-        snprintf(dkey, sizeof dkey, "depth/%s", job);
+        snprintf(key, sizeof key, EVR_KV_KIDS "%s/%s", msg->parent_job, job);
+        snprintf(dkey, sizeof dkey, EVR_KV_DEPTH "%s", job);
         snprintf(dval, sizeof dval, "%u", depth);
         evr_store_kv_t ops[2] = { { key, "", 0 }, { dkey, dval, strlen(dval) } };
         evr_err_t err;
