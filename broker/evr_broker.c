@@ -35,6 +35,14 @@
 _Static_assert((uint64_t) S_PUB_SNDHWM * (EVR_PUB_MAX_BYTES + EVR_FLOW_OVERHEAD)
                + 2 * (EVR_PUB_MAX_BYTES + EVR_FLOW_OVERHEAD) <= S_PUB_BYTES,
                "a subscriber's queue of the largest publications must fit the shared budget");
+/*  A subscriber sends only subscriptions (a byte, then the prefix); no
+    topic is longer than `rn.` and a 64-byte runner id, so a longer prefix
+    matches nothing.  libzmq keeps each in a trie of some 30 bytes a byte
+    of prefix while its subscriber stays, so the event socket takes frames
+    of at most this many bytes (ZMQ_MAXMSGSIZE: a larger one closes that
+    subscriber's connection), not the 4 MiB of the others: one
+    subscription of 4 MiB cost the broker some 150 MB. */
+#define S_PUB_SUB_MAX 4096
 
 void
 evr_broker_fail(evr_broker_t *b, const evr_err_t *err)
@@ -74,8 +82,10 @@ s_bind(evr_broker_t *b, zsock_t **sock, int type, const char *ep, const char *wh
         zsock_set_rcvtimeo(*sock, 0);   /* s_drain_socket: a receive says when none is left */
         zsock_set_sndhwm(*sock, S_CLIENT_SNDHWM);   /* a whole stream; bytes bound it */
     }
-    if (type == ZMQ_XPUB)   /* publications waiting per subscriber: past it, dropped */
-        zsock_set_sndhwm(*sock, S_PUB_SNDHWM);
+    if (type == ZMQ_XPUB) {
+        zsock_set_sndhwm(*sock, S_PUB_SNDHWM);  /* publications waiting per subscriber */
+        zsock_set_maxmsgsize(*sock, S_PUB_SUB_MAX);
+    }
     if (type == ZMQ_ROUTER)
         zsock_set_router_mandatory(*sock, 1);   /* a gone peer is an error, not a silent drop */
     if (evr_curve_needed(ep))

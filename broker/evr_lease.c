@@ -330,6 +330,11 @@ s_end_events(const evr_job_t *pj, const char *status, const char *reason, evr_ev
     for (uint32_t i = 0; started && i < pj->steps.n; i++) {
         const evr_stepstate_t *st = evr_job_step(pj, i);
         evr_event_t *ev;
+        /* a name given twice (a runner's job.accepted is not validated as
+           a whole spec): its events go to its first step, as the
+           projection takes them, so that one is judged alone */
+        if (evr_job_find_step(pj, st->name) != st)
+            continue;
         if (st->status == EVR_STEP_QUEUED || st->status == EVR_STEP_STARTING
             || st->status == EVR_STEP_RUNNING) {
             ev = evr_event_new(EVR_EV_STEP_FINISHED);

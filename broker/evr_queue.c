@@ -782,6 +782,16 @@ s_offer(evr_broker_t *b, zframe_t *rid, zframe_t **own, evr_msg_t *msg, const ch
         free(body);
         return false;
     }
+    /* and only then: a tar nothing unpacks would be kept and sent on for
+       nothing, up to 2 MiB a job */
+    const char *extra = !msg->spec->source.copy && msg->source_tar.len ? "source"
+                      : !msg->spec->ci_source.copy && msg->ci_source_tar.len ? "ci_source" : NULL;
+    if (extra) {
+        snprintf(why, len, "%s.%s_tar: the spec's %s is not copy: a directory, so nothing "
+                 "would unpack this tar (leave %s_tar out)", req, extra, extra, extra);
+        free(body);
+        return false;
+    }
     if (b->failure) {
         *code = EVR_CODE_UNAVAILABLE;
         snprintf(why, len, "the broker's store failed: %s", b->failmsg);

@@ -100,6 +100,10 @@ s_refusal(evr_broker_t *b, const char *runner, const evr_msg_t *msg, char *why, 
         snprintf(why, len, "trigger.file: required with trigger.spec");
         return EVR_CODE_BAD_REQUEST;
     }
+    if (msg->file && !msg->spec) {   /* else the registered pipeline would start */
+        snprintf(why, len, "trigger.file: only with trigger.spec (the file's pipeline)");
+        return EVR_CODE_BAD_REQUEST;
+    }
     const char *code = s_parent_ours(b, runner, msg->parent_job, why, len);
     if (!code && msg->spec && !s_file_allowed(b, msg, why, len))
         code = EVR_CODE_CONFLICT;

@@ -741,6 +741,14 @@ s_append_txn(evr_store_t *self, MDB_txn *txn, void *arg, evr_err_t *err, int *md
             *refused = i;
             break;
         }
+        else if (source && ev->data.runner && strcmp(ev->data.runner, source) != 0) {
+            /* a runner speaks for itself only, in its runner events too */
+            erc = evr_err_set(err, EVR_ERR_STATE, "%s (seq %llu) names runner %s, but comes "
+                              "from runner %s", evr_evtype_name(evr_event_kind(ev)),
+                              (unsigned long long) b->orig[i], ev->data.runner, source);
+            *refused = i;
+            break;
+        }
         /* encoded in place: a step.output's 64 KiB go from the event
            straight into LMDB's page, not through a buffer of their own */
         uint8_t key[8];

@@ -119,6 +119,10 @@ def case_codes(br):
     t = trigger(r, p, pipeline="other")
     check("a spec of another pipeline: bad_request",
           t[1] == "bad_request" and t[2].startswith("trigger.pipeline: other is not"), t)
+    t = trigger(r, p, spec=None)   # its file would be dropped, a registered pipeline started
+    check("a file without spec: bad_request",
+          t[1:3] == ("bad_request", "trigger.file: only with trigger.spec (the file's pipeline)"),
+          t)
     made_up = new_ulid()
     t = trigger(r, made_up)
     check("a parent the broker never saw: not_found", t[1] == "not_found"

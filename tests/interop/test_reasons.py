@@ -7,7 +7,8 @@ escaped, and its backslashes too (PROTOCOL.md "A client's reason is kept
 on one line"), so a reason that holds the four characters \\x1b is not
 shown as one that held ESC.  A `demand`'s fields and a list of labels
 (`submit`, `demand`) are refused naming the field (PROTOCOL.md
-"Encoding").  Written from schema/PROTOCOL.md, with the interop client.
+"Encoding"), and so is a submit's tar its spec has no copy source for.
+Written from schema/PROTOCOL.md, with the interop client.
 """
 import os
 import sys
@@ -112,12 +113,26 @@ def test_demand_fields(client):
           got == ("bad_request", 'submit.labels: "gpu" at [2] repeats [0]'), repr(got))
 
 
+def test_copy_tars(client):
+    # a tar goes with a copy source only (PROTOCOL.md submit, "Copy
+    # sources"): one the spec has no copy source for is refused, naming it
+    spec = make_spec("reasons", [make_step("one", "true")], image="localhost/evrun-busybox:latest",
+                     labels=["reasons-no-such-runner"])
+    for field, source in (("source_tar", "source"), ("ci_source_tar", "ci_source")):
+        got = refusal(client, "submit", {"job": new_ulid(), "spec": spec, field: b"\x1f\x8b"})
+        says = (f"submit.{field}: the spec's {source} is not copy: a directory, so nothing "
+                f"would unpack this tar (leave {field} out)")
+        check(f"submit {field} without a copy source: bad_request naming it",
+              got == ("bad_request", says), repr(got))
+
+
 def main():
     client = Client(os.environ["EVR_CLIENT_EP"], timeout=10)
     test_cancel_reasons(client)
     test_demand_reasons(client)
     test_provider_reasons(client)
     test_demand_fields(client)
+    test_copy_tars(client)
     client.close()
     print(f"test_reasons: {passes} passed, {fails} failed", flush=True)
     return 1 if fails else 0

@@ -234,6 +234,18 @@ test_ingest_owner(void)
     CHECK_CONTAINS(err.msg, "job.started (jseq 2, seq 1) comes from runner r2");
     evr_rec_free(&evr_event_type, &ev);
     CHECK(s_ingest(b, "r1", &log, 1, 2, &stored, &err) == EVR_OK && stored == 1);
+    /* a runner event too: r2 cannot record that r1 started (PROTOCOL.md
+       "events": an event whose runner names another runner is refused) */
+    ev = (evr_event_t) { .seq = 1, .time = 1, .type = EVR_EV_RUNNER_STARTED };
+    ev.data.runner = evr_strdup("r1");
+    ev.data.version = evr_strdup("0");
+    CHECK(evr_store_ingest(b, "r2", &p, NULL, 1, &refused, &err) == EVR_ERR_STATE);
+    CHECK(refused == 0);
+    CHECK_CONTAINS(err.msg, "runner.started (seq 1) names runner r1, but comes from runner r2");
+    CHECK(ev.seq == 1);
+    ev.seq = 3;
+    CHECK(evr_store_ingest(b, "r1", &p, NULL, 1, &refused, &err) == EVR_OK);   /* its own */
+    evr_rec_free(&evr_event_type, &ev);
     evr_store_destroy(&b);
     s_free(&log);
     free(rdir);

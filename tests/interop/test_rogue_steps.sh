@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# test_rogue_steps.sh BIN_DIR SRC_DIR: a real evrun-broker on ipc://
+# sockets (no runner process, no podman) and tests/interop/test_rogue_steps.py:
+# a rogue runner's job.accepted naming a step twice, then an event the
+# broker refuses: the broker ends the job failed, as PROTOCOL.md says.
+set -u
+if [ $# -ne 2 ]; then echo "usage: $0 BIN_DIR SRC_DIR" >&2; exit 2; fi
+bin=$1
+tmp=$(mktemp -d /tmp/evr-rg-XXXXXX)
+broker_pid=
+trap '[ -n "$broker_pid" ] && kill -9 "$broker_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+
+if ! /usr/bin/python3 -c 'import zmq, msgpack' 2>/dev/null; then
+  # shellcheck source=../../tools/lib/deps.sh
+  . "$2/tools/lib/deps.sh"
+  evr_install python3-zmq python3-msgpack || exit 1
+fi
+
+"$bin/evrun-broker" --local --state-dir "$tmp" --no-sync > "$tmp/broker.log" 2>&1 &
+broker_pid=$!
+for _ in $(seq 1 200); do
+  grep -q 'serving clients' "$tmp/broker.log" && break
+  sleep 0.05
+done
+
+EVR_CLIENT_EP=ipc://$tmp/bus/clients \
+  EVR_RUNNER_EP=ipc://$tmp/bus/runners /usr/bin/python3 "$2/tests/interop/test_rogue_steps.py"
+rc=$?
+if ! kill -0 "$broker_pid" 2>/dev/null; then
+  echo "FAILED: the broker died" >&2
+  rc=1
+else
+  kill -TERM "$broker_pid"
+  wait "$broker_pid"
+  st=$?
+  broker_pid=
+  if [ "$st" -ne 0 ]; then echo "FAILED: the broker stopped with status $st" >&2; rc=1; fi
+fi
+if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$tmp/broker.log"; then
+  echo "FAILED: a sanitizer report in the broker's log" >&2
+  rc=1
+fi
+if [ "$rc" -ne 0 ]; then echo "--- broker.log (tail)" >&2; tail -n 30 "$tmp/broker.log" >&2; fi
+exit "$rc"
