@@ -43,12 +43,12 @@ runner() {   # NAME CAP: a process runner, waited for
   bus_runner "$1" "" "$2" --executors process && bus_wait_runners "${3:-1}"
 }
 
-# append, limit 2, concurrency 1: with one job running, a burst of four
+# append, limit 2, concurrency 1: with one job running (3 s), a burst of four
 # gets two accepted (they wait, then run) and two refused (queue_full).
 case_append() {
   fresh append
   bus_broker && runner ap-1 2
-  qpipe qa 1 1 "{ limit: 2 }"
+  qpipe qa 1 3 "{ limit: 2 }"   # 3 s: 1 s had ended before the status was asked (ASan, loaded)
   local j1 ids=() out=() i
   j1=$(submit "$tmp/qa.yml")
   check "append: the first runs" wait_status "$j1" running
