@@ -25,12 +25,14 @@
 
 /* -------------------------------------------------------------- parsing */
 
-/*  The media type of a Content-Type value, parameters cut, into buf. */
+/*  The media type of a Content-Type value, parameters cut, into buf:
+    up to a ';' or the space or tab before one or after the value (RFC
+    9110 5.6.6: OWS ";"), "application/json\t;charset=utf-8" too. */
 static void
 s_media_type(const char *ctype, char *buf, size_t size)
 {
     size_t n = 0;
-    while (ctype && ctype[n] && ctype[n] != ';' && ctype[n] != ' ' && n + 1 < size) {
+    while (ctype && ctype[n] && !strchr("; \t", ctype[n]) && n + 1 < size) {
         buf[n] = ctype[n];
         n++;
     }

@@ -404,6 +404,32 @@ s_framing_ok(evr_gw_req_t *req, const char *version)
     return true;
 }
 
+/*  The header fields the gateway reads whole (Authorization, X-Evrun-Token
+    and Accept are trimmed as they are parsed; Content-Length and
+    Transfer-Encoding are libmicrohttpd's).  libmicrohttpd reads none of
+    these, so a value cut short in place is seen by the gateway alone. */
+static const char *const s_trimmed[] = { "Idempotency-Key", "Last-Event-ID", "X-GitHub-Event",
+                                         "X-GitHub-Delivery", "X-Hub-Signature-256",
+                                         "If-None-Match" };
+
+/*  Cuts the spaces and tabs after the value of each of s_trimmed's
+    fields: RFC 9112 5 has them no part of it (OWS), but libmicrohttpd
+    0.9.75 keeps them ("Last-Event-ID: 3 " was no integer, and a signed
+    "X-GitHub-Event: push " an event not handled).  The values are in
+    libmicrohttpd's read buffer, as the request target is (s_target). */
+static enum MHD_Result
+s_trim_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void) cls, (void) kind;
+    size_t n = value ? strlen(value) : 0;
+    bool ours = false;
+    for (size_t i = 0; i < EVR_ARRAY_LEN(s_trimmed) && !ours; i++)
+        ours = !strcasecmp(key, s_trimmed[i]);
+    while (ours && n && (value[n - 1] == ' ' || value[n - 1] == '\t'))
+        ((char *) value)[--n] = '\0';
+    return MHD_YES;
+}
+
 const char *
 evr_gw_origin_form(const char *url)
 {
@@ -584,6 +610,7 @@ s_begin(evr_gw_t *gw, s_conn_t *cc, const char *url, const char *method, const c
     }
     if (!s_framing_ok(&cc->req, version) || !s_nul_ok(&cc->req))
         return false;
+    MHD_get_connection_values(cc->req.conn, MHD_HEADER_KIND, s_trim_item, NULL);
     cc->route = evr_gw_route_match(method, url, cc->req.params, &status);
     if (!cc->route) {
         s_allow(url, cc->allow, sizeof cc->allow);

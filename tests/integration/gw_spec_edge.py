@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""gw_spec_edge.py: gw_spec.py's case `edge` (see there): requests at the
-edges of HTTP/1.1 as raw bytes (folded header lines, HEAD on a live log,
-query parameters past the limit, fragments, unsupported transfer codings,
-duplicate fields) and the documented answer of each.  Imported by
-gw_spec.py, which runs case_edge.
+"""gw_spec_edge.py: gw_spec.py's cases `edge` and `ows` (see there): requests
+at the edges of HTTP/1.1 as raw bytes (folded header lines, HEAD on a live
+log, query parameters past the limit, fragments, unsupported transfer
+codings, duplicate fields, spaces after a field's value) and the
+documented answer of each.  Imported by gw_spec.py, which runs case_edge
+and case_ows.
 """
 import http.client
 import os
@@ -261,3 +262,45 @@ def case_edge():
           and jb.get("count") == 1 and jb.get("labels") == ["spec-dup"]
           and 0 < jb.get("ttl", 0) <= 300 and "(1 runner still wanted)" in jb.get("message", ""),
           "%r %r" % (ja, jb))
+
+
+def case_ows():
+    print("== spaces and tabs after a header field's value: no part of it (RFC 9112 5)")
+    y = b"pipeline: p\nexecutor: process\nsteps:\n  - {name: a, run: echo ows}\n"
+    key = "ows-%f" % time.time()
+    h = ("POST %s/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+         "Content-Type: application/yaml\r\nContent-Length: %d\r\nConnection: close\r\n"
+         % (API, W, len(y))).encode()
+    st, head, body = raw(h + b"Idempotency-Key: %s \t\r\n\r\n" % key.encode() + y)
+    first = re.search(rb'"id":"([0-9A-Z]{26})"', body)
+    r = api("POST", "/jobs", y, ctype="application/yaml", headers={"Idempotency-Key": key})
+    check("Idempotency-Key \"K \\t\", then \"K\": 201, then 200 with the same job",
+          st == 201 and first is not None and r.status == 200
+          and (r.json() or {}).get("id") == first.group(1).decode(),
+          head[:60] + repr(body[:200]) + repr(r))
+    job = first.group(1).decode() if first else "0" * 26
+    wait_status(job, ("succeeded", "failed"))
+    st, head, body = raw(rq("%s/jobs/%s/log" % (API, job), "Accept: text/event-stream\r\n"
+                            "Last-Event-ID: 1 \r\n"), whole=True)
+    ids = [int(i) for i in re.findall(rb"\nid: (\d+)", b"\n" + body)]
+    check("Last-Event-ID: \"1 \": the events after 1", st == 200 and ids[:1] == [2],
+          head[:60] + repr(body[:200]))
+    d = b'{"zen": "x"}'
+    st, head, body = raw(("POST /hooks/github HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: ping\t\r\n"
+                          "X-Hub-Signature-256: %s \r\nX-GitHub-Delivery: ows-1 \r\n"
+                          "Content-Type: application/json\r\nContent-Length: %d\r\n"
+                          "Connection: close\r\n\r\n" % (sign(d), len(d))).encode() + d)
+    check("a signed delivery with X-GitHub-Event \"ping\\t\" (and a space after the signature "
+          "and the delivery): pong", st == 200 and b'"pong"' in body,
+          head[:60] + repr(body[:200]))
+    # Content-Type: a tab before its parameters or after it (RFC 9110 5.6.6: OWS ";")
+    for ctype in ("application/json\t", "application/json\t;charset=utf-8"):
+        d = b'{"count": 1, "labels": ["spec-ows"], "ttl": 5}'
+        st, head, body = raw(("POST %s/demand HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                              "Content-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                              % (API, W, ctype, len(d))).encode() + d)
+        check("POST /demand with Content-Type %r: 202" % ctype, st == 202,
+              head[:60] + repr(body[:200]))
+    st, head, body = raw(h.replace(b"application/yaml", b"application/yaml\t") + b"\r\n" + y)
+    check("POST /jobs with Content-Type \"application/yaml\\t\": 201", st == 201,
+          head[:60] + repr(body[:200]))
