@@ -474,6 +474,8 @@ s_query_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *va
 {
     s_query_t *q = cls;
     (void) kind;
+    if (!*key && !value)    /* "?&limit=1", "a=1&&b=2": no parameter, as a trailing "&" */
+        return MHD_YES;
     size_t at = strlen(q->unknown);
     bool known = s_query_has(q->known, key);
     if (!known && at + 8 < sizeof q->unknown)

@@ -295,6 +295,14 @@ def case_list():
     r = api("GET", "/jobs?pipeline=spec-yaml", token=R)
     check("?pipeline=: only its jobs", r.status == 200 and r.json()["jobs"] and all(
         j["pipeline"] == "spec-yaml" for j in r.json()["jobs"]), repr(r))
+    # an empty sequence between two & is no parameter (as a trailing & is); an empty name
+    # with a value is one
+    for q in ("limit=1&", "&limit=1", "limit=1&&status=queued", "&&"):
+        r = api("GET", "/jobs?" + q, token=R)
+        check("?%s: 200" % q, r.status == 200, repr(r)[:200])
+    r = api("GET", "/runners?&", token=R)
+    check("GET /runners?&: 200", r.status == 200, repr(r)[:200])
+    err_ok("?=1", api("GET", "/jobs?=1", token=R), 400, "bad_request", "an empty name")
 
 
 
