@@ -177,6 +177,21 @@ def case_submit():
     for what, k in (("256 characters", "k" * 256), ("a space", "a b"), ("a tab", "a\tb")):
         r = api("POST", "/jobs", y, ctype="application/yaml", headers={"Idempotency-Key": k})
         err_ok("Idempotency-Key with %s" % what, r, 400, "bad_request", "Idempotency-Key")
+    # the keys of the hooks and demands are kept under prefixes: a submit's key never meets
+    # them (hook:NAME:K would be the job the hook started with K, demand:K a demand's id)
+    k = "spec-hook-key-" + str(time.time())
+    h = req("POST", "/hooks/" + PIPE, {"labels": ["nobody"]}, token=HOOK_TOKEN,
+            headers={"Idempotency-Key": k})
+    d = api("POST", "/demand", {"count": 1, "ttl": 5, "labels": ["spec-k"]},
+            headers={"Idempotency-Key": k})
+    check("a hook's start and a demand with key K: 202", h.status == 202 and d.status == 202,
+          "%r %r" % (h, d))
+    for taken in ("hook:%s:%s" % (PIPE, k), "demand:" + k, "github:x:" + PIPE,
+                  "github-demand:job:1"):
+        r = api("POST", "/jobs?label=nobody", y, ctype="application/yaml",
+                headers={"Idempotency-Key": taken})
+        err_ok("Idempotency-Key %s (another route's): refused" % taken.split(":")[0], r, 400,
+               "bad_request", "may not begin with")
     # media types
     err_ok("no Content-Type", api("POST", "/jobs", y), 415)
     err_ok("Content-Type text/plain", api("POST", "/jobs", y, ctype="text/plain"), 415)
