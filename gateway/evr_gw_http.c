@@ -571,6 +571,66 @@ s_nul_ok(evr_gw_req_t *req)
     return false;
 }
 
+typedef struct {
+    const char *key, *end;  /* the field before, and where its value ended (its NUL) */
+    const char *first;      /* the first field whose value held a NUL byte */
+} s_hnul_t;
+
+/*  Whether a NUL byte the client sent ended a value (at end) before its
+    line did (next: the next field's name, NULL after the last field).
+    libmicrohttpd 0.9.75 writes a NUL over each line's CR and LF and
+    reads a value as far as its first NUL, so between a value's end and
+    the next field's name lie 1 (LF) or 2 (CRLF) NULs and nothing else,
+    and after the last one's first NUL another (its LF, or the empty
+    line's): anything else there was sent after a NUL.  A NUL that is
+    the value's last byte before a bare LF (or before the last field's
+    CRLF) looks like a line end, and reads as the value without it. */
+static bool
+s_cut_short(const char *end, const char *next)
+{
+    if (!next)      /* the last field: the byte after its line's first NUL */
+        return end[1] != '\0';
+    if ((uintptr_t) next <= (uintptr_t) end || (uintptr_t) next - (uintptr_t) end > 65536)
+        return false;
+    if (next - end > 2)
+        return true;
+    for (const char *p = end; p < next; p++)
+        if (*p)
+            return true;
+    return false;
+}
+
+static enum MHD_Result
+s_header_nul_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    s_hnul_t *h = cls;
+    (void) kind;
+    if (!h->first && h->end && s_cut_short(h->end, key))
+        h->first = h->key;
+    h->key = key;
+    h->end = value ? value + strlen(value) : NULL;  /* "" too: where its line ended */
+    return MHD_YES;
+}
+
+/*  Whether no header field's value holds a NUL byte: libmicrohttpd keeps
+    it, and the value read as a string ends there unseen ("Idempotency-Key:
+    k\0x" read as k, "Authorization: Bearer TOKEN\0..." as the token),
+    where a proxy in front may read it whole (RFC 9110 5.5: a recipient
+    rejects it or reads it as a space).  False with a 400. */
+static bool
+s_header_nul_ok(evr_gw_req_t *req)
+{
+    s_hnul_t h = { 0 };
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, s_header_nul_item, &h);
+    if (!h.first && h.end && s_cut_short(h.end, NULL))
+        h.first = h.key;
+    if (!h.first)
+        return true;
+    evr_gw_error(req, 400, "bad_request", "header field \"%.64s\": its value holds a NUL "
+                 "byte, which no field value may (RFC 9110 5.5)", h.first);
+    return false;
+}
+
 /*  Whether a 1.x request line's target ended where its version began:
     libmicrohttpd takes the target up to the space before the version, and
     a NUL byte sent in it cuts it short (/api/v1/runners\0/zz served as
@@ -610,7 +670,7 @@ s_begin(evr_gw_t *gw, s_conn_t *cc, const char *url, const char *method, const c
                      "over the limit of %d", nh, S_HEADERS_MAX);
         return false;
     }
-    if (!s_framing_ok(&cc->req, version) || !s_nul_ok(&cc->req))
+    if (!s_framing_ok(&cc->req, version) || !s_header_nul_ok(&cc->req) || !s_nul_ok(&cc->req))
         return false;
     MHD_get_connection_values(cc->req.conn, MHD_HEADER_KIND, s_trim_item, NULL);
     cc->route = evr_gw_route_match(method, url, cc->req.params, &status);

@@ -72,6 +72,18 @@ def case_edge():
         rq("%s/jobs?%s" % (API, "&".join(["limit=1"] * 200))), 400, b"given twice")
     bad("a NUL byte in the target (/api/v1/runners\\0/zz)",
         rq(API + "/runners\0/zz"), 400, b"NUL byte")
+    # a NUL byte in a header field's value: libmicrohttpd keeps it, and the value read as a
+    # string would end there (the token, or Idempotency-Key: k\0x read as k)
+    for what, field in (("Authorization, then more of it", "Authorization: Bearer %s\0x" % R),
+                        ("Idempotency-Key (the last field)", "Idempotency-Key: k\0x"),
+                        ("X-A, its first byte", "X-A: \0x")):
+        data = ("GET %s/runners HTTP/1.1\r\nHost: x\r\n%s%s\r\n\r\n"
+                % (API, "" if what.startswith("Authorization") else
+                   "Authorization: Bearer %s\r\nConnection: close\r\n" % R, field))
+        if what.startswith("Authorization"):
+            data = data.replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n")
+        bad("a NUL byte in a header field's value (%s)" % what, data.encode(), 400,
+            b"its value holds a NUL byte")
     bad("an escaped / in the path (/api/v1%2Fjobs)", rq("/api/v1%2Fjobs"), 400,
         b"escaped / (%2F)")
     bad("an escaped / in an artifact path (%2f)",
