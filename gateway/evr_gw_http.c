@@ -574,6 +574,7 @@ s_nul_ok(evr_gw_req_t *req)
 typedef struct {
     const char *key, *end;  /* the field before, and where its value ended (its NUL) */
     const char *first;      /* the first field whose value held a NUL byte */
+    const char *cr;         /* the first field with a bare CR in its name or value */
 } s_hnul_t;
 
 /*  Whether a NUL byte the client sent ended a value (at end) before its
@@ -607,16 +608,21 @@ s_header_nul_item(void *cls, enum MHD_ValueKind kind, const char *key, const cha
     (void) kind;
     if (!h->first && h->end && s_cut_short(h->end, key))
         h->first = h->key;
+    if (!h->cr && (strchr(key, '\r') || (value && strchr(value, '\r'))))
+        h->cr = key;
     h->key = key;
     h->end = value ? value + strlen(value) : NULL;  /* "" too: where its line ended */
     return MHD_YES;
 }
 
-/*  Whether no header field's value holds a NUL byte: libmicrohttpd keeps
-    it, and the value read as a string ends there unseen ("Idempotency-Key:
-    k\0x" read as k, "Authorization: Bearer TOKEN\0..." as the token),
-    where a proxy in front may read it whole (RFC 9110 5.5: a recipient
-    rejects it or reads it as a space).  False with a 400. */
+/*  Whether no header field's value holds a NUL byte, nor its name or
+    value a bare CR.  libmicrohttpd keeps both: a value read as a string
+    ends at a NUL unseen ("Idempotency-Key: k\0x" read as k,
+    "Authorization: Bearer TOKEN\0..." as the token), where a proxy in
+    front may read it whole (RFC 9110 5.5: a recipient rejects it or
+    reads it as a space); and "X-A: a\rContent-Length: 10" is one field
+    here, two to a proxy that ends a line at a bare CR (request
+    smuggling; RFC 9112 2.2).  False with a 400. */
 static bool
 s_header_nul_ok(evr_gw_req_t *req)
 {
@@ -624,11 +630,15 @@ s_header_nul_ok(evr_gw_req_t *req)
     MHD_get_connection_values(req->conn, MHD_HEADER_KIND, s_header_nul_item, &h);
     if (!h.first && h.end && s_cut_short(h.end, NULL))
         h.first = h.key;
-    if (!h.first)
-        return true;
-    evr_gw_error(req, 400, "bad_request", "header field \"%.64s\": its value holds a NUL "
-                 "byte, which no field value may (RFC 9110 5.5)", h.first);
-    return false;
+    if (h.first)
+        evr_gw_error(req, 400, "bad_request", "header field \"%.64s\": its value holds a NUL "
+                     "byte, which no field value may (RFC 9110 5.5)", h.first);
+    else if (h.cr)
+        evr_gw_error(req, 400, "bad_request", "header field \"%.64s\": a CR byte with no LF "
+                     "after it (a bare CR), which a proxy may take for the line's end (RFC "
+                     "9112 2.2): end each line with CRLF or LF, and send no CR within it",
+                     h.cr);
+    return !h.first && !h.cr;
 }
 
 /*  Whether a 1.x request line's target ended where its version began:
@@ -870,10 +880,10 @@ s_unescape(void *cls, struct MHD_Connection *conn, char *s)
     libmicrohttpd splits off its query (a header record per parameter, from
     the connection's 32 KiB: past about 600 it runs out and closes the
     connection without an answer) and unescapes its path (%2F would read
-    as /).  A #fragment, an escaped / in the path or more than S_QUERY_MAX
-    parameters is noted for s_begin's 400 (past the limit, the query is cut
-    here so that libmicrohttpd reads none of it).  Returns the request's
-    context (s_access's *con_cls). */
+    as /).  A bare CR, a #fragment, an escaped / in the path or more than
+    S_QUERY_MAX parameters is noted for s_begin's 400 (past the limit, the
+    query is cut here so that libmicrohttpd reads none of it).  Returns
+    the request's context (s_access's *con_cls). */
 static void *
 s_target(void *cls, const char *uri, struct MHD_Connection *conn)
 {
@@ -889,7 +899,11 @@ s_target(void *cls, const char *uri, struct MHD_Connection *conn)
         slash = uri[i] == '%' && uri[i + 1] == '2' && (uri[i + 2] == 'F' || uri[i + 2] == 'f');
     for (const char *p = q; p && *p; p++)
         n += p == q || *p == '&';      /* as libmicrohttpd splits it */
-    if (strchr(uri, '#'))
+    if (strchr(uri, '\r'))     /* a proxy may end the request line there (RFC 9112 2.2) */
+        snprintf(cc->target_bad, sizeof cc->target_bad, "the request target holds a CR byte "
+                 "(a bare CR, which a proxy may take for the line's end): send a target of URL "
+                 "characters (%%-escape others)");
+    else if (strchr(uri, '#'))
         snprintf(cc->target_bad, sizeof cc->target_bad, "request target \"%.64s\": a "
                  "#fragment is never sent to a server (RFC 9112 3.2): leave it out", uri);
     else if (slash)

@@ -84,6 +84,15 @@ def case_edge():
             data = data.replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n")
         bad("a NUL byte in a header field's value (%s)" % what, data.encode(), 400,
             b"its value holds a NUL byte")
+    # a bare CR (no LF after it): one field here, two to a proxy that ends a line there
+    # ("X-A: a\rContent-Length: 10": a body the gateway would not read, a request smuggled)
+    for what, head in (("in a value, before Content-Length", "X-A: a\rContent-Length: 10\r\n"),
+                       ("in a field's name", "X\rY: 1\r\n"),
+                       ("before a CRLF", "X-A: 1\r\r\n")):
+        bad("a bare CR %s" % what, ("POST %s/demand HTTP/1.1\r\nHost: x\r\nAuthorization: "
+                                    "Bearer %s\r\n%sConnection: close\r\n\r\n{}"
+                                    % (API, W, head)).encode(), 400, b"a bare CR")
+    bad("a bare CR in the request target", rq(API + "/jobs?arg=A%3Dx\ry"), 400, b"a bare CR")
     bad("an escaped / in the path (/api/v1%2Fjobs)", rq("/api/v1%2Fjobs"), 400,
         b"escaped / (%2F)")
     bad("an escaped / in an artifact path (%2f)",
