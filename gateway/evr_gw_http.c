@@ -880,10 +880,10 @@ s_unescape(void *cls, struct MHD_Connection *conn, char *s)
     libmicrohttpd splits off its query (a header record per parameter, from
     the connection's 32 KiB: past about 600 it runs out and closes the
     connection without an answer) and unescapes its path (%2F would read
-    as /).  A bare CR, a #fragment, an escaped / in the path or more than
-    S_QUERY_MAX parameters is noted for s_begin's 400 (past the limit, the
-    query is cut here so that libmicrohttpd reads none of it).  Returns
-    the request's context (s_access's *con_cls). */
+    as /).  A bare CR, a space, a #fragment, an escaped / in the path or
+    more than S_QUERY_MAX parameters is noted for s_begin's 400 (past the
+    limit, the query is cut here so that libmicrohttpd reads none of it).
+    Returns the request's context (s_access's *con_cls). */
 static void *
 s_target(void *cls, const char *uri, struct MHD_Connection *conn)
 {
@@ -903,6 +903,11 @@ s_target(void *cls, const char *uri, struct MHD_Connection *conn)
         snprintf(cc->target_bad, sizeof cc->target_bad, "the request target holds a CR byte "
                  "(a bare CR, which a proxy may take for the line's end): send a target of URL "
                  "characters (%%-escape others)");
+    else if (strpbrk(uri, " \t"))  /* libmicrohttpd ends it at the last space, a proxy
+                                      may at the first (RFC 9112 3: none in a target) */
+        snprintf(cc->target_bad, sizeof cc->target_bad, "request target \"%.64s\": it holds a "
+                 "space or tab, which a target may not (RFC 9112 3): send %%20 for a space",
+                 uri);
     else if (strchr(uri, '#'))
         snprintf(cc->target_bad, sizeof cc->target_bad, "request target \"%.64s\": a "
                  "#fragment is never sent to a server (RFC 9112 3.2): leave it out", uri);

@@ -93,6 +93,12 @@ def case_edge():
                                     "Bearer %s\r\n%sConnection: close\r\n\r\n{}"
                                     % (API, W, head)).encode(), 400, b"a bare CR")
     bad("a bare CR in the request target", rq(API + "/jobs?arg=A%3Dx\ry"), 400, b"a bare CR")
+    # a space in the target: libmicrohttpd ends it at the last space, a proxy may at the first
+    for target in (API + "/run ners", API + "/runners ", API + "/jobs?pipeline=a b"):
+        bad("a space in the request target (%r)" % target, rq(target), 400,
+            b"it holds a space or tab")
+    st, head, body = raw(rq(API + "/jobs?pipeline=a%20b"))
+    check("a space sent as %20: 200", st == 200, head[:60] + repr(body[:100]))
     bad("an escaped / in the path (/api/v1%2Fjobs)", rq("/api/v1%2Fjobs"), 400,
         b"escaped / (%2F)")
     bad("an escaped / in an artifact path (%2f)",
