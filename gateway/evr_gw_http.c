@@ -581,11 +581,10 @@ typedef struct {
     line did (next: the next field's name, NULL after the last field).
     libmicrohttpd 0.9.75 writes a NUL over each line's CR and LF and
     reads a value as far as its first NUL, so between a value's end and
-    the next field's name lie 1 (LF) or 2 (CRLF) NULs and nothing else,
-    and after the last one's first NUL another (its LF, or the empty
-    line's): anything else there was sent after a NUL.  A NUL that is
-    the value's last byte before a bare LF (or before the last field's
-    CRLF) looks like a line end, and reads as the value without it. */
+    the next field's name lie NULs only, and after the last one's first
+    NUL another (its LF, or the empty line's): a byte that is no NUL
+    there was sent after a NUL.  A NUL that is the value's last byte
+    looks like its line's end, and reads as the value without it. */
 static bool
 s_cut_short(const char *end, const char *next)
 {
@@ -593,8 +592,6 @@ s_cut_short(const char *end, const char *next)
         return end[1] != '\0';
     if ((uintptr_t) next <= (uintptr_t) end || (uintptr_t) next - (uintptr_t) end > 65536)
         return false;
-    if (next - end > 2)
-        return true;
     for (const char *p = end; p < next; p++)
         if (*p)
             return true;
