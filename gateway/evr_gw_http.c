@@ -349,8 +349,8 @@ s_length_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *v
     another Content-Length, or Content-Length where we read
     Transfer-Encoding, or a header field libmicrohttpd takes under
     another name ("Transfer-Encoding :", which RFC 9112 5.1 has refused),
-    would take the body's end elsewhere (request smuggling, RFC 9112 6.1
-    and 6.3).  Also one of each of s_once at most (which one would
+    or an HTTP/1.0 request's Transfer-Encoding as none, would take the
+    body's end elsewhere (request smuggling, RFC 9112 6.1 and 6.3).  Also one of each of s_once at most (which one would
     count?), and one Host, none only in HTTP/1.0 (RFC 9112 3.2).  False with a 400
     (501 for a coding not read) set. */
 static bool
@@ -359,6 +359,10 @@ s_framing_ok(evr_gw_req_t *req, const char *version)
     s_lengths_t l = { 0 };
     MHD_get_connection_values(req->conn, MHD_HEADER_KIND, s_length_item, &l);
     bool both = l.first && evr_gw_header(req, "Transfer-Encoding");
+    /* HTTP/1.0 has no Transfer-Encoding: a proxy of it reads the body as
+       none, where libmicrohttpd decodes it (RFC 9112 6.1: framing faulty) */
+    bool te10 = evr_gw_header(req, "Transfer-Encoding") && version
+             && !strcmp(version, "HTTP/1.0");
     if (l.spaced)
         evr_gw_error(req, 400, "bad_request", "header field \"%.64s\": no space or tab may "
                      "come in a field name or before its colon", l.spaced);
@@ -373,7 +377,10 @@ s_framing_ok(evr_gw_req_t *req, const char *version)
     else if (both)
         evr_gw_error(req, 400, "bad_request", "both Content-Length and Transfer-Encoding: "
                      "send one");
-    if (l.spaced || l.folded || l.differ || both)
+    else if (te10)
+        evr_gw_error(req, 400, "bad_request", "Transfer-Encoding in an HTTP/1.0 request, "
+                     "which has none (RFC 9112 6.1): send Content-Length, or HTTP/1.1");
+    if (l.spaced || l.folded || l.differ || both || te10)
         return false;
     for (size_t i = 0; i < S_ONCE_N; i++)
         if (l.once[i] > 1) {
