@@ -25,12 +25,14 @@
 
 /* -------------------------------------------------------------- parsing */
 
-/*  The media type of a Content-Type value, parameters cut, into buf. */
+/*  The media type of a Content-Type value, parameters cut, into buf:
+    up to a ';' or the space or tab before one or after the value (RFC
+    9110 5.6.6: OWS ";"), "application/json\t;charset=utf-8" too. */
 static void
 s_media_type(const char *ctype, char *buf, size_t size)
 {
     size_t n = 0;
-    while (ctype && ctype[n] && ctype[n] != ';' && ctype[n] != ' ' && n + 1 < size) {
+    while (ctype && ctype[n] && !strchr("; \t", ctype[n]) && n + 1 < size) {
         buf[n] = ctype[n];
         n++;
     }
@@ -501,6 +503,27 @@ s_outcome_unknown(evr_gw_req_t *req, const char *job, const char *key)
     free(was);
 }
 
+/*  Whether key (POST /jobs's, whose records are named by the key alone)
+    begins as none of the records the other routes make: "hook:NAME:K"
+    (POST /hooks/NAME's key K), "demand:K", "github:DELIVERY:PIPELINE",
+    "github-demand:..." (evr_gw_hooks.c, evr_gw_demand.c); else a 400
+    set.  A submit with "hook:NAME:K" would get the job that hook started
+    (existing), one with "demand:K" the id of a demand. */
+static bool
+s_submit_key_ok(evr_gw_req_t *req, const char *key)
+{
+    static const char *const taken[] = { "hook:", "demand:", "github:", "github-demand:" };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(taken); i++)
+        if (!strncmp(key, taken[i], strlen(taken[i]))) {
+            evr_gw_error(req, 400, "bad_request", "Idempotency-Key: a key of POST "
+                         EVR_GW_PREFIX "/jobs may not begin with %s (the gateway keeps the "
+                         "keys of its webhooks and demands under hook:, demand:, github: and "
+                         "github-demand:): use another key", taken[i]);
+            return false;
+        }
+    return true;
+}
+
 void
 evr_gw_h_submit(evr_gw_t *gw, evr_gw_req_t *req)
 {
@@ -513,7 +536,8 @@ evr_gw_h_submit(evr_gw_t *gw, evr_gw_req_t *req)
                                    &error);
     if (start < 0)
         evr_gw_json(req, 400, error);
-    if (start < 0 || (!start && !s_submit_msg(req, &m)) || (key && !evr_gw_idem_job(gw, req, key, job)))
+    if (start < 0 || (!start && !s_submit_msg(req, &m))
+        || (key && (!s_submit_key_ok(req, key) || !evr_gw_idem_job(gw, req, key, job))))
         goto out;
     if (start) {        /* a registered pipeline by name: the broker's `start` */
         MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, s_arg_item, &a);

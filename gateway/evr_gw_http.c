@@ -349,8 +349,8 @@ s_length_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *v
     another Content-Length, or Content-Length where we read
     Transfer-Encoding, or a header field libmicrohttpd takes under
     another name ("Transfer-Encoding :", which RFC 9112 5.1 has refused),
-    would take the body's end elsewhere (request smuggling, RFC 9112 6.1
-    and 6.3).  Also one of each of s_once at most (which one would
+    or an HTTP/1.0 request's Transfer-Encoding as none, would take the
+    body's end elsewhere (request smuggling, RFC 9112 6.1 and 6.3).  Also one of each of s_once at most (which one would
     count?), and one Host, none only in HTTP/1.0 (RFC 9112 3.2).  False with a 400
     (501 for a coding not read) set. */
 static bool
@@ -359,6 +359,10 @@ s_framing_ok(evr_gw_req_t *req, const char *version)
     s_lengths_t l = { 0 };
     MHD_get_connection_values(req->conn, MHD_HEADER_KIND, s_length_item, &l);
     bool both = l.first && evr_gw_header(req, "Transfer-Encoding");
+    /* HTTP/1.0 has no Transfer-Encoding: a proxy of it reads the body as
+       none, where libmicrohttpd decodes it (RFC 9112 6.1: framing faulty) */
+    bool te10 = evr_gw_header(req, "Transfer-Encoding") && version
+             && !strcmp(version, "HTTP/1.0");
     if (l.spaced)
         evr_gw_error(req, 400, "bad_request", "header field \"%.64s\": no space or tab may "
                      "come in a field name or before its colon", l.spaced);
@@ -373,7 +377,10 @@ s_framing_ok(evr_gw_req_t *req, const char *version)
     else if (both)
         evr_gw_error(req, 400, "bad_request", "both Content-Length and Transfer-Encoding: "
                      "send one");
-    if (l.spaced || l.folded || l.differ || both)
+    else if (te10)
+        evr_gw_error(req, 400, "bad_request", "Transfer-Encoding in an HTTP/1.0 request, "
+                     "which has none (RFC 9112 6.1): send Content-Length, or HTTP/1.1");
+    if (l.spaced || l.folded || l.differ || both || te10)
         return false;
     for (size_t i = 0; i < S_ONCE_N; i++)
         if (l.once[i] > 1) {
@@ -402,6 +409,32 @@ s_framing_ok(evr_gw_req_t *req, const char *version)
         return false;
     }
     return true;
+}
+
+/*  The header fields the gateway reads whole (Authorization, X-Evrun-Token
+    and Accept are trimmed as they are parsed; Content-Length and
+    Transfer-Encoding are libmicrohttpd's).  libmicrohttpd reads none of
+    these, so a value cut short in place is seen by the gateway alone. */
+static const char *const s_trimmed[] = { "Idempotency-Key", "Last-Event-ID", "X-GitHub-Event",
+                                         "X-GitHub-Delivery", "X-Hub-Signature-256",
+                                         "If-None-Match" };
+
+/*  Cuts the spaces and tabs after the value of each of s_trimmed's
+    fields: RFC 9112 5 has them no part of it (OWS), but libmicrohttpd
+    0.9.75 keeps them ("Last-Event-ID: 3 " was no integer, and a signed
+    "X-GitHub-Event: push " an event not handled).  The values are in
+    libmicrohttpd's read buffer, as the request target is (s_target). */
+static enum MHD_Result
+s_trim_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void) cls, (void) kind;
+    size_t n = value ? strlen(value) : 0;
+    bool ours = false;
+    for (size_t i = 0; i < EVR_ARRAY_LEN(s_trimmed) && !ours; i++)
+        ours = !strcasecmp(key, s_trimmed[i]);
+    while (ours && n && (value[n - 1] == ' ' || value[n - 1] == '\t'))
+        ((char *) value)[--n] = '\0';
+    return MHD_YES;
 }
 
 const char *
@@ -448,6 +481,8 @@ s_query_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *va
 {
     s_query_t *q = cls;
     (void) kind;
+    if (!*key && !value)    /* "?&limit=1", "a=1&&b=2": no parameter, as a trailing "&" */
+        return MHD_YES;
     size_t at = strlen(q->unknown);
     bool known = s_query_has(q->known, key);
     if (!known && at + 8 < sizeof q->unknown)
@@ -543,6 +578,73 @@ s_nul_ok(evr_gw_req_t *req)
     return false;
 }
 
+typedef struct {
+    const char *key, *end;  /* the field before, and where its value ended (its NUL) */
+    const char *first;      /* the first field whose value held a NUL byte */
+    const char *cr;         /* the first field with a bare CR in its name or value */
+} s_hnul_t;
+
+/*  Whether a NUL byte the client sent ended a value (at end) before its
+    line did (next: the next field's name, NULL after the last field).
+    libmicrohttpd 0.9.75 writes a NUL over each line's CR and LF and
+    reads a value as far as its first NUL, so between a value's end and
+    the next field's name lie NULs only, and after the last one's first
+    NUL another (its LF, or the empty line's): a byte that is no NUL
+    there was sent after a NUL.  A NUL that is the value's last byte
+    looks like its line's end, and reads as the value without it. */
+static bool
+s_cut_short(const char *end, const char *next)
+{
+    if (!next)      /* the last field: the byte after its line's first NUL */
+        return end[1] != '\0';
+    if ((uintptr_t) next <= (uintptr_t) end || (uintptr_t) next - (uintptr_t) end > 65536)
+        return false;
+    for (const char *p = end; p < next; p++)
+        if (*p)
+            return true;
+    return false;
+}
+
+static enum MHD_Result
+s_header_nul_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    s_hnul_t *h = cls;
+    (void) kind;
+    if (!h->first && h->end && s_cut_short(h->end, key))
+        h->first = h->key;
+    if (!h->cr && (strchr(key, '\r') || (value && strchr(value, '\r'))))
+        h->cr = key;
+    h->key = key;
+    h->end = value ? value + strlen(value) : NULL;  /* "" too: where its line ended */
+    return MHD_YES;
+}
+
+/*  Whether no header field's value holds a NUL byte, nor its name or
+    value a bare CR.  libmicrohttpd keeps both: a value read as a string
+    ends at a NUL unseen ("Idempotency-Key: k\0x" read as k,
+    "Authorization: Bearer TOKEN\0..." as the token), where a proxy in
+    front may read it whole (RFC 9110 5.5: a recipient rejects it or
+    reads it as a space); and "X-A: a\rContent-Length: 10" is one field
+    here, two to a proxy that ends a line at a bare CR (request
+    smuggling; RFC 9112 2.2).  False with a 400. */
+static bool
+s_header_nul_ok(evr_gw_req_t *req)
+{
+    s_hnul_t h = { 0 };
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, s_header_nul_item, &h);
+    if (!h.first && h.end && s_cut_short(h.end, NULL))
+        h.first = h.key;
+    if (h.first)
+        evr_gw_error(req, 400, "bad_request", "header field \"%.64s\": its value holds a NUL "
+                     "byte, which no field value may (RFC 9110 5.5)", h.first);
+    else if (h.cr)
+        evr_gw_error(req, 400, "bad_request", "header field \"%.64s\": a CR byte with no LF "
+                     "after it (a bare CR), which a proxy may take for the line's end (RFC "
+                     "9112 2.2): end each line with CRLF or LF, and send no CR within it",
+                     h.cr);
+    return !h.first && !h.cr;
+}
+
 /*  Whether a 1.x request line's target ended where its version began:
     libmicrohttpd takes the target up to the space before the version, and
     a NUL byte sent in it cuts it short (/api/v1/runners\0/zz served as
@@ -582,8 +684,9 @@ s_begin(evr_gw_t *gw, s_conn_t *cc, const char *url, const char *method, const c
                      "over the limit of %d", nh, S_HEADERS_MAX);
         return false;
     }
-    if (!s_framing_ok(&cc->req, version) || !s_nul_ok(&cc->req))
+    if (!s_framing_ok(&cc->req, version) || !s_header_nul_ok(&cc->req) || !s_nul_ok(&cc->req))
         return false;
+    MHD_get_connection_values(cc->req.conn, MHD_HEADER_KIND, s_trim_item, NULL);
     cc->route = evr_gw_route_match(method, url, cc->req.params, &status);
     if (!cc->route) {
         s_allow(url, cc->allow, sizeof cc->allow);
@@ -781,10 +884,10 @@ s_unescape(void *cls, struct MHD_Connection *conn, char *s)
     libmicrohttpd splits off its query (a header record per parameter, from
     the connection's 32 KiB: past about 600 it runs out and closes the
     connection without an answer) and unescapes its path (%2F would read
-    as /).  A #fragment, an escaped / in the path or more than S_QUERY_MAX
-    parameters is noted for s_begin's 400 (past the limit, the query is cut
-    here so that libmicrohttpd reads none of it).  Returns the request's
-    context (s_access's *con_cls). */
+    as /).  A bare CR, a space, a #fragment, an escaped / in the path or
+    more than S_QUERY_MAX parameters is noted for s_begin's 400 (past the
+    limit, the query is cut here so that libmicrohttpd reads none of it).
+    Returns the request's context (s_access's *con_cls). */
 static void *
 s_target(void *cls, const char *uri, struct MHD_Connection *conn)
 {
@@ -800,7 +903,16 @@ s_target(void *cls, const char *uri, struct MHD_Connection *conn)
         slash = uri[i] == '%' && uri[i + 1] == '2' && (uri[i + 2] == 'F' || uri[i + 2] == 'f');
     for (const char *p = q; p && *p; p++)
         n += p == q || *p == '&';      /* as libmicrohttpd splits it */
-    if (strchr(uri, '#'))
+    if (strchr(uri, '\r'))     /* a proxy may end the request line there (RFC 9112 2.2) */
+        snprintf(cc->target_bad, sizeof cc->target_bad, "the request target holds a CR byte "
+                 "(a bare CR, which a proxy may take for the line's end): send a target of URL "
+                 "characters (%%-escape others)");
+    else if (strpbrk(uri, " \t"))  /* libmicrohttpd ends it at the last space, a proxy
+                                      may at the first (RFC 9112 3: none in a target) */
+        snprintf(cc->target_bad, sizeof cc->target_bad, "request target \"%.64s\": it holds a "
+                 "space or tab, which a target may not (RFC 9112 3): send %%20 for a space",
+                 uri);
+    else if (strchr(uri, '#'))
         snprintf(cc->target_bad, sizeof cc->target_bad, "request target \"%.64s\": a "
                  "#fragment is never sent to a server (RFC 9112 3.2): leave it out", uri);
     else if (slash)

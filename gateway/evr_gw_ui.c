@@ -169,10 +169,12 @@ s_serve(evr_gw_t *gw, evr_gw_req_t *req, const char *path)
     bool same = inm && (strstr(inm, etag) || (inm[lead] == '*'
                                               && !inm[lead + 1 + strspn(inm + lead + 1, " \t")]));
     /* the file is sent from its descriptor as the socket takes it (the
-       response owns it): nothing of it is held in memory */
-    req->resp = same ? MHD_create_response_from_buffer(0, (void *) "", MHD_RESPMEM_PERSISTENT)
-                     : MHD_create_response_from_fd((uint64_t) st.st_size, fd);
-    if (same || !req->resp)
+       response owns it): nothing of it is held in memory.  A 304 is the
+       same response: libmicrohttpd sends its headers alone, with the
+       Content-Length a 200 has (RFC 9110 8.6: a 304 may send none or
+       that one; an empty answer's 0 would be wrong) */
+    req->resp = MHD_create_response_from_fd((uint64_t) st.st_size, fd);
+    if (!req->resp)
         close(fd);
     if (!req->resp) {
         evr_gw_error(req, 500, "internal", "cannot answer with %s", path);

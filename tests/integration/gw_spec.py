@@ -177,6 +177,21 @@ def case_submit():
     for what, k in (("256 characters", "k" * 256), ("a space", "a b"), ("a tab", "a\tb")):
         r = api("POST", "/jobs", y, ctype="application/yaml", headers={"Idempotency-Key": k})
         err_ok("Idempotency-Key with %s" % what, r, 400, "bad_request", "Idempotency-Key")
+    # the keys of the hooks and demands are kept under prefixes: a submit's key never meets
+    # them (hook:NAME:K would be the job the hook started with K, demand:K a demand's id)
+    k = "spec-hook-key-" + str(time.time())
+    h = req("POST", "/hooks/" + PIPE, {"labels": ["nobody"]}, token=HOOK_TOKEN,
+            headers={"Idempotency-Key": k})
+    d = api("POST", "/demand", {"count": 1, "ttl": 5, "labels": ["spec-k"]},
+            headers={"Idempotency-Key": k})
+    check("a hook's start and a demand with key K: 202", h.status == 202 and d.status == 202,
+          "%r %r" % (h, d))
+    for taken in ("hook:%s:%s" % (PIPE, k), "demand:" + k, "github:x:" + PIPE,
+                  "github-demand:job:1"):
+        r = api("POST", "/jobs?label=nobody", y, ctype="application/yaml",
+                headers={"Idempotency-Key": taken})
+        err_ok("Idempotency-Key %s (another route's): refused" % taken.split(":")[0], r, 400,
+               "bad_request", "may not begin with")
     # media types
     err_ok("no Content-Type", api("POST", "/jobs", y), 415)
     err_ok("Content-Type text/plain", api("POST", "/jobs", y, ctype="text/plain"), 415)
@@ -295,6 +310,14 @@ def case_list():
     r = api("GET", "/jobs?pipeline=spec-yaml", token=R)
     check("?pipeline=: only its jobs", r.status == 200 and r.json()["jobs"] and all(
         j["pipeline"] == "spec-yaml" for j in r.json()["jobs"]), repr(r))
+    # an empty sequence between two & is no parameter (as a trailing & is); an empty name
+    # with a value is one
+    for q in ("limit=1&", "&limit=1", "limit=1&&status=queued", "&&"):
+        r = api("GET", "/jobs?" + q, token=R)
+        check("?%s: 200" % q, r.status == 200, repr(r)[:200])
+    r = api("GET", "/runners?&", token=R)
+    check("GET /runners?&: 200", r.status == 200, repr(r)[:200])
+    err_ok("?=1", api("GET", "/jobs?=1", token=R), 400, "bad_request", "an empty name")
 
 
 
@@ -952,7 +975,7 @@ QUEUED = None
 def main():
     cases = sys.argv[5:] or ["auth", "methods", "submit", "list", "job", "run",
                              "runners_pipelines", "demand", "hooks", "metrics_ui", "wire", "edge",
-                             "broker_gone"]
+                             "ows", "broker_gone"]
     for c in cases:
         if c in ("job", "list") and QUEUED is None and "submit" not in cases:
             case_submit()

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""gw_spec_edge.py: gw_spec.py's case `edge` (see there): requests at the
-edges of HTTP/1.1 as raw bytes (folded header lines, HEAD on a live log,
-query parameters past the limit, fragments, unsupported transfer codings,
-duplicate fields) and the documented answer of each.  Imported by
-gw_spec.py, which runs case_edge.
+"""gw_spec_edge.py: gw_spec.py's cases `edge` and `ows` (see there): requests
+at the edges of HTTP/1.1 as raw bytes (folded header lines, HEAD on a live
+log, query parameters past the limit, fragments, unsupported transfer
+codings, duplicate fields, spaces after a field's value) and the
+documented answer of each.  Imported by gw_spec.py, which runs case_edge
+and case_ows.
 """
 import http.client
 import os
@@ -71,6 +72,33 @@ def case_edge():
         rq("%s/jobs?%s" % (API, "&".join(["limit=1"] * 200))), 400, b"given twice")
     bad("a NUL byte in the target (/api/v1/runners\\0/zz)",
         rq(API + "/runners\0/zz"), 400, b"NUL byte")
+    # a NUL byte in a header field's value: libmicrohttpd keeps it, and the value read as a
+    # string would end there (the token, or Idempotency-Key: k\0x read as k)
+    for what, field in (("Authorization, then more of it", "Authorization: Bearer %s\0x" % R),
+                        ("Idempotency-Key (the last field)", "Idempotency-Key: k\0x"),
+                        ("X-A, its first byte", "X-A: \0x")):
+        data = ("GET %s/runners HTTP/1.1\r\nHost: x\r\n%s%s\r\n\r\n"
+                % (API, "" if what.startswith("Authorization") else
+                   "Authorization: Bearer %s\r\nConnection: close\r\n" % R, field))
+        if what.startswith("Authorization"):
+            data = data.replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n")
+        bad("a NUL byte in a header field's value (%s)" % what, data.encode(), 400,
+            b"its value holds a NUL byte")
+    # a bare CR (no LF after it): one field here, two to a proxy that ends a line there
+    # ("X-A: a\rContent-Length: 10": a body the gateway would not read, a request smuggled)
+    for what, head in (("in a value, before Content-Length", "X-A: a\rContent-Length: 10\r\n"),
+                       ("in a field's name", "X\rY: 1\r\n"),
+                       ("before a CRLF", "X-A: 1\r\r\n")):
+        bad("a bare CR %s" % what, ("POST %s/demand HTTP/1.1\r\nHost: x\r\nAuthorization: "
+                                    "Bearer %s\r\n%sConnection: close\r\n\r\n{}"
+                                    % (API, W, head)).encode(), 400, b"a bare CR")
+    bad("a bare CR in the request target", rq(API + "/jobs?arg=A%3Dx\ry"), 400, b"a bare CR")
+    # a space in the target: libmicrohttpd ends it at the last space, a proxy may at the first
+    for target in (API + "/run ners", API + "/runners ", API + "/jobs?pipeline=a b"):
+        bad("a space in the request target (%r)" % target, rq(target), 400,
+            b"it holds a space or tab")
+    st, head, body = raw(rq(API + "/jobs?pipeline=a%20b"))
+    check("a space sent as %20: 200", st == 200, head[:60] + repr(body[:100]))
     bad("an escaped / in the path (/api/v1%2Fjobs)", rq("/api/v1%2Fjobs"), 400,
         b"escaped / (%2F)")
     bad("an escaped / in an artifact path (%2f)",
@@ -180,6 +208,12 @@ def case_edge():
            "Last-Event-ID: 5\r\n"), 400, b"2 Last-Event-ID headers: send one")
     st, head, body = raw(rq(API + "/runners", version="HTTP/1.0", host=False))
     check("HTTP/1.0 without Host: 200", st == 200, head[:60] + repr(body[:100]))
+    # Transfer-Encoding in HTTP/1.0, which has none: a proxy of it reads no body, the
+    # chunks the next request (RFC 9112 6.1)
+    bad("Transfer-Encoding: chunked in an HTTP/1.0 request",
+        ("POST %s/demand HTTP/1.0\r\nAuthorization: Bearer %s\r\nContent-Type: "
+         "application/json\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n"
+         "2\r\n{}\r\n0\r\n\r\n" % (API, W)).encode(), 400, b"in an HTTP/1.0 request")
     # X-GitHub-Event: required (signed, so that the signature is not what fails)
     d = b'{"zen": "x"}'
     for what, ev in (("missing", None), ("empty", "")):
@@ -261,3 +295,45 @@ def case_edge():
           and jb.get("count") == 1 and jb.get("labels") == ["spec-dup"]
           and 0 < jb.get("ttl", 0) <= 300 and "(1 runner still wanted)" in jb.get("message", ""),
           "%r %r" % (ja, jb))
+
+
+def case_ows():
+    print("== spaces and tabs after a header field's value: no part of it (RFC 9112 5)")
+    y = b"pipeline: p\nexecutor: process\nsteps:\n  - {name: a, run: echo ows}\n"
+    key = "ows-%f" % time.time()
+    h = ("POST %s/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+         "Content-Type: application/yaml\r\nContent-Length: %d\r\nConnection: close\r\n"
+         % (API, W, len(y))).encode()
+    st, head, body = raw(h + b"Idempotency-Key: %s \t\r\n\r\n" % key.encode() + y)
+    first = re.search(rb'"id":"([0-9A-Z]{26})"', body)
+    r = api("POST", "/jobs", y, ctype="application/yaml", headers={"Idempotency-Key": key})
+    check("Idempotency-Key \"K \\t\", then \"K\": 201, then 200 with the same job",
+          st == 201 and first is not None and r.status == 200
+          and (r.json() or {}).get("id") == first.group(1).decode(),
+          head[:60] + repr(body[:200]) + repr(r))
+    job = first.group(1).decode() if first else "0" * 26
+    wait_status(job, ("succeeded", "failed"))
+    st, head, body = raw(rq("%s/jobs/%s/log" % (API, job), "Accept: text/event-stream\r\n"
+                            "Last-Event-ID: 1 \r\n"), whole=True)
+    ids = [int(i) for i in re.findall(rb"\nid: (\d+)", b"\n" + body)]
+    check("Last-Event-ID: \"1 \": the events after 1", st == 200 and ids[:1] == [2],
+          head[:60] + repr(body[:200]))
+    d = b'{"zen": "x"}'
+    st, head, body = raw(("POST /hooks/github HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: ping\t\r\n"
+                          "X-Hub-Signature-256: %s \r\nX-GitHub-Delivery: ows-1 \r\n"
+                          "Content-Type: application/json\r\nContent-Length: %d\r\n"
+                          "Connection: close\r\n\r\n" % (sign(d), len(d))).encode() + d)
+    check("a signed delivery with X-GitHub-Event \"ping\\t\" (and a space after the signature "
+          "and the delivery): pong", st == 200 and b'"pong"' in body,
+          head[:60] + repr(body[:200]))
+    # Content-Type: a tab before its parameters or after it (RFC 9110 5.6.6: OWS ";")
+    for ctype in ("application/json\t", "application/json\t;charset=utf-8"):
+        d = b'{"count": 1, "labels": ["spec-ows"], "ttl": 5}'
+        st, head, body = raw(("POST %s/demand HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                              "Content-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                              % (API, W, ctype, len(d))).encode() + d)
+        check("POST /demand with Content-Type %r: 202" % ctype, st == 202,
+              head[:60] + repr(body[:200]))
+    st, head, body = raw(h.replace(b"application/yaml", b"application/yaml\t") + b"\r\n" + y)
+    check("POST /jobs with Content-Type \"application/yaml\\t\": 201", st == 201,
+          head[:60] + repr(body[:200]))

@@ -7,7 +7,7 @@
 # arguments, ids, path tricks, slow clients).  A real broker, a runner
 # with the process executor (no podman) and a gateway on loopback.
 # CASE: gw_spec.py's cases (auth methods submit list job run
-# runners_pipelines demand hooks metrics_ui wire edge broker_gone: the last, it
+# runners_pipelines demand hooks metrics_ui wire edge ows broker_gone: the last, it
 # stops the broker); default all.
 set -u
 bin=$1 src=$2

@@ -152,11 +152,16 @@ test_server(void)
     CHECK(strstr(out, "X-Content-Type-Options: nosniff\r\n") != NULL);
     CHECK(strstr(out, "Content-Security-Policy: default-src 'self'") != NULL);
     CHECK(strstr(out, "frame-ancestors 'none'") != NULL);
-    char etag[96] = "";
-    const char *e = strstr(out, "ETag: ");
+    char etag[96] = "", length[40] = "";
+    const char *e = strstr(out, "ETag: "), *l = strstr(out, "Content-Length: ");
     CHECK(e && sscanf(e, "ETag: %95s", etag) == 1);
+    CHECK(l && sscanf(l, "Content-Length: %39[0-9]", length) == 1 && strcmp(length, "0"));
     CHECK(s_get(gw.port, out, sizeof out, GET("/") "If-None-Match: %s\r\n\r\n", etag) == 304);
     CHECK(!strstr(out, "<title>"));
+    /* a 304's Content-Length, when sent, is the 200's (RFC 9110 8.6), not 0 */
+    l = strstr(out, "Content-Length: ");
+    CHECK(!l || !strncmp(l + strlen("Content-Length: "), length, strlen(length)));
+    CHECK(!strstr(out, "Content-Length: 0\r\n"));
     CHECK(s_get(gw.port, out, sizeof out, GET("/") "If-None-Match: \"other\"\r\n\r\n") == 200);
     CHECK(s_get(gw.port, out, sizeof out, GET("/ui/app.js") "\r\n") == 200);
     CHECK(strstr(out, "Content-Type: text/javascript; charset=utf-8\r\n") != NULL);
