@@ -107,6 +107,9 @@ case_unknown_outcome() {
     check "... saying an earlier request failed and the broker is taken as down" says 'an earlier request to the broker failed (no answer from the broker at'
     check "... saying an earlier request failed and the broker is taken as down [within 1000 ms]" says 'within 1000 ms'
     check "... saying an earlier request failed and the broker is taken as down [; the broker is taken as down until it answers]" says '; the broker is taken as down until it answers'
+  elif says 'cannot reach the broker at'; then   # its retry's connect saw no handshake
+    check "... or the gateway's retry's own: cannot reach the broker" \
+      says 'is evrun-broker running'
   else
     check "... or the gateway's retry's own: no answer from the broker" \
       says 'no answer from the broker at'
