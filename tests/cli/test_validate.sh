@@ -13,6 +13,29 @@ check "examples: exit 0" [ $? -eq 0 ]
 check "examples: one ok line each" [ "$(grep -c ': ok$' "$tmp/out")" -eq "$(ls "$src"/examples/*.yml | wc -l)" ]
 check "examples: nothing on stderr" [ ! -s "$tmp/err" ]
 
+# README's examples as a reader copies them: each ```yaml block that is a
+# whole pipeline (pipeline: and steps:) is valid, and the runner settings
+# with hooks load (its ON_ERROR hook's command held ": ", not YAML in a
+# plain scalar)
+mkdir "$tmp/readme"
+awk -v d="$tmp/readme" '/^```yaml/{n++; f=sprintf("%s/b%02d.yml", d, n); y=1; next}
+  /^```/{y=0; next} y{print > f}' "$src/README.md"
+whole=0
+for f in "$tmp"/readme/b*.yml; do
+  grep -q '^pipeline:' "$f" && grep -q '^steps:' "$f" || continue
+  whole=$((whole + 1))
+  "$cli" validate "$f" > /dev/null 2> "$tmp/err"
+  check "README block $(basename "$f" .yml): valid" [ ! -s "$tmp/err" ]
+  [ -s "$tmp/err" ] && cat "$tmp/err"
+done
+check "README: its whole pipelines found (at least 6)" [ "$whole" -ge 6 ]
+grep -l '^# evrun.yml of a runner' "$tmp"/readme/b*.yml > "$tmp/hooks-block"
+check "README: the runner settings with hooks found" [ -s "$tmp/hooks-block" ]
+"$bin/evrun-runner" --broker ipc://"$tmp"/x --config "$(cat "$tmp/hooks-block")" --print-config \
+  > "$tmp/out" 2> "$tmp/err"
+check "README: the runner settings with hooks load" [ $? -eq 0 ]
+check "README: ... all four hooks" grep -q "^hooks:   # 4," "$tmp/out"
+
 bad=$src/tests/data/pipelines/bad
 "$cli" validate "$src/examples/hello.yml" "$bad/cycle.yml" "$bad/unknown_need.yml" > "$tmp/out" 2> "$tmp/err"
 check "one bad file: exit 1" [ $? -eq 1 ]
