@@ -37,7 +37,9 @@ static const struct {
     const char *problem, *hint;
 } s_hints[] = {
     { "tab character", "a tab; YAML indents with spaces only" },
-    { "UTF-8", "a pipeline file is UTF-8 text (is this a binary file?)" },
+    { "UTF-8", "a pipeline file is UTF-8 text (saved as Latin-1 or another 8-bit encoding? "
+      "convert it: iconv -f latin1 -t utf-8; or is this a binary file?)" },
+    { "Unicode character", "a pipeline file is UTF-8 text (is this a binary file?)" },
     { "control characters", "a pipeline file is text without control characters (is this a "
       "binary file?)" },
     { "did not find expected '-' indicator", "check the indentation: the items of a list "
@@ -73,15 +75,34 @@ evr_yaml_syntax_error(const yaml_parser_t *parser, const char *buf, size_t len,
     const char *problem = parser->problem ? parser->problem : "unknown";
     size_t line = parser->problem_mark.line, col = parser->problem_mark.column;
     if (parser->error == YAML_READER_ERROR) {
+        size_t at = parser->problem_offset;
+        int value = parser->problem_value;
+        /* libyaml names the byte after a lead byte that it does not
+           continue (the space after a Latin-1 "é"): the lead byte is
+           the one to fix */
+        bool trailing = strstr(problem, "trailing") && at <= len && at > 0;
+        if (trailing) {
+            while (at > 0 && ((unsigned char) buf[at - 1] & 0xC0) == 0x80)
+                at--;
+            at = at > 0 ? at - 1 : 0;
+            value = (unsigned char) buf[at];
+        }
         line = col = 0;
-        for (size_t i = 0; i < parser->problem_offset && i < len; i++) {
+        for (size_t i = 0; i < at && i < len; i++) {
             if (buf[i] == '\n')
                 line++, col = 0;
             else if ((buf[i] & 0xC0) != 0x80)
                 col++;
         }
-        if (parser->problem_value >= 0 && parser->problem_value < 0x100)
-            snprintf(ctx, sizeof ctx, " (byte 0x%02x)", (unsigned) parser->problem_value);
+        if (trailing)
+            snprintf(ctx, sizeof ctx, " (byte 0x%02x starts a UTF-8 sequence that the bytes "
+                     "after it do not continue)", (unsigned) value);
+        else if (value < 0 && at < len && ((unsigned char) buf[at] & 0x80))
+            snprintf(ctx, sizeof ctx, " (byte 0x%02x)", (unsigned char) buf[at]);
+        else if (value >= 0 && value < 0x100)
+            snprintf(ctx, sizeof ctx, " (byte 0x%02x)", (unsigned) value);
+        else if (value >= 0)
+            snprintf(ctx, sizeof ctx, " (U+%04X)", (unsigned) value);
     }
     const char *hint = s_tab_at(buf, len, line, col) ? s_hints[0].hint : evr_yaml_hint(problem);
     evr_diag_add_at(diag, (uint32_t) line + 1, (uint32_t) col + 1, "",
