@@ -40,8 +40,9 @@ const char *evr_yaml_hint(const char *problem);
 /*  A first pass over buf[0..len)'s events, before libyaml builds a node
     graph: a syntax error (with evr_yaml_hint's hint), maps and lists
     nested deeper than EVR_YAML_MAX_DEPTH, or more than
-    EVR_YAML_MAX_NODES events is one error in diag (false), found at
-    once.  For every YAML file evrun reads. */
+    EVR_YAML_MAX_NODES nodes (scalars, aliases, maps and lists) is one
+    error in diag (false), found at once.  For every YAML file evrun
+    reads. */
 bool evr_yaml_precheck(const char *buf, size_t len, evr_diag_t *diag);
 
 /*  Reads the file named by evr_diag_file(diag) and loads it as above.

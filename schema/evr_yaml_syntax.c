@@ -135,7 +135,7 @@ evr_yaml_precheck(const char *buf, size_t len, evr_diag_t *diag)
     yaml_parser_set_input_string(&parser, (const unsigned char *) buf, len);
     bool ok = true, done = false;
     unsigned depth = 0;
-    size_t events = 0;
+    size_t nodes = 0;
     while (ok && !done) {
         yaml_event_t ev;
         s_work++;
@@ -156,7 +156,12 @@ evr_yaml_precheck(const char *buf, size_t len, evr_diag_t *diag)
             depth--;
         else if (ev.type == YAML_STREAM_END_EVENT)
             done = true;
-        if (ok && ++events > EVR_YAML_MAX_NODES) {
+        /* the nodes the loader's walk counts (an alias once here):
+           the ends of maps and lists and the stream's and document's
+           marks are no nodes, and each is bound to one that is */
+        bool node = ev.type == YAML_SCALAR_EVENT || ev.type == YAML_ALIAS_EVENT
+                 || ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT;
+        if (ok && node && ++nodes > EVR_YAML_MAX_NODES) {
             evr_diag_add_at(diag, (uint32_t) ev.start_mark.line + 1,
                             (uint32_t) ev.start_mark.column + 1, "",
                             "document too large: more than %u nodes", EVR_YAML_MAX_NODES);
