@@ -569,6 +569,11 @@ s_load_field(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, void *rec,
         const char *v = s_scalar(ctx, node, 64, path);
         if (!v)
             return false;
+        if (evr_bytes_overflows(v)) {   /* said as a size past the maximum is */
+            s_err(ctx, node, path, "%s is over the maximum, %llu bytes (1 PiB: 1024T)", v,
+                  (unsigned long long) EVR_SPEC_MAX_MEMORY);
+            return false;
+        }
         if (!evr_bytes_parse(v, (uint64_t *) p)) {
             s_err(ctx, node, path, "bad size \"%s\" (expected bytes, or e.g. 512M, 2G, 64k: a "
                   "whole number and k, M, G or T, powers of 1024)", v);

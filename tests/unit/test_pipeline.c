@@ -566,6 +566,9 @@ test_run_options(void)
     CHECK(!evr_bytes_parse("", &n) && !evr_bytes_parse("M", &n) && !evr_bytes_parse("1.5G", &n));
     CHECK(!evr_bytes_parse("12 apples", &n) && !evr_bytes_parse("1Ki", &n));
     CHECK(!evr_bytes_parse("20000000000000000T", &n));   /* overflow */
+    CHECK(evr_bytes_overflows("20000000000000000T") && evr_bytes_overflows("18446744073709551616"));
+    CHECK(evr_bytes_parse("18446744073709551615", &n) && n == UINT64_MAX);
+    CHECK(!evr_bytes_overflows("1.5G") && !evr_bytes_overflows("99999999999999999999x"));
     uint32_t m;
     CHECK(evr_spec_cpus_milli("1.5", &m) && m == 1500);
     CHECK(evr_spec_cpus_milli("0.001", &m) && m == 1);

@@ -176,6 +176,14 @@ test_newcomer_errors(void)
     CHECK_CONTAINS(e, "f.yml:5:11: YAML syntax error: invalid Unicode character (U+D800): a "
                       "pipeline file is UTF-8 text");
     free(e);
+    /* a size too large for 64 bits was a "bad size" of the form asked for */
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x, limits: {memory: 17179869184T}}\n"
+                       "  - {name: b, run: x, limits: {memory: 1025T}}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:4:40: steps[0].limits.memory: 17179869184T is over the maximum, "
+                      "1125899906842624 bytes (1 PiB: 1024T)\n");
+    CHECK_CONTAINS(e, "f.yml:5:40: steps[1].limits.memory: 1126999418470400 bytes is over the "
+                      "maximum, 1125899906842624 bytes (1 PiB: 1024T)\n");
+    free(e);
     e = evr_ytest_load(S_HEAD "  - {name: a, run: x}\n  - {name: b, run: y, needs: a}\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:5:30: steps[1].needs: expected a list, got a scalar: write [a]");
     free(e);
