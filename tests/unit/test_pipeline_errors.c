@@ -184,6 +184,20 @@ test_newcomer_errors(void)
     CHECK_CONTAINS(e, "f.yml:5:40: steps[1].limits.memory: 1126999418470400 bytes is over the "
                       "maximum, 1125899906842624 bytes (1 PiB: 1024T)\n");
     free(e);
+    /* more errors than are kept: the first of the file are, not the first
+       found (the steps' names, checked once all are read, were left out
+       for the 60 errors the walk found after them) */
+    char many[4096] = S_HEAD;
+    for (int i = 0; i < 30; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many),
+                 "  - {name: \"bad name %d\", run: x, timeout: x, foo: 1}\n", i);
+    e = evr_ytest_load(many, &n, NULL);
+    CHECK(n == 90);
+    CHECK(!strncmp(e, "f.yml:4:12: steps[0].name: invalid step name \"bad name 0\"", 55));
+    CHECK_CONTAINS(e, "f.yml:20:12: steps[16].name: invalid step name");
+    CHECK_CONTAINS(e, "f.yml:20:44: steps[16].timeout: bad duration");
+    CHECK(strstr(e, "steps[16].foo") == NULL);   /* 16 lines of 3, and 2: 50 */
+    free(e);
     e = evr_ytest_load(S_HEAD "  - {name: a, run: x}\n  - {name: b, run: y, needs: a}\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:5:30: steps[1].needs: expected a list, got a scalar: write [a]");
     free(e);
