@@ -403,6 +403,16 @@ evr_diag_get(const evr_diag_t *self, size_t i)
     return i < self->nerrors && i < EVR_DIAG_MAX ? self->errors[i].text : NULL;
 }
 
+void
+evr_diag_print(const evr_diag_t *self, FILE *out)
+{
+    for (size_t i = 0; i < self->nerrors && i < EVR_DIAG_MAX; i++)
+        fprintf(out, "%s\n", self->errors[i].text);
+    if (self->nerrors > EVR_DIAG_MAX)
+        fprintf(out, "%s: %zu more errors not shown\n", self->file,
+                self->nerrors - EVR_DIAG_MAX);
+}
+
 /*  Optimal string alignment distance of a and b (case ignored), or
     EVR_NEAR_FAR when either is longer than EVR_NEAR_LEN. */
 #define EVR_NEAR_LEN 64

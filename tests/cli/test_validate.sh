@@ -107,6 +107,17 @@ check "a directory: says so" grep -q "dir.yml: is a directory, not a pipeline fi
 check "a huge file: exit 1" [ $? -eq 1 ]
 check "a huge file: its size and the limit" \
   grep -q "huge.yml: file of $(stat -c %s "$tmp/huge.yml") bytes exceeds the limit of 1048576 bytes" "$tmp/err"
+# more errors than are shown: every command that loads a file says so
+{ printf 'pipeline: p\nimage: i\nsteps:\n'
+  for i in $(seq 1 30); do echo "  - {name: s$i, run: x, timeout: x, foo: 1}"; done; } > "$tmp/errs.yml"
+"$cli" validate "$tmp/errs.yml" 2> "$tmp/err"
+check "60 errors: validate shows 50" [ "$(grep -c ': steps\[' "$tmp/err")" -eq 50 ]
+check "60 errors: ... and says so" grep -qxF "$tmp/errs.yml: 10 more errors not shown" "$tmp/err"
+"$bin/evrun-runner" --exec "$tmp/errs.yml" --state-dir "$tmp/st" --executors process 2> "$tmp/err"
+check "60 errors: --exec exits 2" [ $? -eq 2 ]
+check "60 errors: --exec says so too" grep -qxF "$tmp/errs.yml: 10 more errors not shown" "$tmp/err"
+EVRUN_STATE_DIR=$tmp/nobroker "$cli" run "$tmp/errs.yml" 2> "$tmp/err"
+check "60 errors: run says so too" grep -qxF "$tmp/errs.yml: 10 more errors not shown" "$tmp/err"
 # one 60000-byte script aliased into 20 steps: small file, 1.2 MB as sent
 { printf 'pipeline: p\nimage: i\nsteps:\n  - name: s0\n    run: &r '
   head -c 60000 /dev/zero | tr '\0' x; echo
