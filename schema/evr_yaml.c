@@ -264,7 +264,12 @@ s_load_strmap(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, evr_strmap_
         evr_diag_mark(ctx->diag, kpath, (uint32_t) kn->start_mark.line + 1,
                       (uint32_t) kn->start_mark.column + 1);
         if (evr_strmap_get(m, k)) {
-            s_err(ctx, kn, kpath, "duplicate key");
+            size_t j = 0;
+            while (j < i && !(pr[j].key->type == YAML_SCALAR_NODE
+                              && !strcmp((const char *) pr[j].key->data.scalar.value, k)))
+                j++;
+            s_err(ctx, kn, kpath, "duplicate key (first at line %zu)",
+                  (j < i ? pr[j].key : kn)->start_mark.line + 1);
             ok = false;
             continue;
         }
@@ -380,13 +385,14 @@ s_load_items(s_ctx_t *ctx, yaml_node_t *node, const evr_ypair_t *pairs, size_t n
         s_path(ipath, sizeof ipath, "%s.%s", path, k);
         evr_diag_mark(ctx->diag, ipath, (uint32_t) kn->start_mark.line + 1,
                       (uint32_t) kn->start_mark.column + 1);
-        bool dup = false;
-        for (size_t j = 0; j < i && !dup; j++) {
+        size_t dup = i;
+        for (size_t j = 0; j < i && dup == i; j++) {
             const char *o = *(char **) AT(evr_reclist_at(sub, l, (uint32_t) j), &sub->fields[0]);
-            dup = o && strcmp(o, k) == 0;
+            dup = o && strcmp(o, k) == 0 ? j : i;
         }
-        if (dup) {
-            s_err(ctx, kn, ipath, "duplicate key");
+        if (dup < i) {
+            s_err(ctx, kn, ipath, "duplicate key (first at line %zu)",
+                  pairs[dup].key->start_mark.line + 1);
             ok = false;
             continue;
         }
@@ -715,6 +721,7 @@ s_load_rec(s_ctx_t *ctx, yaml_node_t *node, const evr_rectype_t *type, void *rec
     evr_diag_mark(ctx->diag, path, (uint32_t) node->start_mark.line + 1,
                   (uint32_t) node->start_mark.column + 1);
     uint64_t seen = 0, suggested = 0, bad = 0;
+    const yaml_node_t *first[64];   /* the key of each field seen */
     evr_ypair_t *pairs;
     size_t n;
     bool ok = evr_yaml_pairs(ctx->doc, node, path, &ctx->budget, ctx->diag, &pairs, &n);
@@ -741,11 +748,13 @@ s_load_rec(s_ctx_t *ctx, yaml_node_t *node, const evr_rectype_t *type, void *rec
         }
         size_t idx = (size_t) (f - type->fields);
         if (seen & (1ull << idx)) {
-            s_err(ctx, kn, fpath, "duplicate key");
+            s_err(ctx, kn, fpath, "duplicate key (first at line %zu)",
+                  first[idx]->start_mark.line + 1);
             ok = false;
             continue;
         }
         seen |= 1ull << idx;
+        first[idx] = kn;
         /* Errors about a scalar are about its value; about a list or a
            mapping, about the key that introduces it. */
         yaml_node_t *at = vn->type == YAML_SCALAR_NODE && !s_is_null(vn) ? vn : kn;

@@ -198,6 +198,11 @@ test_newcomer_errors(void)
     CHECK_CONTAINS(e, "f.yml:20:44: steps[16].timeout: bad duration");
     CHECK(strstr(e, "steps[16].foo") == NULL);   /* 16 lines of 3, and 2: 50 */
     free(e);
+    /* a key written twice says where the first is, as the settings do */
+    e = evr_ytest_load(S_HEAD "  - name: a\n    run: x\n    env:\n      A: 1\n      B: 2\n"
+                       "      A: 3\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:9:7: steps[0].env.A: duplicate key (first at line 7)\n");
+    free(e);
     e = evr_ytest_load(S_HEAD "  - {name: a, run: x}\n  - {name: b, run: y, needs: a}\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:5:30: steps[1].needs: expected a list, got a scalar: write [a]");
     free(e);
