@@ -53,7 +53,61 @@ static const struct {
       "closed, or a key of over 1024 characters (YAML's most for a key)" },
     { "did not find expected ',' or ']'", "a [ or ] inside an item of a [...] list (a matrix "
       "step's name, build[OS=linux]): quote the item (\"build[OS=linux]\")" },
+    { "undefined alias", "a value that starts with * is an alias of an anchor (&NAME) in YAML: "
+      "quote the value ('*...') when it is text" },
+    { "block sequence entries are not allowed", "\"- \" after \"KEY: \" on one line: a list's "
+      "items go on the lines below it, each after \"- \"; quote a value that starts with "
+      "\"- \" ('- ...')" },
+    { "did not find expected comment or line break", "after | or > (a block of lines) only a "
+      "comment may follow on its line: the text goes on the lines below, indented; quote a "
+      "value that starts with | or > ('> out.txt')" },
 };
+
+/*  The hints that depend on the text at the error, not only on libyaml's
+    words: a value that starts with a character YAML reserves, or text
+    after a quoted value (libyaml: "cannot start any token", "did not
+    find expected key"). */
+static const char *s_hint_reserved = "a value that starts with @, ` or % (characters YAML "
+                                     "reserves): quote the value ('@...')";
+static const char *s_hint_after_quote = "text after a quoted value, or after a [...] or "
+                                        "{...}, on its line: quote the whole value with the "
+                                        "other quote ('echo \"a\" b')";
+
+/*  The byte of buf at line and column col (0-based, in characters), or
+    NULL past the end of that line. */
+static const char *
+s_at(const char *buf, size_t len, size_t line, size_t col)
+{
+    size_t i = 0;
+    for (size_t l = 0; l < line && i < len; i++)
+        if (buf[i] == '\n')
+            l++;
+    for (size_t c = 0; i < len && buf[i] != '\n'; i++) {
+        if ((buf[i] & 0xC0) == 0x80)
+            continue;
+        if (c++ == col)
+            return buf + i;
+    }
+    return NULL;
+}
+
+/*  s_hint_reserved or s_hint_after_quote where they apply, else NULL. */
+static const char *
+s_hint_at(const char *problem, const char *buf, size_t len, size_t line, size_t col)
+{
+    const char *at = s_at(buf, len, line, col);
+    if (!at)
+        return NULL;
+    if (strstr(problem, "cannot start any token") && strchr("@`%", *at))
+        return s_hint_reserved;
+    if (!strstr(problem, "did not find expected key"))
+        return NULL;
+    const char *start = s_at(buf, len, line, 0);
+    const char *p = at;
+    while (p > start && p[-1] == ' ')
+        p--;
+    return p > start && strchr("\"']}", p[-1]) ? s_hint_after_quote : NULL;
+}
 
 const char *
 evr_yaml_hint(const char *problem)
@@ -104,7 +158,10 @@ evr_yaml_syntax_error(const yaml_parser_t *parser, const char *buf, size_t len,
         else if (value >= 0)
             snprintf(ctx, sizeof ctx, " (U+%04X)", (unsigned) value);
     }
-    const char *hint = s_tab_at(buf, len, line, col) ? s_hints[0].hint : evr_yaml_hint(problem);
+    const char *hint = s_tab_at(buf, len, line, col) ? s_hints[0].hint
+                     : parser->error != YAML_READER_ERROR && s_hint_at(problem, buf, len, line, col)
+                         ? s_hint_at(problem, buf, len, line, col)
+                         : evr_yaml_hint(problem);
     evr_diag_add_at(diag, (uint32_t) line + 1, (uint32_t) col + 1, "",
                     "YAML syntax error: %s%s%s%s", problem, ctx, hint ? ": " : "",
                     hint ? hint : "");
@@ -124,6 +181,32 @@ evr_yaml_work_add(uint64_t n)
     s_work += n;
 }
 
+/*  Whether ev's node has a tag other than YAML's own (!!str...), said in
+    diag.  libyaml's loader drops "!" from the value, so `run: ! grep -q
+    x f` would run `grep -q x f`, the opposite: evrun's files take no
+    tags, and a value that starts with "!" is quoted. */
+static bool
+s_tag(const yaml_event_t *ev, evr_diag_t *diag)
+{
+    const yaml_char_t *tag = ev->type == YAML_SCALAR_EVENT ? ev->data.scalar.tag
+                           : ev->type == YAML_SEQUENCE_START_EVENT ? ev->data.sequence_start.tag
+                           : ev->type == YAML_MAPPING_START_EVENT ? ev->data.mapping_start.tag
+                           : NULL;
+    if (!tag || !strncmp((const char *) tag, "tag:yaml.org,2002:", 18))
+        return false;
+    char q[68];
+    evr_diag_add_at(diag, (uint32_t) ev->start_mark.line + 1,
+                    (uint32_t) ev->start_mark.column + 1, "", "%s%s%s: YAML tags mean nothing "
+                    "in a pipeline file, and the tag is not part of the value (run: ! grep "
+                    "-q x f would run grep -q x f): quote a value that starts with \"!\" "
+                    "('! ...'), or remove the tag", strcmp((const char *) tag, "!")
+                    ? "the YAML tag \"" : "a \"!\" that starts a YAML tag",
+                    strcmp((const char *) tag, "!")
+                    ? evr_text_escape_ctl((const char *) tag, q, sizeof q) : "",
+                    strcmp((const char *) tag, "!") ? "\"" : "");
+    return true;
+}
+
 bool
 evr_yaml_precheck(const char *buf, size_t len, evr_diag_t *diag)
 {
@@ -133,7 +216,7 @@ evr_yaml_precheck(const char *buf, size_t len, evr_diag_t *diag)
         return false;
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *) buf, len);
-    bool ok = true, done = false;
+    bool ok = true, done = false, tagged = false;
     unsigned depth = 0;
     size_t nodes = 0;
     while (ok && !done) {
@@ -144,6 +227,7 @@ evr_yaml_precheck(const char *buf, size_t len, evr_diag_t *diag)
             ok = false;
             break;
         }
+        tagged = s_tag(&ev, diag) || tagged;
         if (ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT) {
             if (++depth > EVR_YAML_MAX_DEPTH) {
                 evr_diag_add_at(diag, (uint32_t) ev.start_mark.line + 1,
@@ -170,5 +254,5 @@ evr_yaml_precheck(const char *buf, size_t len, evr_diag_t *diag)
         yaml_event_delete(&ev);
     }
     yaml_parser_delete(&parser);
-    return ok;
+    return ok && !tagged;
 }

@@ -203,6 +203,46 @@ test_newcomer_errors(void)
                        "      A: 3\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:9:7: steps[0].env.A: duplicate key (first at line 7)\n");
     free(e);
+    /* a tag: libyaml's loader drops "!" from the value, so the step would
+       have run grep -q x f (the opposite); YAML's own !!str is taken */
+    e = evr_ytest_load(S_HEAD "  - name: a\n    run: ! grep -q x f\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:5:10: a \"!\" that starts a YAML tag: YAML tags mean nothing in a "
+                      "pipeline file, and the tag is not part of the value");
+    free(e);
+    e = evr_ytest_load(S_HEAD "  - {name: !step a, run: x}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:4:12: the YAML tag \"!step\": YAML tags mean nothing");
+    free(e);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: !!str x}\n", &n, NULL);
+    CHECK(e == NULL || !*e);
+    free(e);
+    /* values YAML reads as its own syntax: the hint says to quote them */
+    const struct {
+        const char *run, *said;
+    } quoted[] = {
+        { "@x", "f.yml:5:10: YAML syntax error: found character that cannot start any token "
+                "(while scanning for the next token at line 5): a value that starts with @, ` "
+                "or % (characters YAML reserves): quote the value ('@...')" },
+        { "\"a\" b", "f.yml:5:14: YAML syntax error: did not find expected key (while parsing "
+                     "a block mapping at line 4): text after a quoted value" },
+        { "*x", "f.yml:5:10: YAML syntax error: found undefined alias: a value that starts "
+                "with * is an alias" },
+        { "- x", "f.yml:5:10: YAML syntax error: block sequence entries are not allowed in "
+                 "this context: \"- \" after \"KEY: \" on one line" },
+        { "> out", "f.yml:5:12: YAML syntax error: did not find expected comment or line break "
+                   "(while scanning a block scalar at line 5): after | or > (a block of lines)" },
+    };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(quoted); i++) {
+        char text[256];
+        snprintf(text, sizeof text, S_HEAD "  - name: a\n    run: %s\n", quoted[i].run);
+        e = evr_ytest_load(text, &n, NULL);
+        CHECK_CONTAINS(e, quoted[i].said);
+        free(e);
+    }
+    /* an indentation slip keeps its hint */
+    e = evr_ytest_load("pipeline: p\nimage: i\nenv:\n    A: x\n  B: \"y\"\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:5:3: YAML syntax error: did not find expected key (while parsing a "
+                      "block mapping at line 1): check the indentation");
+    free(e);
     e = evr_ytest_load(S_HEAD "  - {name: a, run: x}\n  - {name: b, run: y, needs: a}\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:5:30: steps[1].needs: expected a list, got a scalar: write [a]");
     free(e);
