@@ -620,10 +620,12 @@ s_load_field(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, void *rec,
 
 
 /*  Reports the unknown key k of type at kn; returns the index of the
-    field suggested instead (its "missing" error is then left out), or -1. */
+    field suggested instead (its "missing" error is then left out), or -1.
+    comma: k has no value and follows another key in a {...} mapping
+    (`{run: echo "a, b"}` makes a key `b"`). */
 static int
 s_unknown_key(s_ctx_t *ctx, yaml_node_t *kn, const evr_rectype_t *type, const char *k,
-              const char *fpath)
+              const char *fpath, bool comma)
 {
     char keys[512];
     evr_yaml_expected_keys(type, keys, sizeof keys);
@@ -654,6 +656,10 @@ s_unknown_key(s_ctx_t *ctx, yaml_node_t *kn, const evr_rectype_t *type, const ch
         s_err(ctx, kn, fpath, "unknown key in a step: %s is a key of the pipeline, for all "
               "its steps; write it at the top of the file, at the column of steps: (expected "
               "one of: %s)", k, keys);
+    else if (comma)
+        s_err(ctx, kn, fpath, "unknown key, with no value: in {...} a \",\" ends a value, so "
+              "is this the rest of the value before it? quote a value that holds a \",\" "
+              "(run: 'echo \"a, b\"') (expected one of: %s)", keys);
     else
         s_err(ctx, kn, fpath, "unknown key (expected one of: %s)", keys);
     return -1;
@@ -740,7 +746,9 @@ s_load_rec(s_ctx_t *ctx, yaml_node_t *node, const evr_rectype_t *type, void *rec
         s_path(fpath, sizeof fpath, "%s%s%s", path, *path ? "." : "", k);
         const evr_field_t *f = evr_rec_field(type, k);
         if (!f) {
-            int near = s_unknown_key(ctx, kn, type, k, fpath);
+            bool comma = node->data.mapping.style == YAML_FLOW_MAPPING_STYLE && i > 0
+                      && s_is_null(vn);
+            int near = s_unknown_key(ctx, kn, type, k, fpath, comma);
             if (near >= 0)
                 suggested |= 1ull << near;
             ok = false;

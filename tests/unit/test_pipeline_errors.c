@@ -238,6 +238,12 @@ test_newcomer_errors(void)
         CHECK_CONTAINS(e, quoted[i].said);
         free(e);
     }
+    /* a "," in a value of a {...} step ends the value: the rest is a key */
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: echo \"a, b\"}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:4:29: steps[0].b\": unknown key, with no value: in {...} a \",\" "
+                      "ends a value, so is this the rest of the value before it? quote a value "
+                      "that holds a \",\"");
+    free(e);
     /* an indentation slip keeps its hint */
     e = evr_ytest_load("pipeline: p\nimage: i\nenv:\n    A: x\n  B: \"y\"\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:5:3: YAML syntax error: did not find expected key (while parsing a "
