@@ -362,11 +362,9 @@ evr_hooks_load_buf(const char *name, const char *buf, size_t len, evr_hooks_t **
     if (!yaml_parser_load(&parser, &doc)) {
         /* word for word evr_config_load_file's, which reads the same
            file: the runner's report then says it once */
-        const char *hint = evr_yaml_hint(parser.problem);
-        rc = evr_err_set(err, EVR_ERR_CONFIG, "%s:%zu:%zu: YAML syntax error: %s%s%s", name,
-                         parser.problem_mark.line + 1, parser.problem_mark.column + 1,
-                         parser.problem ? parser.problem : "malformed YAML", hint ? ": " : "",
-                         hint ? hint : "");
+        char text[1024];
+        evr_yaml_syntax_text(&parser, buf, len, text, sizeof text);
+        rc = evr_err_set(err, EVR_ERR_CONFIG, "%s:%s", name, text);
     }
     else {
         s_rd_t rd = { name, &doc, err, 0, false };

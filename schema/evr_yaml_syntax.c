@@ -118,9 +118,11 @@ evr_yaml_hint(const char *problem)
     return NULL;
 }
 
-void
-evr_yaml_syntax_error(const yaml_parser_t *parser, const char *buf, size_t len,
-                      evr_diag_t *diag)
+/*  parser's error over buf[0..len): its 0-based line and column, and
+    the words after "YAML syntax error: " into msg. */
+static void
+s_syntax(const yaml_parser_t *parser, const char *buf, size_t len, size_t *line_p,
+         size_t *col_p, char *msg, size_t size)
 {
     char ctx[256] = "";
     if (parser->context)
@@ -162,9 +164,30 @@ evr_yaml_syntax_error(const yaml_parser_t *parser, const char *buf, size_t len,
                      : parser->error != YAML_READER_ERROR && s_hint_at(problem, buf, len, line, col)
                          ? s_hint_at(problem, buf, len, line, col)
                          : evr_yaml_hint(problem);
-    evr_diag_add_at(diag, (uint32_t) line + 1, (uint32_t) col + 1, "",
-                    "YAML syntax error: %s%s%s%s", problem, ctx, hint ? ": " : "",
-                    hint ? hint : "");
+    snprintf(msg, size, "%s%s%s%s", problem, ctx, hint ? ": " : "", hint ? hint : "");
+    *line_p = line;
+    *col_p = col;
+}
+
+void
+evr_yaml_syntax_error(const yaml_parser_t *parser, const char *buf, size_t len,
+                      evr_diag_t *diag)
+{
+    char msg[900];
+    size_t line, col;
+    s_syntax(parser, buf, len, &line, &col, msg, sizeof msg);
+    evr_diag_add_at(diag, (uint32_t) line + 1, (uint32_t) col + 1, "", "YAML syntax error: %s",
+                    msg);
+}
+
+void
+evr_yaml_syntax_text(const yaml_parser_t *parser, const char *buf, size_t len, char *out,
+                     size_t size)
+{
+    char msg[900];
+    size_t line, col;
+    s_syntax(parser, buf, len, &line, &col, msg, sizeof msg);
+    snprintf(out, size, "%zu:%zu: YAML syntax error: %s", line + 1, col + 1, msg);
 }
 
 static __thread uint64_t s_work;   /* evr_yaml_work */
