@@ -925,7 +925,11 @@ evr_yaml_load_file(evr_spec_t *spec, evr_diag_t *diag)
     }
     FILE *fp = fopen(file, "rb");
     if (!fp) {
-        evr_diag_add_at(diag, 0, 0, "", "cannot open: %s", strerror(errno));
+        int e = errno;
+        evr_diag_add_at(diag, 0, 0, "", "cannot open: %s%s", strerror(e),
+                        e == ENOENT && !strcmp(file, "-")
+                            ? " (\"-\" is a file name here: for standard input give /dev/stdin)"
+                            : "");
         return EVR_ERR_SPEC;
     }
     struct stat st;

@@ -97,6 +97,12 @@ check "another tool's word: did you mean" grep -q 'unknown command "ps"; did you
 "$cli" validate "$tmp/missing.yml" 2> "$tmp/err"
 check "missing file: exit 1" [ $? -eq 1 ]
 check "missing file: says so" grep -q "missing.yml: cannot open: No such file or directory" "$tmp/err"
+"$cli" validate - < "$src/examples/hello.yml" 2> "$tmp/err"
+check "- (no such file): exit 1" [ $? -eq 1 ]
+check "- (no such file): says how to read stdin" \
+  grep -qxF -- '-: cannot open: No such file or directory ("-" is a file name here: for standard input give /dev/stdin)' "$tmp/err"
+"$cli" validate /dev/stdin < "$src/examples/hello.yml" > "$tmp/out"
+check "/dev/stdin: ok" grep -qxF "/dev/stdin: ok" "$tmp/out"
 mkdir "$tmp/dir.yml"
 "$cli" validate "$tmp/dir.yml" 2> "$tmp/err"
 check "a directory: exit 1" [ $? -eq 1 ]
