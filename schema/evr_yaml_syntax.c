@@ -69,6 +69,9 @@ static const struct {
     find expected key"). */
 static const char *s_hint_reserved = "a value that starts with @, ` or % (characters YAML "
                                      "reserves): quote the value ('@...')";
+static const char *s_hint_no_space = "a \"KEY:VALUE\" with no space after the \":\" (on "
+                                     "the line libyaml names) is no key: write KEY: VALUE "
+                                     "(timeout: 5m)";
 static const char *s_hint_after_quote = "text after a quoted value, or after a [...] or "
                                         "{...}, on its line: quote the whole value with the "
                                         "other quote ('echo \"a\" b')";
@@ -91,10 +94,23 @@ s_at(const char *buf, size_t len, size_t line, size_t col)
     return NULL;
 }
 
-/*  s_hint_reserved or s_hint_after_quote where they apply, else NULL. */
+/*  s_hint_reserved, s_hint_after_quote or s_hint_no_space where they
+    apply, else NULL.  kline: the line of libyaml's context (the key it
+    scanned). */
 static const char *
-s_hint_at(const char *problem, const char *buf, size_t len, size_t line, size_t col)
+s_hint_at(const char *problem, const char *buf, size_t len, size_t line, size_t col,
+          size_t kline)
 {
+    if (strstr(problem, "could not find expected ':'")) {
+        /* `timeout:5m`: a plain scalar where a key was to be */
+        const char *k = s_at(buf, len, kline, 0), *end = k;
+        while (end && end < buf + len && *end != '\n')
+            end++;
+        for (const char *c = k; c && c + 1 < end; c++)
+            if (*c == ':' && c[1] != ' ' && c[1] != '\r' && c[1] != '/')
+                return s_hint_no_space;
+        return NULL;
+    }
     const char *at = s_at(buf, len, line, col);
     if (!at)
         return NULL;
@@ -161,8 +177,9 @@ s_syntax(const yaml_parser_t *parser, const char *buf, size_t len, size_t *line_
             snprintf(ctx, sizeof ctx, " (U+%04X)", (unsigned) value);
     }
     const char *hint = s_tab_at(buf, len, line, col) ? s_hints[0].hint
-                     : parser->error != YAML_READER_ERROR && s_hint_at(problem, buf, len, line, col)
-                         ? s_hint_at(problem, buf, len, line, col)
+                     : parser->error != YAML_READER_ERROR
+                           && s_hint_at(problem, buf, len, line, col, parser->context_mark.line)
+                         ? s_hint_at(problem, buf, len, line, col, parser->context_mark.line)
                          : evr_yaml_hint(problem);
     snprintf(msg, size, "%s%s%s%s", problem, ctx, hint ? ": " : "", hint ? hint : "");
     *line_p = line;

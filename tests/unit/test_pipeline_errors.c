@@ -244,6 +244,14 @@ test_newcomer_errors(void)
                       "ends a value, so is this the rest of the value before it? quote a value "
                       "that holds a \",\"");
     free(e);
+    /* no space after a key's ":": a plain scalar where a key was to be */
+    e = evr_ytest_load(S_HEAD "  - name: a\n    run: x\n    timeout:5m\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:7:1: YAML syntax error: could not find expected ':' (while scanning "
+                      "a simple key at line 6): a \"KEY:VALUE\" with no space after the \":\"");
+    free(e);
+    e = evr_ytest_load(S_HEAD "  - name: a\n    run: x\n    timeout 5m\n", &n, NULL);
+    CHECK_CONTAINS(e, "(while scanning a simple key at line 6): a key without its \":\"");
+    free(e);
     /* an indentation slip keeps its hint */
     e = evr_ytest_load("pipeline: p\nimage: i\nenv:\n    A: x\n  B: \"y\"\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:5:3: YAML syntax error: did not find expected key (while parsing a "
