@@ -58,6 +58,8 @@ static const struct {
     { "block sequence entries are not allowed", "\"- \" after \"KEY: \" on one line: a list's "
       "items go on the lines below it, each after \"- \"; quote a value that starts with "
       "\"- \" ('- ...')" },
+    { "did not find expected node content", "a value missing where one was due: a [ or { "
+      "never closed, or a \",\" with nothing before it" },
     { "did not find expected comment or line break", "after | or > (a block of lines) only a "
       "comment may follow on its line: the text goes on the lines below, indented; quote a "
       "value that starts with | or > ('> out.txt')" },
@@ -72,6 +74,14 @@ static const char *s_hint_reserved = "a value that starts with @, ` or % (charac
 static const char *s_hint_no_space = "a \"KEY:VALUE\" with no space after the \":\" (on "
                                      "the line libyaml names) is no key: write KEY: VALUE "
                                      "(timeout: 5m)";
+static const char *s_hint_unclosed_seq = "a [ opened and never closed: end the list with ]";
+static const char *s_hint_unclosed_map = "a { opened and never closed: end the mapping with }";
+static const char *s_hint_crossed_seq = "a list opened with [ and closed with }: close it "
+                                        "with ]";
+static const char *s_hint_crossed_map = "a mapping opened with { and closed with ]: close it "
+                                        "with }";
+static const char *s_hint_in_map = "in {...} the pairs are KEY: VALUE, split by \",\": a "
+                                   "\",\" missing, or a value that holds \": \" (quote it)";
 static const char *s_hint_after_quote = "text after a quoted value, or after a [...] or "
                                         "{...}, on its line: quote the whole value with the "
                                         "other quote ('echo \"a\" b')";
@@ -112,6 +122,19 @@ s_hint_at(const char *problem, const char *buf, size_t len, size_t line, size_t 
         return NULL;
     }
     const char *at = s_at(buf, len, line, col);
+    bool seq = strstr(problem, "expected ',' or ']'") != NULL;
+    if (seq || strstr(problem, "expected ',' or '}'")) {
+        /* the list or mapping that was open: never closed, or closed by
+           the other bracket (a [ inside a list's item has its own hint) */
+        const char *rest = at ? at : buf + len;
+        while (rest < buf + len && strchr(" \t\r\n", *rest))
+            rest++;
+        if (rest == buf + len || line > kline)   /* at the end, or lines below it */
+            return seq ? s_hint_unclosed_seq : s_hint_unclosed_map;
+        if (*rest == (seq ? '}' : ']'))
+            return seq ? s_hint_crossed_seq : s_hint_crossed_map;
+        return seq || *rest == '[' ? NULL : s_hint_in_map;
+    }
     if (!at)
         return NULL;
     if (strstr(problem, "cannot start any token") && strchr("@`%", *at))

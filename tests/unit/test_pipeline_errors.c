@@ -252,6 +252,38 @@ test_newcomer_errors(void)
     e = evr_ytest_load(S_HEAD "  - name: a\n    run: x\n    timeout 5m\n", &n, NULL);
     CHECK_CONTAINS(e, "(while scanning a simple key at line 6): a key without its \":\"");
     free(e);
+    /* a [ or { left open, or closed by the other bracket: said so (it
+       was the hint about a [ inside a matrix step's name, or none) */
+    const struct {
+        const char *text, *said;
+    } brackets[] = {
+        { "env: {A: [x}\n", "f.yml:4:12: YAML syntax error: did not find expected ',' or ']' "
+                            "(while parsing a flow sequence at line 4): a list opened with [ "
+                            "and closed with }: close it with ]" },
+        { "env: {A: x]\n", "(while parsing a flow mapping at line 4): a mapping opened with { "
+                           "and closed with ]: close it with }" },
+        { "env: {A: x\n", "f.yml:5:1: YAML syntax error: did not find expected ',' or '}' (while "
+                          "parsing a flow mapping at line 4): a { opened and never closed" },
+        { "labels: [a, b\n", "(while parsing a flow sequence at line 4): a [ opened and never "
+                             "closed: end the list with ]" },
+        { "env: {A: x y: z}\n", "f.yml:4:13: YAML syntax error: did not find expected ',' or "
+                                "'}' (while parsing a flow mapping at line 4): in {...} the "
+                                "pairs are KEY: VALUE" },
+        { "labels: [a,,b]\n", "f.yml:4:12: YAML syntax error: did not find expected node content "
+                              "(while parsing a flow node at line 4): a value missing" },
+        { "steps:\n  - {name: a, run: x, needs: [b[K=v]]}\n", "a [ or ] inside an item of a "
+          "[...] list (a matrix step's name" },
+    };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(brackets); i++) {
+        char text[256];
+        snprintf(text, sizeof text, "pipeline: p\nimage: i\nsteps: [{name: a, run: x}]\n%s",
+                 brackets[i].text);
+        if (strstr(brackets[i].text, "steps:"))
+            snprintf(text, sizeof text, "pipeline: p\nimage: i\n%s", brackets[i].text);
+        e = evr_ytest_load(text, &n, NULL);
+        CHECK_CONTAINS(e, brackets[i].said);
+        free(e);
+    }
     /* an indentation slip keeps its hint */
     e = evr_ytest_load("pipeline: p\nimage: i\nenv:\n    A: x\n  B: \"y\"\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:5:3: YAML syntax error: did not find expected key (while parsing a "
