@@ -1,8 +1,9 @@
 /*  evr_yaml_syntax.c: the pipeline loader's view of the text before
     the node graph (evr_yaml.c walks that): libyaml's syntax errors with
     what to do about the usual slips (a tab, a binary file, the
-    indentation), and the precheck of every YAML file evrun reads, over
-    libyaml's events: syntax, nesting depth and size, found at once. */
+    indentation, a value YAML reads as its own syntax), and the precheck
+    of every YAML file evrun reads, over libyaml's events: syntax, tags,
+    nesting depth and size, found at once. */
 #include "evr_yaml.h"
 #include "evr_yaml_merge.h"
 #include "evr_yaml_syntax.h"
@@ -66,9 +67,9 @@ static const struct {
 };
 
 /*  The hints that depend on the text at the error, not only on libyaml's
-    words: a value that starts with a character YAML reserves, or text
-    after a quoted value (libyaml: "cannot start any token", "did not
-    find expected key"). */
+    words (s_hint_at): a value that starts with a character YAML
+    reserves, a key with no space after its ":", a bracket left open or
+    closed by the other one, text after a quoted value. */
 static const char *s_hint_reserved = "a value that starts with @, ` or % (characters YAML "
                                      "reserves): quote the value ('@...')";
 static const char *s_hint_no_space = "a \"KEY:VALUE\" with no space after the \":\" (on "
@@ -104,9 +105,9 @@ s_at(const char *buf, size_t len, size_t line, size_t col)
     return NULL;
 }
 
-/*  s_hint_reserved, s_hint_after_quote or s_hint_no_space where they
-    apply, else NULL.  kline: the line of libyaml's context (the key it
-    scanned). */
+/*  The hint above that applies to the error problem at line and col
+    (0-based), else NULL (evr_yaml_hint's then).  kline: the line of
+    libyaml's context (the key it scanned, the bracket it opened). */
 static const char *
 s_hint_at(const char *problem, const char *buf, size_t len, size_t line, size_t col,
           size_t kline)
@@ -127,7 +128,7 @@ s_hint_at(const char *problem, const char *buf, size_t len, size_t line, size_t 
         /* the list or mapping that was open: never closed, or closed by
            the other bracket (a [ inside a list's item has its own hint) */
         const char *rest = at ? at : buf + len;
-        while (rest < buf + len && strchr(" \t\r\n", *rest))
+        while (rest < buf + len && *rest && strchr(" \t\r\n", *rest))
             rest++;
         if (rest == buf + len || line > kline)   /* at the end, or lines below it */
             return seq ? s_hint_unclosed_seq : s_hint_unclosed_map;
@@ -137,7 +138,7 @@ s_hint_at(const char *problem, const char *buf, size_t len, size_t line, size_t 
     }
     if (!at)
         return NULL;
-    if (strstr(problem, "cannot start any token") && strchr("@`%", *at))
+    if (strstr(problem, "cannot start any token") && *at && strchr("@`%", *at))
         return s_hint_reserved;
     if (!strstr(problem, "did not find expected key"))
         return NULL;
@@ -145,7 +146,7 @@ s_hint_at(const char *problem, const char *buf, size_t len, size_t line, size_t 
     const char *p = at;
     while (p > start && p[-1] == ' ')
         p--;
-    return p > start && strchr("\"']}", p[-1]) ? s_hint_after_quote : NULL;
+    return p > start && p[-1] && strchr("\"']}", p[-1]) ? s_hint_after_quote : NULL;
 }
 
 const char *
