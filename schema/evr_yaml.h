@@ -51,8 +51,9 @@ void evr_yaml_syntax_text(const yaml_parser_t *parser, const char *buf, size_t l
     graph: a syntax error (with evr_yaml_hint's hint), maps and lists
     nested deeper than EVR_YAML_MAX_DEPTH, or more than
     EVR_YAML_MAX_NODES nodes (scalars, aliases, maps and lists) is one
-    error in diag (false), found at once.  For every YAML file evrun
-    reads. */
+    error in diag (false), found at once; so is each tag other than
+    YAML's own (!!str), which libyaml's loader would drop from its value
+    ("! grep" is "grep").  For every YAML file evrun reads. */
 bool evr_yaml_precheck(const char *buf, size_t len, evr_diag_t *diag);
 
 /*  Reads the file named by evr_diag_file(diag) and loads it as above.
