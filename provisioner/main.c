@@ -496,8 +496,7 @@ s_config(const char *file, evr_prov_config_t *cfg)
 {
     evr_diag_t *diag = evr_diag_new(file);
     evr_rc_t rc = evr_prov_config_load(file, cfg, diag);
-    for (size_t i = 0; i < evr_diag_count(diag) && i < EVR_DIAG_MAX; i++)
-        fprintf(stderr, "%s\n", evr_diag_get(diag, i));
+    evr_diag_print(diag, stderr);
     evr_diag_destroy(&diag);
     return rc ? 2 : 0;
 }

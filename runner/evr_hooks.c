@@ -10,6 +10,7 @@
 
 #include "evr_diag.h"
 #include "evr_spec.h"
+#include "evr_yaml.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -358,10 +359,13 @@ evr_hooks_load_buf(const char *name, const char *buf, size_t len, evr_hooks_t **
     evr_rc_t rc;
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_string(&parser, (const unsigned char *) buf, len);
-    if (!yaml_parser_load(&parser, &doc))
-        rc = evr_err_set(err, EVR_ERR_CONFIG, "%s:%zu:%zu: %s", name,
-                         parser.problem_mark.line + 1, parser.problem_mark.column + 1,
-                         parser.problem ? parser.problem : "malformed YAML");
+    if (!yaml_parser_load(&parser, &doc)) {
+        /* word for word evr_config_load_file's, which reads the same
+           file: the runner's report then says it once */
+        char text[1024];
+        evr_yaml_syntax_text(&parser, buf, len, text, sizeof text);
+        rc = evr_err_set(err, EVR_ERR_CONFIG, "%s:%s", name, text);
+    }
     else {
         s_rd_t rd = { name, &doc, err, 0, false };
         rc = s_doc(&rd, out);

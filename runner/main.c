@@ -86,8 +86,7 @@ s_load(const evr_runner_opts_t *o, evr_spec_t *spec, evr_strmap_t *args)
         rc = evr_spec_bind_args(spec, &o->given, args, diag);
     if (rc == EVR_OK)
         s_copy_paths(spec, o->file);
-    for (size_t i = 0; i < evr_diag_count(diag) && i < EVR_DIAG_MAX; i++)
-        fprintf(stderr, "%s\n", evr_diag_get(diag, i));
+    evr_diag_print(diag, stderr);
     evr_diag_destroy(&diag);
     evr_err_t err;
     if (rc == EVR_OK && (rc = evr_offer_check(&o->offer, spec->executor, &err)))

@@ -177,6 +177,17 @@ evr_cron_parse(const char *expr, evr_cron_t *cron, evr_err_t *err)
         }
         n++;
     }
+    /* cron's @ words (Vixie cron, GitHub's docs): what they stand for */
+    static const char *const words[][2] = {
+        { "@yearly", "0 0 1 1 *" }, { "@annually", "0 0 1 1 *" }, { "@monthly", "0 0 1 * *" },
+        { "@weekly", "0 0 * * 0" }, { "@daily", "0 0 * * *" }, { "@midnight", "0 0 * * *" },
+        { "@hourly", "0 * * * *" },
+    };
+    for (size_t i = 0; n == 1 && i < sizeof words / sizeof words[0]; i++)
+        if (len[0] == strlen(words[i][0]) && !strncmp(start[0], words[i][0], len[0]))
+            return evr_err_set(err, EVR_ERR_SPEC, "\"%s\": 1 field, expected five: write %s "
+                               "as \"%s\" (minute hour day-of-month month day-of-week)", expr,
+                               words[i][0], words[i][1]);
     if (n != 5)
         return evr_err_set(err, EVR_ERR_SPEC, "\"%s\": %d field%s, expected five: minute hour "
                            "day-of-month month day-of-week (e.g. \"*/15 * * * *\", "

@@ -264,6 +264,26 @@ s_merge(const evr_diag_t *self, s_error_t *e, const char *name, const char *msg)
     return true;
 }
 
+/*  Where an error is in the file, as evr_diag_sort orders errors: one
+    with no line (about the whole file) after all that have one. */
+static uint64_t
+s_key(uint32_t line, uint32_t col)
+{
+    return line ? (uint64_t) line << 32 | col : UINT64_MAX;
+}
+
+/*  The kept error that sorts last (the later-added of equals). */
+static s_error_t *
+s_last(evr_diag_t *self)
+{
+    s_error_t *last = NULL;
+    for (size_t i = 0; i < EVR_DIAG_MAX; i++)
+        if (!last || s_key(self->errors[i].line, self->errors[i].col)
+                         >= s_key(last->line, last->col))
+            last = &self->errors[i];
+    return last;
+}
+
 static void
 s_vadd(evr_diag_t *self, uint32_t line, uint32_t col, const char *path, const char *fmt,
        va_list ap) __attribute__((format(printf, 5, 0)));
@@ -297,10 +317,23 @@ s_vadd(evr_diag_t *self, uint32_t line, uint32_t col, const char *path, const ch
             free(w);
             return;
         }
+    s_error_t *e = NULL;
     if (self->nerrors < EVR_DIAG_MAX) {
         if (!self->errors)
             self->errors = evr_calloc(EVR_DIAG_MAX, sizeof *self->errors);
-        s_error_t *e = &self->errors[self->nerrors];
+        e = &self->errors[self->nerrors];
+    }
+    else if ((e = s_last(self)) && s_key(line, col) < s_key(e->line, e->col)) {
+        /* full: the errors kept are the first in the file, not the first
+           found (a step's name is checked after every step was read) */
+        free(e->path);
+        free(e->msg);
+        free(e->text);
+        evr_strlist_free(&e->in);
+    }
+    else
+        e = NULL;
+    if (e) {
         *e = (s_error_t) { .path = w, .msg = evr_strdup(msg), .line = line, .col = col,
                            .combos = name ? self->combos[item] : 0 };
         w = NULL;
@@ -349,9 +382,7 @@ evr_diag_sort(evr_diag_t *self)
         size_t k = i;
         while (k > 0) {
             const s_error_t *p = &self->errors[k - 1];
-            uint64_t kp = p->line ? (uint64_t) p->line << 32 | p->col : UINT64_MAX;
-            uint64_t ke = e.line ? (uint64_t) e.line << 32 | e.col : UINT64_MAX;
-            if (kp <= ke)
+            if (s_key(p->line, p->col) <= s_key(e.line, e.col))
                 break;
             self->errors[k] = self->errors[k - 1];
             k--;
@@ -370,6 +401,16 @@ const char *
 evr_diag_get(const evr_diag_t *self, size_t i)
 {
     return i < self->nerrors && i < EVR_DIAG_MAX ? self->errors[i].text : NULL;
+}
+
+void
+evr_diag_print(const evr_diag_t *self, FILE *out)
+{
+    for (size_t i = 0; i < self->nerrors && i < EVR_DIAG_MAX; i++)
+        fprintf(out, "%s\n", self->errors[i].text);
+    if (self->nerrors > EVR_DIAG_MAX)
+        fprintf(out, "%s: %zu more errors not shown\n", self->file,
+                self->nerrors - EVR_DIAG_MAX);
 }
 
 /*  Optimal string alignment distance of a and b (case ignored), or

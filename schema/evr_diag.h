@@ -12,6 +12,8 @@
 #ifndef EVR_DIAG_H_INCLUDED
 #define EVR_DIAG_H_INCLUDED
 
+#include <stdio.h>
+
 #include "evr_common.h"
 
 /*  At most this many errors are kept per file; more are counted. */
@@ -87,6 +89,11 @@ void evr_diag_sort(evr_diag_t *self);
 
 /*  The i-th kept error as a full line (no newline), i < EVR_DIAG_MAX. */
 const char *evr_diag_get(const evr_diag_t *self, size_t i);
+
+/*  Writes the errors kept to out, a line each, then, when more were
+    found than kept, "FILE: N more errors not shown" (a user who fixes
+    the ones shown knows that more follow). */
+void evr_diag_print(const evr_diag_t *self, FILE *out);
 
 /*  The candidate closest to word, for a "did you mean ...?": the first of
     the nearest within an edit distance (letters inserted, deleted,

@@ -417,17 +417,21 @@ evr_duration_overflows(const char *s)
     return !s_duration_parse(s, &v, &overflow) && overflow;
 }
 
-bool
-evr_bytes_parse(const char *s, uint64_t *bytes)
+/*  evr_bytes_parse, and whether a false is for a size of the right form
+    that a uint64 does not hold (*overflow). */
+static bool
+s_bytes_parse(const char *s, uint64_t *bytes, bool *overflow)
 {
+    *overflow = false;
     if (!s || *s < '0' || *s > '9')
         return false;
     uint64_t n = 0;
+    bool big = false;
     const char *p = s;
     while (*p >= '0' && *p <= '9') {
-        if (n > (UINT64_MAX - 9) / 10)
-            return false;
-        n = n * 10 + (uint64_t) (*p++ - '0');
+        big = big || n > (UINT64_MAX - (uint64_t) (*p - '0')) / 10;
+        n = big ? n : n * 10 + (uint64_t) (*p - '0');
+        p++;
     }
     unsigned shift = 0;
     switch (*p | 0x20) {   /* lower case */
@@ -446,10 +450,29 @@ evr_bytes_parse(const char *s, uint64_t *bytes)
     }
     else if ((*p | 0x20) == 'b')
         p++;
-    if (*p || (shift && n > UINT64_MAX >> shift))
+    if (*p)
         return false;
+    if (big || (shift && n > UINT64_MAX >> shift)) {
+        *overflow = true;
+        return false;
+    }
     *bytes = n << shift;
     return true;
+}
+
+bool
+evr_bytes_parse(const char *s, uint64_t *bytes)
+{
+    bool overflow;
+    return s_bytes_parse(s, bytes, &overflow);
+}
+
+bool
+evr_bytes_overflows(const char *s)
+{
+    bool overflow;
+    uint64_t v;
+    return !s_bytes_parse(s, &v, &overflow) && overflow;
 }
 
 void

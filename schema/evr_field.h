@@ -171,8 +171,12 @@ bool evr_duration_overflows(const char *s);
 /*  Parses a size in bytes: a plain number, or a number with a binary
     unit k, m, g or t (any case, an optional "i" and "b" after it:
     "512m", "2G", "1GiB", "64kb"), as podman's --memory.  False on
-    anything else or on overflow. */
+    anything else or on overflow (which evr_bytes_overflows tells
+    apart). */
 bool evr_bytes_parse(const char *s, uint64_t *bytes);
+/*  Whether s has the form of a size but is more bytes than a uint64
+    holds ("17179869184T"). */
+bool evr_bytes_overflows(const char *s);
 /*  Formats ms as the shortest unit string ("1h30m", "500ms", "0s"). */
 void evr_duration_format(uint64_t ms, char *buf, size_t size);
 

@@ -264,7 +264,12 @@ s_load_strmap(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, evr_strmap_
         evr_diag_mark(ctx->diag, kpath, (uint32_t) kn->start_mark.line + 1,
                       (uint32_t) kn->start_mark.column + 1);
         if (evr_strmap_get(m, k)) {
-            s_err(ctx, kn, kpath, "duplicate key");
+            size_t j = 0;
+            while (j < i && !(pr[j].key->type == YAML_SCALAR_NODE
+                              && !strcmp((const char *) pr[j].key->data.scalar.value, k)))
+                j++;
+            s_err(ctx, kn, kpath, "duplicate key (first at line %zu)",
+                  (j < i ? pr[j].key : kn)->start_mark.line + 1);
             ok = false;
             continue;
         }
@@ -380,13 +385,14 @@ s_load_items(s_ctx_t *ctx, yaml_node_t *node, const evr_ypair_t *pairs, size_t n
         s_path(ipath, sizeof ipath, "%s.%s", path, k);
         evr_diag_mark(ctx->diag, ipath, (uint32_t) kn->start_mark.line + 1,
                       (uint32_t) kn->start_mark.column + 1);
-        bool dup = false;
-        for (size_t j = 0; j < i && !dup; j++) {
+        size_t dup = i;
+        for (size_t j = 0; j < i && dup == i; j++) {
             const char *o = *(char **) AT(evr_reclist_at(sub, l, (uint32_t) j), &sub->fields[0]);
-            dup = o && strcmp(o, k) == 0;
+            dup = o && strcmp(o, k) == 0 ? j : i;
         }
-        if (dup) {
-            s_err(ctx, kn, ipath, "duplicate key");
+        if (dup < i) {
+            s_err(ctx, kn, ipath, "duplicate key (first at line %zu)",
+                  pairs[dup].key->start_mark.line + 1);
             ok = false;
             continue;
         }
@@ -569,6 +575,11 @@ s_load_field(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, void *rec,
         const char *v = s_scalar(ctx, node, 64, path);
         if (!v)
             return false;
+        if (evr_bytes_overflows(v)) {   /* said as a size past the maximum is */
+            s_err(ctx, node, path, "%s is over the maximum, %llu bytes (1 PiB: 1024T)", v,
+                  (unsigned long long) EVR_SPEC_MAX_MEMORY);
+            return false;
+        }
         if (!evr_bytes_parse(v, (uint64_t *) p)) {
             s_err(ctx, node, path, "bad size \"%s\" (expected bytes, or e.g. 512M, 2G, 64k: a "
                   "whole number and k, M, G or T, powers of 1024)", v);
@@ -609,10 +620,12 @@ s_load_field(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, void *rec,
 
 
 /*  Reports the unknown key k of type at kn; returns the index of the
-    field suggested instead (its "missing" error is then left out), or -1. */
+    field suggested instead (its "missing" error is then left out), or -1.
+    comma: k has no value and follows another key in a {...} mapping
+    (`{run: echo "a, b"}` makes a key `b"`). */
 static int
 s_unknown_key(s_ctx_t *ctx, yaml_node_t *kn, const evr_rectype_t *type, const char *k,
-              const char *fpath)
+              const char *fpath, bool comma)
 {
     char keys[512];
     evr_yaml_expected_keys(type, keys, sizeof keys);
@@ -643,6 +656,10 @@ s_unknown_key(s_ctx_t *ctx, yaml_node_t *kn, const evr_rectype_t *type, const ch
         s_err(ctx, kn, fpath, "unknown key in a step: %s is a key of the pipeline, for all "
               "its steps; write it at the top of the file, at the column of steps: (expected "
               "one of: %s)", k, keys);
+    else if (comma)
+        s_err(ctx, kn, fpath, "unknown key, with no value: in {...} a \",\" ends a value, so "
+              "is this the rest of the value before it? quote a value that holds a \",\" "
+              "(run: 'echo \"a, b\"') (expected one of: %s)", keys);
     else
         s_err(ctx, kn, fpath, "unknown key (expected one of: %s)", keys);
     return -1;
@@ -710,6 +727,7 @@ s_load_rec(s_ctx_t *ctx, yaml_node_t *node, const evr_rectype_t *type, void *rec
     evr_diag_mark(ctx->diag, path, (uint32_t) node->start_mark.line + 1,
                   (uint32_t) node->start_mark.column + 1);
     uint64_t seen = 0, suggested = 0, bad = 0;
+    const yaml_node_t *first[64];   /* the key of each field seen */
     evr_ypair_t *pairs;
     size_t n;
     bool ok = evr_yaml_pairs(ctx->doc, node, path, &ctx->budget, ctx->diag, &pairs, &n);
@@ -728,7 +746,9 @@ s_load_rec(s_ctx_t *ctx, yaml_node_t *node, const evr_rectype_t *type, void *rec
         s_path(fpath, sizeof fpath, "%s%s%s", path, *path ? "." : "", k);
         const evr_field_t *f = evr_rec_field(type, k);
         if (!f) {
-            int near = s_unknown_key(ctx, kn, type, k, fpath);
+            bool comma = node->data.mapping.style == YAML_FLOW_MAPPING_STYLE && i > 0
+                      && s_is_null(vn);
+            int near = s_unknown_key(ctx, kn, type, k, fpath, comma);
             if (near >= 0)
                 suggested |= 1ull << near;
             ok = false;
@@ -736,11 +756,13 @@ s_load_rec(s_ctx_t *ctx, yaml_node_t *node, const evr_rectype_t *type, void *rec
         }
         size_t idx = (size_t) (f - type->fields);
         if (seen & (1ull << idx)) {
-            s_err(ctx, kn, fpath, "duplicate key");
+            s_err(ctx, kn, fpath, "duplicate key (first at line %zu)",
+                  first[idx]->start_mark.line + 1);
             ok = false;
             continue;
         }
         seen |= 1ull << idx;
+        first[idx] = kn;
         /* Errors about a scalar are about its value; about a list or a
            mapping, about the key that introduces it. */
         yaml_node_t *at = vn->type == YAML_SCALAR_NODE && !s_is_null(vn) ? vn : kn;
@@ -903,7 +925,11 @@ evr_yaml_load_file(evr_spec_t *spec, evr_diag_t *diag)
     }
     FILE *fp = fopen(file, "rb");
     if (!fp) {
-        evr_diag_add_at(diag, 0, 0, "", "cannot open: %s", strerror(errno));
+        int e = errno;
+        evr_diag_add_at(diag, 0, 0, "", "cannot open: %s%s", strerror(e),
+                        e == ENOENT && !strcmp(file, "-")
+                            ? " (\"-\" is a file name here: for standard input give /dev/stdin)"
+                            : "");
         return EVR_ERR_SPEC;
     }
     struct stat st;

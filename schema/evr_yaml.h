@@ -12,6 +12,8 @@
 #ifndef EVR_YAML_H_INCLUDED
 #define EVR_YAML_H_INCLUDED
 
+#include <yaml.h>
+
 #include "evr_spec.h"
 
 #define EVR_YAML_MAX_BYTES (1u << 20)   /* 1 MiB pipeline files */
@@ -37,11 +39,21 @@ evr_rc_t evr_yaml_load(const char *buf, size_t len, evr_spec_t *spec, evr_diag_t
     hint for it.  For every YAML file evrun reads. */
 const char *evr_yaml_hint(const char *problem);
 
+/*  parser's syntax error over the text it read, buf[0..len), as the
+    pipeline loader says it, into out: "LINE:COL: YAML syntax error:
+    PROBLEM (CONTEXT): HINT" (the hint as for a pipeline file; a reader
+    error, bytes that are not UTF-8 text, at the byte it is about).  For
+    the settings files, whose loaders have no diag. */
+void evr_yaml_syntax_text(const yaml_parser_t *parser, const char *buf, size_t len, char *out,
+                          size_t size);
+
 /*  A first pass over buf[0..len)'s events, before libyaml builds a node
     graph: a syntax error (with evr_yaml_hint's hint), maps and lists
     nested deeper than EVR_YAML_MAX_DEPTH, or more than
-    EVR_YAML_MAX_NODES events is one error in diag (false), found at
-    once.  For every YAML file evrun reads. */
+    EVR_YAML_MAX_NODES nodes (scalars, aliases, maps and lists) is one
+    error in diag (false), found at once; so is each tag other than
+    YAML's own (!!str), which libyaml's loader would drop from its value
+    ("! grep" is "grep").  For every YAML file evrun reads. */
 bool evr_yaml_precheck(const char *buf, size_t len, evr_diag_t *diag);
 
 /*  Reads the file named by evr_diag_file(diag) and loads it as above.

@@ -6,7 +6,7 @@
     already taken are kept in a small open-addressing set (a mapping may
     have thousands of keys, and merges could otherwise cost their square);
     the walk is bounded by the loader's node budget, which each merged pair
-    visited costs, and by its nesting depth (an anchored mapping can merge
+    and each item of a list of merges visited costs, and by its nesting depth (an anchored mapping can merge
     itself: libyaml registers an anchor before the node's children).
 */
 #include "evr_yaml_merge.h"
@@ -119,6 +119,20 @@ s_kind(const yaml_node_t *node)
 
 static void s_merge_value(s_merge_t *m, yaml_node_t *v, unsigned depth);
 
+/*  Takes one node of the budget for at; false (said) when none is left. */
+static bool
+s_spend(s_merge_t *m, const yaml_node_t *at)
+{
+    if (--*m->budget > 0)
+        return true;
+    evr_diag_add_at(m->diag, (uint32_t) at->start_mark.line + 1,
+                    (uint32_t) at->start_mark.column + 1, m->path,
+                    "document too large: more than %u nodes (aliases count each time they are "
+                    "used)", EVR_YAML_MAX_NODES);
+    m->ok = false;
+    return false;
+}
+
 /*  Adds the pairs of merged mapping src whose keys are not taken, then
     those of src's own merges. */
 static void
@@ -139,14 +153,8 @@ s_merge_map(s_merge_t *m, yaml_node_t *src, unsigned depth)
             yaml_node_t *v = yaml_document_get_node(m->doc, pr[i].value);
             if (!k || !v || s_is_merge(k) != (pass == 1))
                 continue;
-            if (--*m->budget == 0) {
-                evr_diag_add_at(m->diag, (uint32_t) k->start_mark.line + 1,
-                                (uint32_t) k->start_mark.column + 1, m->path,
-                                "document too large: more than %u nodes (aliases count each "
-                                "time they are used)", EVR_YAML_MAX_NODES);
-                m->ok = false;
+            if (!s_spend(m, k))
                 return;
-            }
             if (pass == 1)
                 s_merge_value(m, v, depth + 1);
             else if (!s_taken(m, k, true))
@@ -171,6 +179,11 @@ s_merge_value(s_merge_t *m, yaml_node_t *v, unsigned depth)
          it < v->data.sequence.items.top && *m->budget; it++) {
         evr_yaml_work_add(1);
         yaml_node_t *item = yaml_document_get_node(m->doc, *it);
+        /* each item a node of the budget: an item that is no mapping is
+           an error, and aliases of such lists would say it millions of
+           times */
+        if (item && !s_spend(m, item))
+            return;
         if (item && item->type == YAML_MAPPING_NODE)
             s_merge_map(m, item, depth);
         else if (item)

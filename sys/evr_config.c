@@ -558,11 +558,16 @@ evr_config_load_file(evr_config_t *self, const char *path, const char *const *al
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_file(&parser, fp);
     if (!yaml_parser_load(&parser, &doc)) {
-        const char *hint = evr_yaml_hint(parser.problem);
-        s_file_error(self, &rc, err, "%s:%zu:%zu: YAML syntax error: %s%s%s", path,
-                     parser.problem_mark.line + 1, parser.problem_mark.column + 1,
-                     parser.problem ? parser.problem : "malformed YAML", hint ? ": " : "",
-                     hint ? hint : "");
+        /* the text read again, for the error's place and hint (bytes
+           that are not UTF-8 have an offset, not a line) */
+        size_t cap = 16u << 20, n = 0, got;
+        char *text = evr_malloc(cap), msg[1024];
+        rewind(fp);
+        while (n < cap && (got = fread(text + n, 1, cap - n, fp)) > 0)
+            n += got;
+        evr_yaml_syntax_text(&parser, text, n, msg, sizeof msg);
+        free(text);
+        s_file_error(self, &rc, err, "%s:%s", path, msg);
     }
     else {
         rc = s_load_doc(self, path, &doc, also, err);

@@ -107,8 +107,7 @@ s_load(const char *prog, const char *file, evr_msg_t *req)
                && !evr_cli_copy_tar(prog, file, "ci_source", s->ci_source.copy,
                                     &req->ci_source_tar, diag))))
         rc = EVR_ERR_SPEC;
-    for (size_t i = 0; i < evr_diag_count(diag) && i < EVR_DIAG_MAX; i++)
-        fprintf(stderr, "%s\n", evr_diag_get(diag, i));
+    evr_diag_print(diag, stderr);
     if (rc == EVR_OK)
         evr_cli_warn_dag(file, s, diag);
     if (rc && !evr_diag_count(diag))

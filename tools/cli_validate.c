@@ -142,11 +142,7 @@ s_validate(const char *file, const evr_strmap_t *given, bool print)
         evr_cli_warn_dag(file, &spec, diag);
     }
     else {
-        size_t n = evr_diag_count(diag);
-        for (size_t i = 0; i < n && i < EVR_DIAG_MAX; i++)
-            fprintf(stderr, "%s\n", evr_diag_get(diag, i));
-        if (n > EVR_DIAG_MAX)
-            fprintf(stderr, "%s: %zu more errors not shown\n", file, n - EVR_DIAG_MAX);
+        evr_diag_print(diag, stderr);
         if (!copy_ok)
             fprintf(stderr, "evrun-cli validate: %s: the copy: check is evrun-cli run's and "
                     "submit's (evrun-runner --exec reads the directory itself, within its "

@@ -193,6 +193,20 @@ check "a hook's field twice: exit 2" [ $rc -eq 2 ]
 check "a hook's field twice: file:line:col, and the first line" \
   said "evrun-runner: $tmp/hooks.yml:2:51: hooks[0].name: duplicate key (first at line 2)"
 
+# a settings file that is not YAML was said twice (the settings' loader's
+# words, then the hooks' loader's, without the hint)
+printf 'capacity: 2\nhooks:\n  - phase: CLEANUP\n    run: echo job: done\n' > "$tmp/hooks.yml"
+run "$bin/evrun-runner" --broker ipc://x --config "$tmp/hooks.yml" --print-config
+check "a settings file not YAML: exit 2" [ $rc -eq 2 ]
+check "a settings file not YAML: said once, with the hint" \
+  said "evrun-runner: $tmp/hooks.yml:4:18: YAML syntax error: mapping values are not allowed in this context: a key indented deeper than the one above it, or \": \" inside a value: check the indentation, or quote the value ('...')"
+
+printf 'capacity: 2\n# caf\xe9 au lait\n' > "$tmp/latin1.yml"
+run "$bin/evrun-runner" --broker ipc://x --config "$tmp/latin1.yml" --print-config
+check "a Latin-1 settings file: exit 2" [ $rc -eq 2 ]
+check "a Latin-1 settings file: said once, at the byte" \
+  said "evrun-runner: $tmp/latin1.yml:2:6: YAML syntax error: invalid trailing UTF-8 octet (byte 0xe9 starts a UTF-8 sequence that the bytes after it do not continue): a pipeline file is UTF-8 text (saved as Latin-1 or another 8-bit encoding? convert it: iconv -f latin1 -t utf-8; or is this a binary file?)"
+
 # names the broker would refuse (exit 1, a refusal) are usage errors here
 for c in "run $tmp/p.yml --label|evrun-cli run: --label|a label" \
          "submit $tmp/p.yml --label|evrun-cli submit: --label|a label" \

@@ -13,6 +13,29 @@ check "examples: exit 0" [ $? -eq 0 ]
 check "examples: one ok line each" [ "$(grep -c ': ok$' "$tmp/out")" -eq "$(ls "$src"/examples/*.yml | wc -l)" ]
 check "examples: nothing on stderr" [ ! -s "$tmp/err" ]
 
+# README's examples as a reader copies them: each ```yaml block that is a
+# whole pipeline (pipeline: and steps:) is valid, and the runner settings
+# with hooks load (its ON_ERROR hook's command held ": ", not YAML in a
+# plain scalar)
+mkdir "$tmp/readme"
+awk -v d="$tmp/readme" '/^```yaml/{n++; f=sprintf("%s/b%02d.yml", d, n); y=1; next}
+  /^```/{y=0; next} y{print > f}' "$src/README.md"
+whole=0
+for f in "$tmp"/readme/b*.yml; do
+  grep -q '^pipeline:' "$f" && grep -q '^steps:' "$f" || continue
+  whole=$((whole + 1))
+  "$cli" validate "$f" > /dev/null 2> "$tmp/err"
+  check "README block $(basename "$f" .yml): valid" [ ! -s "$tmp/err" ]
+  [ -s "$tmp/err" ] && cat "$tmp/err"
+done
+check "README: its whole pipelines found (at least 6)" [ "$whole" -ge 6 ]
+grep -l '^# evrun.yml of a runner' "$tmp"/readme/b*.yml > "$tmp/hooks-block"
+check "README: the runner settings with hooks found" [ -s "$tmp/hooks-block" ]
+"$bin/evrun-runner" --broker ipc://"$tmp"/x --config "$(cat "$tmp/hooks-block")" --print-config \
+  > "$tmp/out" 2> "$tmp/err"
+check "README: the runner settings with hooks load" [ $? -eq 0 ]
+check "README: ... all four hooks" grep -q "^hooks:   # 4," "$tmp/out"
+
 bad=$src/tests/data/pipelines/bad
 "$cli" validate "$src/examples/hello.yml" "$bad/cycle.yml" "$bad/unknown_need.yml" > "$tmp/out" 2> "$tmp/err"
 check "one bad file: exit 1" [ $? -eq 1 ]
@@ -74,6 +97,12 @@ check "another tool's word: did you mean" grep -q 'unknown command "ps"; did you
 "$cli" validate "$tmp/missing.yml" 2> "$tmp/err"
 check "missing file: exit 1" [ $? -eq 1 ]
 check "missing file: says so" grep -q "missing.yml: cannot open: No such file or directory" "$tmp/err"
+"$cli" validate - < "$src/examples/hello.yml" 2> "$tmp/err"
+check "- (no such file): exit 1" [ $? -eq 1 ]
+check "- (no such file): says how to read stdin" \
+  grep -qxF -- '-: cannot open: No such file or directory ("-" is a file name here: for standard input give /dev/stdin)' "$tmp/err"
+"$cli" validate /dev/stdin < "$src/examples/hello.yml" > "$tmp/out"
+check "/dev/stdin: ok" grep -qxF "/dev/stdin: ok" "$tmp/out"
 mkdir "$tmp/dir.yml"
 "$cli" validate "$tmp/dir.yml" 2> "$tmp/err"
 check "a directory: exit 1" [ $? -eq 1 ]
@@ -84,6 +113,17 @@ check "a directory: says so" grep -q "dir.yml: is a directory, not a pipeline fi
 check "a huge file: exit 1" [ $? -eq 1 ]
 check "a huge file: its size and the limit" \
   grep -q "huge.yml: file of $(stat -c %s "$tmp/huge.yml") bytes exceeds the limit of 1048576 bytes" "$tmp/err"
+# more errors than are shown: every command that loads a file says so
+{ printf 'pipeline: p\nimage: i\nsteps:\n'
+  for i in $(seq 1 30); do echo "  - {name: s$i, run: x, timeout: x, foo: 1}"; done; } > "$tmp/errs.yml"
+"$cli" validate "$tmp/errs.yml" 2> "$tmp/err"
+check "60 errors: validate shows 50" [ "$(grep -c ': steps\[' "$tmp/err")" -eq 50 ]
+check "60 errors: ... and says so" grep -qxF "$tmp/errs.yml: 10 more errors not shown" "$tmp/err"
+"$bin/evrun-runner" --exec "$tmp/errs.yml" --state-dir "$tmp/st" --executors process 2> "$tmp/err"
+check "60 errors: --exec exits 2" [ $? -eq 2 ]
+check "60 errors: --exec says so too" grep -qxF "$tmp/errs.yml: 10 more errors not shown" "$tmp/err"
+EVRUN_STATE_DIR=$tmp/nobroker "$cli" run "$tmp/errs.yml" 2> "$tmp/err"
+check "60 errors: run says so too" grep -qxF "$tmp/errs.yml: 10 more errors not shown" "$tmp/err"
 # one 60000-byte script aliased into 20 steps: small file, 1.2 MB as sent
 { printf 'pipeline: p\nimage: i\nsteps:\n  - name: s0\n    run: &r '
   head -c 60000 /dev/zero | tr '\0' x; echo

@@ -101,7 +101,12 @@ test_bad_files(void)
         { "capacity: [\n", ":2:1:" },
         { "capacty: 2\n", ":1:1: capacty: unknown setting; did you mean capacity?" },
         { "hooks:\n  - {phase: CLEANUP, run: echo '{\"a\": 1}'}\n",
-          ":3:1: YAML syntax error: found unexpected end of stream: a quote or bracket opened" },
+          ":3:1: YAML syntax error: found unexpected end of stream (while scanning a quoted "
+          "scalar at line 2): a quote or bracket opened" },
+        /* bytes that are not UTF-8 were said at 1:1 (libyaml gives their
+           offset, not a line), and after the one to fix */
+        { "capacity: 2\n# caf\xe9 au lait\n", ":2:6: YAML syntax error: invalid trailing UTF-8 "
+          "octet (byte 0xe9 starts a UTF-8 sequence" },
         { "labels: a\ncapacity: 1: 2\n", ":2:12: YAML syntax error: mapping values are not allowed "
           "in this context: a key indented deeper than the one above it, or \": \" inside a value" },
         { "hook:\n  - {phase: CLEANUP, run: x}\n", ":1:1: hook: unknown setting; did you mean hooks?" },

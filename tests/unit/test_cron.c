@@ -84,7 +84,9 @@ test_parse_bad(void)
     s_bad("1,,2 * * * *", "an empty item");
     s_bad("1, * * * *", "ends with a comma");
     s_bad("1x * * * *", "unexpected \"x\"");
-    s_bad("@daily", "1 field, expected five");
+    s_bad("@daily", "1 field, expected five: write @daily as \"0 0 * * *\" (minute hour");
+    s_bad(" @weekly ", "write @weekly as \"0 0 * * 0\"");
+    s_bad("@reboot", "1 field, expected five: minute hour");
     s_bad("0 0 31 2,4 *", "never fires");
     s_bad("0 0 30 feb *", "never fires");
 }

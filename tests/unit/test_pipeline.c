@@ -340,6 +340,42 @@ test_limits(void)
     evr_diag_destroy(&diag);
     free(bomb);
 
+    /* exactly EVR_YAML_MAX_NODES nodes load, one more is refused (the
+       precheck counted libyaml's events, ends of maps and lists too, so
+       it refused some 400 nodes under the limit) */
+    for (size_t extra = 0; extra < 2; extra++) {
+        size_t ncap = 900 * 1024, left = EVR_YAML_MAX_NODES + extra - 7, steps = 0;
+        char *doc = evr_malloc(ncap);   /* root, pipeline: p, image: i, steps: [ = 7 */
+        size_t at = (size_t) snprintf(doc, ncap, "pipeline: p\nimage: i\nsteps:\n");
+        while (left) {
+            /* a step: its map, name: s, run: x, env: {...} = 7 + 2 per
+               entry; the last one artifacts: [...] too, 2 + 1 per item */
+            bool last = left <= 517;
+            size_t items = last ? 2 - (left - 9) % 2 : 0;
+            size_t k = last ? (left - 9 - items) / 2 : 250;
+            at += (size_t) snprintf(doc + at, ncap - at, "  - {name: s%zu, run: x, env: {",
+                                    steps++);
+            for (size_t i = 0; i < k; i++)
+                at += (size_t) snprintf(doc + at, ncap - at, "%sV%zu: x", i ? ", " : "", i);
+            at += (size_t) snprintf(doc + at, ncap - at, "}%s", last ? ", artifacts: [" : "");
+            for (size_t i = 0; i < items; i++)
+                at += (size_t) snprintf(doc + at, ncap - at, "%sa%zu", i ? ", " : "", i);
+            at += (size_t) snprintf(doc + at, ncap - at, "%s}\n", last ? "]" : "");
+            left -= last ? left : 7 + 2 * k;
+        }
+        CHECK(at < ncap && at <= EVR_YAML_MAX_BYTES && steps <= EVR_SPEC_MAX_STEPS);
+        diag = evr_diag_new("nodes.yml");
+        CHECK(evr_yaml_load(doc, at, &spec, diag) == (extra ? EVR_ERR_SPEC : EVR_OK));
+        if (extra)
+            CHECK_CONTAINS(evr_diag_get(diag, 0), "document too large: more than 100000 nodes");
+        else if (evr_diag_count(diag))
+            fprintf(stderr, "  %s\n", evr_diag_get(diag, 0));
+        evr_rec_free(&evr_spec_type, &spec);
+        memset(&spec, 0, sizeof spec);
+        evr_diag_destroy(&diag);
+        free(doc);
+    }
+
     /* more steps than the limit */
     size_t cap = 64 * (EVR_SPEC_MAX_STEPS + 2);
     char *many = evr_malloc(cap);
@@ -530,6 +566,9 @@ test_run_options(void)
     CHECK(!evr_bytes_parse("", &n) && !evr_bytes_parse("M", &n) && !evr_bytes_parse("1.5G", &n));
     CHECK(!evr_bytes_parse("12 apples", &n) && !evr_bytes_parse("1Ki", &n));
     CHECK(!evr_bytes_parse("20000000000000000T", &n));   /* overflow */
+    CHECK(evr_bytes_overflows("20000000000000000T") && evr_bytes_overflows("18446744073709551616"));
+    CHECK(evr_bytes_parse("18446744073709551615", &n) && n == UINT64_MAX);
+    CHECK(!evr_bytes_overflows("1.5G") && !evr_bytes_overflows("99999999999999999999x"));
     uint32_t m;
     CHECK(evr_spec_cpus_milli("1.5", &m) && m == 1500);
     CHECK(evr_spec_cpus_milli("0.001", &m) && m == 1);

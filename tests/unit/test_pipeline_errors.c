@@ -158,6 +158,137 @@ test_newcomer_errors(void)
     CHECK_CONTAINS(e, "f.yml:5:11: YAML syntax error: invalid leading UTF-8 octet (byte 0xff): "
                       "a pipeline file is UTF-8 text");
     free(e);
+    /* a Latin-1 "é" before a space: libyaml names the space (0x20, a
+       column on); the byte to fix is the é */
+    e = evr_ytest_load(S_HEAD "  - name: a\n    run: echo caf\xe9 au lait\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:5:18: YAML syntax error: invalid trailing UTF-8 octet (byte 0xe9 "
+                      "starts a UTF-8 sequence that the bytes after it do not continue): a "
+                      "pipeline file is UTF-8 text (saved as Latin-1");
+    free(e);
+    e = evr_ytest_load(S_HEAD "  - name: a\n    run: \"\xc3\xa9\xe9t\"\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:5:12: YAML syntax error: invalid trailing UTF-8 octet (byte 0xe9 ");
+    free(e);
+    e = evr_ytest_load(S_HEAD "  - name: a\n    run: x # caf\xe9", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:5:17: YAML syntax error: incomplete UTF-8 octet sequence (byte "
+                      "0xe9): a pipeline file is UTF-8 text");
+    free(e);
+    e = evr_ytest_load(S_HEAD "  - name: a\n    run: \"\xed\xa0\x80\"\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:5:11: YAML syntax error: invalid Unicode character (U+D800): a "
+                      "pipeline file is UTF-8 text");
+    free(e);
+    /* a size too large for 64 bits was a "bad size" of the form asked for */
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x, limits: {memory: 17179869184T}}\n"
+                       "  - {name: b, run: x, limits: {memory: 1025T}}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:4:40: steps[0].limits.memory: 17179869184T is over the maximum, "
+                      "1125899906842624 bytes (1 PiB: 1024T)\n");
+    CHECK_CONTAINS(e, "f.yml:5:40: steps[1].limits.memory: 1126999418470400 bytes is over the "
+                      "maximum, 1125899906842624 bytes (1 PiB: 1024T)\n");
+    free(e);
+    /* more errors than are kept: the first of the file are, not the first
+       found (the steps' names, checked once all are read, were left out
+       for the 60 errors the walk found after them) */
+    char many[4096] = S_HEAD;
+    for (int i = 0; i < 30; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many),
+                 "  - {name: \"bad name %d\", run: x, timeout: x, foo: 1}\n", i);
+    e = evr_ytest_load(many, &n, NULL);
+    CHECK(n == 90);
+    CHECK(!strncmp(e, "f.yml:4:12: steps[0].name: invalid step name \"bad name 0\"", 55));
+    CHECK_CONTAINS(e, "f.yml:20:12: steps[16].name: invalid step name");
+    CHECK_CONTAINS(e, "f.yml:20:44: steps[16].timeout: bad duration");
+    CHECK(strstr(e, "steps[16].foo") == NULL);   /* 16 lines of 3, and 2: 50 */
+    free(e);
+    /* a key written twice says where the first is, as the settings do */
+    e = evr_ytest_load(S_HEAD "  - name: a\n    run: x\n    env:\n      A: 1\n      B: 2\n"
+                       "      A: 3\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:9:7: steps[0].env.A: duplicate key (first at line 7)\n");
+    free(e);
+    /* a tag: libyaml's loader drops "!" from the value, so the step would
+       have run grep -q x f (the opposite); YAML's own !!str is taken */
+    e = evr_ytest_load(S_HEAD "  - name: a\n    run: ! grep -q x f\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:5:10: a \"!\" that starts a YAML tag: YAML tags mean nothing in a "
+                      "pipeline file, and the tag is not part of the value");
+    free(e);
+    e = evr_ytest_load(S_HEAD "  - {name: !step a, run: x}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:4:12: the YAML tag \"!step\": YAML tags mean nothing");
+    free(e);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: !!str x}\n", &n, NULL);
+    CHECK(e == NULL || !*e);
+    free(e);
+    /* values YAML reads as its own syntax: the hint says to quote them */
+    const struct {
+        const char *run, *said;
+    } quoted[] = {
+        { "@x", "f.yml:5:10: YAML syntax error: found character that cannot start any token "
+                "(while scanning for the next token at line 5): a value that starts with @, ` "
+                "or % (characters YAML reserves): quote the value ('@...')" },
+        { "\"a\" b", "f.yml:5:14: YAML syntax error: did not find expected key (while parsing "
+                     "a block mapping at line 4): text after a quoted value" },
+        { "*x", "f.yml:5:10: YAML syntax error: found undefined alias: a value that starts "
+                "with * is an alias" },
+        { "- x", "f.yml:5:10: YAML syntax error: block sequence entries are not allowed in "
+                 "this context: \"- \" after \"KEY: \" on one line" },
+        { "> out", "f.yml:5:12: YAML syntax error: did not find expected comment or line break "
+                   "(while scanning a block scalar at line 5): after | or > (a block of lines)" },
+    };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(quoted); i++) {
+        char text[256];
+        snprintf(text, sizeof text, S_HEAD "  - name: a\n    run: %s\n", quoted[i].run);
+        e = evr_ytest_load(text, &n, NULL);
+        CHECK_CONTAINS(e, quoted[i].said);
+        free(e);
+    }
+    /* a "," in a value of a {...} step ends the value: the rest is a key */
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: echo \"a, b\"}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:4:29: steps[0].b\": unknown key, with no value: in {...} a \",\" "
+                      "ends a value, so is this the rest of the value before it? quote a value "
+                      "that holds a \",\"");
+    free(e);
+    /* no space after a key's ":": a plain scalar where a key was to be */
+    e = evr_ytest_load(S_HEAD "  - name: a\n    run: x\n    timeout:5m\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:7:1: YAML syntax error: could not find expected ':' (while scanning "
+                      "a simple key at line 6): a \"KEY:VALUE\" with no space after the \":\"");
+    free(e);
+    e = evr_ytest_load(S_HEAD "  - name: a\n    run: x\n    timeout 5m\n", &n, NULL);
+    CHECK_CONTAINS(e, "(while scanning a simple key at line 6): a key without its \":\"");
+    free(e);
+    /* a [ or { left open, or closed by the other bracket: said so (it
+       was the hint about a [ inside a matrix step's name, or none) */
+    const struct {
+        const char *text, *said;
+    } brackets[] = {
+        { "env: {A: [x}\n", "f.yml:4:12: YAML syntax error: did not find expected ',' or ']' "
+                            "(while parsing a flow sequence at line 4): a list opened with [ "
+                            "and closed with }: close it with ]" },
+        { "env: {A: x]\n", "(while parsing a flow mapping at line 4): a mapping opened with { "
+                           "and closed with ]: close it with }" },
+        { "env: {A: x\n", "f.yml:5:1: YAML syntax error: did not find expected ',' or '}' (while "
+                          "parsing a flow mapping at line 4): a { opened and never closed" },
+        { "labels: [a, b\n", "(while parsing a flow sequence at line 4): a [ opened and never "
+                             "closed: end the list with ]" },
+        { "env: {A: x y: z}\n", "f.yml:4:13: YAML syntax error: did not find expected ',' or "
+                                "'}' (while parsing a flow mapping at line 4): in {...} the "
+                                "pairs are KEY: VALUE" },
+        { "labels: [a,,b]\n", "f.yml:4:12: YAML syntax error: did not find expected node content "
+                              "(while parsing a flow node at line 4): a value missing" },
+        { "steps:\n  - {name: a, run: x, needs: [b[K=v]]}\n", "a [ or ] inside an item of a "
+          "[...] list (a matrix step's name" },
+    };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(brackets); i++) {
+        char text[256];
+        snprintf(text, sizeof text, "pipeline: p\nimage: i\nsteps: [{name: a, run: x}]\n%s",
+                 brackets[i].text);
+        if (strstr(brackets[i].text, "steps:"))
+            snprintf(text, sizeof text, "pipeline: p\nimage: i\n%s", brackets[i].text);
+        e = evr_ytest_load(text, &n, NULL);
+        CHECK_CONTAINS(e, brackets[i].said);
+        free(e);
+    }
+    /* an indentation slip keeps its hint */
+    e = evr_ytest_load("pipeline: p\nimage: i\nenv:\n    A: x\n  B: \"y\"\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:5:3: YAML syntax error: did not find expected key (while parsing a "
+                      "block mapping at line 1): check the indentation");
+    free(e);
     e = evr_ytest_load(S_HEAD "  - {name: a, run: x}\n  - {name: b, run: y, needs: a}\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:5:30: steps[1].needs: expected a list, got a scalar: write [a]");
     free(e);

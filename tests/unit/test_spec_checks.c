@@ -423,7 +423,7 @@ test_checker_matrix_key_twice(void)
     size_t n;
     char *e = evr_ytest_load("pipeline: p\nimage: i\nsteps:\n"
                              "  - {name: b, run: x, matrix: {A: [1], A: [2]}}\n", &n, NULL);
-    CHECK_CONTAINS(e, "f.yml:4:40: steps[0].matrix.A: duplicate key\n");
+    CHECK_CONTAINS(e, "f.yml:4:40: steps[0].matrix.A: duplicate key (first at line 4)\n");
     CHECK(strstr(e, "combinations") == NULL);
     CHECK(n == 1);
     free(e);

@@ -119,6 +119,26 @@ test_merge_bounded(void)
     CHECK(work > 0 && work <= 3ull * EVR_YAML_MAX_NODES);
     free(e);
     free(more);
+    /* the same with items that are no mappings: each was an error, and
+       no node of the budget (10^7 errors, seconds, from 500 bytes) */
+    doc = evr_strdup("pipeline: p\nimage: i\n.l1: &l1 {<<: [x, x, x, x, x, x, x, x, x, x]}\n");
+    for (int i = 2; i <= 7; i++) {
+        more = evr_asprintf("%s.l%d: &l%d {<<: [*l%d, *l%d, *l%d, *l%d, *l%d, *l%d, *l%d, "
+                            "*l%d, *l%d, *l%d]}\n", doc, i, i, i - 1, i - 1, i - 1, i - 1,
+                            i - 1, i - 1, i - 1, i - 1, i - 1, i - 1);
+        free(doc);
+        doc = more;
+    }
+    more = evr_asprintf("%senv: {<<: *l7}\nsteps: [{name: a, run: x}]\n", doc);
+    free(doc);
+    w0 = evr_yaml_work();
+    e = evr_ytest_load(more, &n, NULL);
+    work = evr_yaml_work() - w0;
+    CHECK_CONTAINS(e, "env.<<: expected a list of mappings to merge");
+    CHECK_CONTAINS(e, "document too large: more than 100000 nodes");
+    CHECK(work > 0 && work <= 3ull * EVR_YAML_MAX_NODES);
+    free(e);
+    free(more);
     e = evr_ytest_load("pipeline: p\nimage: i\n.s: &s {A: x, <<: *s}\nenv: {<<: *s}\n"
                "steps: [{name: a, run: x}]\n", &n, NULL);
     CHECK(n >= 1);   /* refused, whatever libyaml makes of it, without hanging */
