@@ -263,6 +263,7 @@ s_read_exit(int dfd, const char *dir, evr_unit_info_t *info, bool *found, evr_er
         info->exit_code = code;
         info->size[0] = out;
         info->size[1] = errb;
+        info->full = strstr(text, "\nfull\n") != NULL;
     }
     free(text);
     return rc;
