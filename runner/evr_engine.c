@@ -520,6 +520,13 @@ s_step_deadline(evr_eng_step_t *st, uint64_t now, uint64_t *next)
         uint64_t from = st->t_start > job->end_at ? st->t_start : job->end_at;
         grace = from + (uint64_t) job->eng->opts.when_grace_ms * 1000000ull;
     }
+    if (st->exited_at) {
+        /* it ended while no runner watched (found so by a recovery): a
+           deadline passed since does not make it time out */
+        if (st->exited_at < dl && st->exited_at < grace)
+            return;
+        now = now > st->exited_at ? st->exited_at : now;
+    }
     if (now >= dl || now >= grace) {
         st->timed_out = true;
         if (now >= dl)

@@ -71,6 +71,7 @@ evr_xp_inspect(evr_exec_t *base, const char *name, evr_exec_fn *fn, void *arg)
     op->id = info.pid ? evr_asprintf("%ld", (long) info.pid) : evr_strdup(op->name);
     op->r.exit_code = info.exit_code;
     op->r.started_at = info.started_at;
+    op->r.finished_at = info.finished_at;
     if (info.lost) {
         evr_xp_kill_lost(op, &info);
         op->r.lost = true;

@@ -74,6 +74,7 @@ typedef struct {
     uint64_t started_at;    /* wall ns (0: not started) */
     int64_t exit_code;      /* EXITED */
     uint64_t size[2];       /* EXITED: final bytes of stdout, stderr */
+    uint64_t finished_at;   /* EXITED (not lost): wall ns `exit` was written */
     bool full;              /* EXITED: the disk was full at the step's end
                                (`exit` says "full") */
 } evr_unit_info_t;
