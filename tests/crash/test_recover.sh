@@ -376,6 +376,26 @@ check "its output whole" [ "$("$bin/evrun-replay" "$state" --output "$job/quick"
 check "the next step ran" grep -Eq "^next +succeeded " <("$bin/evrun-replay" "$state" --job "$job")
 check "nothing left in $executor" [ "$(left_behind "$job")" -eq 0 ]
 check "store verifies" "$bin/evrun-replay" "$state" --verify > /dev/null
+# the same with the pipeline's timeout: a job whose steps all ended in
+# time succeeds; one with a step left to run when it passed times out
+sed -e 's/^pipeline: crash-tended$/&\ntimeout: 3s/' -e '/^    timeout: 3s$/d' "$tmp/tended.yml" > "$tmp/jtended.yml"
+sed '/^  - name: next$/,$d' "$tmp/jtended.yml" > "$tmp/jtended1.yml"
+state=$tmp/jtended1
+pause_and_kill "$state" "$tmp/jtended1.yml" running:quick
+sleep 4
+recover "$state"
+check "job timeout, last step ended in time: exit 0" [ "$rc" -eq 0 ]
+check "... the job succeeded" grep -Eq "^$job +crash-tended +succeeded " <("$bin/evrun-replay" "$state")
+check "... the step succeeded" grep -Eq "^quick +succeeded +1 " <("$bin/evrun-replay" "$state" --job "$job")
+state=$tmp/jtended
+pause_and_kill "$state" "$tmp/jtended.yml" running:quick
+sleep 4
+recover "$state"
+check "job timeout, a step left: exit 1" [ "$rc" -eq 1 ]
+check "... the job timed out" grep -Eq "^$job +crash-tended +timed_out " <("$bin/evrun-replay" "$state")
+check "... the step that ended in time succeeded" grep -Eq "^quick +succeeded +1 " <("$bin/evrun-replay" "$state" --job "$job")
+check "... the next did not run" grep -Eq "^next +skipped " <("$bin/evrun-replay" "$state" --job "$job")
+check "nothing left in $executor" [ "$(left_behind "$job")" -eq 0 ]
 case_end
 
 # Killed while on_error runs after a failure, and while a `when: always`
