@@ -520,6 +520,13 @@ s_step_deadline(evr_eng_step_t *st, uint64_t now, uint64_t *next)
         uint64_t from = st->t_start > job->end_at ? st->t_start : job->end_at;
         grace = from + (uint64_t) job->eng->opts.when_grace_ms * 1000000ull;
     }
+    if (st->exited_at) {
+        /* it ended while no runner watched (found so by a recovery): a
+           deadline passed since does not make it time out */
+        if (st->exited_at < dl && st->exited_at < grace)
+            return;
+        now = now > st->exited_at ? st->exited_at : now;
+    }
     if (now >= dl || now >= grace) {
         st->timed_out = true;
         if (now >= dl)
@@ -562,6 +569,32 @@ s_job_timed_out(evr_eng_job_t *job)
     evr_eng_after(job->eng, s_wind_down_act, job, NULL, 0);
 }
 
+/*  Whether the job's timeout, past, waits: a step is being inspected by a
+    recovery, or a step whose unit ended before
+    the job's deadline (found so by a recovery) is still being finished,
+    or such a step was the last and every other one is over (the job
+    ends).  So a restart after the deadline does not time out a job whose
+    steps all ended in time; one with a step left to run still times out
+    (once its ended steps are finished). */
+static bool
+s_ended_in_time(const evr_eng_job_t *job)
+{
+    bool in_time = false;
+    for (uint32_t i = 0; i < job->n; i++) {
+        const evr_eng_step_t *st = &job->steps[i];
+        if (st->state == EVR_ENG_STEP_INSPECTING || st->state == EVR_ENG_STEP_INSPECTING_RUN)
+            return true;   /* the recovery has not heard what became of it yet */
+        if (st->exited_at && st->exited_at < job->deadline) {
+            if (evr_eng_step_runs(st))
+                return true;
+            in_time = true;
+        }
+        else if (!evr_eng_step_done(st))
+            return false;
+    }
+    return in_time;
+}
+
 static int
 s_timers(evr_engine_t *e)
 {
@@ -572,8 +605,10 @@ s_timers(evr_engine_t *e)
             continue;
         /* paused: no timeout fires (resuming moves the deadlines) */
         if (job->deadline && !job->timed_out && !job->paused) {
-            if (now >= job->deadline)
-                s_job_timed_out(job);
+            if (now >= job->deadline) {
+                if (!s_ended_in_time(job))
+                    s_job_timed_out(job);
+            }
             else if (job->deadline < next)
                 next = job->deadline;
         }

@@ -97,6 +97,9 @@ typedef struct {
     bool attach_done, exit_known, stop_sent, kill_sent, timed_out, cancelled, lost;
     int64_t exit_code;
     uint64_t t_start, t_end;
+    uint64_t exited_at;     /* mono ns its unit ended, as the executor said
+                               at a recovery (0: not known): its timeout and
+                               duration end there, not when it was found */
     evr_eng_stream_t out[2];
     char *reason;
     uint32_t artifacts_left;

@@ -84,6 +84,8 @@ evr_eng_wind_down(evr_eng_job_t *job, bool now)
         if (evr_eng_spared(st))
             continue;   /* `when: always`, on_error: bounded by their grace */
         if (evr_eng_step_has_started(st)) {
+            if (job->timed_out && st->exited_at && st->exited_at < job->deadline)
+                continue;   /* it ended in time (a recovery found it so): its own outcome */
             if (job->timed_out) {
                 st->timed_out = true;
                 evr_eng_set_reason(st, "%s", job->reason ? job->reason : "the job timed out");

@@ -126,7 +126,7 @@ evr_pe_result(const evr_podman_result_t *pr)
         .rc = pr->rc, .msg = pr->msg ? pr->msg : "", .not_found = pr->not_found,
         .exists = pr->exists, .transport = pr->rc && pr->status == 0, .id = pr->id,
         .names = pr->id, .exit_code = pr->exit_code, .oom_killed = pr->oom_killed,
-        .started_at = pr->started_at,
+        .started_at = pr->started_at, .finished_at = pr->finished_at,
     };
     return r;
 }

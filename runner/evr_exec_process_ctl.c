@@ -30,6 +30,12 @@ evr_xp_wait_turn(evr_xp_op_t *op)
         evr_xp_not_found(op);
     else if (info.lost)
         evr_xp_lost(op, &info);
+    else if (info.state == EVR_EXEC_EXITED && info.full)
+        /* what the step wrote once the disk was full is lost: a success
+           would be a lie about its output */
+        evr_xp_fail(op, EVR_ERR_IO, "no space left on device in %s when the step ended (exit "
+                    "%" PRId64 "): its output may be cut short (what it wrote once the disk was "
+                    "full is lost); free space there", op->dir, info.exit_code);
     else if (info.state == EVR_EXEC_EXITED) {
         op->r.exit_code = info.exit_code;
         evr_xp_ok(op);
@@ -65,6 +71,7 @@ evr_xp_inspect(evr_exec_t *base, const char *name, evr_exec_fn *fn, void *arg)
     op->id = info.pid ? evr_asprintf("%ld", (long) info.pid) : evr_strdup(op->name);
     op->r.exit_code = info.exit_code;
     op->r.started_at = info.started_at;
+    op->r.finished_at = info.finished_at;
     if (info.lost) {
         evr_xp_kill_lost(op, &info);
         op->r.lost = true;

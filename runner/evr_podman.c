@@ -224,7 +224,8 @@ s_done(evr_http_req_t *req, void *arg)
                               .id = rep.names ? rep.names : rep.id, .exit_code = rep.exit_code,
                               .state = rep.state, .not_found = rep.not_found,
                               .exists = rep.exists, .oom_killed = rep.oom_killed,
-                              .started_at = rep.started_at, .dir = rep.dir,
+                              .started_at = rep.started_at,
+                              .finished_at = rep.finished_at, .dir = rep.dir,
                               .rootless = rep.rootless, .cgroup_version = rep.cgroup_version,
                               .cgroup_manager = rep.cgroup_manager };
     if (c->fn)

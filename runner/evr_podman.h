@@ -32,6 +32,7 @@ typedef struct {
     bool exists;        /* create: the name is taken already */
     bool oom_killed;    /* inspect: State.OOMKilled */
     uint64_t started_at;    /* inspect: State.StartedAt, wall ns (0: never started) */
+    uint64_t finished_at;   /* inspect: State.FinishedAt, wall ns (0: not finished) */
     const char *dir;        /* inspect: StaticDir, the bundle directory holding conmon's
                                attach socket, or NULL */
     bool rootless;              /* info: host.security.rootless */

@@ -261,7 +261,8 @@ evr_podman_reply_wait(long status, const char *body, size_t len, evr_podman_repl
     return EVR_OK;
 }
 
-/*  State of an inspect answer: Status, ExitCode, OOMKilled, StartedAt. */
+/*  State of an inspect answer: Status, ExitCode, OOMKilled, StartedAt,
+    FinishedAt. */
 static evr_rc_t
 s_state(const json_t *st, evr_podman_reply_t *r)
 {
@@ -292,6 +293,16 @@ s_state(const json_t *st, evr_podman_reply_t *r)
                                      &r->started_at)) {
         char q[200];
         return s_fail(r, "podman's answer to inspect: State.StartedAt: %s is not an RFC 3339 "
+                      "time", s_quote(json_string_value(j), json_string_length(j), q, sizeof q));
+    }
+    j = json_object_get(st, "FinishedAt");
+    if (j && !json_is_string(j))
+        return s_fail(r, "podman's answer to inspect: State.FinishedAt: expected a string, got "
+                      "%s", s_what(j));
+    if (j && !evr_podman_reply_time(json_string_value(j), json_string_length(j),
+                                     &r->finished_at)) {
+        char q[200];
+        return s_fail(r, "podman's answer to inspect: State.FinishedAt: %s is not an RFC 3339 "
                       "time", s_quote(json_string_value(j), json_string_length(j), q, sizeof q));
     }
     return EVR_OK;
@@ -327,7 +338,7 @@ evr_podman_reply_inspect(long status, const char *body, size_t len, evr_podman_r
         r->id[0] = r->state[0] = '\0';
         r->exit_code = 0;
         r->oom_killed = false;
-        r->started_at = 0;
+        r->started_at = r->finished_at = 0;
     }
     return r->rc;
 }

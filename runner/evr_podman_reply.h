@@ -46,6 +46,8 @@ typedef struct {
     int64_t exit_code;              /* wait; inspect (0 until it exited) */
     bool oom_killed;                /* inspect: State.OOMKilled, or exit 137 under a
                                        memory limit (HostConfig.Memory) */
+    uint64_t finished_at;           /* inspect: State.FinishedAt, wall ns since
+                                       1970 (0: absent, or not finished) */
     uint64_t started_at;            /* inspect: State.StartedAt, wall ns since
                                        the epoch (0: never started) */
     char *names;                    /* list: the names, each followed by '\n'

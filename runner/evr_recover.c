@@ -183,6 +183,8 @@ s_inspected(const evr_exec_result_t *r, void *arg)
         /* a running unit's log is read so far now and then
            (evr_eng_peek), and whole once it has exited (evr_eng_on_exit) */
         evr_eng_state_t to = running ? EVR_ENG_STEP_REATTACHED : EVR_ENG_STEP_RUNNING;
+        if (!running && r->finished_at)
+            st->exited_at = s_to_mono(r->finished_at);
         if (starting)
             evr_eng_record_start(st, to);   /* step.started, and the wait */
         else {

@@ -386,6 +386,17 @@ s_wait(int dfd, const char *dir, pid_t pid)
     return code;
 }
 
+/*  `room`: EVR_UNIT_ROOM bytes kept on the unit's file system for the
+    end, when the step's output may have filled it (written, not a hole:
+    a hole keeps nothing).  Without it a full disk left no room for
+    `exit`, and the step was taken for lost ("was it killed?"). */
+static evr_rc_t
+s_keep_room(int dfd, const char *dir, evr_err_t *err)
+{
+    static const char zeros[EVR_UNIT_ROOM];
+    return evr_unit_write(dfd, dir, "room", zeros, sizeof zeros, err);
+}
+
 /*  Starts the step of the unit (dfd, dir) holding its lock; its pid, or
     -1 with err. */
 static pid_t
@@ -397,6 +408,8 @@ s_begin(int dfd, const char *dir, s_what_t *w, evr_err_t *err)
         return -1;
     }
     if (s_read_what(dfd, dir, w, err))
+        return -1;
+    if (s_keep_room(dfd, dir, err))
         return -1;
     unlinkat(dfd, "env", 0);   /* read: its secrets stay in the step only */
     prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -427,10 +440,17 @@ s_end(int dfd, const char *dir, pid_t pid)
     char buf[160];
     int n = snprintf(buf, sizeof buf, "exit %" PRId64 "\nstdout %llu\nstderr %llu\n", code,
                      (unsigned long long) so.st_size, (unsigned long long) se.st_size);
-    evr_err_t err;
+    evr_err_t err, again;
     if (evr_unit_write(dfd, dir, "exit", buf, (size_t) n, &err)) {
-        fprintf(stderr, "evrun supervisor: %s\n", err.msg);   /* supervisor.log */
-        return 1;
+        /* the room kept at the start, given up for `exit`, which then
+           says that it took it: the disk was full at the step's end */
+        unlinkat(dfd, "room", 0);
+        n += snprintf(buf + n, sizeof buf - (size_t) n, "full\n");
+        if (evr_unit_write(dfd, dir, "exit", buf, (size_t) n, &again)) {
+            fprintf(stderr, "evrun supervisor: %s\n", again.msg);   /* supervisor.log */
+            return 1;
+        }
+        fprintf(stderr, "evrun supervisor: %s; written in the room kept for it\n", err.msg);
     }
     unlinkat(dfd, "paused", 0);
     return 0;

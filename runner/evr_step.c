@@ -313,7 +313,10 @@ evr_eng_on_exit(const evr_exec_result_t *r, void *arg)
         st->oom_killed = r->oom_killed;
     }
     st->exit_known = true;
-    st->t_end = evr_mono_ns();
+    /* podman's FinishedAt of a fast step may come before the start
+       recorded for it */
+    st->t_end = !st->exited_at ? evr_mono_ns()
+                : st->exited_at > st->t_start ? st->exited_at : st->t_start;
     if (st->state == EVR_ENG_STEP_REATTACHED) {   /* recovered while it ran: its log, now whole */
         evr_eng_step_to(st, EVR_ENG_STEP_RUNNING);
         evr_eng_replay(st);

@@ -70,7 +70,7 @@ s_retry(evr_eng_step_t *st)
     st->retakes = 0;
     st->exit_code = 0;
     st->oom_killed = false;
-    st->t_start = st->t_end = 0;
+    st->t_start = st->t_end = st->exited_at = 0;
     free(st->reason);
     st->reason = NULL;
     free(st->unit_id);

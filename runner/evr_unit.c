@@ -263,6 +263,11 @@ s_read_exit(int dfd, const char *dir, evr_unit_info_t *info, bool *found, evr_er
         info->exit_code = code;
         info->size[0] = out;
         info->size[1] = errb;
+        info->full = strstr(text, "\nfull\n") != NULL;
+        struct stat sb;
+        if (fstatat(dfd, "exit", &sb, AT_SYMLINK_NOFOLLOW) == 0)
+            info->finished_at = (uint64_t) sb.st_mtim.tv_sec * 1000000000ull
+                                + (uint64_t) sb.st_mtim.tv_nsec;
     }
     free(text);
     return rc;

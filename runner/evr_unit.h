@@ -29,7 +29,12 @@
                       exit status, or 128+N after signal N; the N are the
                       final sizes of the output files (the output is their
                       first N bytes, whatever a process that left the group
-                      writes later)
+                      writes later); then "full\n" when the disk was
+                      full at the step's end (its output may be cut
+                      short), written in `room`'s place
+      room            EVR_UNIT_ROOM bytes the supervisor writes before it
+                      starts the step, and deletes when `exit` finds no
+                      room (the step's output filled the disk)
     The supervisor writes `exit` before it ends and its lock goes, so a
     reader that sees the lock free and then no `exit` knows the
     supervisor died without one (killed): the unit is "lost".
@@ -40,6 +45,10 @@
 #include <sys/types.h>
 
 #include "evr_exec.h"
+
+/*  Bytes the supervisor keeps on the unit's file system for `exit` and
+    its last words in supervisor.log (a few pages). */
+#define EVR_UNIT_ROOM (16u << 10)
 
 /*  Largest script and environment file the supervisor reads. */
 #define EVR_UNIT_MAX_SCRIPT (1u << 20)
@@ -65,6 +74,9 @@ typedef struct {
     uint64_t started_at;    /* wall ns (0: not started) */
     int64_t exit_code;      /* EXITED */
     uint64_t size[2];       /* EXITED: final bytes of stdout, stderr */
+    uint64_t finished_at;   /* EXITED (not lost): wall ns `exit` was written */
+    bool full;              /* EXITED: the disk was full at the step's end
+                               (`exit` says "full") */
 } evr_unit_info_t;
 
 /*  A lost unit's step (its supervisor killed) may still run, and nobody

@@ -350,6 +350,54 @@ check "step timed out" grep -Eq "^slow +timed_out" <("$bin/evrun-replay" "$state
 check "nothing left in $executor" [ "$(left_behind "$job")" -eq 0 ]
 case_end
 
+# A step that ended within its timeout while the runner was down, found
+# after the timeout has passed: it succeeded (before, the restarted runner
+# counted its timeout up to the moment it read the step's end, and the
+# step ended timed_out though it had exited 0 in time).
+case_start timeout-ended
+cat > "$tmp/tended.yml" <<'YML'
+pipeline: crash-tended
+image: localhost/evrun-busybox:latest
+steps:
+  - name: quick
+    timeout: 3s
+    run: for i in 1 2 3 4 5; do echo "q $i"; sleep 0.1; done
+  - name: next
+    run: echo next
+YML
+adapt "$tmp/tended.yml"
+state=$tmp/tended
+pause_and_kill "$state" "$tmp/tended.yml" running:quick
+sleep 4   # past the step's timeout, counted from its recorded start
+recover "$state"
+check "exit 0" [ "$rc" -eq 0 ]
+check "the step succeeded" grep -Eq "^quick +succeeded +1 " <("$bin/evrun-replay" "$state" --job "$job")
+check "its output whole" [ "$("$bin/evrun-replay" "$state" --output "$job/quick" | tr '\n' ' ')" = "q 1 q 2 q 3 q 4 q 5 " ]
+check "the next step ran" grep -Eq "^next +succeeded " <("$bin/evrun-replay" "$state" --job "$job")
+check "nothing left in $executor" [ "$(left_behind "$job")" -eq 0 ]
+check "store verifies" "$bin/evrun-replay" "$state" --verify > /dev/null
+# the same with the pipeline's timeout: a job whose steps all ended in
+# time succeeds; one with a step left to run when it passed times out
+sed -e 's/^pipeline: crash-tended$/&\ntimeout: 3s/' -e '/^    timeout: 3s$/d' "$tmp/tended.yml" > "$tmp/jtended.yml"
+sed '/^  - name: next$/,$d' "$tmp/jtended.yml" > "$tmp/jtended1.yml"
+state=$tmp/jtended1
+pause_and_kill "$state" "$tmp/jtended1.yml" running:quick
+sleep 4
+recover "$state"
+check "job timeout, last step ended in time: exit 0" [ "$rc" -eq 0 ]
+check "... the job succeeded" grep -Eq "^$job +crash-tended +succeeded " <("$bin/evrun-replay" "$state")
+check "... the step succeeded" grep -Eq "^quick +succeeded +1 " <("$bin/evrun-replay" "$state" --job "$job")
+state=$tmp/jtended
+pause_and_kill "$state" "$tmp/jtended.yml" running:quick
+sleep 4
+recover "$state"
+check "job timeout, a step left: exit 1" [ "$rc" -eq 1 ]
+check "... the job timed out" grep -Eq "^$job +crash-tended +timed_out " <("$bin/evrun-replay" "$state")
+check "... the step that ended in time succeeded" grep -Eq "^quick +succeeded +1 " <("$bin/evrun-replay" "$state" --job "$job")
+check "... the next did not run" grep -Eq "^next +skipped " <("$bin/evrun-replay" "$state" --job "$job")
+check "nothing left in $executor" [ "$(left_behind "$job")" -eq 0 ]
+case_end
+
 # Killed while on_error runs after a failure, and while a `when: always`
 # step runs after a cancel: taken up again, each finishes (its output
 # whole, once), and the job ends as it would have (failed; cancelled).

@@ -632,6 +632,42 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
+case_process_full() {   # needs root to mount a small tmpfs as the units directory
+  # a step whose output fills the disk: its supervisor writes the exit
+  # status in the room it kept, and the step fails saying so (before: no
+  # room for it, the step was lost, "was it killed?", its log empty)
+  if [ "$(id -u)" -ne 0 ]; then echo "  skipped: needs root"; return; fi
+  pipeline procfull <<'YML'
+pipeline: procfull
+executor: process
+steps:
+  - name: fill
+    run: seq 1 400000; exit 0
+  - name: after
+    run: echo never
+YML
+  state=$tmp/procfull
+  mkdir -p "$state/units"
+  mount -t tmpfs -o size=1m,mode=0700 tmpfs "$state/units" || { echo "  skipped: mount failed"; return; }
+  mounted=$state/units
+  run procfull "$tmp/procfull.yml" --executors process
+  local left
+  left=$(ls "$state/units" | wc -l)
+  umount "$state/units" && mounted=
+  check "exit 1" [ "$rc" -eq 1 ]
+  check "the step failed, not lost" grep -Eq "^fill +failed " "$out"
+  check "the cause named, with the unit and the step's exit" grep -q \
+    "^job $job failed in .*: step fill failed: waiting for the process: no space left on device in $state/units/evrun-[0-9a-z]*-fill-1 when the step ended (exit 0): its output may be cut short" "$out"
+  check "not taken for a killed supervisor" bash -c "! grep -q 'was it killed' '$out'"
+  # (all lines but the last, which the disk may have cut)
+  check "the output it could write is stored, in order" \
+    bash -c "'$bin/evrun-replay' '$state' --output '$job/fill' | awk 'NR != \$1 { bad = NR } END { exit NR < 1000 || (bad && bad != NR) }'"
+  check "the next step skipped" grep -Eq "^after +skipped " "$out"
+  check "store verifies" verified
+  check "its unit removed" [ "$left" -eq 0 ]
+  check "nothing left of the job" [ "$(process_left)" -eq 0 ]
+}
+
 case_unreachable() {
   run unreachable "$src/examples/hello.yml" --podman-url unix:///tmp/evr-no-such-podman.sock
   check "exit 2" [ "$rc" -eq 2 ]
@@ -914,6 +950,6 @@ which this runner does not offer: start it with --executors podman,process"
   check "nothing left of the job" [ "$(process_left)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits no_newline parallel_partial stream_order conmon_reset artifact_dir timeout secret secret_lines resource artifact_full unreachable bad_file usage term_at_start sigint process process_missing_artifact process_artifact_links process_relative_state process_refused process_image process_sigint process_unfinished}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits no_newline parallel_partial stream_order conmon_reset artifact_dir timeout secret secret_lines resource artifact_full process_full unreachable bad_file usage term_at_start sigint process process_missing_artifact process_artifact_links process_relative_state process_refused process_image process_sigint process_unfinished}
 # shellcheck disable=SC2086
 run_cases $cases

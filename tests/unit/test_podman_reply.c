@@ -150,12 +150,12 @@ test_inspect_real(void)
     char *body;
     size_t len;
     evr_podman_reply_t r;
-    struct { const char *seed, *state; int64_t code; uint64_t started; } cases[] = {
-        { "inspect-created", "created", 0, 0 },
-        { "inspect-running", "running", 0, 1795983225524743180ull },
-        { "inspect-paused", "paused", 0, 1795983225524743180ull },
-        { "inspect-exited", "exited", 3, 1795983230379078950ull },
-        { "inspect-oom", "exited", 137, 1795983230627681161ull },
+    struct { const char *seed, *state; int64_t code; uint64_t started, finished; } cases[] = {
+        { "inspect-created", "created", 0, 0, 0 },
+        { "inspect-running", "running", 0, 1795983225524743180ull, 0 },
+        { "inspect-paused", "paused", 0, 1795983225524743180ull, 0 },
+        { "inspect-exited", "exited", 3, 1795983230379078950ull, 1795983230378571819ull },
+        { "inspect-oom", "exited", 137, 1795983230627681161ull, 1795983230658571831ull },
     };
     for (size_t i = 0; i < EVR_ARRAY_LEN(cases); i++) {
         long st = s_seed(cases[i].seed, &body, &len);
@@ -164,6 +164,8 @@ test_inspect_real(void)
         CHECK(r.exit_code == cases[i].code);
         /* created: "0001-01-01T00:00:00Z", never started */
         CHECK(r.started_at == cases[i].started);
+        /* not finished: "0001-01-01T00:00:00Z" too */
+        CHECK(r.finished_at == cases[i].finished);
         CHECK(strlen(r.id) == 64);
         /* podman 4.3 with runc on cgroup v1 says OOMKilled false even
            after a real OOM kill (PODMAN.md): exit 137 under a memory
@@ -240,6 +242,10 @@ test_inspect_bad(void)
           "State.StartedAt: expected a string, got an integer" },
         { S_ST("\"Status\":\"exited\",\"ExitCode\":0,\"StartedAt\":\"yesterday\""),
           "State.StartedAt: \"yesterday\" is not an RFC 3339 time" },
+        { S_ST("\"Status\":\"exited\",\"ExitCode\":0,\"FinishedAt\":[]"),
+          "State.FinishedAt: expected a string, got an array" },
+        { S_ST("\"Status\":\"exited\",\"ExitCode\":0,\"FinishedAt\":\"2026-13-01T00:00:00Z\""),
+          "State.FinishedAt: \"2026-13-01T00:00:00Z\" is not an RFC 3339 time" },
         { S_ST("\"Status\":\"\xff\",\"ExitCode\":0"), "not JSON (inspect: line 1, column " },
         { "{\"Id\":\"abc123\",\"State\":{\"Status\":\"exited\",\"ExitCode\":0}",
           "not JSON (inspect: line 1, column " },
@@ -249,7 +255,7 @@ test_inspect_bad(void)
     for (size_t i = 0; i < EVR_ARRAY_LEN(bad); i++) {
         CHECK(evr_podman_reply_inspect(200, bad[i][0], strlen(bad[i][0]), &r) == EVR_ERR_PODMAN);
         CHECK_CONTAINS(r.msg, bad[i][1]);
-        CHECK(s_sane(&r) && r.exit_code == 0 && !r.started_at && !r.oom_killed);
+        CHECK(s_sane(&r) && r.exit_code == 0 && !r.started_at && !r.finished_at && !r.oom_killed);
     }
     /* the least it takes */
     const char *least = S_ST("\"Status\":\"stopping\",\"ExitCode\":-1");
