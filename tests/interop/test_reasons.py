@@ -1,5 +1,5 @@
 """test_reasons.py: a client's reasons and its refused fields, against a
-real broker with no runner (no podman): test_reasons.sh starts it.
+real broker with no runner (no podman): broker_py.sh starts it.
 
 A `cancel`, `demand` or `provider` reason is shown to others in
 terminals: the broker keeps it on one line with its control characters

@@ -1,6 +1,6 @@
 """test_rogue_steps.py: a runner's job.accepted whose spec names a step
 twice, against a real broker with no runner process (no podman):
-test_rogue_steps.sh starts it.
+broker_py.sh starts it.
 
 The broker checks a runner's events with the per-field checks and the
 job's transitions, not the whole-spec validation of a submit (PROTOCOL.md

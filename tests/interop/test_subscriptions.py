@@ -1,6 +1,6 @@
 """test_subscriptions.py: what a subscriber may send the broker's event
 socket, against a real broker with no runner (no podman):
-test_subscriptions.sh starts it.
+broker_py.sh starts it.
 
 A subscriber sends subscriptions only, each a byte and a topic prefix, and
 no topic is longer than `rn.` and a 64-byte runner id.  libzmq keeps each

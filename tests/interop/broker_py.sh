@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# test_subscriptions.sh BIN_DIR SRC_DIR: a real evrun-broker on ipc://
-# sockets (no runner, no podman) and tests/interop/test_subscriptions.py:
-# what a subscriber may send the event socket (a subscription of more than
-# 4096 bytes closes its connection, and costs the broker nothing), as
-# PROTOCOL.md says.
+# broker_py.sh BIN_DIR SRC_DIR SCRIPT: a real evrun-broker on ipc:// sockets
+# (no runner process, no podman) and tests/interop/SCRIPT, a client in
+# Python written from schema/PROTOCOL.md (what each checks: the top of the
+# script, and tests/interop/CMakeLists.txt).  The script gets the broker's
+# endpoints in EVR_CLIENT_EP, EVR_RUNNER_EP and EVR_EVENTS_EP and its pid
+# in EVR_BROKER_PID; the broker must outlive it, stop cleanly on SIGTERM
+# and leave no sanitizer report in its log.
 set -u
-if [ $# -ne 2 ]; then echo "usage: $0 BIN_DIR SRC_DIR" >&2; exit 2; fi
+if [ $# -ne 3 ]; then echo "usage: $0 BIN_DIR SRC_DIR SCRIPT" >&2; exit 2; fi
 bin=$1
-tmp=$(mktemp -d /tmp/evr-sb-XXXXXX)
+tmp=$(mktemp -d "/tmp/evr-${3%.py}-XXXXXX")
 broker_pid=
 trap '[ -n "$broker_pid" ] && kill -9 "$broker_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
 
@@ -24,8 +26,9 @@ for _ in $(seq 1 200); do
   sleep 0.05
 done
 
-EVR_BROKER_PID=$broker_pid EVR_EVENTS_EP=ipc://$tmp/bus/events \
-  EVR_RUNNER_EP=ipc://$tmp/bus/runners /usr/bin/python3 "$2/tests/interop/test_subscriptions.py"
+EVR_BROKER_PID=$broker_pid EVR_CLIENT_EP=ipc://$tmp/bus/clients \
+  EVR_RUNNER_EP=ipc://$tmp/bus/runners EVR_EVENTS_EP=ipc://$tmp/bus/events \
+  /usr/bin/python3 "$2/tests/interop/$3"
 rc=$?
 if ! kill -0 "$broker_pid" 2>/dev/null; then
   echo "FAILED: the broker died" >&2
