@@ -14,9 +14,10 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import Checks  # noqa: E402
 from evrun_client import Client, ErrorAnswer, make_spec, make_step, new_ulid  # noqa: E402
 
-passes = fails = 0
+check = Checks("test_reasons")
 
 # sent -> kept: ESC, newline, tab, C1 CSI escaped; a backslash doubled, so
 # the ESC byte and the text "\x1b" stay two different reasons
@@ -27,15 +28,6 @@ REASONS = (
     ("C:\\dir", "C:\\\\dir"),
     ("plain é", "plain é"),
 )
-
-
-def check(name, ok, detail=""):
-    global passes, fails
-    if ok:
-        passes += 1
-    else:
-        fails += 1
-        print(f"FAILED: {name}" + (f" ({detail})" if detail else ""), flush=True)
 
 
 def refusal(client, mtype, body):
@@ -134,8 +126,7 @@ def main():
     test_demand_fields(client)
     test_copy_tars(client)
     client.close()
-    print(f"test_reasons: {passes} passed, {fails} failed", flush=True)
-    return 1 if fails else 0
+    return check.end()
 
 
 if __name__ == "__main__":

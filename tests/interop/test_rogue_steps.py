@@ -20,18 +20,10 @@ import msgpack
 import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import Checks  # noqa: E402
 from evrun_client import new_ulid  # noqa: E402
 
-passes = fails = 0
-
-
-def check(name, ok, detail=""):
-    global passes, fails
-    if ok:
-        passes += 1
-    else:
-        fails += 1
-        print(f"FAILED: {name}" + (f" ({detail})" if detail else ""), flush=True)
+check = Checks("test_rogue_steps")
 
 
 def dealer(ep):
@@ -98,8 +90,7 @@ def main():
     time.sleep(0.2)
     c.close()
     r.close()
-    print(f"test_rogue_steps: {passes} passed, {fails} failed", flush=True)
-    return 1 if fails else 0
+    return check.end()
 
 
 if __name__ == "__main__":

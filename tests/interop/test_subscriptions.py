@@ -19,16 +19,10 @@ import time
 import msgpack
 import zmq
 
-passes = fails = 0
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import Checks  # noqa: E402
 
-
-def check(name, ok, detail=""):
-    global passes, fails
-    if ok:
-        passes += 1
-    else:
-        fails += 1
-        print(f"FAILED: {name}" + (f" ({detail})" if detail else ""), flush=True)
+check = Checks("test_subscriptions")
 
 
 def rss_kib(pid):
@@ -83,8 +77,7 @@ def main():
     time.sleep(0.2)
     r.close()
     sub.close()
-    print(f"test_subscriptions: {passes} passed, {fails} failed", flush=True)
-    return 1 if fails else 0
+    return check.end()
 
 
 if __name__ == "__main__":
