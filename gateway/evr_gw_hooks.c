@@ -32,6 +32,7 @@
     for none: their jobs wait in the queue with their own labels.  See
     evr_gw.h. */
 #include "evr_gw.h"
+#include "evr_log.h"
 
 #include <fnmatch.h>
 #include <sodium.h>
@@ -504,9 +505,12 @@ s_hook_token_ok(evr_gw_t *gw, evr_gw_req_t *req, const char *name)
     if (rc == EVR_ERR_NOTFOUND)
         evr_gw_error(req, 401, "unauthorized", "pipeline \"%s\" has no hook token (make one "
                      "with evrun-cli hook-token %s)", name, name);
-    else if (rc)
+    else if (rc) {  /* why (a path, a mode) is the operator's to read, not a caller's */
+        evr_log_warn("gateway", "the hook token of pipeline \"%s\" cannot be read: %s", name,
+                     err.msg);
         evr_gw_error(req, 401, "unauthorized", "the hook token of pipeline \"%s\" cannot be "
-                     "read: %s", name, err.msg);
+                     "read (the gateway's log says why)", name);
+    }
     else if (!ok)
         evr_gw_error(req, 401, "unauthorized", "%s: not the hook token of pipeline \"%s\" "
                      "(Authorization: Bearer TOKEN or X-Evrun-Token: TOKEN, where TOKEN is "

@@ -303,6 +303,14 @@ case_hook_checks() {
   check "... saying a hook takes no spec, and where one goes [POST it to /api/v1/jobs]" says 'POST it to /api/v1/jobs'
   check "hook with its token: 202, no note" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "X-Evrun-Token: $t" -X POST "$hk/man")" = 202 ]
   check "hook with its token: 202, no note [(jget note in d[jobs][0]) = False]" [ "$(jget '"note" in d["jobs"][0]')" = False ]
+  # a token file others can read: 401 to the caller, why (its path, its
+  # mode) in the gateway's log only (before: in the answer, to anyone)
+  chmod 644 "$tmp/gateway/hooks/man.token"
+  check "hook, its token file readable by others: 401" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "X-Evrun-Token: $t" -X POST "$hk/man")" = 401 ]
+  check "... saying the gateway's log says why" says "cannot be read (the gateway's log says why)"
+  check "... naming no path" bash -c "! grep -qF '$tmp' '$tmp/body'"
+  check "... the log names the file and its mode" grep -q "man.token can be read by others (mode 644)" "$gw_log"
+  chmod 600 "$tmp/gateway/hooks/man.token"
   # a start by name with an arg in both the query and the body: the query's wins (README)
   check "a start, ?arg=WHO=q and body args WHO=b: 201" [ "$(api POST '/jobs?arg=WHO=q' -H 'Content-Type: application/json' -d '{"pipeline":"man","args":{"WHO":"b"}}')" = 201 ]
   local sid
