@@ -38,10 +38,10 @@ static const struct {
     const char *problem, *hint;
 } s_hints[] = {
     { "tab character", "a tab; YAML indents with spaces only" },
-    { "UTF-8", "a pipeline file is UTF-8 text (saved as Latin-1 or another 8-bit encoding? "
+    { "UTF-8", "the file must be UTF-8 text (saved as Latin-1 or another 8-bit encoding? "
       "convert it: iconv -f latin1 -t utf-8; or is this a binary file?)" },
-    { "Unicode character", "a pipeline file is UTF-8 text (is this a binary file?)" },
-    { "control characters", "a pipeline file is text without control characters (is this a "
+    { "Unicode character", "the file must be UTF-8 text (is this a binary file?)" },
+    { "control characters", "the file must be text without control characters (is this a "
       "binary file?)" },
     { "did not find expected '-' indicator", "check the indentation: the items of a list "
       "start with - at one column, the keys of a mapping at one column" },

@@ -205,7 +205,7 @@ printf 'capacity: 2\n# caf\xe9 au lait\n' > "$tmp/latin1.yml"
 run "$bin/evrun-runner" --broker ipc://x --config "$tmp/latin1.yml" --print-config
 check "a Latin-1 settings file: exit 2" [ $rc -eq 2 ]
 check "a Latin-1 settings file: said once, at the byte" \
-  said "evrun-runner: $tmp/latin1.yml:2:6: YAML syntax error: invalid trailing UTF-8 octet (byte 0xe9 starts a UTF-8 sequence that the bytes after it do not continue): a pipeline file is UTF-8 text (saved as Latin-1 or another 8-bit encoding? convert it: iconv -f latin1 -t utf-8; or is this a binary file?)"
+  said "evrun-runner: $tmp/latin1.yml:2:6: YAML syntax error: invalid trailing UTF-8 octet (byte 0xe9 starts a UTF-8 sequence that the bytes after it do not continue): the file must be UTF-8 text (saved as Latin-1 or another 8-bit encoding? convert it: iconv -f latin1 -t utf-8; or is this a binary file?)"
 
 # names the broker would refuse (exit 1, a refusal) are usage errors here
 for c in "run $tmp/p.yml --label|evrun-cli run: --label|a label" \

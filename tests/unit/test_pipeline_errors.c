@@ -152,29 +152,29 @@ test_newcomer_errors(void)
     free(e);
     e = evr_ytest_load(S_HEAD "  - name: a\n    run: \"\x01\"\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:5:11: YAML syntax error: control characters are not allowed "
-                      "(byte 0x01): a pipeline file is text");
+                      "(byte 0x01): the file must be text");
     free(e);
     e = evr_ytest_load(S_HEAD "  - name: a\n    run: \"\xff\"\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:5:11: YAML syntax error: invalid leading UTF-8 octet (byte 0xff): "
-                      "a pipeline file is UTF-8 text");
+                      "the file must be UTF-8 text");
     free(e);
     /* a Latin-1 "é" before a space: libyaml names the space (0x20, a
        column on); the byte to fix is the é */
     e = evr_ytest_load(S_HEAD "  - name: a\n    run: echo caf\xe9 au lait\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:5:18: YAML syntax error: invalid trailing UTF-8 octet (byte 0xe9 "
-                      "starts a UTF-8 sequence that the bytes after it do not continue): a "
-                      "pipeline file is UTF-8 text (saved as Latin-1");
+                      "starts a UTF-8 sequence that the bytes after it do not continue): the "
+                      "file must be UTF-8 text (saved as Latin-1");
     free(e);
     e = evr_ytest_load(S_HEAD "  - name: a\n    run: \"\xc3\xa9\xe9t\"\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:5:12: YAML syntax error: invalid trailing UTF-8 octet (byte 0xe9 ");
     free(e);
     e = evr_ytest_load(S_HEAD "  - name: a\n    run: x # caf\xe9", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:5:17: YAML syntax error: incomplete UTF-8 octet sequence (byte "
-                      "0xe9): a pipeline file is UTF-8 text");
+                      "0xe9): the file must be UTF-8 text");
     free(e);
     e = evr_ytest_load(S_HEAD "  - name: a\n    run: \"\xed\xa0\x80\"\n", &n, NULL);
-    CHECK_CONTAINS(e, "f.yml:5:11: YAML syntax error: invalid Unicode character (U+D800): a "
-                      "pipeline file is UTF-8 text");
+    CHECK_CONTAINS(e, "f.yml:5:11: YAML syntax error: invalid Unicode character (U+D800): the "
+                      "file must be UTF-8 text");
     free(e);
     /* a size too large for 64 bits was a "bad size" of the form asked for */
     e = evr_ytest_load(S_HEAD "  - {name: a, run: x, limits: {memory: 17179869184T}}\n"
