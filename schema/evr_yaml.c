@@ -233,6 +233,18 @@ s_load_strlist(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, evr_strlis
     return ok;
 }
 
+/*  Whether key kn was written with no ":" (its value vn the empty scalar
+    libyaml makes for `{A: hello, world}`'s world, where it ends the key;
+    after a ":" it starts past it).  A map of strings takes every key, so
+    that is the only sign that a "," cut a value short. */
+static bool
+s_no_colon(const yaml_node_t *kn, const yaml_node_t *vn)
+{
+    return vn->type == YAML_SCALAR_NODE && !vn->data.scalar.length
+        && vn->data.scalar.style == YAML_PLAIN_SCALAR_STYLE
+        && vn->start_mark.index == kn->end_mark.index;
+}
+
 static bool
 s_load_strmap(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, evr_strmap_t *m,
               const char *path)
@@ -270,6 +282,13 @@ s_load_strmap(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, evr_strmap_
                 j++;
             s_err(ctx, kn, kpath, "duplicate key (first at line %zu)",
                   (j < i ? pr[j].key : kn)->start_mark.line + 1);
+            ok = false;
+            continue;
+        }
+        if (s_no_colon(kn, vn)) {
+            s_err(ctx, kn, kpath, "a key with no \":\" and no value: in {...} a \",\" ends a "
+                  "value, so is this the rest of the value before it? quote a value that "
+                  "holds a \",\" (A: \"hello, world\"); an empty value is %s: \"\"", k);
             ok = false;
             continue;
         }

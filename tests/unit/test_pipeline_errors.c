@@ -284,6 +284,25 @@ test_newcomer_errors(void)
         CHECK_CONTAINS(e, brackets[i].said);
         free(e);
     }
+    /* ... and in a {...} map of strings (env), where every key is one,
+       a key with no ":" is said so; one with a ":" and no value is an
+       empty value, as in a block */
+    e = evr_ytest_load("pipeline: p\nimage: i\nenv: {A: hello, world}\nsteps: [{name: a, run: x}]\n",
+                       &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:17: env.world: a key with no \":\" and no value: in {...} a "
+                      "\",\" ends a value, so is this the rest of the value before it? quote a "
+                      "value that holds a \",\" (A: \"hello, world\"); an empty value is world: "
+                      "\"\"");
+    free(e);
+    e = evr_ytest_load("pipeline: p\nimage: i\nenv: {A: hello, W: , V: }\n"
+                       "steps: [{name: a, run: x, env: {\"Q\"}}]\n", &n, NULL);
+    CHECK_CONTAINS(e, "steps[0].env.Q: a key with no \":\"");
+    CHECK(strstr(e, "env.W") == NULL && strstr(e, "env.V") == NULL);
+    free(e);
+    e = evr_ytest_load("pipeline: p\nimage: i\nenv:\n  A:\n  B: x\nsteps: [{name: a, run: x}]\n",
+                       &n, NULL);
+    CHECK(n == 0);
+    free(e);
     /* an indentation slip keeps its hint */
     e = evr_ytest_load("pipeline: p\nimage: i\nenv:\n    A: x\n  B: \"y\"\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:5:3: YAML syntax error: did not find expected key (while parsing a "
