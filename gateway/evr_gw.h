@@ -128,6 +128,25 @@ const evr_gw_route_t *evr_gw_route_match(const char *method, const char *url,
     none; NULL when it has no host or has a fragment. */
 const char *evr_gw_origin_form(const char *url);
 
+/*  The length of the UTF-8 sequence at p (NUL-terminated), 0 when it is
+    none (a stray or overlong byte, a surrogate, past U+10FFFF). */
+size_t evr_gw_utf8_len(const unsigned char *p);
+
+/*  evr_gw_check.c: a request's head checked before it is routed.  Each
+    that refuses sets req's answer and returns false. */
+/*  Content-Length and Transfer-Encoding (one of them, a coding read, none
+    over HTTP/1.0), Host, field names and fields that may come once. */
+bool evr_gw_framing_ok(evr_gw_req_t *req, const char *version);
+/*  No NUL byte in a header field's value, no bare CR in a field. */
+bool evr_gw_header_nul_ok(evr_gw_req_t *req);
+/*  No escaped NUL (%00) in the path or a query parameter. */
+bool evr_gw_nul_ok(evr_gw_req_t *req);
+/*  The spaces and tabs after the values of the fields the gateway reads
+    whole cut (RFC 9112 5: no part of them). */
+void evr_gw_trim_fields(evr_gw_req_t *req);
+/*  Only the route's query parameters, each once and with a value. */
+bool evr_gw_query_ok(evr_gw_req_t *req, const evr_gw_route_t *route);
+
 /*  Starts serving on cfg's http_listen (TLS when tls_cert and tls_key
     are set). */
 evr_rc_t evr_gw_start(evr_gw_t *gw, evr_err_t *err);
