@@ -18,6 +18,8 @@ if ! /usr/bin/python3 -c 'import zmq, msgpack' 2>/dev/null; then
   . "$2/tools/lib/deps.sh"
   evr_install python3-zmq python3-msgpack || exit 1
 fi
+# shellcheck source=broker_lib.sh
+. "$2/tests/interop/broker_lib.sh"
 
 "$bin/evrun-broker" --local --state-dir "$tmp" --no-sync > "$tmp/broker.log" 2>&1 &
 broker_pid=$!
@@ -30,19 +32,5 @@ EVR_BROKER_PID=$broker_pid EVR_CLIENT_EP=ipc://$tmp/bus/clients \
   EVR_RUNNER_EP=ipc://$tmp/bus/runners EVR_EVENTS_EP=ipc://$tmp/bus/events \
   /usr/bin/python3 "$2/tests/interop/$3"
 rc=$?
-if ! kill -0 "$broker_pid" 2>/dev/null; then
-  echo "FAILED: the broker died" >&2
-  rc=1
-else
-  kill -TERM "$broker_pid"
-  wait "$broker_pid"
-  st=$?
-  broker_pid=
-  if [ "$st" -ne 0 ]; then echo "FAILED: the broker stopped with status $st" >&2; rc=1; fi
-fi
-if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$tmp/broker.log"; then
-  echo "FAILED: a sanitizer report in the broker's log" >&2
-  rc=1
-fi
-if [ "$rc" -ne 0 ]; then echo "--- broker.log (tail)" >&2; tail -n 30 "$tmp/broker.log" >&2; fi
-exit "$rc"
+broker_end || rc=1
+exit "$(broker_log_end "$rc" 30)"

@@ -10,6 +10,8 @@ bin=$1
 tmp=$(mktemp -d /tmp/evr-wa-XXXXXX)
 broker_pid=
 trap '[ -n "$broker_pid" ] && kill -9 "$broker_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+# shellcheck source=broker_lib.sh
+. "$2/tests/interop/broker_lib.sh"
 
 mkdir -p "$tmp/pipelines"
 cat > "$tmp/pipelines/audit-reg.yml" <<'YML'
@@ -33,16 +35,7 @@ for _ in $(seq 1 200); do [ -S "$tmp/bus/runners" ] && break; sleep 0.05; done
 
 "$bin/evr-wire-audit" "ipc://$tmp/bus/clients" "ipc://$tmp/bus/runners" "ipc://$tmp/bus/events"
 rc=$?
-if ! kill -0 "$broker_pid" 2>/dev/null; then
-  echo "FAIL - the broker died during the audit" >&2
-  rc=1
-else
-  kill -TERM "$broker_pid"
-  wait "$broker_pid"
-  st=$?
-  broker_pid=
-  if [ "$st" -ne 0 ]; then echo "FAIL - the broker stopped with status $st" >&2; rc=1; fi
-fi
+broker_end "during the audit" || rc=1
 
 # Odd but valid submit bodies (PROTOCOL.md "Encoding"), accepted, then the
 # broker killed (SIGKILL: no checkpoint of its submit journal) and started
@@ -72,17 +65,9 @@ if [ -z "$broker_pid" ]; then
   fi
   "$bin/evr-wire-audit" --odd-check "ipc://$tmp/bus/clients" "$tmp/odd.txt" || rc=1
   grep -o 'submit journal: [0-9]* acknowledged submits* taken up' "$tmp/broker.log"
-  kill -TERM "$broker_pid"
-  wait "$broker_pid"
-  st=$?
-  broker_pid=
-  if [ "$st" -ne 0 ]; then echo "FAIL - the broker stopped with status $st" >&2; rc=1; fi
+  broker_end "during the odd submits" || rc=1
 fi
-if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$tmp/broker.log"; then
-  echo "FAIL - sanitizer report in the broker's log" >&2
-  rc=1
-fi
-if [ "$rc" -ne 0 ]; then echo "--- broker.log (tail)" >&2; tail -n 40 "$tmp/broker.log" >&2; fi
+rc=$(broker_log_end "$rc" 40)
 
 # The job control channel, from a client written from PROTOCOL.md alone
 # (tests/interop/chan_audit.py) in a host-command step: evrun-runner
