@@ -11,15 +11,23 @@
 #include <stdio.h>
 #include <string.h>
 
-/*  Whether line (0-based) of buf has a tab in its indentation or at
-    column col (0-based, in characters). */
-static bool
-s_tab_at(const char *buf, size_t len, size_t line, size_t col)
+/*  The offset in buf of line (0-based); len when buf has fewer lines. */
+static size_t
+s_line(const char *buf, size_t len, size_t line)
 {
     size_t i = 0;
     for (size_t l = 0; l < line && i < len; i++)
         if (buf[i] == '\n')
             l++;
+    return i;
+}
+
+/*  Whether line (0-based) of buf has a tab in its indentation or at
+    column col (0-based, in characters). */
+static bool
+s_tab_at(const char *buf, size_t len, size_t line, size_t col)
+{
+    size_t i = s_line(buf, len, line);
     bool indent = true;
     for (size_t c = 0; i < len && buf[i] != '\n'; i++) {
         if ((buf[i] & 0xC0) == 0x80)
@@ -92,10 +100,7 @@ static const char *s_hint_after_quote = "text after a quoted value, or after a [
 static const char *
 s_at(const char *buf, size_t len, size_t line, size_t col)
 {
-    size_t i = 0;
-    for (size_t l = 0; l < line && i < len; i++)
-        if (buf[i] == '\n')
-            l++;
+    size_t i = s_line(buf, len, line);
     for (size_t c = 0; i < len && buf[i] != '\n'; i++) {
         if ((buf[i] & 0xC0) == 0x80)
             continue;
