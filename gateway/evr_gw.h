@@ -24,6 +24,14 @@
 #include "evr_gw_auth.h"
 
 #define EVR_GW_PREFIX "/api/v1"
+/*  The prefixes of the Idempotency-Key records the webhooks and demands
+    make (POST /api/v1/jobs names its records by the key alone, and
+    refuses a key that begins with one of these): "hook:NAME:K",
+    "demand:K", "github:DELIVERY:PIPELINE", "github-demand:...". */
+#define EVR_GW_KEY_HOOK "hook:"
+#define EVR_GW_KEY_DEMAND "demand:"
+#define EVR_GW_KEY_GITHUB "github:"
+#define EVR_GW_KEY_GH_DEMAND "github-demand:"
 #define EVR_GW_PARAMS 3         /* {id} and the like in one route */
 #define EVR_GW_LOG_MAX (64u << 20)      /* bytes of one plain-text log answer */
 

@@ -504,21 +504,22 @@ s_outcome_unknown(evr_gw_req_t *req, const char *job, const char *key)
 }
 
 /*  Whether key (POST /jobs's, whose records are named by the key alone)
-    begins as none of the records the other routes make: "hook:NAME:K"
-    (POST /hooks/NAME's key K), "demand:K", "github:DELIVERY:PIPELINE",
-    "github-demand:..." (evr_gw_hooks.c, evr_gw_demand.c); else a 400
-    set.  A submit with "hook:NAME:K" would get the job that hook started
-    (existing), one with "demand:K" the id of a demand. */
+    begins as none of the records the other routes make (EVR_GW_KEY_*,
+    evr_gw.h); else a 400 set.  A submit with "hook:NAME:K" would get the
+    job that hook started (existing), one with "demand:K" the id of a
+    demand. */
 static bool
 s_submit_key_ok(evr_gw_req_t *req, const char *key)
 {
-    static const char *const taken[] = { "hook:", "demand:", "github:", "github-demand:" };
+    static const char *const taken[] = { EVR_GW_KEY_HOOK, EVR_GW_KEY_DEMAND,
+                                          EVR_GW_KEY_GITHUB, EVR_GW_KEY_GH_DEMAND };
     for (size_t i = 0; i < EVR_ARRAY_LEN(taken); i++)
         if (!strncmp(key, taken[i], strlen(taken[i]))) {
             evr_gw_error(req, 400, "bad_request", "Idempotency-Key: a key of POST "
                          EVR_GW_PREFIX "/jobs may not begin with %s (the gateway keeps the "
-                         "keys of its webhooks and demands under hook:, demand:, github: and "
-                         "github-demand:): use another key", taken[i]);
+                         "keys of its webhooks and demands under " EVR_GW_KEY_HOOK ", "
+                         EVR_GW_KEY_DEMAND ", " EVR_GW_KEY_GITHUB " and " EVR_GW_KEY_GH_DEMAND
+                         "): use another key", taken[i]);
             return false;
         }
     return true;

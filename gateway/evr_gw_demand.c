@@ -165,7 +165,7 @@ evr_gw_h_demand(evr_gw_t *gw, evr_gw_req_t *req)
     const char *key = evr_gw_header(req, "Idempotency-Key");
     if (key && !evr_gw_idem_key_ok(req, key, 200))     /* openapi: maxLength 200 */
         goto out;
-    char *k = key ? evr_asprintf("demand:%s", key) : NULL;
+    char *k = key ? evr_asprintf(EVR_GW_KEY_DEMAND "%s", key) : NULL;
     if (!m.reason)      /* where it comes from, for `evrun-cli runners` */
         m.reason = evr_strdup("POST /api/v1/demand");
     json_t *js = evr_gw_demand_send(gw, req, &m, k);

@@ -348,8 +348,8 @@ s_github_demand(evr_gw_t *gw, evr_gw_req_t *req, const evr_gw_github_t *gh,
         evr_strlist_push(&m.labels, gh->labels.v[i]);
     /* one demand per workflow job, however often and under whatever
        delivery it comes */
-    char *key = gh->job_id ? evr_asprintf("github-demand:job:%lld", gh->job_id)
-              : delivery ? evr_asprintf("github-demand:%s", delivery) : NULL;
+    char *key = gh->job_id ? evr_asprintf(EVR_GW_KEY_GH_DEMAND "job:%lld", gh->job_id)
+              : delivery ? evr_asprintf(EVR_GW_KEY_GH_DEMAND "%s", delivery) : NULL;
     evr_gw_req_t sub = { .conn = req->conn };    /* its error goes into req's answer */
     *kept = evr_gw_demand_send(gw, &sub, &m, key);
     if (!*kept)
@@ -423,7 +423,7 @@ evr_gw_h_github(evr_gw_t *gw, evr_gw_req_t *req)
                         .source_url = evr_strdup(gh.url), .source_ref = evr_strdup(gh.sha),
                         .ci_source_url = evr_strdup(gh.ci_url),
                         .ci_source_ref = gh.ci_ref ? evr_strdup(gh.ci_ref) : NULL };
-        char *key = delivery ? evr_asprintf("github:%s:%s", delivery, m.pipeline) : NULL;
+        char *key = delivery ? evr_asprintf(EVR_GW_KEY_GITHUB "%s:%s", delivery, m.pipeline) : NULL;
         bool ok = s_start(gw, req, &m, key, started, refused, &first);
         free(key);
         evr_msg_clear(&m);
@@ -596,7 +596,7 @@ evr_gw_h_hook(evr_gw_t *gw, evr_gw_req_t *req)
     const char *key = evr_gw_header(req, "Idempotency-Key");
     if (key && !evr_gw_idem_key_ok(req, key, 180))     /* openapi: maxLength 180 */
         goto out;
-    char *k = key ? evr_asprintf("hook:%s:%s", name, key) : NULL;
+    char *k = key ? evr_asprintf(EVR_GW_KEY_HOOK "%s:%s", name, key) : NULL;
     bool ok = s_start(gw, req, &m, k, started, refused, &first);
     free(k);
     if (ok)
