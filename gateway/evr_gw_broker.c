@@ -57,6 +57,7 @@ s_lock(evr_gw_t *gw, evr_gw_req_t *req)
     req->no_turn = true;
     evr_gw_error(req, 503, "unavailable", "the broker's connection stayed busy with other "
                  "requests for %llu ms: try again", (unsigned long long) (left / 1000000u));
+    req->retry_after = 1;
     return false;
 }
 

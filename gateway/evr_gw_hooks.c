@@ -502,10 +502,12 @@ s_hook_token_ok(evr_gw_t *gw, evr_gw_req_t *req, const char *name)
     evr_rc_t rc = evr_gw_secret_file(path, false, &tok, &err);
     bool ok = !rc && given && strlen(given) == tok.len
            && sodium_memcmp(given, tok.key, tok.len) == 0;
-    if (rc == EVR_ERR_NOTFOUND)
-        evr_gw_error(req, 401, "unauthorized", "pipeline \"%s\" has no hook token (make one "
+    if (rc == EVR_ERR_NOTFOUND)     /* answered as a wrong token: whether a pipeline has a
+                                       hook is not an unauthenticated caller's to learn */
+        evr_log_info("gateway", "a hook of pipeline \"%s\", which has no hook token (make one "
                      "with evrun-cli hook-token %s)", name, name);
-    else if (rc) {  /* why (a path, a mode) is the operator's to read, not a caller's */
+    if (rc && rc != EVR_ERR_NOTFOUND) {
+        /* why (a path, a mode) is the operator's to read, not a caller's */
         evr_log_warn("gateway", "the hook token of pipeline \"%s\" cannot be read: %s", name,
                      err.msg);
         evr_gw_error(req, 401, "unauthorized", "the hook token of pipeline \"%s\" cannot be "
@@ -514,8 +516,8 @@ s_hook_token_ok(evr_gw_t *gw, evr_gw_req_t *req, const char *name)
     else if (!ok)
         evr_gw_error(req, 401, "unauthorized", "%s: not the hook token of pipeline \"%s\" "
                      "(Authorization: Bearer TOKEN or X-Evrun-Token: TOKEN, where TOKEN is "
-                     "what evrun-cli hook-token %s prints)", given ? "the token given" :
-                     "no token given", name, name);
+                     "what evrun-cli hook-token %s prints, and makes when the pipeline has "
+                     "none)", given ? "the token given" : "no token given", name, name);
     sodium_memzero(&tok, sizeof tok);
     free(path);
     return ok;

@@ -509,6 +509,7 @@ s_log_sse(evr_gw_t *gw, evr_gw_req_t *req, const char *job)
     zsock_t *sub = s_subscribe(cfg, job, &err);
     if (!sub) {
         evr_gw_error(req, 503, "unavailable", "%s", err.msg);
+        req->retry_after = 1;
         return;
     }
     s_sse_t *s = evr_calloc(1, sizeof *s);

@@ -573,6 +573,7 @@ evr_gw_h_metrics(evr_gw_t *gw, evr_gw_req_t *req)
         return;
     if (!m) {
         evr_gw_error(req, 503, "unavailable", "metrics are not collected");
+        req->retry_after = 1;
         return;
     }
     /* one scrape asks (by S_ASK_NS), without cache_mu held meanwhile: the

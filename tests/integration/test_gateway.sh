@@ -640,11 +640,15 @@ YML
   # a pipeline's own hook
   check "hook without a token file: 401" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -X POST "${url%/api/v1}/hooks/manual")" = 401 ]
   check "hook: says how to make one" grep -q 'evrun-cli hook-token manual' "$tmp/body"
+  cp "$tmp/body" "$tmp/body.nofile"
   local t
   t=$(cli hook-token manual)
   check "hook-token: a token file 0600" [ "$(stat -c %a "$tmp/gateway/hooks/manual.token")" = 600 ]
   check "hook-token: the same token again" [ "$(cli hook-token manual)" = "$t" ]
   check "hook, a wrong token: 401" [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer nope' -X POST "${url%/api/v1}/hooks/manual")" = 401 ]
+  # whether a pipeline has a hook token is not a caller's to learn
+  curl -s -o "$tmp/body" -X POST "${url%/api/v1}/hooks/manual"
+  check "hook, no token given: as when it had no token file" cmp -s "$tmp/body" "$tmp/body.nofile"
   check "hook, bad JSON: 400" [ "$(curl -s -o /dev/null -w '%{http_code}' -H "X-Evrun-Token: $t" -H 'Content-Type: application/json' -d '{"args":' "${url%/api/v1}/hooks/manual")" = 400 ]
   check "hook with its token: 202" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer $t" -H 'Content-Type: application/json' -d '{"args":{"WHO":"hook"}}' "${url%/api/v1}/hooks/manual")" = 202 ]
   id=$(jget 'd["jobs"][0]["id"]')
