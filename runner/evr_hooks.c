@@ -8,6 +8,7 @@
 */
 #include "evr_hooks.h"
 
+#include "evr_config.h"
 #include "evr_diag.h"
 #include "evr_spec.h"
 #include "evr_yaml.h"
@@ -354,6 +355,24 @@ evr_hooks_load_buf(const char *name, const char *buf, size_t len, evr_hooks_t **
                    evr_err_t *err)
 {
     *out = NULL;
+    /* checked as evr_config_load_file checks the same file (syntax,
+       tags, nesting and size), its messages word for word */
+    evr_diag_t *diag = evr_diag_new(name);
+    bool ok = evr_yaml_precheck(buf, len, diag);
+    if (!ok) {
+        size_t used = 0;
+        err->msg[0] = '\0';
+        for (size_t i = 0; evr_diag_get(diag, i); i++) {
+            const char *line = evr_diag_get(diag, i);
+            if (used + 1 + strlen(line) >= sizeof err->msg)    /* whole lines only */
+                break;
+            used += (size_t) snprintf(err->msg + used, sizeof err->msg - used, "%s%s",
+                                      used ? "\n" : "", line);
+        }
+    }
+    evr_diag_destroy(&diag);
+    if (!ok)
+        return EVR_ERR_CONFIG;
     yaml_parser_t parser;
     yaml_document_t doc;
     evr_rc_t rc;
@@ -382,24 +401,18 @@ evr_hooks_load(const char *path, evr_hooks_t **out, evr_err_t *err)
     FILE *fp = fopen(path, "rb");
     if (!fp)
         return evr_err_set(err, EVR_ERR_CONFIG, "%s: %s", path, strerror(errno));
-    size_t cap = 1 << 16, len = 0;
+    size_t cap = EVR_CONFIG_FILE_MAX + 1, len = 0;
     char *buf = evr_malloc(cap);
     size_t got;
-    while ((got = fread(buf + len, 1, cap - len, fp)) > 0) {
+    while (len < cap && (got = fread(buf + len, 1, cap - len, fp)) > 0)
         len += got;
-        if (len == cap) {
-            if (cap >= (16u << 20))
-                break;
-            cap *= 2;
-            buf = evr_realloc(buf, cap);
-        }
-    }
-    bool big = len == cap, bad = ferror(fp);
+    bool big = len > EVR_CONFIG_FILE_MAX, bad = ferror(fp);
     int e = errno;
     fclose(fp);
     /* a directory: said as evr_config_load_file says it (the runner
        reports the two once) */
-    evr_rc_t rc = big ? evr_err_set(err, EVR_ERR_CONFIG, "%s: larger than 16 MiB", path)
+    evr_rc_t rc = big ? evr_err_set(err, EVR_ERR_CONFIG, "%s: larger than %u bytes (1 MiB), the "
+                                    "limit for a settings file", path, EVR_CONFIG_FILE_MAX)
                 : bad && e == EISDIR
                     ? evr_err_set(err, EVR_ERR_CONFIG, "%s: is a directory, not a settings file",
                                   path)

@@ -266,7 +266,7 @@ s_tag(const yaml_event_t *ev, evr_diag_t *diag)
     char q[68];
     evr_diag_add_at(diag, (uint32_t) ev->start_mark.line + 1,
                     (uint32_t) ev->start_mark.column + 1, "", "%s%s%s: YAML tags mean nothing "
-                    "in a pipeline file, and the tag is not part of the value (run: ! grep "
+                    "to evrun, and the tag is not part of the value (run: ! grep "
                     "-q x f would run grep -q x f): quote a value that starts with \"!\" "
                     "('! ...'), or remove the tag", strcmp((const char *) tag, "!")
                     ? "the YAML tag \"" : "a \"!\" that starts a YAML tag",

@@ -553,27 +553,40 @@ evr_config_load_file(evr_config_t *self, const char *path, const char *const *al
     }
     free(self->file);
     self->file = evr_strdup(path);
-    yaml_parser_t parser;
-    yaml_document_t doc;
-    yaml_parser_initialize(&parser);
-    yaml_parser_set_input_file(&parser, fp);
-    if (!yaml_parser_load(&parser, &doc)) {
-        /* the text read again, for the error's place and hint (bytes
-           that are not UTF-8 have an offset, not a line) */
-        size_t cap = 16u << 20, n = 0, got;
-        char *text = evr_malloc(cap), msg[1024];
-        rewind(fp);
-        while (n < cap && (got = fread(text + n, 1, cap - n, fp)) > 0)
-            n += got;
-        evr_yaml_syntax_text(&parser, text, n, msg, sizeof msg);
-        free(text);
-        s_file_error(self, &rc, err, "%s:%s", path, msg);
+    /* the whole file, for evr_yaml_precheck as a pipeline file has it
+       (syntax, tags, nesting and size at once), then for libyaml */
+    size_t n = 0, got;
+    char *text = evr_malloc(EVR_CONFIG_FILE_MAX + 1);
+    while (n <= EVR_CONFIG_FILE_MAX && (got = fread(text + n, 1, EVR_CONFIG_FILE_MAX + 1 - n, fp)) > 0)
+        n += got;
+    evr_diag_t *diag = evr_diag_new(path);
+    if (ferror(fp))
+        s_file_error(self, &rc, err, "%s: %s", path, strerror(errno));
+    else if (n > EVR_CONFIG_FILE_MAX)
+        s_file_error(self, &rc, err, "%s: larger than %u bytes (1 MiB), the limit for a "
+                     "settings file", path, EVR_CONFIG_FILE_MAX);
+    else if (!evr_yaml_precheck(text, n, diag)) {
+        for (size_t i = 0; evr_diag_get(diag, i); i++)
+            s_file_error(self, &rc, err, "%s", evr_diag_get(diag, i));
     }
     else {
-        rc = s_load_doc(self, path, &doc, also, err);
-        yaml_document_delete(&doc);
+        yaml_parser_t parser;
+        yaml_document_t doc;
+        yaml_parser_initialize(&parser);
+        yaml_parser_set_input_string(&parser, (const unsigned char *) text, n);
+        if (!yaml_parser_load(&parser, &doc)) {
+            char msg[1024];
+            evr_yaml_syntax_text(&parser, text, n, msg, sizeof msg);
+            s_file_error(self, &rc, err, "%s:%s", path, msg);
+        }
+        else {
+            rc = s_load_doc(self, path, &doc, also, err);
+            yaml_document_delete(&doc);
+        }
+        yaml_parser_delete(&parser);
     }
-    yaml_parser_delete(&parser);
+    evr_diag_destroy(&diag);
+    free(text);
     fclose(fp);
     return rc;
 }

@@ -10,6 +10,8 @@
 #ifndef EVR_CONFIG_H_INCLUDED
 #define EVR_CONFIG_H_INCLUDED
 
+#define EVR_CONFIG_FILE_MAX (1u << 20)     /* bytes of a settings file, as of a pipeline file */
+
 #include <stdio.h>
 
 #include "evr_common.h"

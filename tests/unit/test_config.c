@@ -110,6 +110,12 @@ test_bad_files(void)
         { "labels: a\ncapacity: 1: 2\n", ":2:12: YAML syntax error: mapping values are not allowed "
           "in this context: a key indented deeper than the one above it, or \": \" inside a value" },
         { "hook:\n  - {phase: CLEANUP, run: x}\n", ":1:1: hook: unknown setting; did you mean hooks?" },
+        /* checked as a pipeline file is: a tag (libyaml's loader drops it
+           from the value), nesting */
+        { "capacity: !int 2\n", ":1:11: the YAML tag \"!int\": YAML tags mean nothing to evrun" },
+        { "hooks:\n  - {phase: CLEANUP, run: ! grep -q x f}\n",
+          ":2:27: a \"!\" that starts a YAML tag: YAML tags mean nothing to evrun" },
+        { "labels: [[[[[[[[[[[[[[[[[[[[a]]]]]]]]]]]]]]]]]]]]\n", "nested deeper than 16 levels" },
     };
     for (size_t i = 0; i < EVR_ARRAY_LEN(cases); i++) {
         char *path = s_file(cases[i].text);
@@ -126,6 +132,19 @@ test_bad_files(void)
     evr_config_t *h = evr_config_new(s_keys, EVR_ARRAY_LEN(s_keys));
     evr_err_t herr;
     CHECK(evr_config_load_file(h, path, evr_config_known, &herr) == EVR_OK);
+    evr_config_destroy(&h);
+    unlink(path);
+    free(path);
+    /* bounded as a pipeline file is: 1 MiB */
+    char *big = evr_malloc(EVR_CONFIG_FILE_MAX + 2);
+    memset(big, '#', EVR_CONFIG_FILE_MAX + 1);
+    big[EVR_CONFIG_FILE_MAX + 1] = '\0';
+    path = s_file(big);
+    free(big);
+    h = evr_config_new(s_keys, EVR_ARRAY_LEN(s_keys));
+    CHECK(evr_config_load_file(h, path, evr_config_known, &herr) == EVR_ERR_CONFIG);
+    CHECK_CONTAINS(herr.msg, ".yml: larger than 1048576 bytes (1 MiB), the limit for a settings "
+                   "file");
     evr_config_destroy(&h);
     unlink(path);
     free(path);

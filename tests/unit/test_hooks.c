@@ -95,6 +95,12 @@ test_refused(void)
     s_bad("hooks:\n  - x\n", "hooks[0]: expected a mapping");
     s_bad("hooks:\n  - { phase: [CLEANUP], run: x }\n", "hooks[0].phase: expected a single value");
     s_bad("hooks: [\n", "s.yml:");
+    /* checked as the settings file is (the same messages): libyaml's
+       loader would drop the tag, and run `grep -q x f` */
+    s_bad("hooks:\n  - { phase: CLEANUP, run: ! grep -q x f }\n",
+          "s.yml:2:28: a \"!\" that starts a YAML tag: YAML tags mean nothing to evrun");
+    s_bad("hooks:\n  - { phase: !p CLEANUP, run: x }\n",
+          "s.yml:2:14: the YAML tag \"!p\": YAML tags mean nothing to evrun");
     char big[EVR_HOOKS_MAX * 40 + 64];
     size_t n = (size_t) snprintf(big, sizeof big, "hooks:\n");
     for (int i = 0; i <= EVR_HOOKS_MAX; i++)

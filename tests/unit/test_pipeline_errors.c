@@ -206,8 +206,8 @@ test_newcomer_errors(void)
     /* a tag: libyaml's loader drops "!" from the value, so the step would
        have run grep -q x f (the opposite); YAML's own !!str is taken */
     e = evr_ytest_load(S_HEAD "  - name: a\n    run: ! grep -q x f\n", &n, NULL);
-    CHECK_CONTAINS(e, "f.yml:5:10: a \"!\" that starts a YAML tag: YAML tags mean nothing in a "
-                      "pipeline file, and the tag is not part of the value");
+    CHECK_CONTAINS(e, "f.yml:5:10: a \"!\" that starts a YAML tag: YAML tags mean nothing to "
+                      "evrun, and the tag is not part of the value");
     free(e);
     e = evr_ytest_load(S_HEAD "  - {name: !step a, run: x}\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:4:12: the YAML tag \"!step\": YAML tags mean nothing");
