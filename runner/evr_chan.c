@@ -176,6 +176,14 @@ s_flush(s_conn_t *c)
     return true;
 }
 
+/*  The length of the request line p[0,n) (its newline not among them):
+    a final \r is not the line's. */
+static size_t
+s_line_len(const char *p, size_t n)
+{
+    return n && p[n - 1] == '\r' ? n - 1 : n;
+}
+
 /*  Answers the full lines in c->in (the rest stays); a line too long
     ends the connection. */
 static void
@@ -184,11 +192,9 @@ s_lines(s_conn_t *c)
     size_t at = 0;
     char *nl;
     while ((nl = memchr(c->in + at, '\n', c->ilen - at))) {
-        size_t len = (size_t) (nl - (c->in + at));
+        size_t len = s_line_len(c->in + at, (size_t) (nl - (c->in + at)));
         if (len > EVR_CHAN_LINE_MAX)
             break;
-        if (len && c->in[at + len - 1] == '\r')
-            len--;
         if (len)
             s_queue(c, evr_chan_answer(c->chan->cmds, c->chan->arg, c->in + at, len));
         at = (size_t) (nl - c->in) + 1;
@@ -196,7 +202,7 @@ s_lines(s_conn_t *c)
     memmove(c->in, c->in + at, c->ilen - at);
     c->ilen -= at;
     nl = memchr(c->in, '\n', c->ilen);
-    if ((nl ? (size_t) (nl - c->in) : c->ilen) > EVR_CHAN_LINE_MAX) {
+    if (s_line_len(c->in, nl ? (size_t) (nl - c->in) : c->ilen) > EVR_CHAN_LINE_MAX) {
         s_queue(c, s_error(NULL, "request line longer than %d bytes: the connection is closed",
                            EVR_CHAN_LINE_MAX));
         c->closing = true;
@@ -224,7 +230,8 @@ s_conn_io(evr_loop_t *loop, int fd, int events, void *arg)
     if (r < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
         return;
     if (r <= 0) {   /* the client is done: a last line without newline is answered */
-        if (r == 0 && c->ilen && c->ilen <= EVR_CHAN_LINE_MAX && !c->closing) {
+        if (r == 0 && c->ilen && s_line_len(c->in, c->ilen) <= EVR_CHAN_LINE_MAX
+            && !c->closing) {
             c->in[c->ilen] = '\n';   /* icap - ilen >= 4096 */
             c->ilen++;
             s_lines(c);

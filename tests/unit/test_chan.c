@@ -1,6 +1,7 @@
 /*  test_chan.c: the control channel (runner/evr_chan.h): the answers to
     good and bad request lines, and a real socket on a real loop: lines
-    split across writes, several per write, an oversized line, too many
+    split across writes, several per write, an oversized line and one of
+    the most bytes however it ends, too many
     connections, a silent client beside a talking one.  Also evr_mask_add,
     the masker's half of registered secrets. */
 #include <errno.h>
@@ -260,6 +261,58 @@ test_socket_oversized(void)
     s_fix_free(&f);
 }
 
+/*  Sends n bytes of buf on fd, turning the loop meanwhile (the channel
+    reads as it is sent). */
+static void
+s_send_turning(s_fix_t *f, int fd, const char *buf, size_t n)
+{
+    int fl = fcntl(fd, F_GETFL);
+    fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    size_t sent = 0;
+    for (int turn = 0; turn < 4000 && sent < n; turn++) {
+        ssize_t w = send(fd, buf + sent, n - sent, MSG_NOSIGNAL);
+        if (w > 0)
+            sent += (size_t) w;
+        evr_loop_once(f->loop, 1);
+    }
+    fcntl(fd, F_SETFL, fl);
+    CHECK(sent == n);
+}
+
+/*  A line of EVR_CHAN_LINE_MAX bytes is a request, however it ends: with
+    \n, with \r\n (the \r is not the line's), or at the client's
+    shutdown; one more byte is too long.  (A line of the most bytes ended
+    by \r\n was refused as too long.) */
+static void
+test_socket_line_max(void)
+{
+    static const char *const ends[] = { "\n", "\r\n", "\r", "" };   /* "\r", "": then shut */
+    for (int over = 0; over < 2; over++)
+        for (size_t e = 0; e < EVR_ARRAY_LEN(ends); e++) {
+            s_fix_t f;
+            s_fix_new(&f);
+            int fd = s_connect(&f);
+            size_t n = EVR_CHAN_LINE_MAX + (size_t) over, el = strlen(ends[e]);
+            char *line = malloc(n + el);
+            memset(line, ' ', n);   /* {"cmd":"echo","say":7} and blanks: JSON */
+            memcpy(line, "{\"cmd\":\"echo\",\"say\":7}", 22);
+            memcpy(line + n, ends[e], el);
+            s_send_turning(&f, fd, line, n + el);
+            if (!strchr(ends[e], '\n'))
+                shutdown(fd, SHUT_WR);
+            bool closed;
+            char *got = s_read(&f, fd, 1, &closed);
+            if (over)
+                CHECK_CONTAINS(got, "request line longer than 262144 bytes");
+            else
+                CHECK_STR(got, "{\"said\":7,\"ok\":true}\n");
+            free(got);
+            free(line);
+            close(fd);
+            s_fix_free(&f);
+        }
+}
+
 static void
 test_socket_connections(void)
 {
@@ -381,6 +434,7 @@ main(void)
     EVR_TEST_RUN(test_answers);
     EVR_TEST_RUN(test_socket_lines);
     EVR_TEST_RUN(test_socket_oversized);
+    EVR_TEST_RUN(test_socket_line_max);
     EVR_TEST_RUN(test_socket_connections);
     EVR_TEST_RUN(test_socket_out_of_fds);
     EVR_TEST_RUN(test_socket_path_too_long);
