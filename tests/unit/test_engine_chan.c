@@ -128,6 +128,16 @@ test_secret_masked(void)
     ans = s_ask(t, 1, "a", "{\"cmd\":\"secret\",\"name\":\"X\"}\n");
     CHECK_CONTAINS(ans, "expected {\\\"cmd\\\": \\\"secret\\\"");
     free(ans);
+    /* value or value_hex, not both, whatever the other holds (a value
+       with a value_hex not a string was registered) */
+    ans = s_ask(t, 1, "a", "{\"cmd\":\"secret\",\"name\":\"X\",\"value\":\"v1v1v1\","
+                "\"value_hex\":5}\n");
+    CHECK_CONTAINS(ans, "expected {\\\"cmd\\\": \\\"secret\\\"");
+    free(ans);
+    ans = s_ask(t, 1, "a", "{\"cmd\":\"secret\",\"name\":\"X\",\"value\":null,"
+                "\"value_hex\":\"763176317631\"}\n");
+    CHECK_CONTAINS(ans, "expected {\\\"cmd\\\": \\\"secret\\\"");
+    free(ans);
     ans = s_ask(t, 1, "a", S_SECRET_LINE);
     CHECK_STR(ans, "{\"ok\":true}\n");
     free(ans);
