@@ -372,6 +372,12 @@ test_trigger_local(void)
     CHECK_CONTAINS(ans, "\"local\":true");
     CHECK_CONTAINS(ans, "evrun-cli start notify -a 'ENV=it'\\\\''s'");
     free(ans);
+    /* pipeline or file, not both, whatever the other holds (a pipeline
+       with a file not a string was taken) */
+    ans = s_ask(t, 5, "a", "{\"cmd\":\"trigger\",\"pipeline\":\"notify\",\"file\":1,\"call\":\""
+                S_CALL "\"}\n");
+    CHECK_CONTAINS(ans, "trigger: expected {");
+    free(ans);
     CHECK(evr_etest_run(t, S_MAX_MS));
     evr_etest_destroy(&t);
 }
@@ -402,6 +408,10 @@ test_trigger_queries(void)
     evr_engine_set_trigger(t->eng, s_record, s_query_rec, NULL);
     ans = s_ask(t, 6, "a", "{\"cmd\":\"result\",\"pipeline\":\"other\"}\n");
     CHECK_CONTAINS(ans, "result: pipeline other is neither this job's nor in its triggers:");
+    free(ans);
+    /* job or pipeline, one of the two, whatever the other holds */
+    ans = s_ask(t, 6, "a", "{\"cmd\":\"result\",\"pipeline\":\"deploy\",\"job\":null}\n");
+    CHECK_CONTAINS(ans, "result: expected {");
     free(ans);
     ans = s_ask(t, 6, "a", "{\"cmd\":\"result\",\"pipeline\":\"deploy\"}\n");
     CHECK_CONTAINS(ans, "\"state\":\"pending\"");
