@@ -210,26 +210,80 @@ s_member(const char *text, const char *key, const char **v, size_t *n)
     return false;
 }
 
-/*  Prints a JSON string's text (escapes undone; \u beyond ASCII as ?). */
+/*  The 4 hex digits at p as a number, or -1. */
+static long
+s_hex4(const char *p)
+{
+    long u = 0;
+    for (int k = 0; k < 4; k++) {
+        char c = p[k];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+              : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0)
+            return -1;
+        u = u << 4 | d;
+    }
+    return u;
+}
+
+/*  Writes code point u as UTF-8 (one not to be written, a lone surrogate,
+    as U+FFFD). */
+static void
+s_put_utf8(FILE *f, long u)
+{
+    if (u >= 0xd800 && u <= 0xdfff)
+        u = 0xfffd;
+    if (u < 0x80)
+        fputc((int) u, f);
+    else if (u < 0x800) {
+        fputc((int) (0xc0 | u >> 6), f);
+        fputc((int) (0x80 | (u & 0x3f)), f);
+    }
+    else if (u < 0x10000) {
+        fputc((int) (0xe0 | u >> 12), f);
+        fputc((int) (0x80 | (u >> 6 & 0x3f)), f);
+        fputc((int) (0x80 | (u & 0x3f)), f);
+    }
+    else {
+        fputc((int) (0xf0 | u >> 18), f);
+        fputc((int) (0x80 | (u >> 12 & 0x3f)), f);
+        fputc((int) (0x80 | (u >> 6 & 0x3f)), f);
+        fputc((int) (0x80 | (u & 0x3f)), f);
+    }
+}
+
+/*  Prints a JSON string's text v[0,n) (its quotes included): its escapes
+    undone, \u as UTF-8 (a surrogate pair as the one code point it makes),
+    as any JSON encoder may have written them. */
 static void
 s_print_str(FILE *f, const char *v, size_t n)
 {
+    static const char esc[] = "\"\"\\\\//b\bf\fn\nr\rt\t";   /* pairs: as written, meant */
     for (size_t i = 1; i + 1 < n; i++) {
-        char c = v[i];
-        if (c == '\\' && i + 2 < n) {
-            c = v[++i];
-            if (c == 'n')
-                c = '\n';
-            else if (c == 't')
-                c = '\t';
-            else if (c == 'u' && i + 4 < n) {
-                unsigned u = 0;
-                sscanf(v + i + 1, "%4x", &u);
-                c = u < 0x80 ? (char) u : '?';
-                i += 4;
-            }
+        if (v[i] != '\\' || i + 2 >= n) {
+            fputc(v[i], f);
+            continue;
         }
-        fputc(c, f);
+        char c = v[++i];
+        const char *e = strchr(esc, c);
+        if (c && e && (e - esc) % 2 == 0) {
+            fputc(e[1], f);
+            continue;
+        }
+        long u = c == 'u' && i + 5 < n ? s_hex4(v + i + 1) : -1;
+        if (u < 0) {   /* not an escape JSON has: as it stands */
+            fputc('\\', f);
+            fputc(c, f);
+            continue;
+        }
+        i += 4;
+        long lo = u >= 0xd800 && u <= 0xdbff && i + 7 < n && v[i + 1] == '\\' && v[i + 2] == 'u'
+                  ? s_hex4(v + i + 3) : -1;
+        if (lo >= 0xdc00 && lo <= 0xdfff) {
+            u = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
+            i += 6;
+        }
+        s_put_utf8(f, u);
     }
 }
 

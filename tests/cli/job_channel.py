@@ -8,6 +8,9 @@ connection's request lines are answered in order:
           outputs); any other job: unknown ("result: no job ...")
   trigger {"job": "01K...RES", "state": "accepted"} (the child above)
   hello   a short answer
+  secret  refused, the error's text escaped as any JSON encoder may
+          (\\u for what is not ASCII, a pair for what is past U+FFFF,
+          \\r \\b \\f \\/)
 """
 import json
 import os
@@ -22,6 +25,9 @@ def answer(req):
     if cmd == "hello":
         return {"protocol": 1, "job": "01K00000000000000000000JOB", "pipeline": "p",
                 "step": "s", "attempt": 1, "commands": ["hello", "trigger", "result"], "ok": True}
+    if cmd == "secret":   # json.dumps writes \\u00e9, \\ud83d\\ude00; \\/ by hand
+        return {"ok": False, "error": "secret: caf\u00e9 \U0001F600 cr\r ff\f bs\b "
+                "slash/ tab\t q\" bsl\\ ctl\x01 end"}
     if cmd == "trigger":
         return {"job": BIG, "state": "accepted", "ok": True}
     if cmd == "result" and req.get("job") == BIG:
@@ -49,6 +55,7 @@ def serve(c):
             while b"\n" in buf:
                 line, buf = buf.split(b"\n", 1)
                 a = json.dumps(answer(json.loads(line)), separators=(",", ":"))
+                a = a.replace("slash/", "slash\\/")
                 try:
                     c.sendall(a.encode() + b"\n")
                 except OSError:   # the client gave up reading: its status says so

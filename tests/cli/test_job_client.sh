@@ -43,6 +43,16 @@ check "result of an unknown job: exit 1" [ $rc -eq 1 ]
 check "result of an unknown job: the runner's words" \
   grep -qx 'evrun-job: refused: result: no job 01K0000000000000000000N0NE (unknown, or removed by retention)' "$tmp/err"
 
+# a refusal's text as any JSON encoder may escape it: printed as the text
+# it stands for (\u00e9 was '?', \r 'r', \/ '/' by chance)
+printf 'value' > "$tmp/value"
+timeout 60 "$bin/evrun-job" secret NAME < "$tmp/value" > "$tmp/out" 2> "$tmp/err"
+rc=$?
+check "secret refused: exit 2" [ $rc -eq 2 ]
+check "secret refused: the runner's words, unescaped" /usr/bin/python3 -c 'import sys
+want = "evrun-job: refused: secret: caf\u00e9 \U0001F600 cr\r ff\f bs\b slash/ tab\t q\" bsl\\ ctl\x01 end\n"
+sys.exit(open(sys.argv[1], "rb").read() != want.encode())' "$tmp/err"
+
 check "the stand-in channel ran without an error" [ ! -s "$tmp/chan.err" ]
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
