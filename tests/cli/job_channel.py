@@ -13,7 +13,6 @@ connection's request lines are answered in order:
           \\r \\b \\f \\/)
 """
 import json
-import os
 import socket
 import sys
 import threading

@@ -8,7 +8,7 @@ tmp=$(mktemp -d /tmp/evr-test-job-XXXXXX)
 chan_pid=
 trap '[ -n "$chan_pid" ] && kill "$chan_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
 fails=0 passes=0
-. "$src/tests/support/check.sh"
+. "$(dirname "$0")/../support/check.sh"
 export EVRUN_CONTROL=$tmp/control.sock
 /usr/bin/python3 "$src/tests/cli/job_channel.py" "$EVRUN_CONTROL" 2> "$tmp/chan.err" &
 chan_pid=$!
