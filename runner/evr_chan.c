@@ -1,9 +1,10 @@
 /*  evr_chan.c: the control channel's socket, connections and requests.
 
     A connection reads into a buffer until a newline, answers each line
-    (evr_chan_answer), and writes the answers back.  It reads only while
-    no answer waits to be written: a client that sends without reading
-    fills its own socket, not the runner's memory.  A line longer than
+    (evr_chan_answer), and writes the answers back, one line at a time:
+    the next is answered once the answer before it is written, and the
+    connection reads only while no answer waits.  A client that sends
+    without reading fills its own socket, not the runner's memory.  A line longer than
     EVR_CHAN_LINE_MAX, or a channel full of connections, is answered
     with an error and the connection closed once that answer is out. */
 #define _GNU_SOURCE   /* accept4 */
@@ -27,6 +28,7 @@ typedef struct s_conn {
     char *out;              /* answers not written yet, from odone on */
     size_t odone, olen;
     bool closing;           /* close once out is written */
+    bool eof;               /* the client shut its writing half: close once all is answered */
     struct s_conn *next;
 } s_conn_t;
 
@@ -176,32 +178,69 @@ s_flush(s_conn_t *c)
     return true;
 }
 
-/*  Answers the full lines in c->in (the rest stays); a line too long
-    ends the connection. */
+/*  The length of the request line p[0,n) (its newline not among them):
+    a final \r is not the line's. */
+static size_t
+s_line_len(const char *p, size_t n)
+{
+    return n && p[n - 1] == '\r' ? n - 1 : n;
+}
+
+/*  Answers the first request line in c->in and drops it (and the empty
+    lines before it); the rest stays.  A line too long ends the
+    connection. */
 static void
-s_lines(s_conn_t *c)
+s_line(s_conn_t *c)
 {
     size_t at = 0;
     char *nl;
-    while ((nl = memchr(c->in + at, '\n', c->ilen - at))) {
-        size_t len = (size_t) (nl - (c->in + at));
+    bool answered = false;
+    while (!answered && (nl = memchr(c->in + at, '\n', c->ilen - at))) {
+        size_t len = s_line_len(c->in + at, (size_t) (nl - (c->in + at)));
         if (len > EVR_CHAN_LINE_MAX)
             break;
-        if (len && c->in[at + len - 1] == '\r')
-            len--;
-        if (len)
+        if (len) {
             s_queue(c, evr_chan_answer(c->chan->cmds, c->chan->arg, c->in + at, len));
+            answered = true;
+        }
         at = (size_t) (nl - c->in) + 1;
     }
     memmove(c->in, c->in + at, c->ilen - at);
     c->ilen -= at;
+    if (answered)
+        return;   /* the next line is looked at once this answer is out */
     nl = memchr(c->in, '\n', c->ilen);
-    if ((nl ? (size_t) (nl - c->in) : c->ilen) > EVR_CHAN_LINE_MAX) {
+    if (s_line_len(c->in, nl ? (size_t) (nl - c->in) : c->ilen) > EVR_CHAN_LINE_MAX) {
         s_queue(c, s_error(NULL, "request line longer than %d bytes: the connection is closed",
                            EVR_CHAN_LINE_MAX));
         c->closing = true;
         c->ilen = 0;
     }
+}
+
+/*  Answers the lines c->in holds, one at a time, each once the answer
+    before it is written: a client that sends many without reading has
+    one answer waiting, the rest of its lines stay in its buffer (and
+    socket).  With none left: reads on, or closes after the client's
+    end.  Returns false when the connection was freed. */
+static bool
+s_serve(s_conn_t *c)
+{
+    while (!c->olen) {
+        s_line(c);
+        if (!c->olen)
+            break;   /* no full line */
+        if (!s_flush(c))
+            return false;
+    }
+    if (c->olen)
+        return true;   /* s_flush watches for writing */
+    if (c->eof) {
+        s_conn_free(c);
+        return false;
+    }
+    evr_loop_fd_add(c->chan->loop, c->fd, EVR_LOOP_READ, s_conn_io, c);
+    return true;
 }
 
 static void
@@ -210,7 +249,8 @@ s_conn_io(evr_loop_t *loop, int fd, int events, void *arg)
     (void) loop;
     s_conn_t *c = arg;
     if (c->olen) {   /* watching for writing only */
-        s_flush(c);
+        if (s_flush(c) && !c->olen)
+            s_serve(c);
         return;
     }
     (void) events;
@@ -223,24 +263,17 @@ s_conn_io(evr_loop_t *loop, int fd, int events, void *arg)
     ssize_t r = recv(fd, c->in + c->ilen, c->icap - c->ilen, 0);
     if (r < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
         return;
-    if (r <= 0) {   /* the client is done: a last line without newline is answered */
-        if (r == 0 && c->ilen && c->ilen <= EVR_CHAN_LINE_MAX && !c->closing) {
-            c->in[c->ilen] = '\n';   /* icap - ilen >= 4096 */
-            c->ilen++;
-            s_lines(c);
-            c->closing = true;
-            if (c->olen) {
-                s_flush(c);
-                return;
-            }
-        }
+    if (r < 0) {
         s_conn_free(c);
         return;
     }
+    if (r == 0) {   /* the client is done: a last line without newline is answered */
+        c->eof = true;
+        if (c->ilen && s_line_len(c->in, c->ilen) <= EVR_CHAN_LINE_MAX)
+            c->in[c->ilen++] = '\n';   /* icap - ilen >= 4096; no full line is left */
+    }
     c->ilen += (size_t) r;
-    s_lines(c);
-    if (c->olen)
-        s_flush(c);
+    s_serve(c);
 }
 
 static void s_accept(evr_loop_t *loop, int fd, int events, void *arg);

@@ -22,8 +22,9 @@
 
 #include "evr_loop.h"
 
-/*  A request line at most (its newline not counted); a longer one is
-    answered with an error and its connection closed. */
+/*  A request line at most (its newline, and a \r before it, not
+    counted); a longer one is answered with an error and its connection
+    closed. */
 #define EVR_CHAN_LINE_MAX 262144
 /*  Connections open at once per channel; one more is answered with an
     error and closed. */

@@ -278,7 +278,7 @@ s_cmd_secret(const json_t *req, json_t *ans, evr_err_t *err, void *arg)
     if (st->spec->untrusted)
         return evr_err_set(err, EVR_ERR_STATE, "step %s runs untrusted code: it cannot "
                            "register secrets", st->spec->name);
-    if (!json_is_string(jn) || !(json_is_string(jv) ^ json_is_string(jh)))
+    if (!json_is_string(jn) || (jv && jh) || !(json_is_string(jv) ^ json_is_string(jh)))
         return evr_err_set(err, EVR_ERR_PROTO, "expected {\"cmd\": \"secret\", \"name\": NAME, "
                            "\"value\": VALUE} (or \"value_hex\": HEX instead of \"value\") with "
                            "strings NAME and VALUE");

@@ -308,7 +308,7 @@ evr_eng_cmd_trigger(const json_t *req, json_t *ans, evr_err_t *err, void *arg)
     evr_eng_job_t *job = st->job;
     const json_t *jp = json_object_get(req, "pipeline"), *jc = json_object_get(req, "call");
     const json_t *jf = json_object_get(req, "file");
-    if (!(json_is_string(jp) ^ json_is_string(jf)) || !json_is_string(jc))
+    if ((jp && jf) || !(json_is_string(jp) ^ json_is_string(jf)) || !json_is_string(jc))
         return evr_err_set(err, EVR_ERR_PROTO, "expected {\"cmd\": \"trigger\", \"pipeline\": "
                            "NAME (or \"file\": PATH), \"call\": ULID, \"args\": {NAME: VALUE}} "
                            "(args optional)");
@@ -525,7 +525,7 @@ evr_eng_cmd_result(const json_t *req, json_t *ans, evr_err_t *err, void *arg)
 {
     evr_eng_step_t *st = arg;
     const json_t *jj = json_object_get(req, "job"), *jp = json_object_get(req, "pipeline");
-    if (!(json_is_string(jj) ^ json_is_string(jp)))
+    if ((jj && jp) || !(json_is_string(jj) ^ json_is_string(jp)))
         return evr_err_set(err, EVR_ERR_PROTO, "expected {\"cmd\": \"result\", \"job\": ID} or "
                            "{\"cmd\": \"result\", \"pipeline\": NAME}");
     if (jj && !evr_ulid_valid(json_string_value(jj)))

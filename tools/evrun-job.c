@@ -21,7 +21,10 @@
 #include <unistd.h>
 
 #define S_VALUE_MAX 32768          /* EVR_JOB_SECRET_MAX */
-#define S_ANSWER_MAX 65536
+/*  An answer line at most: `result` carries a job's outputs (up to 256
+    values of 4 KiB) and steps, all of a broker's message (4 MiB) at
+    worst, each byte escaped as \u00XX (6) at the very worst. */
+#define S_ANSWER_MAX (32u << 20)
 #define S_CONNECT_WAIT_MS 10000    /* a runner restarting listens again within this */
 #define S_ANSWER_WAIT_MS 60000
 
@@ -207,44 +210,127 @@ s_member(const char *text, const char *key, const char **v, size_t *n)
     return false;
 }
 
-/*  Prints a JSON string's text (escapes undone; \u beyond ASCII as ?). */
+/*  The 4 hex digits at p as a number, or -1. */
+static long
+s_hex4(const char *p)
+{
+    long u = 0;
+    for (int k = 0; k < 4; k++) {
+        char c = p[k];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+              : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0)
+            return -1;
+        u = u << 4 | d;
+    }
+    return u;
+}
+
+/*  Writes code point u as UTF-8 (one not to be written, a lone surrogate,
+    as U+FFFD). */
+static void
+s_put_utf8(FILE *f, long u)
+{
+    if (u >= 0xd800 && u <= 0xdfff)
+        u = 0xfffd;
+    if (u < 0x80)
+        fputc((int) u, f);
+    else if (u < 0x800) {
+        fputc((int) (0xc0 | u >> 6), f);
+        fputc((int) (0x80 | (u & 0x3f)), f);
+    }
+    else if (u < 0x10000) {
+        fputc((int) (0xe0 | u >> 12), f);
+        fputc((int) (0x80 | (u >> 6 & 0x3f)), f);
+        fputc((int) (0x80 | (u & 0x3f)), f);
+    }
+    else {
+        fputc((int) (0xf0 | u >> 18), f);
+        fputc((int) (0x80 | (u >> 12 & 0x3f)), f);
+        fputc((int) (0x80 | (u >> 6 & 0x3f)), f);
+        fputc((int) (0x80 | (u & 0x3f)), f);
+    }
+}
+
+/*  Prints a JSON string's text v[0,n) (its quotes included): its escapes
+    undone, \u as UTF-8 (a surrogate pair as the one code point it makes),
+    as any JSON encoder may have written them. */
 static void
 s_print_str(FILE *f, const char *v, size_t n)
 {
+    static const char esc[] = "\"\"\\\\//b\bf\fn\nr\rt\t";   /* pairs: as written, meant */
     for (size_t i = 1; i + 1 < n; i++) {
-        char c = v[i];
-        if (c == '\\' && i + 2 < n) {
-            c = v[++i];
-            if (c == 'n')
-                c = '\n';
-            else if (c == 't')
-                c = '\t';
-            else if (c == 'u' && i + 4 < n) {
-                unsigned u = 0;
-                sscanf(v + i + 1, "%4x", &u);
-                c = u < 0x80 ? (char) u : '?';
-                i += 4;
-            }
+        if (v[i] != '\\' || i + 2 >= n) {
+            fputc(v[i], f);
+            continue;
         }
-        fputc(c, f);
+        char c = v[++i];
+        const char *e = strchr(esc, c);
+        if (c && e && (e - esc) % 2 == 0) {
+            fputc(e[1], f);
+            continue;
+        }
+        long u = c == 'u' && i + 5 < n ? s_hex4(v + i + 1) : -1;
+        if (u < 0) {   /* not an escape JSON has: as it stands */
+            fputc('\\', f);
+            fputc(c, f);
+            continue;
+        }
+        i += 4;
+        long lo = u >= 0xd800 && u <= 0xdbff && i + 7 < n && v[i + 1] == '\\' && v[i + 2] == 'u'
+                  ? s_hex4(v + i + 3) : -1;
+        if (lo >= 0xdc00 && lo <= 0xdfff) {
+            u = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
+            i += 6;
+        }
+        s_put_utf8(f, u);
     }
 }
+
+/*  An answer line, grown as it comes (from 64 KiB up to S_ANSWER_MAX):
+    text is NUL-terminated, its newline dropped.  The caller frees text. */
+typedef struct {
+    char *text;
+    size_t cap;
+} s_answer_t;
 
 /*  Sends req (one line, newline included), reads the answer line into
     ans.  Returns 0 when the answer says ok, 2 otherwise (said on stderr);
     3 (said on stderr too) when the channel failed before an answer, when
     retry is set. */
-static int s_call_ex(const char *req, size_t len, char *ans, size_t cap, bool retry);
+static int s_call_ex(const char *req, size_t len, s_answer_t *ans, bool retry);
 
 static int
-s_call(const char *req, size_t len, char *ans, size_t cap)
+s_call(const char *req, size_t len, s_answer_t *ans)
 {
-    return s_call_ex(req, len, ans, cap, false);
+    return s_call_ex(req, len, ans, false);
+}
+
+/*  Room in ans for more than got bytes and a NUL: false when it holds
+    S_ANSWER_MAX already (or memory ran out, said). */
+static bool
+s_room(s_answer_t *ans, size_t got)
+{
+    if (got + 1 < ans->cap)
+        return true;
+    if (ans->cap >= S_ANSWER_MAX)
+        return false;
+    size_t cap = ans->cap ? 2 * ans->cap : 65536;
+    char *p = realloc(ans->text, cap < S_ANSWER_MAX ? cap : S_ANSWER_MAX);
+    if (!p) {
+        fprintf(stderr, "evrun-job: out of memory for the runner's answer (%zu bytes)\n", got);
+        return false;
+    }
+    ans->text = p;
+    ans->cap = cap < S_ANSWER_MAX ? cap : S_ANSWER_MAX;
+    return true;
 }
 
 static int
-s_call_ex(const char *req, size_t len, char *ans, size_t cap, bool retry)
+s_call_ex(const char *req, size_t len, s_answer_t *ans, bool retry)
 {
+    if (ans->text)
+        ans->text[0] = '\0';   /* no earlier answer read as this one */
     int fd = s_connect();
     if (fd < 0)
         return retry ? 3 : 2;
@@ -262,12 +348,12 @@ s_call_ex(const char *req, size_t len, char *ans, size_t cap, bool retry)
     }
     size_t got = 0;
     char *nl = NULL;
-    while (!nl && got + 1 < cap) {
+    while (!nl && s_room(ans, got)) {
         struct pollfd p = { .fd = fd, .events = POLLIN };
         int pr = poll(&p, 1, S_ANSWER_WAIT_MS);
         if (pr < 0 && errno == EINTR)
             continue;
-        ssize_t r = pr > 0 ? recv(fd, ans + got, cap - 1 - got, 0) : -1;
+        ssize_t r = pr > 0 ? recv(fd, ans->text + got, ans->cap - 1 - got, 0) : -1;
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
@@ -276,25 +362,27 @@ s_call_ex(const char *req, size_t len, char *ans, size_t cap, bool retry)
             close(fd);
             return retry ? 3 : 2;
         }
+        nl = memchr(ans->text + got, '\n', (size_t) r);   /* the new bytes only */
         got += (size_t) r;
-        ans[got] = '\0';
-        nl = strchr(ans, '\n');
+        ans->text[got] = '\0';
     }
     close(fd);
     if (!nl) {
-        fprintf(stderr, "evrun-job: the runner's answer is longer than %zu bytes\n", cap - 1);
+        if (ans->cap >= S_ANSWER_MAX)
+            fprintf(stderr, "evrun-job: the runner's answer is longer than %u bytes\n",
+                    S_ANSWER_MAX - 1);
         return 2;
     }
     *nl = '\0';
     const char *v;
     size_t n;
-    if (s_member(ans, "ok", &v, &n) && n == 4 && !strncmp(v, "true", 4))
+    if (s_member(ans->text, "ok", &v, &n) && n == 4 && !strncmp(v, "true", 4))
         return 0;
     fprintf(stderr, "evrun-job: refused: ");
-    if (s_member(ans, "error", &v, &n) && *v == '"')
+    if (s_member(ans->text, "error", &v, &n) && *v == '"')
         s_print_str(stderr, v, n);
     else
-        fputs(ans, stderr);
+        fputs(ans->text, stderr);
     fputc('\n', stderr);
     return 2;
 }
@@ -334,11 +422,12 @@ s_secret(const char *name)
     req[o++] = '"';
     req[o++] = '}';
     req[o++] = '\n';
-    static char ans[S_ANSWER_MAX];
-    int rc = s_call(req, o, ans, sizeof ans);
+    s_answer_t ans = { 0 };
+    int rc = s_call(req, o, &ans);
     memset(req, 0, o);
     memset(value, 0, sizeof value);
     free(req);
+    free(ans.text);
     return rc;
 }
 
@@ -401,10 +490,11 @@ s_trigger_one(const char *pipeline, bool file, char *const *args, int nargs, boo
         o += s_json_str(req + o, eq + 1, strlen(eq + 1));
     }
     o += (size_t) sprintf(req + o, "}}\n");
-    static char ans[S_ANSWER_MAX];
+    s_answer_t a = { 0 };
     int rc = 3;
     for (long waited = 0, pause = 25; waited < S_TRIGGER_WAIT_MS; waited += pause) {
-        rc = s_call_ex(req, o, ans, sizeof ans, true);
+        rc = s_call_ex(req, o, &a, true);
+        const char *ans = a.text;
         const char *v;
         size_t n;
         if (rc == 0 && s_member(ans, "local", &v, &n)) {
@@ -430,6 +520,7 @@ s_trigger_one(const char *pipeline, bool file, char *const *args, int nargs, boo
         s_sleep_ms(pause);  /* pending, or the runner away: ask again, the same call */
     }
     free(req);
+    free(a.text);
     fflush(stdout);
     if (rc == 0 || rc == 2)
         return rc;
@@ -444,14 +535,14 @@ s_trigger_one(const char *pipeline, bool file, char *const *args, int nargs, boo
     answered): 0 with the answer in ans, 2 refused (said), 3 the channel
     failed for S_TRIGGER_WAIT_MS. */
 static int
-s_poll(const char *req, size_t len, char *ans, size_t cap)
+s_poll(const char *req, size_t len, s_answer_t *ans)
 {
     int rc = 3;
     for (long waited = 0, pause = 25; waited < S_TRIGGER_WAIT_MS; waited += pause) {
-        rc = s_call_ex(req, len, ans, cap, true);
+        rc = s_call_ex(req, len, ans, true);
         const char *v;
         size_t n;
-        if (rc == 2 || (rc == 0 && !(s_member(ans, "state", &v, &n)
+        if (rc == 2 || (rc == 0 && !(s_member(ans->text, "state", &v, &n)
                                      && !strncmp(v, "\"pending\"", n))))
             return rc;
         pause = pause < 300 ? pause * 2 : 300;
@@ -469,11 +560,14 @@ s_wait_job(const char *job)
 {
     char req[128];
     int len = snprintf(req, sizeof req, "{\"cmd\":\"result\",\"job\":\"%s\"}\n", job);
-    static char ans[S_ANSWER_MAX];
+    s_answer_t a = { 0 };
     for (;;) {
-        int rc = s_poll(req, (size_t) len, ans, sizeof ans);
-        if (rc)
+        int rc = s_poll(req, (size_t) len, &a);
+        const char *ans = a.text;
+        if (rc) {
+            free(a.text);
             return 2;
+        }
         const char *v;
         size_t n;
         if (s_member(ans, "status", &v, &n) && n > 2 && n < 16) {
@@ -486,7 +580,9 @@ s_wait_job(const char *job)
                 bool why = s_member(ans, "reason", &r, &rn) && rn > 2 && r[0] == '"';
                 fprintf(stderr, "evrun-job: job %s: %.*s%s%.*s\n", job, (int) n - 2, v + 1,
                         why ? ": " : "", why ? (int) rn - 2 : 0, why ? r + 1 : "");
-                return strcmp(st, "\"succeeded\"") ? 1 : 0;
+                rc = strcmp(st, "\"succeeded\"") ? 1 : 0;
+                free(a.text);
+                return rc;
             }
         }
         s_sleep_ms(500);
@@ -505,13 +601,14 @@ s_result(const char *what)
     size_t o = (size_t) sprintf(req, "{\"cmd\":\"result\",\"%s\":", job ? "job" : "pipeline");
     o += s_json_str(req + o, what, wl);
     o += (size_t) sprintf(req + o, "}\n");
-    static char ans[S_ANSWER_MAX];
-    int rc = s_poll(req, o, ans, sizeof ans);
+    s_answer_t ans = { 0 };
+    int rc = s_poll(req, o, &ans);
     free(req);
     if (rc == 0)
-        printf("%s\n", ans);
-    if (rc == 2 && strstr(ans, "\"result: no job "))
-        return 1;   /* unknown (said on stderr) */
+        printf("%s\n", ans.text);
+    if (rc == 2 && ans.text && strstr(ans.text, "\"result: no job "))
+        rc = 1;   /* unknown (said on stderr) */
+    free(ans.text);
     return rc == 3 ? 2 : rc;
 }
 
@@ -526,16 +623,15 @@ s_running(const char *pipeline)
     size_t o = (size_t) sprintf(req, "{\"cmd\":\"running\",\"pipeline\":");
     o += s_json_str(req + o, pipeline, pl);
     o += (size_t) sprintf(req + o, "}\n");
-    static char ans[S_ANSWER_MAX];
-    int rc = s_poll(req, o, ans, sizeof ans);
+    s_answer_t ans = { 0 };
+    int rc = s_poll(req, o, &ans);
     free(req);
-    if (rc)
-        return 2;
     const char *v;
     size_t n;
-    long run = s_member(ans, "running", &v, &n) ? strtol(v, NULL, 10) : 0;
-    long wait = s_member(ans, "waiting", &v, &n) ? strtol(v, NULL, 10) : 0;
-    return run + wait > 0 ? 0 : 1;
+    long run = !rc && s_member(ans.text, "running", &v, &n) ? strtol(v, NULL, 10) : 0;
+    long wait = !rc && s_member(ans.text, "waiting", &v, &n) ? strtol(v, NULL, 10) : 0;
+    free(ans.text);
+    return rc ? 2 : run + wait > 0 ? 0 : 1;
 }
 
 /*  trigger PIPELINE... [--file PATH]... [-a NAME=VALUE]... [--wait] */
@@ -621,11 +717,12 @@ main(int argc, char **argv)
     if (argc == 3 && !strcmp(argv[1], "result"))
         return s_result(argv[2]);
     if (argc == 2 && !strcmp(argv[1], "hello")) {
-        static char ans[S_ANSWER_MAX];
         static const char req[] = "{\"cmd\":\"hello\"}\n";
-        int rc = s_call(req, sizeof req - 1, ans, sizeof ans);
+        s_answer_t ans = { 0 };
+        int rc = s_call(req, sizeof req - 1, &ans);
         if (!rc)
-            printf("%s\n", ans);
+            printf("%s\n", ans.text);
+        free(ans.text);
         return rc;
     }
     if (argc < 2) {

@@ -1,6 +1,8 @@
 /*  test_chan.c: the control channel (runner/evr_chan.h): the answers to
     good and bad request lines, and a real socket on a real loop: lines
-    split across writes, several per write, an oversized line, too many
+    split across writes, several per write, an oversized line and one of
+    the most bytes however it ends, many sent to a client that reads
+    none, too many
     connections, a silent client beside a talking one.  Also evr_mask_add,
     the masker's half of registered secrets. */
 #include <errno.h>
@@ -260,6 +262,120 @@ test_socket_oversized(void)
     s_fix_free(&f);
 }
 
+/*  Sends n bytes of buf on fd, turning the loop meanwhile (the channel
+    reads as it is sent). */
+static void
+s_send_turning(s_fix_t *f, int fd, const char *buf, size_t n)
+{
+    int fl = fcntl(fd, F_GETFL);
+    fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    size_t sent = 0;
+    for (int turn = 0; turn < 4000 && sent < n; turn++) {
+        ssize_t w = send(fd, buf + sent, n - sent, MSG_NOSIGNAL);
+        if (w > 0)
+            sent += (size_t) w;
+        evr_loop_once(f->loop, 1);
+    }
+    fcntl(fd, F_SETFL, fl);
+    CHECK(sent == n);
+}
+
+/*  A line of EVR_CHAN_LINE_MAX bytes is a request, however it ends: with
+    \n, with \r\n (the \r is not the line's), or at the client's
+    shutdown; one more byte is too long.  (A line of the most bytes ended
+    by \r\n was refused as too long.) */
+static void
+test_socket_line_max(void)
+{
+    static const char *const ends[] = { "\n", "\r\n", "\r", "" };   /* "\r", "": then shut */
+    for (int over = 0; over < 2; over++)
+        for (size_t e = 0; e < EVR_ARRAY_LEN(ends); e++) {
+            s_fix_t f;
+            s_fix_new(&f);
+            int fd = s_connect(&f);
+            size_t n = EVR_CHAN_LINE_MAX + (size_t) over, el = strlen(ends[e]);
+            char *line = malloc(n + el);
+            memset(line, ' ', n);   /* {"cmd":"echo","say":7} and blanks: JSON */
+            memcpy(line, "{\"cmd\":\"echo\",\"say\":7}", 22);
+            memcpy(line + n, ends[e], el);
+            s_send_turning(&f, fd, line, n + el);
+            if (!strchr(ends[e], '\n'))
+                shutdown(fd, SHUT_WR);
+            bool closed;
+            char *got = s_read(&f, fd, 1, &closed);
+            if (over)
+                CHECK_CONTAINS(got, "request line longer than 262144 bytes");
+            else
+                CHECK_STR(got, "{\"said\":7,\"ok\":true}\n");
+            free(got);
+            free(line);
+            close(fd);
+            s_fix_free(&f);
+        }
+}
+
+/*  Many requests sent at once to a client that reads nothing: the
+    channel answers them one at a time, each once the one before it is
+    written, so what waits for the client is its socket and one answer,
+    not an answer to each line (17,000 lines in one read, after a line of
+    the most bytes grew the connection's buffer, were all answered into
+    the runner's memory).  Once the client reads, every answer comes, in
+    order, and then a last line without newline at its shutdown. */
+static void
+test_socket_pipelined_unread(void)
+{
+    s_fix_t f;
+    s_fix_new(&f);
+    int fd = s_connect(&f);
+    size_t n = EVR_CHAN_LINE_MAX;
+    char *buf = malloc(n + 1);
+    memset(buf, ' ', n);
+    memcpy(buf, "{\"cmd\":\"echo\",\"say\":0}", 22);
+    buf[n] = '\n';
+    s_send_turning(&f, fd, buf, n + 1);
+    bool closed;
+    char *got = s_read(&f, fd, 1, &closed);
+    CHECK_STR(got, "{\"said\":0,\"ok\":true}\n");
+    free(got);
+    /* 17,476 requests of 15 bytes, unread */
+    static const char req[] = "{\"cmd\":\"echo\"}\n";
+    size_t per = sizeof req - 1, lines = n / per;
+    for (size_t i = 0; i < lines; i++)
+        memcpy(buf + i * per, req, per);
+    f.calls = 0;
+    s_send_turning(&f, fd, buf, lines * per);
+    for (int turn = 0; turn < 50; turn++)
+        evr_loop_once(f.loop, 1);
+    CHECK(f.calls > 0 && (size_t) f.calls < lines / 2);
+    s_send(fd, "{\"cmd\":\"echo\",\"say\":\"end\"}", 26);
+    shutdown(fd, SHUT_WR);
+    size_t answers = 0, cap = 1 << 20, len = 0;
+    char *all = malloc(cap);
+    closed = false;
+    for (int turn = 0; turn < 20000 && !closed; turn++) {
+        evr_loop_once(f.loop, 1);
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        while (!closed && poll(&p, 1, 0) == 1) {
+            if (len + 65536 > cap)
+                all = realloc(all, cap *= 2);
+            ssize_t r = recv(fd, all + len, 65536, 0);
+            closed = r <= 0;
+            len += r > 0 ? (size_t) r : 0;
+        }
+    }
+    CHECK(closed);
+    for (size_t i = 0; i < len; i++)
+        answers += all[i] == '\n';
+    CHECK(answers == lines + 1);
+    all[len] = '\0';
+    CHECK(len > 25 && strcmp(all + len - 25, "{\"said\":\"end\",\"ok\":true}\n") == 0);
+    CHECK((size_t) f.calls == lines + 1);
+    free(all);
+    free(buf);
+    close(fd);
+    s_fix_free(&f);
+}
+
 static void
 test_socket_connections(void)
 {
@@ -381,6 +497,8 @@ main(void)
     EVR_TEST_RUN(test_answers);
     EVR_TEST_RUN(test_socket_lines);
     EVR_TEST_RUN(test_socket_oversized);
+    EVR_TEST_RUN(test_socket_line_max);
+    EVR_TEST_RUN(test_socket_pipelined_unread);
     EVR_TEST_RUN(test_socket_connections);
     EVR_TEST_RUN(test_socket_out_of_fds);
     EVR_TEST_RUN(test_socket_path_too_long);

@@ -128,6 +128,16 @@ test_secret_masked(void)
     ans = s_ask(t, 1, "a", "{\"cmd\":\"secret\",\"name\":\"X\"}\n");
     CHECK_CONTAINS(ans, "expected {\\\"cmd\\\": \\\"secret\\\"");
     free(ans);
+    /* value or value_hex, not both, whatever the other holds (a value
+       with a value_hex not a string was registered) */
+    ans = s_ask(t, 1, "a", "{\"cmd\":\"secret\",\"name\":\"X\",\"value\":\"v1v1v1\","
+                "\"value_hex\":5}\n");
+    CHECK_CONTAINS(ans, "expected {\\\"cmd\\\": \\\"secret\\\"");
+    free(ans);
+    ans = s_ask(t, 1, "a", "{\"cmd\":\"secret\",\"name\":\"X\",\"value\":null,"
+                "\"value_hex\":\"763176317631\"}\n");
+    CHECK_CONTAINS(ans, "expected {\\\"cmd\\\": \\\"secret\\\"");
+    free(ans);
     ans = s_ask(t, 1, "a", S_SECRET_LINE);
     CHECK_STR(ans, "{\"ok\":true}\n");
     free(ans);
@@ -362,6 +372,12 @@ test_trigger_local(void)
     CHECK_CONTAINS(ans, "\"local\":true");
     CHECK_CONTAINS(ans, "evrun-cli start notify -a 'ENV=it'\\\\''s'");
     free(ans);
+    /* pipeline or file, not both, whatever the other holds (a pipeline
+       with a file not a string was taken) */
+    ans = s_ask(t, 5, "a", "{\"cmd\":\"trigger\",\"pipeline\":\"notify\",\"file\":1,\"call\":\""
+                S_CALL "\"}\n");
+    CHECK_CONTAINS(ans, "trigger: expected {");
+    free(ans);
     CHECK(evr_etest_run(t, S_MAX_MS));
     evr_etest_destroy(&t);
 }
@@ -392,6 +408,10 @@ test_trigger_queries(void)
     evr_engine_set_trigger(t->eng, s_record, s_query_rec, NULL);
     ans = s_ask(t, 6, "a", "{\"cmd\":\"result\",\"pipeline\":\"other\"}\n");
     CHECK_CONTAINS(ans, "result: pipeline other is neither this job's nor in its triggers:");
+    free(ans);
+    /* job or pipeline, one of the two, whatever the other holds */
+    ans = s_ask(t, 6, "a", "{\"cmd\":\"result\",\"pipeline\":\"deploy\",\"job\":null}\n");
+    CHECK_CONTAINS(ans, "result: expected {");
     free(ans);
     ans = s_ask(t, 6, "a", "{\"cmd\":\"result\",\"pipeline\":\"deploy\"}\n");
     CHECK_CONTAINS(ans, "\"state\":\"pending\"");

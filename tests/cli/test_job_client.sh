@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# test_job_client.sh BIN_DIR SRC_DIR: evrun-job against a stand-in for a
+# step's control channel (tests/cli/job_channel.py, written from
+# schema/PROTOCOL.md): answers a runner may give, no runner needed.
+set -u
+bin=$1 src=$2
+tmp=$(mktemp -d /tmp/evr-test-job-XXXXXX)
+chan_pid=
+trap '[ -n "$chan_pid" ] && kill "$chan_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+fails=0 passes=0
+. "$(dirname "$0")/../support/check.sh"
+export EVRUN_CONTROL=$tmp/control.sock
+/usr/bin/python3 "$src/tests/cli/job_channel.py" "$EVRUN_CONTROL" 2> "$tmp/chan.err" &
+chan_pid=$!
+for _ in $(seq 1 100); do [ -S "$EVRUN_CONTROL" ] && break; sleep 0.05; done
+big=01K0000000000000000000B1G0
+
+# run CMD...: its status in $rc, its stdout in $tmp/out, its stderr in $tmp/err
+run() { timeout 60 "$@" > "$tmp/out" 2> "$tmp/err" < /dev/null; rc=$?; }
+
+run "$bin/evrun-job" hello
+check "hello: exit 0" [ $rc -eq 0 ]
+check "hello: the answer printed" grep -q '^{"protocol":1,' "$tmp/out"
+
+# result of a job whose outputs make an answer of some 120 KiB (the
+# broker gives up to 256 of 4 KiB): it was "the runner's answer is longer
+# than 65535 bytes", exit 2
+run "$bin/evrun-job" result $big
+check "result, a large answer: exit 0" [ $rc -eq 0 ]
+check "result, a large answer: nothing on stderr" [ ! -s "$tmp/err" ]
+check "result, a large answer: printed whole, one line" \
+  /usr/bin/python3 -c 'import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+a = json.loads(lines[0]) if len(lines) == 1 else {}
+sys.exit(not (len(a.get("outputs", {})) == 40 and a.get("status") == "succeeded"))' "$tmp/out"
+# trigger --wait of a job that succeeded with those outputs: it was exit 2
+run "$bin/evrun-job" trigger big --wait
+check "trigger --wait, a child with large outputs: exit 0" [ $rc -eq 0 ]
+check "trigger --wait: the child's id printed" grep -qx "$big" "$tmp/out"
+check "trigger --wait: its end said" grep -qx "evrun-job: job $big: succeeded" "$tmp/err"
+run "$bin/evrun-job" result 01K0000000000000000000N0NE
+check "result of an unknown job: exit 1" [ $rc -eq 1 ]
+check "result of an unknown job: the runner's words" \
+  grep -qx 'evrun-job: refused: result: no job 01K0000000000000000000N0NE (unknown, or removed by retention)' "$tmp/err"
+
+# a refusal's text as any JSON encoder may escape it: printed as the text
+# it stands for (\u00e9 was '?', \r 'r', \/ '/' by chance)
+printf 'value' > "$tmp/value"
+timeout 60 "$bin/evrun-job" secret NAME < "$tmp/value" > "$tmp/out" 2> "$tmp/err"
+rc=$?
+check "secret refused: exit 2" [ $rc -eq 2 ]
+check "secret refused: the runner's words, unescaped" /usr/bin/python3 -c 'import sys
+want = "evrun-job: refused: secret: caf\u00e9 \U0001F600 cr\r ff\f bs\b slash/ tab\t q\" bsl\\ ctl\x01 end\n"
+sys.exit(open(sys.argv[1], "rb").read() != want.encode())' "$tmp/err"
+
+check "the stand-in channel ran without an error" [ ! -s "$tmp/chan.err" ]
+echo "$passes passed, $fails failed"
+[ "$fails" -eq 0 ]
