@@ -210,43 +210,60 @@ s_scan(const char *tar_path, uint64_t max_bytes, const evr_artifact_list_t *list
 
 /*  What one unpack wrote, to take back on failure: per path, 'd' a
     directory it made, 'f' a file it wrote, 'b' a file it wrote over an
-    older one, kept meanwhile as PATH.evrun-old. */
+    older one, kept meanwhile as PATH.evrun-old; and 'p' a directory
+    entry of the tar whose permission bits (perm) it takes at the end. */
 typedef struct {
     char **paths;
     char *kind;
+    mode_t *perm;
     size_t n, cap;
 } s_written_t;
 
 static void
-s_written_add(s_written_t *w, const char *path, char kind)
+s_written_add_perm(s_written_t *w, const char *path, char kind, mode_t perm)
 {
     if (w->n == w->cap) {
         w->cap = w->cap ? 2 * w->cap : 64;
         w->paths = evr_realloc(w->paths, w->cap * sizeof *w->paths);
         w->kind = evr_realloc(w->kind, w->cap * sizeof *w->kind);
+        w->perm = evr_realloc(w->perm, w->cap * sizeof *w->perm);
     }
     w->paths[w->n] = evr_strdup(path);
+    w->perm[w->n] = perm;
     w->kind[w->n++] = kind;
+}
+
+static void
+s_written_add(s_written_t *w, const char *path, char kind)
+{
+    s_written_add_perm(w, path, kind, 0);
 }
 
 static bool
 s_written_has(const s_written_t *w, const char *path)
 {
     for (size_t i = 0; i < w->n; i++)
-        if (w->kind[i] != 'd' && strcmp(w->paths[i], path) == 0)
+        if (w->kind[i] != 'd' && w->kind[i] != 'p' && strcmp(w->paths[i], path) == 0)
             return true;
     return false;
 }
 
 /*  Frees w.  With undo it first takes back what it lists, newest first:
     files removed (an older file put back), directories removed when
-    empty; without, the older files kept aside are removed. */
+    empty; without, the older files kept aside are removed and the
+    directories take their modes, newest first (a read-only directory
+    after what it holds). */
 static void
 s_written_free(s_written_t *w, bool undo)
 {
     for (size_t i = w->n; i-- > 0;) {
         char *old = w->kind[i] == 'b' ? evr_asprintf("%s.evrun-old", w->paths[i]) : NULL;
-        if (undo && w->kind[i] == 'd')
+        if (w->kind[i] == 'p') {
+            struct stat sb;
+            if (!undo && lstat(w->paths[i], &sb) == 0 && S_ISDIR(sb.st_mode))
+                chmod(w->paths[i], w->perm[i]);
+        }
+        else if (undo && w->kind[i] == 'd')
             rmdir(w->paths[i]);
         else if (undo && old)
             rename(old, w->paths[i]);
@@ -259,14 +276,17 @@ s_written_free(s_written_t *w, bool undo)
     }
     free(w->paths);
     free(w->kind);
+    free(w->perm);
 }
 
 /*  The current entry's data (a NULL: the file open at src_fd) written to
     final: under a temporary name, then renamed into place, an older file
     at final kept aside (as final.evrun-old) until the unpack succeeds or
-    fails; recorded in w. */
+    fails; recorded in w.  perm: the file's permission bits, exactly
+    (S_PERM_UMASK: 0644 less the umask, an artifact's). */
+#define S_PERM_UMASK ((mode_t) -1)
 static evr_rc_t
-s_write_file(struct archive *a, int src_fd, const char *final, uint64_t max_bytes,
+s_write_file(struct archive *a, int src_fd, const char *final, mode_t perm, uint64_t max_bytes,
              uint64_t *total, s_written_t *w, evr_artifact_file_t *f, evr_err_t *err)
 {
     char *tmp = evr_asprintf("%s.evrun-partial", final);
@@ -284,6 +304,8 @@ s_write_file(struct archive *a, int src_fd, const char *final, uint64_t max_byte
     else if ((sink.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
                              0644)) < 0)
         rc = evr_err_set(err, EVR_ERR_IO, "%s: %s", tmp, strerror(errno));
+    if (!rc && perm != S_PERM_UMASK && fchmod(sink.fd, perm) != 0)
+        rc = evr_err_set(err, EVR_ERR_IO, "chmod %s: %s", tmp, strerror(errno));
     if (!rc)
         rc = s_pump(a, src_fd, &sink, max_bytes, total, err);
     if (!rc && fsync(sink.fd) != 0)
@@ -388,7 +410,8 @@ s_hardlink(struct archive_entry *e, const char *dest, char *path, uint64_t max_b
     }
     evr_rc_t rc = s_parent(path, w, err);
     if (!rc)
-        rc = s_write_file(NULL, fd, path, max_bytes, total, w, s_list_add(list, name), err);
+        rc = s_write_file(NULL, fd, path, S_PERM_UMASK, max_bytes, total, w, s_list_add(list, name),
+                          err);
     close(fd);
     if (!rc && *total > job_room)
         rc = evr_err_set(err, EVR_ERR_LIMIT, "%llu bytes of files, over the room of %llu "
@@ -425,13 +448,18 @@ s_extract(struct archive *a, const char *dest, uint64_t max_bytes, uint64_t job_
             rc = evr_mkdirs(path, err);
             if (!rc && !had)
                 s_written_add(w, path, 'd');
+            if (!rc && !list)   /* a workspace's: its mode, at the end */
+                s_written_add_perm(w, path, 'p', archive_entry_perm(e) & 01777);
         }
         else if (type == AE_IFREG) {
             rc = s_parent(path, w, err);
             evr_artifact_file_t *f = !rc && list ? s_list_add(list, archive_entry_pathname(e))
                                                  : NULL;
+            /* a workspace's file keeps its mode (an executable stays one),
+               less setuid, setgid and sticky; an artifact's is 0644 */
+            mode_t perm = list ? S_PERM_UMASK : archive_entry_perm(e) & 0777;
             if (!rc)
-                rc = s_write_file(a, -1, path, max_bytes, &total, w, f, err);
+                rc = s_write_file(a, -1, path, perm, max_bytes, &total, w, f, err);
             if (!rc)
                 (*files)++;
         }

@@ -57,7 +57,10 @@ evr_rc_t evr_artifact_unpack_list(const char *tar_path, const char *dest, uint64
                                   evr_artifact_list_t *list, evr_err_t *err);
 
 /*  Unpacks the tar file at tar_path into dest (created with parents): at
-    most max_bytes of file contents.  *files receives the number of regular
+    most max_bytes of file contents, each file and directory with the
+    permission bits of its entry less setuid and setgid (a file's sticky
+    bit too; a directory's once everything is written, so a read-only
+    one is filled first).  *files receives the number of regular
     files written.  Errors name the entry and the reason: EVR_ERR_LIMIT
     ("more than N entries", or "the contents are over the limit of N
     bytes": nothing written then),

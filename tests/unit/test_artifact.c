@@ -103,6 +103,52 @@ test_unpack_ok(void)
     CHECK(s_files_under(dest) == 2);
 }
 
+/*  A workspace's unpack (the process executor's put of a resource) keeps
+    each entry's permission bits as podman's does: an executable stays
+    one (every file was 0644: a tool from a tarball failed with "Permission
+    denied"), a private file private, setuid dropped, a read-only
+    directory read-only once filled. */
+static void
+test_unpack_keeps_modes(void)
+{
+    char tar[128], dest[128], p[256];
+    snprintf(tar, sizeof tar, "%s/modes.tar", s_dir);
+    snprintf(dest, sizeof dest, "%s/modes", s_dir);
+    static const struct { const char *name; mode_t type, perm; } ents[] = {
+        { "t/ro", AE_IFDIR, 0555 },        { "t/ro/run.sh", AE_IFREG, 0755 },
+        { "t/key", AE_IFREG, 0600 },       { "t/suid", AE_IFREG, 04755 },
+        { "t/plain", AE_IFREG, 0644 },
+    };
+    struct archive *a = archive_write_new();
+    archive_write_set_format_pax_restricted(a);
+    archive_write_open_filename(a, tar);
+    for (size_t i = 0; i < sizeof ents / sizeof ents[0]; i++) {
+        struct archive_entry *e = archive_entry_new();
+        archive_entry_set_pathname(e, ents[i].name);
+        archive_entry_set_filetype(e, ents[i].type);
+        archive_entry_set_perm(e, ents[i].perm);
+        archive_entry_set_size(e, ents[i].type == AE_IFREG ? 3 : 0);
+        archive_write_header(a, e);
+        if (ents[i].type == AE_IFREG)
+            archive_write_data(a, "abc", 3);
+        archive_entry_free(e);
+    }
+    archive_write_close(a);
+    archive_write_free(a);
+    uint32_t files = 0;
+    evr_err_t err;
+    CHECK(evr_artifact_unpack(tar, dest, 1 << 20, &files, &err) == EVR_OK);
+    CHECK(files == 4);
+    struct stat sb;
+    for (size_t i = 0; i < sizeof ents / sizeof ents[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", dest, ents[i].name);
+        CHECK(stat(p, &sb) == 0);
+        CHECK((sb.st_mode & 07777) == (ents[i].perm & 0777));
+    }
+    snprintf(p, sizeof p, "%s/t/ro", dest);
+    chmod(p, 0755);   /* removable by the cleanup, whoever runs it */
+}
+
 /*  The list: each file with its size and sha256; the job's room checked
     before anything is written. */
 static void
@@ -614,6 +660,7 @@ main(void)
     EVR_TEST_RUN(test_resource_big_plain_bounded);
     EVR_TEST_RUN(test_resource_big_tar_gz_bounded);
     EVR_TEST_RUN(test_unpack_ok);
+    EVR_TEST_RUN(test_unpack_keeps_modes);
     EVR_TEST_RUN(test_unpack_list);
     EVR_TEST_RUN(test_unpack_over_limit_writes_nothing);
     EVR_TEST_RUN(test_unpack_link_leaves_nothing);
