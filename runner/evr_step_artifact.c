@@ -101,6 +101,8 @@ evr_eng_artifact_why_free(evr_eng_step_t *st)
 
 /*  Paths named in a reason before "and N more". */
 #define S_NAMED 3
+/*  A file's path quoted escaped in a reason: at most this many bytes. */
+#define S_SHOWN 256
 
 /*  Every path done: each that failed noted in the step's stderr, a few in
     its reason when nothing else failed it; then the step's end. */
@@ -213,8 +215,9 @@ s_secret_path(const evr_eng_job_t *job, const char *path)
     return m;
 }
 
-/*  The directories whose path holds a secret, for s_rm_secret_dirs (nftw
-    has no argument: the engine has one thread). */
+/*  The directories whose path holds a secret, or that a step.artifact
+    event could not name, for s_rm_refused_dirs (nftw has no argument:
+    the engine has one thread). */
 static const evr_eng_job_t *s_rm_job;
 static size_t s_rm_skip;   /* the step directory's path and its '/' */
 
@@ -224,21 +227,22 @@ s_rm_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
     (void) sb;
     if (type == FTW_DP && ftw->level > 0) {
         char *masked = s_secret_path(s_rm_job, path + s_rm_skip);
-        if (masked)
-            rmdir(path);   /* empty: its files, which hold the secret too, are not kept */
+        if (masked || evr_event_artifact_path_problem(path + s_rm_skip))
+            rmdir(path);   /* empty: its files, refused alike, are not kept */
         free(masked);
     }
     return 0;
 }
 
 /*  The step's directories of artifacts whose path holds a secret of the
-    job, removed (empty ones unpacked as they are, or emptied by s_record):
-    their names would keep the secret on the runner. */
+    job (their names would keep the secret on the runner), or is refused
+    as a file's is (not UTF-8, a control character), removed when empty
+    (unpacked so, or emptied by s_record). */
 static void
-s_rm_secret_dirs(const evr_eng_step_t *st)
+s_rm_refused_dirs(const evr_eng_step_t *st)
 {
     const char *art = st->job->eng->opts.artifacts_dir;
-    if (!art || !st->job->nsecrets)
+    if (!art)
         return;
     char *dir = evr_asprintf("%s/%s/%s", art, st->job->id, st->spec->name);
     s_rm_job = st->job;
@@ -263,18 +267,21 @@ s_record(const s_artifact_t *a, const char *sub, const evr_artifact_list_t *list
         char *path = s_path(sub, f->path);
         const char *bad = evr_event_artifact_path_problem(path);
         char *masked = s_secret_path(st->job, path);
-        if (masked) {   /* removed from the runner's artifacts too */
+        if (masked || bad) {   /* removed from the runner's artifacts too */
             const char *art = st->job->eng->opts.artifacts_dir;
             char *file = art ? evr_asprintf("%s/%s/%s/%s", art, st->job->id, st->spec->name,
                                             path) : NULL;
             if (file)
                 unlink(file);
             free(file);
-            s_fail(a, "file %s: its name holds a secret: not recorded, not kept", masked);
-            free(masked);
         }
-        else if (bad)   /* a name the wire would refuse: the file stays on the runner */
-            evr_eng_step_log(st, "artifact file %s: %s: not recorded", path, bad);
+        /* quoted escaped (\xHH): no raw byte in a reason or on a screen */
+        char shown[S_SHOWN];
+        evr_text_escape_ctl(masked ? masked : path, shown, sizeof shown);
+        if (masked)
+            s_fail(a, "file %s: its name holds a secret: not recorded, not kept", shown);
+        else if (bad)   /* a name an event cannot carry */
+            s_fail(a, "file %s: %s: not recorded, not kept (rename it)", shown, bad);
         else if (q[i] == '!')
             s_fail(a, "file %s: queueing it for the broker: %s", path, qmsg);
         else {
@@ -283,6 +290,7 @@ s_record(const s_artifact_t *a, const char *sub, const evr_artifact_list_t *list
             ev->data.size = f->size;
             ev->data.sha256 = evr_strdup(f->sha256);
         }
+        free(masked);
         free(path);
     }
 }
@@ -307,8 +315,9 @@ s_links_named(const s_artifact_t *a, const evr_artifact_list_t *list, s_unpacked
     size_t len = 0, cap = sizeof u->links;
     u->nlinks = list->nlinks;
     for (uint32_t i = 0; i < list->nlinks && i < S_NAMED && len < cap; i++) {
-        char *path = s_path(a->sub, list->links[i]);
-        len += (size_t) snprintf(u->links + len, cap - len, "%s%s", i ? ", " : "", path);
+        char *path = s_path(a->sub, list->links[i]), shown[S_SHOWN];
+        evr_text_escape_ctl(path, shown, sizeof shown);
+        len += (size_t) snprintf(u->links + len, cap - len, "%s%s", i ? ", " : "", shown);
         free(path);
     }
     if (list->nlinks > S_NAMED && len < cap)
@@ -537,7 +546,7 @@ s_unpacked(evr_rc_t rc, const char *msg, const void *out, void *arg)
         evr_eng_step_log(st, "artifact %s: %u file%s in %s", a->path, list.n,
                          list.n == 1 ? "" : "s", a->dest);
         s_record(a, a->sub, &list, q, u->qmsg);
-        s_rm_secret_dirs(a->st);
+        s_rm_refused_dirs(a->st);
         if (u->nlinks) {
             char *about = evr_asprintf("artifact %s", a->path);
             char *text = evr_asprintf("%u symbolic link%s left out (links are not followed, "
