@@ -563,13 +563,20 @@ s_reroot_entry(struct archive *in, const s_sink_t *sink, struct archive_entry *e
     this many bytes with the cut mark. */
 #define S_NAME_SHOWN 128
 
+/*  At most this many bytes a path in the workspace (dest/name): the
+    system's PATH_MAX (4096, its NUL included) less room for where the
+    workspace is (podman's volume directory, the process executor's
+    STATE/work/JOB). */
+#define S_PATH_MAX 3072
+
 /*  What unpacking cannot take in a tarball's entry name (before the
     other checks, which quote it raw): a byte that is not UTF-8, a control
-    character, a component longer than a file system's name (255 bytes:
-    the copy into the workspace would fail with pages of error).  The
-    name shown escaped. */
+    character, a component longer than a file system's name (255 bytes),
+    a path under dest longer than S_PATH_MAX (the copy into the workspace
+    would fail with pages of error, the entry's name cut off).  The name
+    shown escaped. */
 static evr_rc_t
-s_check_name(const char *name, evr_err_t *err)
+s_check_name(const char *name, const char *dest, evr_err_t *err)
 {
     if (!name)
         return EVR_OK;   /* s_check_entry says it */
@@ -587,6 +594,11 @@ s_check_name(const char *name, evr_err_t *err)
                                "most 255 bytes a component", shown, n);
         c += n + (c[n] == '/');
     }
+    size_t len = strlen(dest) + 1 + strlen(name);
+    if (len > S_PATH_MAX)
+        return evr_err_set(err, EVR_ERR_IO, "entry \"%s\": a path of %zu bytes in the "
+                           "workspace (%s/...): at most %d bytes", shown, len, dest,
+                           S_PATH_MAX);
     return EVR_OK;
 }
 
@@ -607,7 +619,7 @@ s_reroot(struct archive *in, const s_sink_t *sink, const char *dest, uint64_t ma
             name += 2;   /* "./src/x" is "src/x" */
         if (name && (!*name || strcmp(name, ".") == 0))
             continue;
-        rc = s_check_name(name, err);
+        rc = s_check_name(name, dest, err);
         if (!rc)
             rc = s_check_entry(e, name, &entries, "unpacked", err);
         if (!rc)

@@ -412,6 +412,25 @@ test_resource_odd_entries(void)
     CHECK_CONTAINS(err.msg, "entry \"bad\\xff\\x1b[31mname\": ");
     CHECK(!strstr(err.msg, s_dir));
     CHECK(!strchr(err.msg, '\x1b') && !strchr(err.msg, '\xff'));
+    /* a path past what a system can open, each component short: refused
+       up front too, not by the copy's error with the name cut off */
+    char deep[3200];
+    size_t at = 0;
+    while (at + 201 < sizeof deep - 8) {
+        memset(deep + at, 'd', 200);
+        deep[at + 200] = '/';
+        at += 201;
+    }
+    snprintf(deep + at, sizeof deep - at, "f");   /* 15 * 201 + 1 = 3016 bytes */
+    s_tar_odd(tar, deep, AE_IFREG, 0644);
+    CHECK(evr_resource_tar(tar, "src", 65536, out, &err) == EVR_OK);   /* 3020 in all */
+    snprintf(deep + at, sizeof deep - at, "%060d", 0);   /* 3075 + 4 */
+    s_tar_odd(tar, deep, AE_IFREG, 0644);
+    CHECK(evr_resource_tar(tar, "src", 65536, out, &err) == EVR_ERR_IO);
+    CHECK_CONTAINS(err.msg, "\": a path of 3079 bytes in the workspace (src/...): at most "
+                            "3072 bytes");
+    CHECK(strlen(err.msg) < 400);
+    CHECK(access(out, F_OK) != 0);
 }
 
 static void
