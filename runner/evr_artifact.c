@@ -348,17 +348,26 @@ evr_artifact_list_free(evr_artifact_list_t *list)
     for (uint32_t i = 0; i < list->nlinks; i++)
         free(list->links[i]);
     free(list->links);
+    for (uint32_t i = 0; i < list->nspecials; i++)
+        free(list->specials[i]);
+    free(list->specials);
     memset(list, 0, sizeof *list);
+}
+
+/*  name added at the end of the names *v (*n of them). */
+static void
+s_name_add(char ***v, uint32_t *n, const char *name)
+{
+    if ((*n & (*n - 1)) == 0)   /* 0, 1, 2, 4, ...: full */
+        *v = evr_realloc(*v, (*n ? 2 * *n : 1) * sizeof **v);
+    (*v)[(*n)++] = evr_strdup(name);
 }
 
 /*  A link entry left out, named at the end of list->links. */
 static void
 s_link_add(evr_artifact_list_t *list, const char *name)
 {
-    if ((list->nlinks & (list->nlinks - 1)) == 0)   /* 0, 1, 2, 4, ...: full */
-        list->links = evr_realloc(list->links,
-                                  (list->nlinks ? 2 * list->nlinks : 1) * sizeof *list->links);
-    list->links[list->nlinks++] = evr_strdup(name);
+    s_name_add(&list->links, &list->nlinks, name);
 }
 
 /*  A new entry at the end of list (path a copy). */
@@ -463,7 +472,9 @@ s_extract(struct archive *a, const char *dest, uint64_t max_bytes, uint64_t job_
             if (!rc)
                 (*files)++;
         }
-        /* devices, fifos and sockets are left out */
+        else if (list)   /* a FIFO or a device (no tar holds a socket): left out, named */
+            s_name_add(&list->specials, &list->nspecials, archive_entry_pathname(e));
+        /* a workspace's: resources refuse them before (evr_resource_tar) */
         free(path);
     }
     if (!rc && r != ARCHIVE_EOF)

@@ -33,6 +33,8 @@ typedef struct {
     uint32_t n, cap;
     char **links;       /* the links left out (relative to dest), in the tar's order */
     uint32_t nlinks;
+    char **specials;    /* the FIFOs and devices left out, alike */
+    uint32_t nspecials;
 } evr_artifact_list_t;
 
 void evr_artifact_list_free(evr_artifact_list_t *list);
@@ -43,7 +45,8 @@ void evr_artifact_list_free(evr_artifact_list_t *list);
     written), and list (zeroed by the caller, freed with
     evr_artifact_list_free) receives each regular file written with its
     size and sha256 (taken as it is written).  Symbolic links inside are
-    left out, never followed nor made, each named in list->links; a hard
+    left out, never followed nor made, each named in list->links; FIFOs
+    and devices are left out, each named in list->specials; a hard
     link is written as a copy of the file it names when this unpack wrote
     that file (counted against max_bytes and job_room: EVR_ERR_LIMIT as
     above, all taken back), else left out and named alike.  top (NULL: not checked): the name the tar's entries

@@ -24,9 +24,10 @@
     in st->artifact_why until every path is done; then each is noted in
     the step's stderr, and the step's reason names a few only when
     nothing else failed it (its command's failure stays its reason).
-    Symbolic links inside a directory are left out (evr_artifact_unpack_list;
-    a hard link is a copy of its file), noted in the step's stderr; the
-    step does not fail for them.
+    Symbolic links, FIFOs and devices inside a directory are left out
+    (evr_artifact_unpack_list; a hard link is a copy of its file; no tar
+    holds a socket), noted in the step's stderr; the step does not fail
+    for them.
 */
 #define _XOPEN_SOURCE 700   /* nftw */
 #include <errno.h>
@@ -305,23 +306,36 @@ typedef struct s_unpacked {
     char qmsg[EVR_ERR_MAX];     /* why the first file not queued was not */
     uint32_t nlinks;            /* links left out */
     char links[EVR_ERR_MAX];    /* the first few named, paths in /workspace */
+    uint32_t nspecials;         /* FIFOs and devices left out */
+    char specials[EVR_ERR_MAX]; /* alike */
 } s_unpacked_t;
 
-/*  The links list left out, a few named in u->links (", " between; "and
-    N more" after them). */
+/*  A few of names (n of them; relative to the path's directory) named
+    in out (cap bytes): paths in /workspace, escaped, ", " between, "and
+    N more" after them. */
 static void
-s_links_named(const s_artifact_t *a, const evr_artifact_list_t *list, s_unpacked_t *u)
+s_few_named(const s_artifact_t *a, char *const *names, uint32_t n, char *out, size_t cap)
 {
-    size_t len = 0, cap = sizeof u->links;
-    u->nlinks = list->nlinks;
-    for (uint32_t i = 0; i < list->nlinks && i < S_NAMED && len < cap; i++) {
-        char *path = s_path(a->sub, list->links[i]), shown[S_SHOWN];
+    size_t len = 0;
+    for (uint32_t i = 0; i < n && i < S_NAMED && len < cap; i++) {
+        char *path = s_path(a->sub, names[i]), shown[S_SHOWN];
         evr_text_escape_ctl(path, shown, sizeof shown);
-        len += (size_t) snprintf(u->links + len, cap - len, "%s%s", i ? ", " : "", shown);
+        len += (size_t) snprintf(out + len, cap - len, "%s%s", i ? ", " : "", shown);
         free(path);
     }
-    if (list->nlinks > S_NAMED && len < cap)
-        snprintf(u->links + len, cap - len, " and %u more", list->nlinks - S_NAMED);
+    if (n > S_NAMED && len < cap)
+        snprintf(out + len, cap - len, " and %u more", n - S_NAMED);
+}
+
+/*  What list left out (links, FIFOs and devices), a few of each named
+    in u. */
+static void
+s_left_out_named(const s_artifact_t *a, const evr_artifact_list_t *list, s_unpacked_t *u)
+{
+    u->nlinks = list->nlinks;
+    s_few_named(a, list->links, list->nlinks, u->links, sizeof u->links);
+    u->nspecials = list->nspecials;
+    s_few_named(a, list->specials, list->nspecials, u->specials, sizeof u->specials);
 }
 
 /*  The list written in one go, with write(2) (no stdio in the child):
@@ -426,7 +440,7 @@ s_unpack_work(void *arg, void *out, size_t size)
     u->rc = (int32_t) evr_artifact_unpack_list(a->tmpfile, a->dest, e->opts.artifact_max_bytes,
                                                room, top, &list, &err);
     if (!u->rc)
-        s_links_named(a, &list, u);
+        s_left_out_named(a, &list, u);
     /* the tar removed first (freeing a large file's blocks takes its
        time): between the entries' renames and the list read back, as
        little as can be, lest a kill leave entries no event names */
@@ -547,15 +561,23 @@ s_unpacked(evr_rc_t rc, const char *msg, const void *out, void *arg)
                          list.n == 1 ? "" : "s", a->dest);
         s_record(a, a->sub, &list, q, u->qmsg);
         s_rm_refused_dirs(a->st);
+        char *about = evr_asprintf("artifact %s", a->path);
         if (u->nlinks) {
-            char *about = evr_asprintf("artifact %s", a->path);
             char *text = evr_asprintf("%u symbolic link%s left out (links are not followed, "
                                       "nor copied): %s", u->nlinks, u->nlinks == 1 ? "" : "s",
                                       u->links);
             evr_eng_step_note(st, about, text);
             free(text);
-            free(about);
         }
+        if (u->nspecials) {
+            char *text = evr_asprintf("%u FIFO%s or device%s left out (only files and "
+                                      "directories are copied): %s", u->nspecials,
+                                      u->nspecials == 1 ? "" : "s", u->nspecials == 1 ? "" : "s",
+                                      u->specials);
+            evr_eng_step_note(st, about, text);
+            free(text);
+        }
+        free(about);
     }
     free(q);
     evr_artifact_list_free(&list);

@@ -103,6 +103,47 @@ test_unpack_ok(void)
     CHECK(s_files_under(dest) == 2);
 }
 
+/*  An artifact's FIFOs and devices are left out, each named (they were
+    dropped unsaid), the files around them kept. */
+static void
+test_unpack_list_names_specials(void)
+{
+    char tar[128], dest[128];
+    snprintf(tar, sizeof tar, "%s/special.tar", s_dir);
+    snprintf(dest, sizeof dest, "%s/special", s_dir);
+    static const struct { const char *name; mode_t type; } ents[] = {
+        { "out/a.txt", AE_IFREG }, { "out/fifo", AE_IFIFO }, { "out/null", AE_IFCHR },
+        { "out/sub/b.txt", AE_IFREG },
+    };
+    struct archive *a = archive_write_new();
+    archive_write_set_format_pax_restricted(a);
+    archive_write_open_filename(a, tar);
+    for (size_t i = 0; i < sizeof ents / sizeof ents[0]; i++) {
+        struct archive_entry *e = archive_entry_new();
+        archive_entry_set_pathname(e, ents[i].name);
+        archive_entry_set_filetype(e, ents[i].type);
+        archive_entry_set_perm(e, 0644);
+        archive_entry_set_size(e, ents[i].type == AE_IFREG ? 3 : 0);
+        archive_write_header(a, e);
+        if (ents[i].type == AE_IFREG)
+            archive_write_data(a, "abc", 3);
+        archive_entry_free(e);
+    }
+    archive_write_close(a);
+    archive_write_free(a);
+    evr_artifact_list_t list = { 0 };
+    evr_err_t err = { 0 };
+    CHECK(evr_artifact_unpack_list(tar, dest, 1 << 20, 1 << 20, "out", &list, &err) == EVR_OK);
+    CHECK(list.n == 2 && list.nlinks == 0);
+    CHECK(list.nspecials == 2);
+    if (list.nspecials == 2) {
+        CHECK_STR(list.specials[0], "out/fifo");
+        CHECK_STR(list.specials[1], "out/null");
+    }
+    CHECK(s_files_under(dest) == 2);
+    evr_artifact_list_free(&list);
+}
+
 /*  A workspace's unpack (the process executor's put of a resource) keeps
     each entry's permission bits as podman's does: an executable stays
     one (every file was 0644: a tool from a tarball failed with "Permission
@@ -685,6 +726,7 @@ main(void)
     EVR_TEST_RUN(test_unpack_link_leaves_nothing);
     EVR_TEST_RUN(test_unpack_list_leaves_links_out);
     EVR_TEST_RUN(test_unpack_list_path_a_link);
+    EVR_TEST_RUN(test_unpack_list_names_specials);
     EVR_TEST_RUN(test_unpack_keeps_what_was_there);
     EVR_TEST_RUN(test_resource_declared_size_first);
     EVR_TEST_RUN(test_resource_ok_and_plain);
