@@ -147,11 +147,16 @@ s_volume(const evr_spec_t *spec, const evr_cache_t *c, const char *ws, char **vo
 }
 
 /*  A cache's path in the unit: absolute, or relative to the working
-    directory wd (/workspace; /job/src in the /job layout). */
+    directory wd (/workspace; /job/src in the /job layout); its empty and
+    "." components left out, so that "./nm" and "nm" are one mount (a
+    step's replaces the pipeline's; podman refuses two at one place). */
 static char *
 s_dest(const char *wd, const char *path)
 {
-    return *path == '/' ? evr_strdup(path) : evr_asprintf("%s/%s", wd, path);
+    char *t = evr_spec_path_tidy(path);
+    char *dest = *path == '/' ? evr_asprintf("/%s", t) : evr_asprintf("%s/%s", wd, t);
+    free(t);
+    return dest;
 }
 
 /*  Adds (or replaces, same dest) a mount of step i. */

@@ -56,7 +56,7 @@ test_resolve(void)
         "cache: [{key: \"k-{{ sha256 lock.txt }}\", path: deps}, {key: t, path: /root/.t}]\n"
         "steps:\n"
         "  - {name: a, run: x}\n"
-        "  - {name: b, run: x, cache: [{key: other, path: deps}]}\n");
+        "  - {name: b, run: x, cache: [{key: other, path: ./deps/}]}\n");
     CHECK(evr_cache_reads_files(spec));
     evr_cache_job_t *cj = NULL;
     evr_err_t err;
@@ -82,7 +82,7 @@ test_resolve(void)
         CHECK_STR(m[1].dest, "/root/.t");
     }
     const evr_exec_mount_t *mb = evr_cache_mounts(cj, 1, &n);
-    CHECK(n == 2);   /* the step's deps replaces the pipeline's */
+    CHECK(n == 2);   /* the step's deps replaces the pipeline's, "./deps/" as "deps" */
     if (n == 2) {
         CHECK_STR(mb[0].dest, "/workspace/deps");
         CHECK(strcmp(mb[0].volume, vol) != 0);

@@ -574,6 +574,29 @@ test_checker_cache_job_layout(void)
     free(e);
 }
 
+/*  A cache path that is /workspace, the workspace or the root with an
+    empty or "." component was taken ("/./workspace", "./.", "//" said
+    'path contains ".."'), and the step's mount then failed in podman
+    ("duplicate mount destination"); "nm" and "./nm" in one list are one
+    path, said twice. */
+static void
+test_checker_cache_untidy(void)
+{
+    size_t n;
+    char *e = evr_ytest_load("pipeline: p\nimage: i\n"
+                             "cache: [{key: k, path: /./workspace}, {key: k, path: \"./.\"},\n"
+                             "        {key: k, path: /workspace/.}, {key: k, path: //},\n"
+                             "        {key: k, path: nm}, {key: k, path: ./nm//}]\n"
+                             "steps: [{name: a, run: x}]\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:24: cache[0].path: /workspace itself cannot be a cache");
+    CHECK_CONTAINS(e, "f.yml:3:54: cache[1].path: the workspace itself cannot be a cache");
+    CHECK_CONTAINS(e, "f.yml:4:24: cache[2].path: /workspace itself cannot be a cache");
+    CHECK_CONTAINS(e, "f.yml:4:54: cache[3].path: the root cannot be a cache: \"//\"");
+    CHECK_CONTAINS(e, "f.yml:5:44: cache[5].path: \"./nm//\" is the path of cache[4] already");
+    CHECK(n == 5);
+    free(e);
+}
+
 /*  A matrix step named on_error was taken: its combinations on_error[K=v]
     are what `logs --step on_error` takes too. */
 static void
@@ -654,6 +677,7 @@ main(void)
     EVR_TEST_RUN(test_checker_artifact_paths);
     EVR_TEST_RUN(test_checker_control_paths);
     EVR_TEST_RUN(test_checker_cache_job_layout);
+    EVR_TEST_RUN(test_checker_cache_untidy);
     EVR_TEST_RUN(test_checker_on_error_matrix);
     EVR_TEST_RUN(test_checker_list_items);
     EVR_TEST_RUN(test_checker_on_error_defaults);
