@@ -637,7 +637,7 @@ s_reroot(struct archive *in, const s_sink_t *sink, const char *dest, uint64_t ma
             rc = s_reroot_entry(in, sink, e, name, dest, max_bytes, &total, err);
     }
     if (!rc && r != ARCHIVE_EOF)
-        rc = evr_err_set(err, EVR_ERR_IO, "%s", archive_error_string(in));
+        rc = evr_err_set(err, EVR_ERR_IO, "a damaged tar archive: %s", archive_error_string(in));
     return rc;
 }
 
@@ -685,13 +685,39 @@ s_plain(const char *file, const char *dest, uint64_t max_bytes, const s_sink_t *
     return rc;
 }
 
-evr_rc_t
-evr_resource_tar(const char *file, const char *dest, uint64_t max_bytes, const char *tar_out,
-                 evr_err_t *err)
+/*  evr_resource_tar and evr_resource_tar_dir: need_tar refuses a file
+    that is no tar archive. */
+static evr_rc_t
+s_resource_tar(const char *file, const char *dest, uint64_t max_bytes, const char *tar_out,
+               bool need_tar, evr_err_t *err)
 {
     const char *why = evr_spec_path_problem(dest);
     if (why)
         return evr_err_set(err, EVR_ERR_IO, "path \"%s\": %s", dest, why);
+    /* a tar archive, perhaps compressed?  One whose first header is
+       damaged (its format known) is a damaged tar, not a file; one that
+       ends at once is a file (zeros at its start, as an ISO image's),
+       unless a tar is needed (an empty tree's) */
+    evr_err_t ignored;
+    struct archive *in = s_open_tar(file, true, &ignored);
+    struct archive_entry *peek = NULL;
+    int r = in ? archive_read_next_header(in, &peek) : ARCHIVE_FATAL;
+    bool is_tar = r == ARCHIVE_OK
+               || ((r != ARCHIVE_EOF || need_tar) && in && archive_format(in) != 0);
+    if (in)
+        archive_read_free(in);
+    char *tidy = evr_spec_path_tidy(dest);
+    bool top = !*tidy;   /* the workspace itself (".", "./") */
+    free(tidy);
+    if (!is_tar && (need_tar || top)) {
+        unlink(tar_out);
+        if (need_tar)
+            return evr_err_set(err, EVR_ERR_IO, "not a tar archive (plain, or compressed with "
+                               "gzip, bzip2 or xz)");
+        return evr_err_set(err, EVR_ERR_IO, "path \"%s\" is the workspace itself, and the "
+                           "download is no tar archive to unpack there: name the file it is to "
+                           "be (path: NAME)", dest);
+    }
     s_sink_t sink = { .fd = -1, .out = archive_write_new(), .path = tar_out };
     archive_write_set_format_pax_restricted(sink.out);
     archive_write_set_bytes_in_last_block(sink.out, 1);
@@ -703,13 +729,6 @@ evr_resource_tar(const char *file, const char *dest, uint64_t max_bytes, const c
         return rc;
     }
     evr_rc_t rc = EVR_OK;
-    /* a tar archive, perhaps compressed? */
-    evr_err_t ignored;
-    struct archive *in = s_open_tar(file, true, &ignored);
-    struct archive_entry *peek = NULL;
-    bool is_tar = in && archive_read_next_header(in, &peek) == ARCHIVE_OK;
-    if (in)
-        archive_read_free(in);
     if (is_tar && (in = s_open_tar(file, true, err))) {
         rc = s_reroot(in, &sink, dest, max_bytes, err);
         archive_read_free(in);
@@ -724,6 +743,20 @@ evr_resource_tar(const char *file, const char *dest, uint64_t max_bytes, const c
     if (rc)
         unlink(tar_out);
     return rc;
+}
+
+evr_rc_t
+evr_resource_tar(const char *file, const char *dest, uint64_t max_bytes, const char *tar_out,
+                 evr_err_t *err)
+{
+    return s_resource_tar(file, dest, max_bytes, tar_out, false, err);
+}
+
+evr_rc_t
+evr_resource_tar_dir(const char *file, const char *dest, uint64_t max_bytes,
+                     const char *tar_out, evr_err_t *err)
+{
+    return s_resource_tar(file, dest, max_bytes, tar_out, true, err);
 }
 
 evr_rc_t

@@ -77,12 +77,19 @@ evr_rc_t evr_artifact_unpack(const char *tar_path, const char *dest, uint64_t ma
     bzip2 or xz compressed) is unpacked under dest (a safe relative path)
     with the same checks as artifacts, links refused (not left out);
     any other file
-    becomes the single file dest.  The contents are at most max_bytes:
+    becomes the single file dest (EVR_ERR_IO when dest is the workspace
+    itself, "." or "./": it names no file).  A tar whose first header is
+    damaged is a damaged tar (EVR_ERR_IO "a damaged tar archive: ..."),
+    not a file.  The contents are at most max_bytes:
     each entry's declared size is checked before its data is inflated
     (EVR_ERR_LIMIT), so memory and disk stay bounded whatever the ratio.
     On error tar_out is removed. */
 evr_rc_t evr_resource_tar(const char *file, const char *dest, uint64_t max_bytes,
                           const char *tar_out, evr_err_t *err);
+/*  A source tarball's: as evr_resource_tar, but a file that is no tar
+    archive is EVR_ERR_IO "not a tar archive ..." (a source is a tree). */
+evr_rc_t evr_resource_tar_dir(const char *file, const char *dest, uint64_t max_bytes,
+                              const char *tar_out, evr_err_t *err);
 
 /*  The one regular file a tar stream in memory holds (tar[0..len), as an
     executor's get sends a file): its bytes into *out (NUL-terminated,

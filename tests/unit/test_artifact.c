@@ -474,6 +474,81 @@ test_resource_odd_entries(void)
     CHECK(access(out, F_OK) != 0);
 }
 
+static bool s_tar_holds(const char *out, const char *name, uint64_t size);
+
+/*  A ustar header of name, type flag and size into b (512 bytes). */
+static void
+s_ustar(uint8_t *b, const char *name, char type, size_t size)
+{
+    memset(b, 0, 512);
+    snprintf((char *) b, 100, "%s", name);
+    snprintf((char *) b + 100, 8, "%07o", 0644);
+    snprintf((char *) b + 124, 12, "%011zo", size);
+    b[156] = (uint8_t) type;
+    memcpy(b + 257, "ustar\0" "00", 8);
+    memset(b + 148, ' ', 8);
+    unsigned sum = 0;
+    for (int i = 0; i < 512; i++)
+        sum += b[i];
+    snprintf((char *) b + 148, 8, "%06o", sum);
+}
+
+/*  What is no tar to unpack: a plain download at the workspace itself
+    (".": it names no file) went to podman's copier, which failed with
+    its request dumped; a source tarball that is no tar archive became a
+    file where the source's tree was to be; a tar whose first header is
+    damaged (too many pax headers) was taken for a plain file and copied
+    whole.  An empty tar is a source's empty tree, and a file that starts
+    with zeros (an ISO image) still a file. */
+static void
+test_resource_not_a_tar(void)
+{
+    char plain[128], out[128], tar[128];
+    snprintf(plain, sizeof plain, "%s/nat.txt", s_dir);
+    snprintf(out, sizeof out, "%s/nat.out.tar", s_dir);
+    snprintf(tar, sizeof tar, "%s/nat.tar", s_dir);
+    FILE *fp = fopen(plain, "w");
+    CHECK(fp && fputs("hello\n", fp) >= 0);
+    if (fp)
+        fclose(fp);
+    evr_err_t err;
+    CHECK(evr_resource_tar(plain, ".", 65536, out, &err) == EVR_ERR_IO);
+    CHECK_CONTAINS(err.msg, "path \".\" is the workspace itself, and the download is no tar "
+                            "archive to unpack there: name the file it is to be (path: NAME)");
+    CHECK(access(out, F_OK) != 0);
+    CHECK(evr_resource_tar(plain, "a/./", 65536, out, &err) == EVR_OK);
+    CHECK(evr_resource_tar(plain, "./", 65536, out, &err) == EVR_ERR_IO);
+    CHECK(evr_resource_tar_dir(plain, "src", 65536, out, &err) == EVR_ERR_IO);
+    CHECK_STR(err.msg, "not a tar archive (plain, or compressed with gzip, bzip2 or xz)");
+    CHECK(access(out, F_OK) != 0);
+    /* an empty tar: a source's empty tree, a resource's plain file */
+    uint8_t zeros[1024] = { 0 };
+    fp = fopen(tar, "w");
+    CHECK(fp && fwrite(zeros, 1, sizeof zeros, fp) == sizeof zeros);
+    if (fp)
+        fclose(fp);
+    CHECK(evr_resource_tar_dir(tar, "src", 65536, out, &err) == EVR_OK);
+    CHECK(evr_resource_tar(tar, "disk.img", 65536, out, &err) == EVR_OK);
+    CHECK(s_tar_holds(out, "disk.img", sizeof zeros));
+    /* 40 pax global headers before the first file: libarchive takes 32 */
+    fp = fopen(tar, "w");
+    uint8_t b[512], data[512] = "11 comment=\n";
+    for (int i = 0; fp && i < 40; i++) {
+        s_ustar(b, "pax_global_header", 'g', 12);
+        fwrite(b, 1, 512, fp);
+        fwrite(data, 1, 512, fp);
+    }
+    s_ustar(b, "f", '0', 0);
+    if (fp) {
+        fwrite(b, 1, 512, fp);
+        fwrite(zeros, 1, sizeof zeros, fp);
+        fclose(fp);
+    }
+    CHECK(evr_resource_tar(tar, "data", 65536, out, &err) == EVR_ERR_IO);
+    CHECK_CONTAINS(err.msg, "a damaged tar archive: ");
+    CHECK(access(out, F_OK) != 0);
+}
+
 static void
 test_resource_ok_and_plain(void)
 {
@@ -730,6 +805,7 @@ main(void)
     EVR_TEST_RUN(test_unpack_keeps_what_was_there);
     EVR_TEST_RUN(test_resource_declared_size_first);
     EVR_TEST_RUN(test_resource_ok_and_plain);
+    EVR_TEST_RUN(test_resource_not_a_tar);
     EVR_TEST_RUN(test_unpack_failed_keeps_older_file);
     EVR_TEST_RUN(test_resource_disk_full);
     EVR_TEST_RUN(test_resource_odd_entries);
