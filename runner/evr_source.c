@@ -19,7 +19,7 @@
 */
 #define _GNU_SOURCE
 #include "evr_source.h"
-
+#include "evr_artifact.h"
 #include "evr_codec.h"
 #include "evr_offload.h"
 
@@ -691,6 +691,7 @@ typedef struct {
     size_t npat;
     uint64_t bytes, max_bytes;
     unsigned flags;
+    uint32_t entries;   /* written so far */
     evr_err_t *err;
 } s_copy_t;
 
@@ -800,6 +801,11 @@ s_copy_dir(s_copy_t *c, const char *rel, unsigned depth)
             rc = evr_err_set(c->err, EVR_ERR_IO, "copy %s: %s is a symbolic link, which a copy "
                              "sent to a broker cannot carry (list it in .evrunignore)", c->root,
                              r);
+        if (!rc && kind && !ignored && (c->flags & EVR_SOURCE_MAX_ENTRIES)
+            && ++c->entries > EVR_ARTIFACT_MAX_ENTRIES)
+            rc = evr_err_set(c->err, EVR_ERR_LIMIT, "copy %s: more than %d files and "
+                             "directories, which a runner does not unpack (leave some out with "
+                             ".evrunignore, or use git:)", c->root, EVR_ARTIFACT_MAX_ENTRIES);
         if (!rc && kind && !ignored) {
             struct archive_entry *e = archive_entry_new();
             char *name = evr_asprintf("%s%s", c->prefix, r);

@@ -17,6 +17,7 @@
 
 #include "evr_loopfifo.h"
 #include "evr_source.h"
+#include "evr_artifact.h"
 #include "evr_test.h"
 
 static char s_tmp[256];
@@ -106,6 +107,34 @@ test_copy_ignore(void)
     snprintf(dir, sizeof dir, "%s/d/top", s_tmp);
     CHECK(evr_source_copy_tar(dir, "", 16, 0, tar, &bytes, &err) == EVR_ERR_IO);
     CHECK(strstr(err.msg, "not a directory") != NULL);
+}
+
+/*  A copy sent to a runner holds at most what a runner unpacks of one
+    (EVR_ARTIFACT_MAX_ENTRIES files and directories): the client refuses
+    more before sending (it was sent, and the job failed at the runner);
+    a runner's own copy (--exec, no flag) is not unpacked and takes them. */
+static void
+test_copy_entries(void)
+{
+    char dir[300], tar[300], cmd[1024];
+    snprintf(dir, sizeof dir, "%s/many", s_tmp);
+    snprintf(tar, sizeof tar, "%s/many.tar", s_tmp);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/d && cd %s/d && seq 1 %d | xargs touch", dir, dir,
+             EVR_ARTIFACT_MAX_ENTRIES - 1);
+    CHECK(system(cmd) == 0);   /* with d itself: the most */
+    uint64_t bytes;
+    evr_err_t err;
+    unsigned sent = EVR_SOURCE_GZIP | EVR_SOURCE_NO_LINKS | EVR_SOURCE_MAX_ENTRIES;
+    CHECK(evr_source_copy_tar(dir, "", 1 << 20, sent, tar, &bytes, &err) == EVR_OK);
+    snprintf(cmd, sizeof cmd, "touch %s/one-more", dir);
+    CHECK(system(cmd) == 0);
+    CHECK(evr_source_copy_tar(dir, "", 1 << 20, sent, tar, &bytes, &err) == EVR_ERR_LIMIT);
+    CHECK_CONTAINS(err.msg, "more than 10000 files and directories, which a runner does not "
+                            "unpack (leave some out with .evrunignore, or use git:)");
+    CHECK(access(tar, F_OK) != 0);
+    CHECK(evr_source_copy_tar(dir, "", 1 << 20, 0, tar, &bytes, &err) == EVR_OK);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
 }
 
 static void
@@ -455,6 +484,7 @@ main(void)
     if (!mkdtemp(s_tmp))
         return 2;
     EVR_TEST_RUN(test_copy_ignore);
+    EVR_TEST_RUN(test_copy_entries);
     EVR_TEST_RUN(test_cache_path);
     EVR_TEST_RUN(test_git);
     EVR_TEST_RUN(test_git_submodules);
