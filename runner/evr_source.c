@@ -396,10 +396,13 @@ s_copy_entries(const char *from, struct archive *out, evr_err_t *err)
         ok = ok && d == ARCHIVE_EOF;
     }
     ok = ok && r == ARCHIVE_EOF;
-    if (!ok)
-        evr_err_set(err, EVR_ERR_IO, "git: merging the submodules' trees: %s",
-                    archive_error_string(in) ? archive_error_string(in)
-                    : archive_error_string(out) ? archive_error_string(out) : "a damaged tar");
+    if (!ok) {   /* a name it quotes escaped: no raw byte in a reason */
+        char why[EVR_ERR_MAX / 2];
+        evr_text_escape_ctl(archive_error_string(in) ? archive_error_string(in)
+                            : archive_error_string(out) ? archive_error_string(out)
+                            : "a damaged tar", why, sizeof why);
+        evr_err_set(err, EVR_ERR_IO, "git: merging the submodules' trees: %s", why);
+    }
     archive_read_free(in);
     return ok;
 }
@@ -412,6 +415,9 @@ s_merge_subs(const char *tar, unsigned n, evr_err_t *err)
     char *tmp = evr_asprintf("%s.merged", tar);
     struct archive *out = archive_write_new();
     archive_write_set_format_pax_restricted(out);
+    /* names as git wrote them, bytes that are not UTF-8 too (a Latin-1
+       file name): not converted through the locale, which refuses them */
+    archive_write_set_format_option(out, "pax", "hdrcharset", "BINARY");
     bool ok = archive_write_open_filename(out, tmp) == ARCHIVE_OK;
     if (!ok)
         evr_err_set(err, EVR_ERR_IO, "%s: %s", tmp, archive_error_string(out));
