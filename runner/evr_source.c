@@ -89,7 +89,8 @@ static const char s_script[] =
     "max=$((EVR_MAX_BYTES + 1))\n"
     "git archive --format=tar --prefix=\"$EVR_PREFIX\" \"$commit\" | head -c $max "
     "> \"$EVR_OUT\"\n"
-    "[ \"$(wc -c < \"$EVR_OUT\")\" -lt $max ] || exit 4\n"
+    "used=$(wc -c < \"$EVR_OUT\")\n"
+    "[ $used -lt $max ] || exit 4\n"
     "n=$((after - before)); [ $n -ge 0 ] || n=0\n"
     "printf 'commit %s\\nobjects %s\\n' \"$commit\" \"$n\" > \"$EVR_INFO\"\n"
     "[ \"$EVR_SUBMODULES\" = 1 ] || exit 0\n"
@@ -128,9 +129,11 @@ static const char s_script[] =
     "{ echo \"submodule $path: commit $sha not found in $url\" >&2; exit 5; }\n"
     "  GIT_DIR=$sc git update-ref \"refs/evrun/$sha\" \"$sha\"\n"
     "  i=$((i + 1))\n"
+    /* the submodules' tars and the commit's together under the limit */
+    "  left=$((max - used))\n"
     "  GIT_DIR=$sc git archive --format=tar --prefix=\"$EVR_PREFIX$path/\" \"$sha\" "
-    "| head -c $max > \"$EVR_OUT.sub$i\"\n"
-    "  [ \"$(wc -c < \"$EVR_OUT.sub$i\")\" -lt $max ] || exit 4\n"
+    "| head -c $left > \"$EVR_OUT.sub$i\"\n"
+    "  sz=$(wc -c < \"$EVR_OUT.sub$i\"); [ $sz -lt $left ] || exit 4; used=$((used + sz))\n"
     "  echo \"subs $i\" >> \"$EVR_INFO\"\n"
     "done; }\n";
 
@@ -443,14 +446,18 @@ s_merge_subs(const char *tar, unsigned n, evr_err_t *err)
 }
 
 /*  The submodules' tars and the merge's temporary file, whatever a merge
-    (done, failed or killed) left of them. */
+    (done, failed or killed) or a script that failed or was killed
+    midway (its tars up to the one it stopped at: tar.sub1, 2, ... with
+    no gap) left of them. */
 static void
 s_unlink_subs(const evr_source_req_t *req)
 {
-    for (unsigned i = 1; i <= req->subs; i++) {
+    for (unsigned i = 1;; i++) {
         char *sub = evr_asprintf("%s.sub%u", req->tar_out, i);
-        unlink(sub);
+        bool gone = unlink(sub) != 0 && errno == ENOENT;
         free(sub);
+        if (gone && i > req->subs)
+            break;
     }
     char *tmp = evr_asprintf("%s.merged", req->tar_out);
     unlink(tmp);
@@ -669,10 +676,9 @@ evr_source_cancel(evr_source_req_t **req_p)
         while (waitpid(req->pid, NULL, 0) < 0 && errno == EINTR)
             ;
     }
-    if (req->merge) {   /* its child killed, the merged tar and tar_out removed */
+    if (req->merge)   /* its child killed, the merged tar and tar_out removed */
         evr_offload_cancel(&req->merge);
-        s_unlink_subs(req);
-    }
+    s_unlink_subs(req);   /* a script's that stopped midway too */
     unlink(req->info);
     char *err_file = evr_asprintf("%s.err", req->info);
     unlink(err_file);

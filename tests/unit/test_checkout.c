@@ -362,6 +362,18 @@ test_git_submodules(void)
     free(names);
     unlink(tar);
     CHECK(!s_leftovers(tar));
+    /* the limit holds for the trees together: the commit's (10 KiB) and
+       its submodule's (1 MiB and a bit) each fit 1060000 bytes, both not
+       (each tree was checked alone: n submodules took n times the limit) */
+    o.max_bytes = 1060000;
+    g = (s_got_t) { 0 };
+    req = evr_source_git_start(loop, &o, s_on_checkout, &g);
+    for (int i = 0; i < 3000 && !g.done; i++)
+        evr_loop_once(loop, 10);
+    CHECK(g.done && g.rc == EVR_ERR_LIMIT);
+    CHECK_CONTAINS(g.msg, "the tree is over the limit of 1060000 bytes");
+    CHECK(!s_leftovers(tar) && access(tar, F_OK) != 0);
+    o.max_bytes = 16 << 20;
     /* cancelled while the merge runs (it has written, and waits for the
        pipe to be emptied): no callback, no child left, no file */
     d = (s_drain_t) { .fd = -1, .once = true };
