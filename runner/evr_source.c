@@ -731,14 +731,23 @@ s_ignored(const s_copy_t *c, const char *rel, bool dir)
     return false;
 }
 
-static void
+/*  dir/.evrunignore's patterns into c (none when it is missing); a file
+    of more than S_IGNORE_MAX patterns, or with a line over 1023 bytes,
+    is refused rather than read in part (what it would leave out, a file
+    of secrets, would be sent). */
+static evr_rc_t
 s_read_ignore(s_copy_t *c)
 {
     char *path = evr_asprintf("%s/.evrunignore", c->root);
     FILE *fp = fopen(path, "re");
-    free(path);
     char line[1024];
-    while (fp && c->npat < S_IGNORE_MAX && fgets(line, sizeof line, fp)) {
+    evr_rc_t rc = EVR_OK;
+    for (unsigned no = 1; !rc && fp && fgets(line, sizeof line, fp); no++) {
+        if (!strchr(line, '\n') && !feof(fp)) {
+            rc = evr_err_set(c->err, EVR_ERR_LIMIT, "copy %s: line %u is over %zu bytes "
+                             "(a pattern of .evrunignore)", path, no, sizeof line - 1);
+            break;
+        }
         line[strcspn(line, "\r\n")] = '\0';
         char *s = line;
         while (*s == ' ' || *s == '\t')
@@ -746,11 +755,18 @@ s_read_ignore(s_copy_t *c)
         size_t n = strlen(s);
         while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
             s[--n] = '\0';
-        if (*s && *s != '#')
+        if (!*s || *s == '#')
+            continue;
+        if (c->npat == S_IGNORE_MAX)
+            rc = evr_err_set(c->err, EVR_ERR_LIMIT, "copy %s: more than %d patterns (at line "
+                             "%u): join some with a shell glob", path, S_IGNORE_MAX, no);
+        else
             c->pat[c->npat++] = evr_strdup(s);
     }
     if (fp)
         fclose(fp);
+    free(path);
+    return rc;
 }
 
 static evr_rc_t
@@ -861,12 +877,17 @@ evr_source_copy_tar(const char *dir, const char *prefix, uint64_t max_bytes, uns
         return evr_err_set(err, EVR_ERR_IO, "copy %s: %s", dir, strerror(errno));
     if (!S_ISDIR(sb.st_mode))
         return evr_err_set(err, EVR_ERR_IO, "copy %s: not a directory", dir);
-    s_read_ignore(&c);
+    evr_rc_t rc = s_read_ignore(&c);
+    if (rc) {
+        for (size_t i = 0; i < c.npat; i++)
+            free(c.pat[i]);
+        unlink(tar_out);
+        return rc;
+    }
     c.out = archive_write_new();
     archive_write_set_format_pax_restricted(c.out);
     if (flags & EVR_SOURCE_GZIP)
         archive_write_add_filter_gzip(c.out);
-    evr_rc_t rc = EVR_OK;
     if (archive_write_open_filename(c.out, tar_out) != ARCHIVE_OK)
         rc = evr_err_set(err, EVR_ERR_IO, "%s: %s", tar_out, archive_error_string(c.out));
     if (!rc && *prefix) {   /* the prefix directory itself */

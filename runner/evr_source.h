@@ -86,7 +86,8 @@ char *evr_source_cache_path(const char *cache_dir, const char *url);
     entry's name prefixed with prefix (flags: EVR_SOURCE_*).  Leaves out `.git` and what
     dir/.evrunignore lists (one pattern a line; blank lines and # comments
     skipped; a shell glob matched against the relative path and against
-    the last component; a trailing '/' matches directories only).
+    the last component; a trailing '/' matches directories only; more
+    than 256 patterns, or a line over 1023 bytes, is EVR_ERR_LIMIT).
     Regular files, directories and symbolic links; other kinds are
     skipped.  EVR_ERR_LIMIT when the contents pass max_bytes, EVR_ERR_IO
     for a directory that cannot be read (tar_out removed then).  *bytes:

@@ -109,6 +109,40 @@ test_copy_ignore(void)
     CHECK(strstr(err.msg, "not a directory") != NULL);
 }
 
+/*  A .evrunignore past what is read (256 patterns, lines of 1023 bytes)
+    is refused: the patterns after the 256th were dropped unsaid, and a
+    longer line read as two, so what they left out (a file of secrets)
+    was sent. */
+static void
+test_copy_ignore_limits(void)
+{
+    char dir[300], tar[300], cmd[1024];
+    snprintf(dir, sizeof dir, "%s/ign", s_tmp);
+    snprintf(tar, sizeof tar, "%s/ign.tar", s_tmp);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s && cd %s && echo k > .env && "
+             "{ echo '# many'; seq 1 255 | sed 's/^/p/'; echo .env; } > .evrunignore", dir, dir);
+    CHECK(system(cmd) == 0);   /* 256 patterns and a comment: read whole */
+    uint64_t bytes;
+    evr_err_t err;
+    CHECK(evr_source_copy_tar(dir, "", 1 << 20, 0, tar, &bytes, &err) == EVR_OK);
+    char *names = s_names(tar);
+    CHECK(strstr(names, ".env") == NULL && strstr(names, ".evrunignore\n") != NULL);
+    free(names);
+    snprintf(cmd, sizeof cmd, "cd %s && { seq 1 256 | sed 's/^/p/'; echo .env; } > .evrunignore",
+             dir);
+    CHECK(system(cmd) == 0);
+    CHECK(evr_source_copy_tar(dir, "", 1 << 20, 0, tar, &bytes, &err) == EVR_ERR_LIMIT);
+    CHECK_CONTAINS(err.msg, "/.evrunignore: more than 256 patterns (at line 257): join some "
+                            "with a shell glob");
+    CHECK(access(tar, F_OK) != 0);
+    snprintf(cmd, sizeof cmd, "cd %s && { head -c 1500 /dev/zero | tr '\\0' a; echo; "
+             "echo .env; } > .evrunignore", dir);
+    CHECK(system(cmd) == 0);
+    CHECK(evr_source_copy_tar(dir, "", 1 << 20, 0, tar, &bytes, &err) == EVR_ERR_LIMIT);
+    CHECK_CONTAINS(err.msg, "/.evrunignore: line 1 is over 1023 bytes");
+    CHECK(access(tar, F_OK) != 0);
+}
+
 /*  A copy sent to a runner holds at most what a runner unpacks of one
     (EVR_ARTIFACT_MAX_ENTRIES files and directories): the client refuses
     more before sending (it was sent, and the job failed at the runner);
@@ -503,6 +537,7 @@ main(void)
     evr_source_locale();   /* as evrun-runner */
     EVR_TEST_RUN(test_copy_ignore);
     EVR_TEST_RUN(test_copy_entries);
+    EVR_TEST_RUN(test_copy_ignore_limits);
     EVR_TEST_RUN(test_cache_path);
     EVR_TEST_RUN(test_git);
     EVR_TEST_RUN(test_git_submodules);
