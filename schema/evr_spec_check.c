@@ -533,10 +533,21 @@ s_check_resources(const evr_spec_t *spec, evr_diag_t *diag)
         evr_spec_check_secret_name(r->secret, p, diag);
         snprintf(p, sizeof p, "resources[%u].path", i);
         const char *why = evr_spec_path_problem(r->path);
+        char *t = why ? NULL : evr_spec_path_tidy(r->path);
         if (why)
             evr_diag_add(diag, p, "%s: \"%s\"", why, r->path);
         else if (s_has_control(r->path))
             evr_diag_add(diag, p, "%s", s_control_path);
+        /* the /job layout's mounts: a resource under /job/ci is hidden by
+           the CI source's volume, one at /job/src is where the source's
+           tree goes (a file there failed the source's copy) */
+        else if (evr_spec_has_source(spec) && (!strcmp(t, "ci") || !strncmp(t, "ci/", 3)))
+            evr_diag_add(diag, p, "the CI source is mounted read-only at /job/ci, over anything "
+                         "put there: put the resource elsewhere in /job: \"%s\"", r->path);
+        else if (evr_spec_has_source(spec) && !strcmp(t, "src"))
+            evr_diag_add(diag, p, "/job/src is the source's directory: put the resource inside "
+                         "it (src/NAME) or beside it: \"%s\"", r->path);
+        free(t);
     }
 }
 
