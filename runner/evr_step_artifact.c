@@ -236,14 +236,15 @@ s_rm_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
 }
 
 /*  The step's directories of artifacts whose path holds a secret of the
-    job (their names would keep the secret on the runner), or is refused
-    as a file's is (not UTF-8, a control character), removed when empty
-    (unpacked so, or emptied by s_record). */
+    job (their names would keep the secret on the runner), or, when
+    s_record refused a file's name (refused), is refused as a file's is
+    (not UTF-8, a control character), removed when empty (unpacked so,
+    or emptied by s_record). */
 static void
-s_rm_refused_dirs(const evr_eng_step_t *st)
+s_rm_refused_dirs(const evr_eng_step_t *st, bool refused)
 {
     const char *art = st->job->eng->opts.artifacts_dir;
-    if (!art)
+    if (!art || (!st->job->nsecrets && !refused))
         return;
     char *dir = evr_asprintf("%s/%s/%s", art, st->job->id, st->spec->name);
     s_rm_job = st->job;
@@ -257,18 +258,21 @@ s_rm_refused_dirs(const evr_eng_step_t *st)
     shipping: the unpack's child did, see s_queue): a step.artifact each,
     in the list's order.  q[i] '!': file i could not be queued (qmsg: why,
     of the first such file; the step fails with it).  sub: the path's
-    directory in /workspace ("" for a top-level path). */
-static void
+    directory in /workspace ("" for a top-level path).  Returns whether
+    it refused a file for its name. */
+static bool
 s_record(const s_artifact_t *a, const char *sub, const evr_artifact_list_t *list,
          const char *q, const char *qmsg)
 {
     evr_eng_step_t *st = a->st;
+    bool refused = false;
     for (uint32_t i = 0; i < list->n; i++) {
         const evr_artifact_file_t *f = &list->v[i];
         char *path = s_path(sub, f->path);
         const char *bad = evr_event_artifact_path_problem(path);
         char *masked = s_secret_path(st->job, path);
         if (masked || bad) {   /* removed from the runner's artifacts too */
+            refused = true;
             const char *art = st->job->eng->opts.artifacts_dir;
             char *file = art ? evr_asprintf("%s/%s/%s/%s", art, st->job->id, st->spec->name,
                                             path) : NULL;
@@ -294,6 +298,7 @@ s_record(const s_artifact_t *a, const char *sub, const evr_artifact_list_t *list
         free(masked);
         free(path);
     }
+    return refused;
 }
 
 /*  What the unpack's child reports; the files' list is in a->list_file,
@@ -559,8 +564,7 @@ s_unpacked(evr_rc_t rc, const char *msg, const void *out, void *arg)
     else {
         evr_eng_step_log(st, "artifact %s: %u file%s in %s", a->path, list.n,
                          list.n == 1 ? "" : "s", a->dest);
-        s_record(a, a->sub, &list, q, u->qmsg);
-        s_rm_refused_dirs(a->st);
+        s_rm_refused_dirs(a->st, s_record(a, a->sub, &list, q, u->qmsg));
         char *about = evr_asprintf("artifact %s", a->path);
         if (u->nlinks) {
             char *text = evr_asprintf("%u symbolic link%s left out (links are not followed, "
