@@ -199,9 +199,15 @@ s_add_list(evr_cache_job_t *cj, const evr_spec_t *spec, const evr_reclist_t *l, 
         const evr_cache_t *c = evr_spec_cache(l, k);
         char *vol = NULL;
         evr_err_t e2;
-        if (s_volume(spec, c, ws, &vol, &e2))
-            return evr_err_set(err, EVR_ERR_CONFIG, "%s[%u] (key \"%s\"): %s", where, k, c->key,
-                               e2.msg);
+        if (s_volume(spec, c, ws, &vol, &e2)) {
+            /* the key (and its file) quoted escaped: a line break or a
+               terminal's escape in it stays out of the reason */
+            char key[EVR_ERR_MAX / 2], why[EVR_ERR_MAX];
+            evr_text_escape_ctl(c->key, key, sizeof key);
+            evr_text_escape_ctl(e2.msg, why, sizeof why);
+            return evr_err_set(err, EVR_ERR_CONFIG, "%s[%u] (key \"%s\"): %s", where, k, key,
+                               why);
+        }
         for (uint32_t s = 0; s < cj->nsteps; s++)
             if (i == UINT32_MAX || s == i)
                 s_mount(cj, s, vol, evr_spec_has_source(spec) ? "/job/src" : "/workspace",

@@ -115,6 +115,14 @@ test_resolve(void)
     CHECK(evr_cache_resolve(spec, ws, &cj, &err) == EVR_ERR_CONFIG);
     CHECK_CONTAINS(err.msg, "no such file in the workspace");
     evr_spec_destroy(&spec);
+    /* a key's line break or terminal escape is quoted escaped: it went
+       raw into the job's reason, and to the screen */
+    spec = s_spec("pipeline: p\nimage: i\ncache: [{key: \"a\\nb\\x1b[31m{{ sha256 no.txt }}\", "
+                  "path: d}]\nsteps: [{name: a, run: x}]\n");
+    CHECK(evr_cache_resolve(spec, ws, &cj, &err) == EVR_ERR_CONFIG);
+    CHECK_CONTAINS(err.msg, "cache[0] (key \"a\\nb\\x1b[31m{{ sha256 no.txt }}\"): ");
+    CHECK(!strchr(err.msg, '\n') && !strchr(err.msg, '\x1b'));
+    evr_spec_destroy(&spec);
     spec = s_spec("pipeline: p\nimage: i\nsteps: [{name: a, run: x}]\n");
     CHECK(evr_cache_resolve(spec, NULL, &cj, &err) == EVR_OK && cj == NULL);
     evr_spec_destroy(&spec);
