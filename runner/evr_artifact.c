@@ -65,6 +65,11 @@ s_is_link(struct archive_entry *e)
         || archive_entry_filetype(e) == AE_IFLNK;
 }
 
+/*  A name or a link's target in a message: escaped (evr_text_escape_ctl:
+    a step's link may point at a terminal's escape or a line break), at
+    most this many bytes with the cut mark. */
+#define S_SHOWN 256
+
 /*  The checks every entry passes, artifact or resource (name is the
     entry's name as it will be used); rc, or EVR_OK.  links: how a link is
     refused ("entry ...: links are not LINKS"); NULL: a link passes (the
@@ -77,10 +82,13 @@ s_check_entry(struct archive_entry *e, const char *name, uint32_t *entries, cons
         return evr_err_set(err, EVR_ERR_LIMIT, "more than %d entries (a fixed limit)",
                            EVR_ARTIFACT_MAX_ENTRIES);
     const char *why = name ? evr_spec_path_problem(name) : "no name";
+    char shown[S_SHOWN];
+    if (why || (links && s_is_link(e)))
+        evr_text_escape_ctl(name ? name : "", shown, sizeof shown);
     if (why)
-        return evr_err_set(err, EVR_ERR_IO, "entry \"%s\": %s", name ? name : "", why);
+        return evr_err_set(err, EVR_ERR_IO, "entry \"%s\": %s", shown, why);
     if (links && s_is_link(e))
-        return evr_err_set(err, EVR_ERR_IO, "entry \"%s\": links are not %s", name, links);
+        return evr_err_set(err, EVR_ERR_IO, "entry \"%s\": links are not %s", shown, links);
     return EVR_OK;
 }
 
@@ -96,17 +104,21 @@ s_check_top(struct archive_entry *e, const char *name, const char *top, evr_err_
         return EVR_OK;
     size_t n = strlen(top);
     bool at_top = strcmp(name, top) == 0;
+    char shown[S_SHOWN];
     if (at_top && s_is_link(e)) {
         const char *to = archive_entry_symlink(e) ? archive_entry_symlink(e)
                                                   : archive_entry_hardlink(e);
+        evr_text_escape_ctl(to ? to : "", shown, sizeof shown);
         return evr_err_set(err, EVR_ERR_IO, "a symbolic link (to \"%s\"): links are not "
-                           "followed; name the file or directory it points to", to ? to : "");
+                           "followed; name the file or directory it points to", shown);
     }
     if (!at_top && !(strncmp(name, top, n) == 0 && name[n] == '/')) {
-        size_t k = strcspn(name, "/");
-        return evr_err_set(err, EVR_ERR_IO, "a symbolic link (to a path named \"%.*s\"): "
+        char *first = evr_strndup(name, strcspn(name, "/"));
+        evr_text_escape_ctl(first, shown, sizeof shown);
+        free(first);
+        return evr_err_set(err, EVR_ERR_IO, "a symbolic link (to a path named \"%s\"): "
                            "links are not followed; name the file or directory it points to",
-                           (int) k, name);
+                           shown);
     }
     return EVR_OK;
 }

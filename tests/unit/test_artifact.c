@@ -331,6 +331,18 @@ test_unpack_list_path_a_link(void)
           == EVR_ERR_IO);
     CHECK_CONTAINS(err.msg, "a path named \"outer\"");
     CHECK(s_files_under(dest) == 0);
+    /* what the step's link points to is its code's choice: quoted
+       escaped, no terminal escape nor line (a forged one) in the reason */
+    const char *odd[] = { "lnk->x\x1b[31mRED\nevrun: forged" };
+    s_tar(tar, odd, sizes, 1);
+    CHECK(evr_artifact_unpack_list(tar, dest, 1 << 20, 1 << 20, "lnk", &list, &err)
+          == EVR_ERR_IO);
+    CHECK_CONTAINS(err.msg, "a symbolic link (to \"x\\x1b[31mRED\\nevrun: forged\")");
+    const char *odd2[] = { "o\x1b" "dd/a.txt" };
+    s_tar(tar, odd2, fsizes, 1);
+    CHECK(evr_artifact_unpack_list(tar, dest, 1 << 20, 1 << 20, "lnk", &list, &err)
+          == EVR_ERR_IO);
+    CHECK_CONTAINS(err.msg, "a symbolic link (to a path named \"o\\x1bdd\")");
     evr_artifact_list_free(&list);
 }
 
