@@ -74,19 +74,23 @@ evr_eng_step_wants_artifacts(const evr_eng_step_t *st)
         || a->when == (ok ? EVR_ARTIFACTS_ON_SUCCESS : EVR_ARTIFACTS_ON_FAILURE);
 }
 
-/*  Path a failed, why: kept for s_path_done (the first reason of a path). */
+/*  Path a failed, why: kept for s_path_done (the first reason of a path),
+    its control characters and bytes that are not UTF-8 escaped (\x1b,
+    \n): a name it quotes (a file's, a link's target, in a system error
+    too) is the step's code's choice, and goes to the reason and the
+    screen. */
 static void __attribute__((format(printf, 2, 3)))
 s_fail(const s_artifact_t *a, const char *fmt, ...)
 {
     char **why = &a->st->artifact_why[a->idx];
     if (*why)
         return;
-    char buf[EVR_REASON_MAX + 1];
+    char buf[EVR_REASON_MAX + 1], shown[EVR_REASON_MAX + 1];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    *why = evr_strdup(buf);
+    *why = evr_strdup(evr_text_escape_ctl(buf, shown, sizeof shown));
 }
 
 void

@@ -246,11 +246,40 @@ test_names_refused(void)
     evr_etest_destroy(&t);
 }
 
+/*  An artifact's failure quotes what the step's code chose (a file's
+    name in a system error, as the executor's get says it): escaped in
+    the reason and on stderr, no terminal escape, no line of its own. */
+static void
+test_failure_escaped(void)
+{
+    static char ship[300];
+    evr_etest_t *t = s_world(ship, sizeof ship);
+    evr_etest_fault(t, 4, "a", 1, (evr_fake_fault_t) { .op = EVR_FAKE_GET, .kind = EVR_FAKE_FAIL,
+                                                       .msg = "reading out/\x1b[2J\nevrun: "
+                                                              "forged: Permission denied" });
+    CHECK(evr_etest_submit(t, evr_etest_job(4), EVR_ETEST_HEAD "steps:\n  - name: a\n"
+                           "    run: echo a > out/a.txt\n    artifacts: [out]\n") == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    char *ev = evr_etest_events_of(t, 4);
+    CHECK_CONTAINS(ev, "reason=its command exited 0, but artifact out: reading out/\\x1b[2J"
+                       "\\nevrun: forged: Permission denied");
+    CHECK(!strchr(ev, '\x1b'));
+    size_t len;
+    bool exact;
+    char *err = evr_etest_output(t, evr_etest_job(4), "a", 1, "stderr", &len, &exact);
+    CHECK(!strchr(err, '\x1b') && !strstr(err, "\nevrun: forged"));
+    free(err);
+    free(ev);
+    CHECK(evr_etest_clean(t, 4));
+    evr_etest_destroy(&t);
+}
+
 int
 main(void)
 {
     EVR_TEST_RUN(test_queued_off_loop);
     EVR_TEST_RUN(test_queue_fails);
     EVR_TEST_RUN(test_names_refused);
+    EVR_TEST_RUN(test_failure_escaped);
     EVR_TEST_END();
 }
