@@ -65,6 +65,11 @@ s_is_link(struct archive_entry *e)
         || archive_entry_filetype(e) == AE_IFLNK;
 }
 
+/*  A name or a link's target in a message: escaped (evr_text_escape_ctl:
+    a step's link may point at a terminal's escape or a line break), at
+    most this many bytes with the cut mark. */
+#define S_SHOWN 256
+
 /*  The checks every entry passes, artifact or resource (name is the
     entry's name as it will be used); rc, or EVR_OK.  links: how a link is
     refused ("entry ...: links are not LINKS"); NULL: a link passes (the
@@ -77,10 +82,13 @@ s_check_entry(struct archive_entry *e, const char *name, uint32_t *entries, cons
         return evr_err_set(err, EVR_ERR_LIMIT, "more than %d entries (a fixed limit)",
                            EVR_ARTIFACT_MAX_ENTRIES);
     const char *why = name ? evr_spec_path_problem(name) : "no name";
+    char shown[S_SHOWN];
+    if (why || (links && s_is_link(e)))
+        evr_text_escape_ctl(name ? name : "", shown, sizeof shown);
     if (why)
-        return evr_err_set(err, EVR_ERR_IO, "entry \"%s\": %s", name ? name : "", why);
+        return evr_err_set(err, EVR_ERR_IO, "entry \"%s\": %s", shown, why);
     if (links && s_is_link(e))
-        return evr_err_set(err, EVR_ERR_IO, "entry \"%s\": links are not %s", name, links);
+        return evr_err_set(err, EVR_ERR_IO, "entry \"%s\": links are not %s", shown, links);
     return EVR_OK;
 }
 
@@ -96,17 +104,21 @@ s_check_top(struct archive_entry *e, const char *name, const char *top, evr_err_
         return EVR_OK;
     size_t n = strlen(top);
     bool at_top = strcmp(name, top) == 0;
+    char shown[S_SHOWN];
     if (at_top && s_is_link(e)) {
         const char *to = archive_entry_symlink(e) ? archive_entry_symlink(e)
                                                   : archive_entry_hardlink(e);
+        evr_text_escape_ctl(to ? to : "", shown, sizeof shown);
         return evr_err_set(err, EVR_ERR_IO, "a symbolic link (to \"%s\"): links are not "
-                           "followed; name the file or directory it points to", to ? to : "");
+                           "followed; name the file or directory it points to", shown);
     }
     if (!at_top && !(strncmp(name, top, n) == 0 && name[n] == '/')) {
-        size_t k = strcspn(name, "/");
-        return evr_err_set(err, EVR_ERR_IO, "a symbolic link (to a path named \"%.*s\"): "
+        char *first = evr_strndup(name, strcspn(name, "/"));
+        evr_text_escape_ctl(first, shown, sizeof shown);
+        free(first);
+        return evr_err_set(err, EVR_ERR_IO, "a symbolic link (to a path named \"%s\"): "
                            "links are not followed; name the file or directory it points to",
-                           (int) k, name);
+                           shown);
     }
     return EVR_OK;
 }
@@ -210,43 +222,60 @@ s_scan(const char *tar_path, uint64_t max_bytes, const evr_artifact_list_t *list
 
 /*  What one unpack wrote, to take back on failure: per path, 'd' a
     directory it made, 'f' a file it wrote, 'b' a file it wrote over an
-    older one, kept meanwhile as PATH.evrun-old. */
+    older one, kept meanwhile as PATH.evrun-old; and 'p' a directory
+    entry of the tar whose permission bits (perm) it takes at the end. */
 typedef struct {
     char **paths;
     char *kind;
+    mode_t *perm;
     size_t n, cap;
 } s_written_t;
 
 static void
-s_written_add(s_written_t *w, const char *path, char kind)
+s_written_add_perm(s_written_t *w, const char *path, char kind, mode_t perm)
 {
     if (w->n == w->cap) {
         w->cap = w->cap ? 2 * w->cap : 64;
         w->paths = evr_realloc(w->paths, w->cap * sizeof *w->paths);
         w->kind = evr_realloc(w->kind, w->cap * sizeof *w->kind);
+        w->perm = evr_realloc(w->perm, w->cap * sizeof *w->perm);
     }
     w->paths[w->n] = evr_strdup(path);
+    w->perm[w->n] = perm;
     w->kind[w->n++] = kind;
+}
+
+static void
+s_written_add(s_written_t *w, const char *path, char kind)
+{
+    s_written_add_perm(w, path, kind, 0);
 }
 
 static bool
 s_written_has(const s_written_t *w, const char *path)
 {
     for (size_t i = 0; i < w->n; i++)
-        if (w->kind[i] != 'd' && strcmp(w->paths[i], path) == 0)
+        if (w->kind[i] != 'd' && w->kind[i] != 'p' && strcmp(w->paths[i], path) == 0)
             return true;
     return false;
 }
 
 /*  Frees w.  With undo it first takes back what it lists, newest first:
     files removed (an older file put back), directories removed when
-    empty; without, the older files kept aside are removed. */
+    empty; without, the older files kept aside are removed and the
+    directories take their modes, newest first (a read-only directory
+    after what it holds). */
 static void
 s_written_free(s_written_t *w, bool undo)
 {
     for (size_t i = w->n; i-- > 0;) {
         char *old = w->kind[i] == 'b' ? evr_asprintf("%s.evrun-old", w->paths[i]) : NULL;
-        if (undo && w->kind[i] == 'd')
+        if (w->kind[i] == 'p') {
+            struct stat sb;
+            if (!undo && lstat(w->paths[i], &sb) == 0 && S_ISDIR(sb.st_mode))
+                chmod(w->paths[i], w->perm[i]);
+        }
+        else if (undo && w->kind[i] == 'd')
             rmdir(w->paths[i]);
         else if (undo && old)
             rename(old, w->paths[i]);
@@ -259,14 +288,17 @@ s_written_free(s_written_t *w, bool undo)
     }
     free(w->paths);
     free(w->kind);
+    free(w->perm);
 }
 
 /*  The current entry's data (a NULL: the file open at src_fd) written to
     final: under a temporary name, then renamed into place, an older file
     at final kept aside (as final.evrun-old) until the unpack succeeds or
-    fails; recorded in w. */
+    fails; recorded in w.  perm: the file's permission bits, exactly
+    (S_PERM_UMASK: 0644 less the umask, an artifact's). */
+#define S_PERM_UMASK ((mode_t) -1)
 static evr_rc_t
-s_write_file(struct archive *a, int src_fd, const char *final, uint64_t max_bytes,
+s_write_file(struct archive *a, int src_fd, const char *final, mode_t perm, uint64_t max_bytes,
              uint64_t *total, s_written_t *w, evr_artifact_file_t *f, evr_err_t *err)
 {
     char *tmp = evr_asprintf("%s.evrun-partial", final);
@@ -284,6 +316,8 @@ s_write_file(struct archive *a, int src_fd, const char *final, uint64_t max_byte
     else if ((sink.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
                              0644)) < 0)
         rc = evr_err_set(err, EVR_ERR_IO, "%s: %s", tmp, strerror(errno));
+    if (!rc && perm != S_PERM_UMASK && fchmod(sink.fd, perm) != 0)
+        rc = evr_err_set(err, EVR_ERR_IO, "chmod %s: %s", tmp, strerror(errno));
     if (!rc)
         rc = s_pump(a, src_fd, &sink, max_bytes, total, err);
     if (!rc && fsync(sink.fd) != 0)
@@ -326,17 +360,26 @@ evr_artifact_list_free(evr_artifact_list_t *list)
     for (uint32_t i = 0; i < list->nlinks; i++)
         free(list->links[i]);
     free(list->links);
+    for (uint32_t i = 0; i < list->nspecials; i++)
+        free(list->specials[i]);
+    free(list->specials);
     memset(list, 0, sizeof *list);
+}
+
+/*  name added at the end of the names *v (*n of them). */
+static void
+s_name_add(char ***v, uint32_t *n, const char *name)
+{
+    if ((*n & (*n - 1)) == 0)   /* 0, 1, 2, 4, ...: full */
+        *v = evr_realloc(*v, (*n ? 2 * *n : 1) * sizeof **v);
+    (*v)[(*n)++] = evr_strdup(name);
 }
 
 /*  A link entry left out, named at the end of list->links. */
 static void
 s_link_add(evr_artifact_list_t *list, const char *name)
 {
-    if ((list->nlinks & (list->nlinks - 1)) == 0)   /* 0, 1, 2, 4, ...: full */
-        list->links = evr_realloc(list->links,
-                                  (list->nlinks ? 2 * list->nlinks : 1) * sizeof *list->links);
-    list->links[list->nlinks++] = evr_strdup(name);
+    s_name_add(&list->links, &list->nlinks, name);
 }
 
 /*  A new entry at the end of list (path a copy). */
@@ -388,7 +431,8 @@ s_hardlink(struct archive_entry *e, const char *dest, char *path, uint64_t max_b
     }
     evr_rc_t rc = s_parent(path, w, err);
     if (!rc)
-        rc = s_write_file(NULL, fd, path, max_bytes, total, w, s_list_add(list, name), err);
+        rc = s_write_file(NULL, fd, path, S_PERM_UMASK, max_bytes, total, w, s_list_add(list, name),
+                          err);
     close(fd);
     if (!rc && *total > job_room)
         rc = evr_err_set(err, EVR_ERR_LIMIT, "%llu bytes of files, over the room of %llu "
@@ -425,17 +469,24 @@ s_extract(struct archive *a, const char *dest, uint64_t max_bytes, uint64_t job_
             rc = evr_mkdirs(path, err);
             if (!rc && !had)
                 s_written_add(w, path, 'd');
+            if (!rc && !list)   /* a workspace's: its mode, at the end */
+                s_written_add_perm(w, path, 'p', archive_entry_perm(e) & 01777);
         }
         else if (type == AE_IFREG) {
             rc = s_parent(path, w, err);
             evr_artifact_file_t *f = !rc && list ? s_list_add(list, archive_entry_pathname(e))
                                                  : NULL;
+            /* a workspace's file keeps its mode (an executable stays one),
+               less setuid, setgid and sticky; an artifact's is 0644 */
+            mode_t perm = list ? S_PERM_UMASK : archive_entry_perm(e) & 0777;
             if (!rc)
-                rc = s_write_file(a, -1, path, max_bytes, &total, w, f, err);
+                rc = s_write_file(a, -1, path, perm, max_bytes, &total, w, f, err);
             if (!rc)
                 (*files)++;
         }
-        /* devices, fifos and sockets are left out */
+        else if (list)   /* a FIFO or a device (no tar holds a socket): left out, named */
+            s_name_add(&list->specials, &list->nspecials, archive_entry_pathname(e));
+        /* a workspace's: resources refuse them before (evr_resource_tar) */
         free(path);
     }
     if (!rc && r != ARCHIVE_EOF)
@@ -535,13 +586,20 @@ s_reroot_entry(struct archive *in, const s_sink_t *sink, struct archive_entry *e
     this many bytes with the cut mark. */
 #define S_NAME_SHOWN 128
 
+/*  At most this many bytes a path in the workspace (dest/name): the
+    system's PATH_MAX (4096, its NUL included) less room for where the
+    workspace is (podman's volume directory, the process executor's
+    STATE/work/JOB). */
+#define S_PATH_MAX 3072
+
 /*  What unpacking cannot take in a tarball's entry name (before the
     other checks, which quote it raw): a byte that is not UTF-8, a control
-    character, a component longer than a file system's name (255 bytes:
-    the copy into the workspace would fail with pages of error).  The
-    name shown escaped. */
+    character, a component longer than a file system's name (255 bytes),
+    a path under dest longer than S_PATH_MAX (the copy into the workspace
+    would fail with pages of error, the entry's name cut off).  The name
+    shown escaped. */
 static evr_rc_t
-s_check_name(const char *name, evr_err_t *err)
+s_check_name(const char *name, const char *dest, evr_err_t *err)
 {
     if (!name)
         return EVR_OK;   /* s_check_entry says it */
@@ -559,6 +617,11 @@ s_check_name(const char *name, evr_err_t *err)
                                "most 255 bytes a component", shown, n);
         c += n + (c[n] == '/');
     }
+    size_t len = strlen(dest) + 1 + strlen(name);
+    if (len > S_PATH_MAX)
+        return evr_err_set(err, EVR_ERR_IO, "entry \"%s\": a path of %zu bytes in the "
+                           "workspace (%s/...): at most %d bytes", shown, len, dest,
+                           S_PATH_MAX);
     return EVR_OK;
 }
 
@@ -579,14 +642,14 @@ s_reroot(struct archive *in, const s_sink_t *sink, const char *dest, uint64_t ma
             name += 2;   /* "./src/x" is "src/x" */
         if (name && (!*name || strcmp(name, ".") == 0))
             continue;
-        rc = s_check_name(name, err);
+        rc = s_check_name(name, dest, err);
         if (!rc)
             rc = s_check_entry(e, name, &entries, "unpacked", err);
         if (!rc)
             rc = s_reroot_entry(in, sink, e, name, dest, max_bytes, &total, err);
     }
     if (!rc && r != ARCHIVE_EOF)
-        rc = evr_err_set(err, EVR_ERR_IO, "%s", archive_error_string(in));
+        rc = evr_err_set(err, EVR_ERR_IO, "a damaged tar archive: %s", archive_error_string(in));
     return rc;
 }
 
@@ -634,13 +697,39 @@ s_plain(const char *file, const char *dest, uint64_t max_bytes, const s_sink_t *
     return rc;
 }
 
-evr_rc_t
-evr_resource_tar(const char *file, const char *dest, uint64_t max_bytes, const char *tar_out,
-                 evr_err_t *err)
+/*  evr_resource_tar and evr_resource_tar_dir: need_tar refuses a file
+    that is no tar archive. */
+static evr_rc_t
+s_resource_tar(const char *file, const char *dest, uint64_t max_bytes, const char *tar_out,
+               bool need_tar, evr_err_t *err)
 {
     const char *why = evr_spec_path_problem(dest);
     if (why)
         return evr_err_set(err, EVR_ERR_IO, "path \"%s\": %s", dest, why);
+    /* a tar archive, perhaps compressed?  One whose first header is
+       damaged (its format known) is a damaged tar, not a file; one that
+       ends at once is a file (zeros at its start, as an ISO image's),
+       unless a tar is needed (an empty tree's) */
+    evr_err_t ignored;
+    struct archive *in = s_open_tar(file, true, &ignored);
+    struct archive_entry *peek = NULL;
+    int r = in ? archive_read_next_header(in, &peek) : ARCHIVE_FATAL;
+    bool is_tar = r == ARCHIVE_OK
+               || ((r != ARCHIVE_EOF || need_tar) && in && archive_format(in) != 0);
+    if (in)
+        archive_read_free(in);
+    char *tidy = evr_spec_path_tidy(dest);
+    bool top = !*tidy;   /* the workspace itself (".", "./") */
+    free(tidy);
+    if (!is_tar && (need_tar || top)) {
+        unlink(tar_out);
+        if (need_tar)
+            return evr_err_set(err, EVR_ERR_IO, "not a tar archive (plain, or compressed with "
+                               "gzip, bzip2 or xz)");
+        return evr_err_set(err, EVR_ERR_IO, "path \"%s\" is the workspace itself, and the "
+                           "download is no tar archive to unpack there: name the file it is to "
+                           "be (path: NAME)", dest);
+    }
     s_sink_t sink = { .fd = -1, .out = archive_write_new(), .path = tar_out };
     archive_write_set_format_pax_restricted(sink.out);
     archive_write_set_bytes_in_last_block(sink.out, 1);
@@ -652,13 +741,6 @@ evr_resource_tar(const char *file, const char *dest, uint64_t max_bytes, const c
         return rc;
     }
     evr_rc_t rc = EVR_OK;
-    /* a tar archive, perhaps compressed? */
-    evr_err_t ignored;
-    struct archive *in = s_open_tar(file, true, &ignored);
-    struct archive_entry *peek = NULL;
-    bool is_tar = in && archive_read_next_header(in, &peek) == ARCHIVE_OK;
-    if (in)
-        archive_read_free(in);
     if (is_tar && (in = s_open_tar(file, true, err))) {
         rc = s_reroot(in, &sink, dest, max_bytes, err);
         archive_read_free(in);
@@ -673,6 +755,20 @@ evr_resource_tar(const char *file, const char *dest, uint64_t max_bytes, const c
     if (rc)
         unlink(tar_out);
     return rc;
+}
+
+evr_rc_t
+evr_resource_tar(const char *file, const char *dest, uint64_t max_bytes, const char *tar_out,
+                 evr_err_t *err)
+{
+    return s_resource_tar(file, dest, max_bytes, tar_out, false, err);
+}
+
+evr_rc_t
+evr_resource_tar_dir(const char *file, const char *dest, uint64_t max_bytes,
+                     const char *tar_out, evr_err_t *err)
+{
+    return s_resource_tar(file, dest, max_bytes, tar_out, true, err);
 }
 
 evr_rc_t

@@ -33,6 +33,8 @@ typedef struct {
     uint32_t n, cap;
     char **links;       /* the links left out (relative to dest), in the tar's order */
     uint32_t nlinks;
+    char **specials;    /* the FIFOs and devices left out, alike */
+    uint32_t nspecials;
 } evr_artifact_list_t;
 
 void evr_artifact_list_free(evr_artifact_list_t *list);
@@ -43,7 +45,8 @@ void evr_artifact_list_free(evr_artifact_list_t *list);
     written), and list (zeroed by the caller, freed with
     evr_artifact_list_free) receives each regular file written with its
     size and sha256 (taken as it is written).  Symbolic links inside are
-    left out, never followed nor made, each named in list->links; a hard
+    left out, never followed nor made, each named in list->links; FIFOs
+    and devices are left out, each named in list->specials; a hard
     link is written as a copy of the file it names when this unpack wrote
     that file (counted against max_bytes and job_room: EVR_ERR_LIMIT as
     above, all taken back), else left out and named alike.  top (NULL: not checked): the name the tar's entries
@@ -57,7 +60,10 @@ evr_rc_t evr_artifact_unpack_list(const char *tar_path, const char *dest, uint64
                                   evr_artifact_list_t *list, evr_err_t *err);
 
 /*  Unpacks the tar file at tar_path into dest (created with parents): at
-    most max_bytes of file contents.  *files receives the number of regular
+    most max_bytes of file contents, each file and directory with the
+    permission bits of its entry less setuid and setgid (a file's sticky
+    bit too; a directory's once everything is written, so a read-only
+    one is filled first).  *files receives the number of regular
     files written.  Errors name the entry and the reason: EVR_ERR_LIMIT
     ("more than N entries", or "the contents are over the limit of N
     bytes": nothing written then),
@@ -71,12 +77,19 @@ evr_rc_t evr_artifact_unpack(const char *tar_path, const char *dest, uint64_t ma
     bzip2 or xz compressed) is unpacked under dest (a safe relative path)
     with the same checks as artifacts, links refused (not left out);
     any other file
-    becomes the single file dest.  The contents are at most max_bytes:
+    becomes the single file dest (EVR_ERR_IO when dest is the workspace
+    itself, "." or "./": it names no file).  A tar whose first header is
+    damaged is a damaged tar (EVR_ERR_IO "a damaged tar archive: ..."),
+    not a file.  The contents are at most max_bytes:
     each entry's declared size is checked before its data is inflated
     (EVR_ERR_LIMIT), so memory and disk stay bounded whatever the ratio.
     On error tar_out is removed. */
 evr_rc_t evr_resource_tar(const char *file, const char *dest, uint64_t max_bytes,
                           const char *tar_out, evr_err_t *err);
+/*  A source tarball's: as evr_resource_tar, but a file that is no tar
+    archive is EVR_ERR_IO "not a tar archive ..." (a source is a tree). */
+evr_rc_t evr_resource_tar_dir(const char *file, const char *dest, uint64_t max_bytes,
+                              const char *tar_out, evr_err_t *err);
 
 /*  The one regular file a tar stream in memory holds (tar[0..len), as an
     executor's get sends a file): its bytes into *out (NUL-terminated,

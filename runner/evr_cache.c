@@ -147,11 +147,16 @@ s_volume(const evr_spec_t *spec, const evr_cache_t *c, const char *ws, char **vo
 }
 
 /*  A cache's path in the unit: absolute, or relative to the working
-    directory wd (/workspace; /job/src in the /job layout). */
+    directory wd (/workspace; /job/src in the /job layout); its empty and
+    "." components left out, so that "./nm" and "nm" are one mount (a
+    step's replaces the pipeline's; podman refuses two at one place). */
 static char *
 s_dest(const char *wd, const char *path)
 {
-    return *path == '/' ? evr_strdup(path) : evr_asprintf("%s/%s", wd, path);
+    char *t = evr_spec_path_tidy(path);
+    char *dest = *path == '/' ? evr_asprintf("/%s", t) : evr_asprintf("%s/%s", wd, t);
+    free(t);
+    return dest;
 }
 
 /*  Adds (or replaces, same dest) a mount of step i. */
@@ -194,9 +199,15 @@ s_add_list(evr_cache_job_t *cj, const evr_spec_t *spec, const evr_reclist_t *l, 
         const evr_cache_t *c = evr_spec_cache(l, k);
         char *vol = NULL;
         evr_err_t e2;
-        if (s_volume(spec, c, ws, &vol, &e2))
-            return evr_err_set(err, EVR_ERR_CONFIG, "%s[%u] (key \"%s\"): %s", where, k, c->key,
-                               e2.msg);
+        if (s_volume(spec, c, ws, &vol, &e2)) {
+            /* the key (and its file) quoted escaped: a line break or a
+               terminal's escape in it stays out of the reason */
+            char key[EVR_ERR_MAX / 2], why[EVR_ERR_MAX];
+            evr_text_escape_ctl(c->key, key, sizeof key);
+            evr_text_escape_ctl(e2.msg, why, sizeof why);
+            return evr_err_set(err, EVR_ERR_CONFIG, "%s[%u] (key \"%s\"): %s", where, k, key,
+                               why);
+        }
         for (uint32_t s = 0; s < cj->nsteps; s++)
             if (i == UINT32_MAX || s == i)
                 s_mount(cj, s, vol, evr_spec_has_source(spec) ? "/job/src" : "/workspace",

@@ -190,8 +190,8 @@ s_make_work(void *arg, void *out, size_t size)
         m->rc = evr_source_copy_tar(src->copy, job->src_index ? "src/" : "", max, 0,
                                     job->src_tar, &m->bytes, &err);
     else if (src->copy || src->tarball)
-        m->rc = evr_resource_tar(sent ? sent : job->src_file, job->src_index ? "src" : ".", max,
-                                 job->src_tar, &err);
+        m->rc = evr_resource_tar_dir(sent ? sent : job->src_file, job->src_index ? "src" : ".",
+                                     max, job->src_tar, &err);
     free(sent);
     struct stat sb;
     if (!m->rc && !m->bytes && stat(job->src_tar, &sb) == 0)

@@ -19,7 +19,7 @@
 */
 #define _GNU_SOURCE
 #include "evr_source.h"
-
+#include "evr_artifact.h"
 #include "evr_codec.h"
 #include "evr_offload.h"
 
@@ -89,7 +89,8 @@ static const char s_script[] =
     "max=$((EVR_MAX_BYTES + 1))\n"
     "git archive --format=tar --prefix=\"$EVR_PREFIX\" \"$commit\" | head -c $max "
     "> \"$EVR_OUT\"\n"
-    "[ \"$(wc -c < \"$EVR_OUT\")\" -lt $max ] || exit 4\n"
+    "used=$(wc -c < \"$EVR_OUT\")\n"
+    "[ $used -lt $max ] || exit 4\n"
     "n=$((after - before)); [ $n -ge 0 ] || n=0\n"
     "printf 'commit %s\\nobjects %s\\n' \"$commit\" \"$n\" > \"$EVR_INFO\"\n"
     "[ \"$EVR_SUBMODULES\" = 1 ] || exit 0\n"
@@ -128,9 +129,11 @@ static const char s_script[] =
     "{ echo \"submodule $path: commit $sha not found in $url\" >&2; exit 5; }\n"
     "  GIT_DIR=$sc git update-ref \"refs/evrun/$sha\" \"$sha\"\n"
     "  i=$((i + 1))\n"
+    /* the submodules' tars and the commit's together under the limit */
+    "  left=$((max - used))\n"
     "  GIT_DIR=$sc git archive --format=tar --prefix=\"$EVR_PREFIX$path/\" \"$sha\" "
-    "| head -c $max > \"$EVR_OUT.sub$i\"\n"
-    "  [ \"$(wc -c < \"$EVR_OUT.sub$i\")\" -lt $max ] || exit 4\n"
+    "| head -c $left > \"$EVR_OUT.sub$i\"\n"
+    "  sz=$(wc -c < \"$EVR_OUT.sub$i\"); [ $sz -lt $left ] || exit 4; used=$((used + sz))\n"
     "  echo \"subs $i\" >> \"$EVR_INFO\"\n"
     "done; }\n";
 
@@ -396,10 +399,13 @@ s_copy_entries(const char *from, struct archive *out, evr_err_t *err)
         ok = ok && d == ARCHIVE_EOF;
     }
     ok = ok && r == ARCHIVE_EOF;
-    if (!ok)
-        evr_err_set(err, EVR_ERR_IO, "git: merging the submodules' trees: %s",
-                    archive_error_string(in) ? archive_error_string(in)
-                    : archive_error_string(out) ? archive_error_string(out) : "a damaged tar");
+    if (!ok) {   /* a name it quotes escaped: no raw byte in a reason */
+        char why[EVR_ERR_MAX / 2];
+        evr_text_escape_ctl(archive_error_string(in) ? archive_error_string(in)
+                            : archive_error_string(out) ? archive_error_string(out)
+                            : "a damaged tar", why, sizeof why);
+        evr_err_set(err, EVR_ERR_IO, "git: merging the submodules' trees: %s", why);
+    }
     archive_read_free(in);
     return ok;
 }
@@ -412,6 +418,9 @@ s_merge_subs(const char *tar, unsigned n, evr_err_t *err)
     char *tmp = evr_asprintf("%s.merged", tar);
     struct archive *out = archive_write_new();
     archive_write_set_format_pax_restricted(out);
+    /* names as git wrote them, bytes that are not UTF-8 too (a Latin-1
+       file name): not converted through the locale, which refuses them */
+    archive_write_set_format_option(out, "pax", "hdrcharset", "BINARY");
     bool ok = archive_write_open_filename(out, tmp) == ARCHIVE_OK;
     if (!ok)
         evr_err_set(err, EVR_ERR_IO, "%s: %s", tmp, archive_error_string(out));
@@ -437,14 +446,18 @@ s_merge_subs(const char *tar, unsigned n, evr_err_t *err)
 }
 
 /*  The submodules' tars and the merge's temporary file, whatever a merge
-    (done, failed or killed) left of them. */
+    (done, failed or killed) or a script that failed or was killed
+    midway (its tars up to the one it stopped at: tar.sub1, 2, ... with
+    no gap) left of them. */
 static void
 s_unlink_subs(const evr_source_req_t *req)
 {
-    for (unsigned i = 1; i <= req->subs; i++) {
+    for (unsigned i = 1;; i++) {
         char *sub = evr_asprintf("%s.sub%u", req->tar_out, i);
-        unlink(sub);
+        bool gone = unlink(sub) != 0 && errno == ENOENT;
         free(sub);
+        if (gone && i > req->subs)
+            break;
     }
     char *tmp = evr_asprintf("%s.merged", req->tar_out);
     unlink(tmp);
@@ -663,10 +676,9 @@ evr_source_cancel(evr_source_req_t **req_p)
         while (waitpid(req->pid, NULL, 0) < 0 && errno == EINTR)
             ;
     }
-    if (req->merge) {   /* its child killed, the merged tar and tar_out removed */
+    if (req->merge)   /* its child killed, the merged tar and tar_out removed */
         evr_offload_cancel(&req->merge);
-        s_unlink_subs(req);
-    }
+    s_unlink_subs(req);   /* a script's that stopped midway too */
     unlink(req->info);
     char *err_file = evr_asprintf("%s.err", req->info);
     unlink(err_file);
@@ -691,6 +703,7 @@ typedef struct {
     size_t npat;
     uint64_t bytes, max_bytes;
     unsigned flags;
+    uint32_t entries;   /* written so far */
     evr_err_t *err;
 } s_copy_t;
 
@@ -718,14 +731,23 @@ s_ignored(const s_copy_t *c, const char *rel, bool dir)
     return false;
 }
 
-static void
+/*  dir/.evrunignore's patterns into c (none when it is missing); a file
+    of more than S_IGNORE_MAX patterns, or with a line over 1023 bytes,
+    is refused rather than read in part (what it would leave out, a file
+    of secrets, would be sent). */
+static evr_rc_t
 s_read_ignore(s_copy_t *c)
 {
     char *path = evr_asprintf("%s/.evrunignore", c->root);
     FILE *fp = fopen(path, "re");
-    free(path);
     char line[1024];
-    while (fp && c->npat < S_IGNORE_MAX && fgets(line, sizeof line, fp)) {
+    evr_rc_t rc = EVR_OK;
+    for (unsigned no = 1; !rc && fp && fgets(line, sizeof line, fp); no++) {
+        if (!strchr(line, '\n') && !feof(fp)) {
+            rc = evr_err_set(c->err, EVR_ERR_LIMIT, "copy %s: line %u is over %zu bytes "
+                             "(a pattern of .evrunignore)", path, no, sizeof line - 1);
+            break;
+        }
         line[strcspn(line, "\r\n")] = '\0';
         char *s = line;
         while (*s == ' ' || *s == '\t')
@@ -733,11 +755,18 @@ s_read_ignore(s_copy_t *c)
         size_t n = strlen(s);
         while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
             s[--n] = '\0';
-        if (*s && *s != '#')
+        if (!*s || *s == '#')
+            continue;
+        if (c->npat == S_IGNORE_MAX)
+            rc = evr_err_set(c->err, EVR_ERR_LIMIT, "copy %s: more than %d patterns (at line "
+                             "%u): join some with a shell glob", path, S_IGNORE_MAX, no);
+        else
             c->pat[c->npat++] = evr_strdup(s);
     }
     if (fp)
         fclose(fp);
+    free(path);
+    return rc;
 }
 
 static evr_rc_t
@@ -800,6 +829,11 @@ s_copy_dir(s_copy_t *c, const char *rel, unsigned depth)
             rc = evr_err_set(c->err, EVR_ERR_IO, "copy %s: %s is a symbolic link, which a copy "
                              "sent to a broker cannot carry (list it in .evrunignore)", c->root,
                              r);
+        if (!rc && kind && !ignored && (c->flags & EVR_SOURCE_MAX_ENTRIES)
+            && ++c->entries > EVR_ARTIFACT_MAX_ENTRIES)
+            rc = evr_err_set(c->err, EVR_ERR_LIMIT, "copy %s: more than %d files and "
+                             "directories, which a runner does not unpack (leave some out with "
+                             ".evrunignore, or use git:)", c->root, EVR_ARTIFACT_MAX_ENTRIES);
         if (!rc && kind && !ignored) {
             struct archive_entry *e = archive_entry_new();
             char *name = evr_asprintf("%s%s", c->prefix, r);
@@ -843,12 +877,17 @@ evr_source_copy_tar(const char *dir, const char *prefix, uint64_t max_bytes, uns
         return evr_err_set(err, EVR_ERR_IO, "copy %s: %s", dir, strerror(errno));
     if (!S_ISDIR(sb.st_mode))
         return evr_err_set(err, EVR_ERR_IO, "copy %s: not a directory", dir);
-    s_read_ignore(&c);
+    evr_rc_t rc = s_read_ignore(&c);
+    if (rc) {
+        for (size_t i = 0; i < c.npat; i++)
+            free(c.pat[i]);
+        unlink(tar_out);
+        return rc;
+    }
     c.out = archive_write_new();
     archive_write_set_format_pax_restricted(c.out);
     if (flags & EVR_SOURCE_GZIP)
         archive_write_add_filter_gzip(c.out);
-    evr_rc_t rc = EVR_OK;
     if (archive_write_open_filename(c.out, tar_out) != ARCHIVE_OK)
         rc = evr_err_set(err, EVR_ERR_IO, "%s: %s", tar_out, archive_error_string(c.out));
     if (!rc && *prefix) {   /* the prefix directory itself */

@@ -75,15 +75,19 @@ char **evr_source_cache_trim(const char *cache_dir, uint64_t cap, uint32_t *n);
 char *evr_source_cache_path(const char *cache_dir, const char *url);
 
 /*  evr_source_copy_tar's flags: the tar gzip-compressed; a symbolic link
-    refused (EVR_ERR_IO naming it) rather than kept. */
+    refused (EVR_ERR_IO naming it) rather than kept; at most
+    EVR_ARTIFACT_MAX_ENTRIES entries, as a runner unpacks of a copy sent
+    to it (EVR_ERR_LIMIT). */
 #define EVR_SOURCE_GZIP 1u
 #define EVR_SOURCE_NO_LINKS 2u
+#define EVR_SOURCE_MAX_ENTRIES 4u
 
 /*  Writes the directory dir (a runner's path) into the tar tar_out, each
     entry's name prefixed with prefix (flags: EVR_SOURCE_*).  Leaves out `.git` and what
     dir/.evrunignore lists (one pattern a line; blank lines and # comments
     skipped; a shell glob matched against the relative path and against
-    the last component; a trailing '/' matches directories only).
+    the last component; a trailing '/' matches directories only; more
+    than 256 patterns, or a line over 1023 bytes, is EVR_ERR_LIMIT).
     Regular files, directories and symbolic links; other kinds are
     skipped.  EVR_ERR_LIMIT when the contents pass max_bytes, EVR_ERR_IO
     for a directory that cannot be read (tar_out removed then).  *bytes:

@@ -24,9 +24,10 @@
     in st->artifact_why until every path is done; then each is noted in
     the step's stderr, and the step's reason names a few only when
     nothing else failed it (its command's failure stays its reason).
-    Symbolic links inside a directory are left out (evr_artifact_unpack_list;
-    a hard link is a copy of its file), noted in the step's stderr; the
-    step does not fail for them.
+    Symbolic links, FIFOs and devices inside a directory are left out
+    (evr_artifact_unpack_list; a hard link is a copy of its file; no tar
+    holds a socket), noted in the step's stderr; the step does not fail
+    for them.
 */
 #define _XOPEN_SOURCE 700   /* nftw */
 #include <errno.h>
@@ -73,19 +74,23 @@ evr_eng_step_wants_artifacts(const evr_eng_step_t *st)
         || a->when == (ok ? EVR_ARTIFACTS_ON_SUCCESS : EVR_ARTIFACTS_ON_FAILURE);
 }
 
-/*  Path a failed, why: kept for s_path_done (the first reason of a path). */
+/*  Path a failed, why: kept for s_path_done (the first reason of a path),
+    its control characters and bytes that are not UTF-8 escaped (\x1b,
+    \n): a name it quotes (a file's, a link's target, in a system error
+    too) is the step's code's choice, and goes to the reason and the
+    screen. */
 static void __attribute__((format(printf, 2, 3)))
 s_fail(const s_artifact_t *a, const char *fmt, ...)
 {
     char **why = &a->st->artifact_why[a->idx];
     if (*why)
         return;
-    char buf[EVR_REASON_MAX + 1];
+    char buf[EVR_REASON_MAX + 1], shown[EVR_REASON_MAX + 1];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    *why = evr_strdup(buf);
+    *why = evr_strdup(evr_text_escape_ctl(buf, shown, sizeof shown));
 }
 
 void
@@ -101,6 +106,8 @@ evr_eng_artifact_why_free(evr_eng_step_t *st)
 
 /*  Paths named in a reason before "and N more". */
 #define S_NAMED 3
+/*  A file's path quoted escaped in a reason: at most this many bytes. */
+#define S_SHOWN 256
 
 /*  Every path done: each that failed noted in the step's stderr, a few in
     its reason when nothing else failed it; then the step's end. */
@@ -213,8 +220,9 @@ s_secret_path(const evr_eng_job_t *job, const char *path)
     return m;
 }
 
-/*  The directories whose path holds a secret, for s_rm_secret_dirs (nftw
-    has no argument: the engine has one thread). */
+/*  The directories whose path holds a secret, or that a step.artifact
+    event could not name, for s_rm_refused_dirs (nftw has no argument:
+    the engine has one thread). */
 static const evr_eng_job_t *s_rm_job;
 static size_t s_rm_skip;   /* the step directory's path and its '/' */
 
@@ -224,21 +232,23 @@ s_rm_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
     (void) sb;
     if (type == FTW_DP && ftw->level > 0) {
         char *masked = s_secret_path(s_rm_job, path + s_rm_skip);
-        if (masked)
-            rmdir(path);   /* empty: its files, which hold the secret too, are not kept */
+        if (masked || evr_event_artifact_path_problem(path + s_rm_skip))
+            rmdir(path);   /* empty: its files, refused alike, are not kept */
         free(masked);
     }
     return 0;
 }
 
 /*  The step's directories of artifacts whose path holds a secret of the
-    job, removed (empty ones unpacked as they are, or emptied by s_record):
-    their names would keep the secret on the runner. */
+    job (their names would keep the secret on the runner), or, when
+    s_record refused a file's name (refused), is refused as a file's is
+    (not UTF-8, a control character), removed when empty (unpacked so,
+    or emptied by s_record). */
 static void
-s_rm_secret_dirs(const evr_eng_step_t *st)
+s_rm_refused_dirs(const evr_eng_step_t *st, bool refused)
 {
     const char *art = st->job->eng->opts.artifacts_dir;
-    if (!art || !st->job->nsecrets)
+    if (!art || (!st->job->nsecrets && !refused))
         return;
     char *dir = evr_asprintf("%s/%s/%s", art, st->job->id, st->spec->name);
     s_rm_job = st->job;
@@ -252,29 +262,35 @@ s_rm_secret_dirs(const evr_eng_step_t *st)
     shipping: the unpack's child did, see s_queue): a step.artifact each,
     in the list's order.  q[i] '!': file i could not be queued (qmsg: why,
     of the first such file; the step fails with it).  sub: the path's
-    directory in /workspace ("" for a top-level path). */
-static void
+    directory in /workspace ("" for a top-level path).  Returns whether
+    it refused a file for its name. */
+static bool
 s_record(const s_artifact_t *a, const char *sub, const evr_artifact_list_t *list,
          const char *q, const char *qmsg)
 {
     evr_eng_step_t *st = a->st;
+    bool refused = false;
     for (uint32_t i = 0; i < list->n; i++) {
         const evr_artifact_file_t *f = &list->v[i];
         char *path = s_path(sub, f->path);
         const char *bad = evr_event_artifact_path_problem(path);
         char *masked = s_secret_path(st->job, path);
-        if (masked) {   /* removed from the runner's artifacts too */
+        if (masked || bad) {   /* removed from the runner's artifacts too */
+            refused = true;
             const char *art = st->job->eng->opts.artifacts_dir;
             char *file = art ? evr_asprintf("%s/%s/%s/%s", art, st->job->id, st->spec->name,
                                             path) : NULL;
             if (file)
                 unlink(file);
             free(file);
-            s_fail(a, "file %s: its name holds a secret: not recorded, not kept", masked);
-            free(masked);
         }
-        else if (bad)   /* a name the wire would refuse: the file stays on the runner */
-            evr_eng_step_log(st, "artifact file %s: %s: not recorded", path, bad);
+        /* quoted escaped (\xHH): no raw byte in a reason or on a screen */
+        char shown[S_SHOWN];
+        evr_text_escape_ctl(masked ? masked : path, shown, sizeof shown);
+        if (masked)
+            s_fail(a, "file %s: its name holds a secret: not recorded, not kept", shown);
+        else if (bad)   /* a name an event cannot carry */
+            s_fail(a, "file %s: %s: not recorded, not kept (rename it)", shown, bad);
         else if (q[i] == '!')
             s_fail(a, "file %s: queueing it for the broker: %s", path, qmsg);
         else {
@@ -283,8 +299,10 @@ s_record(const s_artifact_t *a, const char *sub, const evr_artifact_list_t *list
             ev->data.size = f->size;
             ev->data.sha256 = evr_strdup(f->sha256);
         }
+        free(masked);
         free(path);
     }
+    return refused;
 }
 
 /*  What the unpack's child reports; the files' list is in a->list_file,
@@ -297,22 +315,36 @@ typedef struct s_unpacked {
     char qmsg[EVR_ERR_MAX];     /* why the first file not queued was not */
     uint32_t nlinks;            /* links left out */
     char links[EVR_ERR_MAX];    /* the first few named, paths in /workspace */
+    uint32_t nspecials;         /* FIFOs and devices left out */
+    char specials[EVR_ERR_MAX]; /* alike */
 } s_unpacked_t;
 
-/*  The links list left out, a few named in u->links (", " between; "and
-    N more" after them). */
+/*  A few of names (n of them; relative to the path's directory) named
+    in out (cap bytes): paths in /workspace, escaped, ", " between, "and
+    N more" after them. */
 static void
-s_links_named(const s_artifact_t *a, const evr_artifact_list_t *list, s_unpacked_t *u)
+s_few_named(const s_artifact_t *a, char *const *names, uint32_t n, char *out, size_t cap)
 {
-    size_t len = 0, cap = sizeof u->links;
-    u->nlinks = list->nlinks;
-    for (uint32_t i = 0; i < list->nlinks && i < S_NAMED && len < cap; i++) {
-        char *path = s_path(a->sub, list->links[i]);
-        len += (size_t) snprintf(u->links + len, cap - len, "%s%s", i ? ", " : "", path);
+    size_t len = 0;
+    for (uint32_t i = 0; i < n && i < S_NAMED && len < cap; i++) {
+        char *path = s_path(a->sub, names[i]), shown[S_SHOWN];
+        evr_text_escape_ctl(path, shown, sizeof shown);
+        len += (size_t) snprintf(out + len, cap - len, "%s%s", i ? ", " : "", shown);
         free(path);
     }
-    if (list->nlinks > S_NAMED && len < cap)
-        snprintf(u->links + len, cap - len, " and %u more", list->nlinks - S_NAMED);
+    if (n > S_NAMED && len < cap)
+        snprintf(out + len, cap - len, " and %u more", n - S_NAMED);
+}
+
+/*  What list left out (links, FIFOs and devices), a few of each named
+    in u. */
+static void
+s_left_out_named(const s_artifact_t *a, const evr_artifact_list_t *list, s_unpacked_t *u)
+{
+    u->nlinks = list->nlinks;
+    s_few_named(a, list->links, list->nlinks, u->links, sizeof u->links);
+    u->nspecials = list->nspecials;
+    s_few_named(a, list->specials, list->nspecials, u->specials, sizeof u->specials);
 }
 
 /*  The list written in one go, with write(2) (no stdio in the child):
@@ -417,7 +449,7 @@ s_unpack_work(void *arg, void *out, size_t size)
     u->rc = (int32_t) evr_artifact_unpack_list(a->tmpfile, a->dest, e->opts.artifact_max_bytes,
                                                room, top, &list, &err);
     if (!u->rc)
-        s_links_named(a, &list, u);
+        s_left_out_named(a, &list, u);
     /* the tar removed first (freeing a large file's blocks takes its
        time): between the entries' renames and the list read back, as
        little as can be, lest a kill leave entries no event names */
@@ -536,17 +568,24 @@ s_unpacked(evr_rc_t rc, const char *msg, const void *out, void *arg)
     else {
         evr_eng_step_log(st, "artifact %s: %u file%s in %s", a->path, list.n,
                          list.n == 1 ? "" : "s", a->dest);
-        s_record(a, a->sub, &list, q, u->qmsg);
-        s_rm_secret_dirs(a->st);
+        s_rm_refused_dirs(a->st, s_record(a, a->sub, &list, q, u->qmsg));
+        char *about = evr_asprintf("artifact %s", a->path);
         if (u->nlinks) {
-            char *about = evr_asprintf("artifact %s", a->path);
             char *text = evr_asprintf("%u symbolic link%s left out (links are not followed, "
                                       "nor copied): %s", u->nlinks, u->nlinks == 1 ? "" : "s",
                                       u->links);
             evr_eng_step_note(st, about, text);
             free(text);
-            free(about);
         }
+        if (u->nspecials) {
+            char *text = evr_asprintf("%u FIFO%s or device%s left out (only files and "
+                                      "directories are copied): %s", u->nspecials,
+                                      u->nspecials == 1 ? "" : "s", u->nspecials == 1 ? "" : "s",
+                                      u->specials);
+            evr_eng_step_note(st, about, text);
+            free(text);
+        }
+        free(about);
     }
     free(q);
     evr_artifact_list_free(&list);

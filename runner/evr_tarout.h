@@ -1,9 +1,10 @@
 /*  evr_tarout.h: a file or directory tree as a tar stream, piece by piece.
 
     What `get` of the process executor sends: the tree at a path, links
-    not followed (a symbolic link is an entry of its own), as a tar stream
-    (pax) whose names start at the path's last component, as podman's
-    archive API names them.  evr_tarout_step does a bounded amount of work
+    not followed (a symbolic link is an entry of its own), sockets left
+    out (no tar holds one; podman's archive leaves them out too), as a
+    tar stream (pax) whose names start at the path's last component, as
+    podman's archive API names them.  evr_tarout_step does a bounded amount of work
     each call, so an event loop copies a large tree a turn at a time.
 */
 #ifndef EVR_TAROUT_H_INCLUDED

@@ -218,7 +218,8 @@ static const evr_field_t s_source_fields[] = {
     F(evr_source_t, "copy", EVR_FT_STR, false, EVR_SPEC_MAX_PATH, copy, NULL, NULL,
       "a directory: the submitter's (sent as a tar) or, with --exec, the runner's"),
     F(evr_source_t, "tarball", EVR_FT_STR, false, EVR_SPEC_MAX_URL, tarball, NULL, NULL,
-      "an http(s) URL of a tar archive (or a file), fetched by the runner"),
+      "an http(s) URL of a tar archive (plain, gzip, bzip2 or xz; a download that is none "
+      "fails the job: `not a tar archive`), fetched by the runner"),
     F(evr_source_t, "secret", EVR_FT_STR, false, EVR_SPEC_MAX_NAME, secret, NULL, NULL,
       "with tarball: a secret holding USER:PASSWORD (basic auth) or a token (bearer) for "
       "its server"),

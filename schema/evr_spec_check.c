@@ -181,39 +181,52 @@ s_check_artifacts(const evr_artifacts_t *a, const char *at, evr_diag_t *diag)
 }
 
 /*  NULL when a cache path is usable: absolute (not / nor /workspace
-    itself), or a safe relative path (not "."); else why. */
+    itself), or a safe relative path (not "."); else why.  Empty and "."
+    components count for nothing ("/./workspace" is /workspace, "./." the
+    workspace itself), as when the runner mounts it. */
 static const char *
 s_cache_path_problem(const char *path, bool job)
 {
-    const char *rel = path;
-    if (*path == '/') {
-        rel = path + 1;
-        if (!*rel)
-            return "the root cannot be a cache";
-        if (strcmp(path, "/workspace") == 0 || strcmp(path, "/workspace/") == 0)
-            return "/workspace itself cannot be a cache (name a directory inside it)";
-        /* the /job layout's mounts: a cache there would hide the workspace,
-           the checked-out source (every step's working directory) or the
-           read-only CI source */
-        char *t = job ? evr_spec_path_tidy(rel) : NULL;
-        const char *why = !t ? NULL
-            : !strcmp(t, "job") ? "/job itself cannot be a cache in a pipeline with a source "
-                                  "(it is the workspace: name a directory inside it)"
-            : !strcmp(t, "job/src") ? "/job/src cannot be a cache: the source is checked out "
-                                      "there (name a directory inside it, e.g. node_modules)"
-            : !strcmp(t, "job/ci") || !strncmp(t, "job/ci/", 7)
-                ? "the CI source is mounted read-only at /job/ci: a cache cannot be there"
-                : NULL;
-        free(t);
-        if (why)
-            return why;
-    }
-    if (strcmp(rel, ".") == 0 || strcmp(rel, "./") == 0)
-        return "the workspace itself cannot be a cache (name a directory inside it)";
-    const char *why = evr_spec_path_problem(rel);
-    if (why && *path == '/')
-        return "path contains \"..\"";
+    bool abs = *path == '/';
+    char *t = evr_spec_path_tidy(path);
+    const char *why = NULL;
+    if (!*path)
+        why = evr_spec_path_problem(path);
+    else if (abs && !*t)
+        why = "the root cannot be a cache";
+    else if (abs && !strcmp(t, "workspace"))
+        why = "/workspace itself cannot be a cache (name a directory inside it)";
+    /* the /job layout's mounts: a cache there would hide the workspace,
+       the checked-out source (every step's working directory) or the
+       read-only CI source */
+    else if (abs && job && !strcmp(t, "job"))
+        why = "/job itself cannot be a cache in a pipeline with a source (it is the "
+              "workspace: name a directory inside it)";
+    else if (abs && job && !strcmp(t, "job/src"))
+        why = "/job/src cannot be a cache: the source is checked out there (name a directory "
+              "inside it, e.g. node_modules)";
+    else if (abs && job && (!strcmp(t, "job/ci") || !strncmp(t, "job/ci/", 7)))
+        why = "the CI source is mounted read-only at /job/ci: a cache cannot be there";
+    else if (!*t)
+        why = "the workspace itself cannot be a cache (name a directory inside it)";
+    else if (evr_spec_path_problem(t))   /* t is relative: a ".." */
+        why = abs ? "path contains \"..\"" : evr_spec_path_problem(t);
+    free(t);
     return why ? why : s_has_control(path) ? s_control_path : NULL;
+}
+
+/*  Whether cache paths a and b name one directory (empty and "."
+    components aside). */
+static bool
+s_same_cache_path(const char *a, const char *b)
+{
+    if ((*a == '/') != (*b == '/'))
+        return false;
+    char *ta = evr_spec_path_tidy(a), *tb = evr_spec_path_tidy(b);
+    bool same = strcmp(ta, tb) == 0;
+    free(ta);
+    free(tb);
+    return same;
 }
 
 /*  path ("steps[3].cache") as the file has it, for a message naming it:
@@ -267,7 +280,7 @@ s_check_cache(const evr_spec_t *spec, const evr_reclist_t *cache, const char *pa
         why = why ? why : dir >= 0 ? "glob" : NULL;
         for (uint32_t m = 0; m < k && !why; m++)
             if (evr_spec_cache(cache, m)->path
-                && strcmp(evr_spec_cache(cache, m)->path, c->path) == 0) {
+                && s_same_cache_path(evr_spec_cache(cache, m)->path, c->path)) {
                 char w[160];
                 s_as_written(diag, path, w, sizeof w);
                 evr_diag_add(diag, p, "\"%s\" is the path of %s[%u] already", c->path, w, m);
@@ -520,10 +533,21 @@ s_check_resources(const evr_spec_t *spec, evr_diag_t *diag)
         evr_spec_check_secret_name(r->secret, p, diag);
         snprintf(p, sizeof p, "resources[%u].path", i);
         const char *why = evr_spec_path_problem(r->path);
+        char *t = why ? NULL : evr_spec_path_tidy(r->path);
         if (why)
             evr_diag_add(diag, p, "%s: \"%s\"", why, r->path);
         else if (s_has_control(r->path))
             evr_diag_add(diag, p, "%s", s_control_path);
+        /* the /job layout's mounts: a resource under /job/ci is hidden by
+           the CI source's volume, one at /job/src is where the source's
+           tree goes (a file there failed the source's copy) */
+        else if (evr_spec_has_source(spec) && (!strcmp(t, "ci") || !strncmp(t, "ci/", 3)))
+            evr_diag_add(diag, p, "the CI source is mounted read-only at /job/ci, over anything "
+                         "put there: put the resource elsewhere in /job: \"%s\"", r->path);
+        else if (evr_spec_has_source(spec) && !strcmp(t, "src"))
+            evr_diag_add(diag, p, "/job/src is the source's directory: put the resource inside "
+                         "it (src/NAME) or beside it: \"%s\"", r->path);
+        free(t);
     }
 }
 

@@ -107,8 +107,9 @@ s_check_source(const evr_spec_t *spec, const evr_source_t *src, const char *key,
         else if (g->url && !known)
             evr_diag_add(diag, p, "expected an https://, http://, git://, ssh:// or file:// "
                          "URL, got \"%s\"", g->url);
-        else if (g->url && (strchr(g->url, ' ') || strchr(g->url, '\n')))
-            evr_diag_add(diag, p, "a URL cannot contain spaces or newlines");
+        else if (g->url && (strchr(g->url, ' ') || evr_text_has_ctl(g->url)))
+            evr_diag_add(diag, p, "a URL cannot contain spaces or control characters (write a "
+                         "space as %%20)");
         const char *why = g->ref ? s_ref_problem(g->ref) : NULL;
         snprintf(p, sizeof p, "%s.git.ref", key);
         if (why)

@@ -137,7 +137,8 @@ evr_cli_copy_tar(const char *prog, const char *file, const char *key, const char
     else
         close(fd);
     if (ok && evr_source_copy_tar(dir, "", EVR_SPEC_MAX_COPY_BYTES,
-                                  EVR_SOURCE_GZIP | EVR_SOURCE_NO_LINKS, tmp, &bytes, &err)) {
+                                  EVR_SOURCE_GZIP | EVR_SOURCE_NO_LINKS
+                                      | EVR_SOURCE_MAX_ENTRIES, tmp, &bytes, &err)) {
         if (diag)
             evr_diag_add(diag, at, "%s", err.msg);
         else

@@ -103,6 +103,93 @@ test_unpack_ok(void)
     CHECK(s_files_under(dest) == 2);
 }
 
+/*  An artifact's FIFOs and devices are left out, each named (they were
+    dropped unsaid), the files around them kept. */
+static void
+test_unpack_list_names_specials(void)
+{
+    char tar[128], dest[128];
+    snprintf(tar, sizeof tar, "%s/special.tar", s_dir);
+    snprintf(dest, sizeof dest, "%s/special", s_dir);
+    static const struct { const char *name; mode_t type; } ents[] = {
+        { "out/a.txt", AE_IFREG }, { "out/fifo", AE_IFIFO }, { "out/null", AE_IFCHR },
+        { "out/sub/b.txt", AE_IFREG },
+    };
+    struct archive *a = archive_write_new();
+    archive_write_set_format_pax_restricted(a);
+    archive_write_open_filename(a, tar);
+    for (size_t i = 0; i < sizeof ents / sizeof ents[0]; i++) {
+        struct archive_entry *e = archive_entry_new();
+        archive_entry_set_pathname(e, ents[i].name);
+        archive_entry_set_filetype(e, ents[i].type);
+        archive_entry_set_perm(e, 0644);
+        archive_entry_set_size(e, ents[i].type == AE_IFREG ? 3 : 0);
+        archive_write_header(a, e);
+        if (ents[i].type == AE_IFREG)
+            archive_write_data(a, "abc", 3);
+        archive_entry_free(e);
+    }
+    archive_write_close(a);
+    archive_write_free(a);
+    evr_artifact_list_t list = { 0 };
+    evr_err_t err = { 0 };
+    CHECK(evr_artifact_unpack_list(tar, dest, 1 << 20, 1 << 20, "out", &list, &err) == EVR_OK);
+    CHECK(list.n == 2 && list.nlinks == 0);
+    CHECK(list.nspecials == 2);
+    if (list.nspecials == 2) {
+        CHECK_STR(list.specials[0], "out/fifo");
+        CHECK_STR(list.specials[1], "out/null");
+    }
+    CHECK(s_files_under(dest) == 2);
+    evr_artifact_list_free(&list);
+}
+
+/*  A workspace's unpack (the process executor's put of a resource) keeps
+    each entry's permission bits as podman's does: an executable stays
+    one (every file was 0644: a tool from a tarball failed with "Permission
+    denied"), a private file private, setuid dropped, a read-only
+    directory read-only once filled. */
+static void
+test_unpack_keeps_modes(void)
+{
+    char tar[128], dest[128], p[256];
+    snprintf(tar, sizeof tar, "%s/modes.tar", s_dir);
+    snprintf(dest, sizeof dest, "%s/modes", s_dir);
+    static const struct { const char *name; mode_t type, perm; } ents[] = {
+        { "t/ro", AE_IFDIR, 0555 },        { "t/ro/run.sh", AE_IFREG, 0755 },
+        { "t/key", AE_IFREG, 0600 },       { "t/suid", AE_IFREG, 04755 },
+        { "t/plain", AE_IFREG, 0644 },
+    };
+    struct archive *a = archive_write_new();
+    archive_write_set_format_pax_restricted(a);
+    archive_write_open_filename(a, tar);
+    for (size_t i = 0; i < sizeof ents / sizeof ents[0]; i++) {
+        struct archive_entry *e = archive_entry_new();
+        archive_entry_set_pathname(e, ents[i].name);
+        archive_entry_set_filetype(e, ents[i].type);
+        archive_entry_set_perm(e, ents[i].perm);
+        archive_entry_set_size(e, ents[i].type == AE_IFREG ? 3 : 0);
+        archive_write_header(a, e);
+        if (ents[i].type == AE_IFREG)
+            archive_write_data(a, "abc", 3);
+        archive_entry_free(e);
+    }
+    archive_write_close(a);
+    archive_write_free(a);
+    uint32_t files = 0;
+    evr_err_t err;
+    CHECK(evr_artifact_unpack(tar, dest, 1 << 20, &files, &err) == EVR_OK);
+    CHECK(files == 4);
+    struct stat sb;
+    for (size_t i = 0; i < sizeof ents / sizeof ents[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", dest, ents[i].name);
+        CHECK(stat(p, &sb) == 0);
+        CHECK((sb.st_mode & 07777) == (ents[i].perm & 0777));
+    }
+    snprintf(p, sizeof p, "%s/t/ro", dest);
+    chmod(p, 0755);   /* removable by the cleanup, whoever runs it */
+}
+
 /*  The list: each file with its size and sha256; the job's room checked
     before anything is written. */
 static void
@@ -244,6 +331,18 @@ test_unpack_list_path_a_link(void)
           == EVR_ERR_IO);
     CHECK_CONTAINS(err.msg, "a path named \"outer\"");
     CHECK(s_files_under(dest) == 0);
+    /* what the step's link points to is its code's choice: quoted
+       escaped, no terminal escape nor line (a forged one) in the reason */
+    const char *odd[] = { "lnk->x\x1b[31mRED\nevrun: forged" };
+    s_tar(tar, odd, sizes, 1);
+    CHECK(evr_artifact_unpack_list(tar, dest, 1 << 20, 1 << 20, "lnk", &list, &err)
+          == EVR_ERR_IO);
+    CHECK_CONTAINS(err.msg, "a symbolic link (to \"x\\x1b[31mRED\\nevrun: forged\")");
+    const char *odd2[] = { "o\x1b" "dd/a.txt" };
+    s_tar(tar, odd2, fsizes, 1);
+    CHECK(evr_artifact_unpack_list(tar, dest, 1 << 20, 1 << 20, "lnk", &list, &err)
+          == EVR_ERR_IO);
+    CHECK_CONTAINS(err.msg, "a symbolic link (to a path named \"o\\x1bdd\")");
     evr_artifact_list_free(&list);
 }
 
@@ -366,6 +465,100 @@ test_resource_odd_entries(void)
     CHECK_CONTAINS(err.msg, "entry \"bad\\xff\\x1b[31mname\": ");
     CHECK(!strstr(err.msg, s_dir));
     CHECK(!strchr(err.msg, '\x1b') && !strchr(err.msg, '\xff'));
+    /* a path past what a system can open, each component short: refused
+       up front too, not by the copy's error with the name cut off */
+    char deep[3200];
+    size_t at = 0;
+    while (at + 201 < sizeof deep - 8) {
+        memset(deep + at, 'd', 200);
+        deep[at + 200] = '/';
+        at += 201;
+    }
+    snprintf(deep + at, sizeof deep - at, "f");   /* 15 * 201 + 1 = 3016 bytes */
+    s_tar_odd(tar, deep, AE_IFREG, 0644);
+    CHECK(evr_resource_tar(tar, "src", 65536, out, &err) == EVR_OK);   /* 3020 in all */
+    snprintf(deep + at, sizeof deep - at, "%060d", 0);   /* 3075 + 4 */
+    s_tar_odd(tar, deep, AE_IFREG, 0644);
+    CHECK(evr_resource_tar(tar, "src", 65536, out, &err) == EVR_ERR_IO);
+    CHECK_CONTAINS(err.msg, "\": a path of 3079 bytes in the workspace (src/...): at most "
+                            "3072 bytes");
+    CHECK(strlen(err.msg) < 400);
+    CHECK(access(out, F_OK) != 0);
+}
+
+static bool s_tar_holds(const char *out, const char *name, uint64_t size);
+
+/*  A ustar header of name, type flag and size into b (512 bytes). */
+static void
+s_ustar(uint8_t *b, const char *name, char type, size_t size)
+{
+    memset(b, 0, 512);
+    snprintf((char *) b, 100, "%s", name);
+    snprintf((char *) b + 100, 8, "%07o", 0644);
+    snprintf((char *) b + 124, 12, "%011zo", size);
+    b[156] = (uint8_t) type;
+    memcpy(b + 257, "ustar\0" "00", 8);
+    memset(b + 148, ' ', 8);
+    unsigned sum = 0;
+    for (int i = 0; i < 512; i++)
+        sum += b[i];
+    snprintf((char *) b + 148, 8, "%06o", sum);
+}
+
+/*  What is no tar to unpack: a plain download at the workspace itself
+    (".": it names no file) went to podman's copier, which failed with
+    its request dumped; a source tarball that is no tar archive became a
+    file where the source's tree was to be; a tar whose first header is
+    damaged (too many pax headers) was taken for a plain file and copied
+    whole.  An empty tar is a source's empty tree, and a file that starts
+    with zeros (an ISO image) still a file. */
+static void
+test_resource_not_a_tar(void)
+{
+    char plain[128], out[128], tar[128];
+    snprintf(plain, sizeof plain, "%s/nat.txt", s_dir);
+    snprintf(out, sizeof out, "%s/nat.out.tar", s_dir);
+    snprintf(tar, sizeof tar, "%s/nat.tar", s_dir);
+    FILE *fp = fopen(plain, "w");
+    CHECK(fp && fputs("hello\n", fp) >= 0);
+    if (fp)
+        fclose(fp);
+    evr_err_t err;
+    CHECK(evr_resource_tar(plain, ".", 65536, out, &err) == EVR_ERR_IO);
+    CHECK_CONTAINS(err.msg, "path \".\" is the workspace itself, and the download is no tar "
+                            "archive to unpack there: name the file it is to be (path: NAME)");
+    CHECK(access(out, F_OK) != 0);
+    CHECK(evr_resource_tar(plain, "a/./", 65536, out, &err) == EVR_OK);
+    CHECK(evr_resource_tar(plain, "./", 65536, out, &err) == EVR_ERR_IO);
+    CHECK(evr_resource_tar_dir(plain, "src", 65536, out, &err) == EVR_ERR_IO);
+    CHECK_STR(err.msg, "not a tar archive (plain, or compressed with gzip, bzip2 or xz)");
+    CHECK(access(out, F_OK) != 0);
+    /* an empty tar: a source's empty tree, a resource's plain file */
+    uint8_t zeros[1024] = { 0 };
+    fp = fopen(tar, "w");
+    CHECK(fp && fwrite(zeros, 1, sizeof zeros, fp) == sizeof zeros);
+    if (fp)
+        fclose(fp);
+    CHECK(evr_resource_tar_dir(tar, "src", 65536, out, &err) == EVR_OK);
+    CHECK(evr_resource_tar(tar, "disk.img", 65536, out, &err) == EVR_OK);
+    CHECK(s_tar_holds(out, "disk.img", sizeof zeros));
+    /* 40 pax global headers before the first file: libarchive takes 32 */
+    fp = fopen(tar, "w");
+    uint8_t b[512], data[512] = "11 comment=\n";
+    for (int i = 0; fp && i < 40; i++) {
+        s_ustar(b, "pax_global_header", 'g', 12);
+        fwrite(b, 1, 512, fp);
+        fwrite(data, 1, 512, fp);
+    }
+    s_ustar(b, "f", '0', 0);
+    if (fp) {
+        fwrite(b, 1, 512, fp);
+        fwrite(zeros, 1, sizeof zeros, fp);
+        fclose(fp);
+    }
+    CHECK(evr_resource_tar(tar, "data", 65536, out, &err) == EVR_ERR_IO);
+    CHECK_CONTAINS(err.msg, "a damaged tar archive: ");
+    CHECK(access(out, F_OK) != 0);
 }
 
 static void
@@ -614,14 +807,17 @@ main(void)
     EVR_TEST_RUN(test_resource_big_plain_bounded);
     EVR_TEST_RUN(test_resource_big_tar_gz_bounded);
     EVR_TEST_RUN(test_unpack_ok);
+    EVR_TEST_RUN(test_unpack_keeps_modes);
     EVR_TEST_RUN(test_unpack_list);
     EVR_TEST_RUN(test_unpack_over_limit_writes_nothing);
     EVR_TEST_RUN(test_unpack_link_leaves_nothing);
     EVR_TEST_RUN(test_unpack_list_leaves_links_out);
     EVR_TEST_RUN(test_unpack_list_path_a_link);
+    EVR_TEST_RUN(test_unpack_list_names_specials);
     EVR_TEST_RUN(test_unpack_keeps_what_was_there);
     EVR_TEST_RUN(test_resource_declared_size_first);
     EVR_TEST_RUN(test_resource_ok_and_plain);
+    EVR_TEST_RUN(test_resource_not_a_tar);
     EVR_TEST_RUN(test_unpack_failed_keeps_older_file);
     EVR_TEST_RUN(test_resource_disk_full);
     EVR_TEST_RUN(test_resource_odd_entries);

@@ -56,7 +56,7 @@ test_resolve(void)
         "cache: [{key: \"k-{{ sha256 lock.txt }}\", path: deps}, {key: t, path: /root/.t}]\n"
         "steps:\n"
         "  - {name: a, run: x}\n"
-        "  - {name: b, run: x, cache: [{key: other, path: deps}]}\n");
+        "  - {name: b, run: x, cache: [{key: other, path: ./deps/}]}\n");
     CHECK(evr_cache_reads_files(spec));
     evr_cache_job_t *cj = NULL;
     evr_err_t err;
@@ -82,7 +82,7 @@ test_resolve(void)
         CHECK_STR(m[1].dest, "/root/.t");
     }
     const evr_exec_mount_t *mb = evr_cache_mounts(cj, 1, &n);
-    CHECK(n == 2);   /* the step's deps replaces the pipeline's */
+    CHECK(n == 2);   /* the step's deps replaces the pipeline's, "./deps/" as "deps" */
     if (n == 2) {
         CHECK_STR(mb[0].dest, "/workspace/deps");
         CHECK(strcmp(mb[0].volume, vol) != 0);
@@ -114,6 +114,14 @@ test_resolve(void)
                   "steps: [{name: a, run: x}]\n");
     CHECK(evr_cache_resolve(spec, ws, &cj, &err) == EVR_ERR_CONFIG);
     CHECK_CONTAINS(err.msg, "no such file in the workspace");
+    evr_spec_destroy(&spec);
+    /* a key's line break or terminal escape is quoted escaped: it went
+       raw into the job's reason, and to the screen */
+    spec = s_spec("pipeline: p\nimage: i\ncache: [{key: \"a\\nb\\x1b[31m{{ sha256 no.txt }}\", "
+                  "path: d}]\nsteps: [{name: a, run: x}]\n");
+    CHECK(evr_cache_resolve(spec, ws, &cj, &err) == EVR_ERR_CONFIG);
+    CHECK_CONTAINS(err.msg, "cache[0] (key \"a\\nb\\x1b[31m{{ sha256 no.txt }}\"): ");
+    CHECK(!strchr(err.msg, '\n') && !strchr(err.msg, '\x1b'));
     evr_spec_destroy(&spec);
     spec = s_spec("pipeline: p\nimage: i\nsteps: [{name: a, run: x}]\n");
     CHECK(evr_cache_resolve(spec, NULL, &cj, &err) == EVR_OK && cj == NULL);

@@ -17,6 +17,7 @@
 
 #include "evr_loopfifo.h"
 #include "evr_source.h"
+#include "evr_artifact.h"
 #include "evr_test.h"
 
 static char s_tmp[256];
@@ -106,6 +107,68 @@ test_copy_ignore(void)
     snprintf(dir, sizeof dir, "%s/d/top", s_tmp);
     CHECK(evr_source_copy_tar(dir, "", 16, 0, tar, &bytes, &err) == EVR_ERR_IO);
     CHECK(strstr(err.msg, "not a directory") != NULL);
+}
+
+/*  A .evrunignore past what is read (256 patterns, lines of 1023 bytes)
+    is refused: the patterns after the 256th were dropped unsaid, and a
+    longer line read as two, so what they left out (a file of secrets)
+    was sent. */
+static void
+test_copy_ignore_limits(void)
+{
+    char dir[300], tar[300], cmd[1024];
+    snprintf(dir, sizeof dir, "%s/ign", s_tmp);
+    snprintf(tar, sizeof tar, "%s/ign.tar", s_tmp);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s && cd %s && echo k > .env && "
+             "{ echo '# many'; seq 1 255 | sed 's/^/p/'; echo .env; } > .evrunignore", dir, dir);
+    CHECK(system(cmd) == 0);   /* 256 patterns and a comment: read whole */
+    uint64_t bytes;
+    evr_err_t err;
+    CHECK(evr_source_copy_tar(dir, "", 1 << 20, 0, tar, &bytes, &err) == EVR_OK);
+    char *names = s_names(tar);
+    CHECK(strstr(names, ".env") == NULL && strstr(names, ".evrunignore\n") != NULL);
+    free(names);
+    snprintf(cmd, sizeof cmd, "cd %s && { seq 1 256 | sed 's/^/p/'; echo .env; } > .evrunignore",
+             dir);
+    CHECK(system(cmd) == 0);
+    CHECK(evr_source_copy_tar(dir, "", 1 << 20, 0, tar, &bytes, &err) == EVR_ERR_LIMIT);
+    CHECK_CONTAINS(err.msg, "/.evrunignore: more than 256 patterns (at line 257): join some "
+                            "with a shell glob");
+    CHECK(access(tar, F_OK) != 0);
+    snprintf(cmd, sizeof cmd, "cd %s && { head -c 1500 /dev/zero | tr '\\0' a; echo; "
+             "echo .env; } > .evrunignore", dir);
+    CHECK(system(cmd) == 0);
+    CHECK(evr_source_copy_tar(dir, "", 1 << 20, 0, tar, &bytes, &err) == EVR_ERR_LIMIT);
+    CHECK_CONTAINS(err.msg, "/.evrunignore: line 1 is over 1023 bytes");
+    CHECK(access(tar, F_OK) != 0);
+}
+
+/*  A copy sent to a runner holds at most what a runner unpacks of one
+    (EVR_ARTIFACT_MAX_ENTRIES files and directories): the client refuses
+    more before sending (it was sent, and the job failed at the runner);
+    a runner's own copy (--exec, no flag) is not unpacked and takes them. */
+static void
+test_copy_entries(void)
+{
+    char dir[300], tar[300], cmd[1024];
+    snprintf(dir, sizeof dir, "%s/many", s_tmp);
+    snprintf(tar, sizeof tar, "%s/many.tar", s_tmp);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/d && cd %s/d && seq 1 %d | xargs touch", dir, dir,
+             EVR_ARTIFACT_MAX_ENTRIES - 1);
+    CHECK(system(cmd) == 0);   /* with d itself: the most */
+    uint64_t bytes;
+    evr_err_t err;
+    unsigned sent = EVR_SOURCE_GZIP | EVR_SOURCE_NO_LINKS | EVR_SOURCE_MAX_ENTRIES;
+    CHECK(evr_source_copy_tar(dir, "", 1 << 20, sent, tar, &bytes, &err) == EVR_OK);
+    snprintf(cmd, sizeof cmd, "touch %s/one-more", dir);
+    CHECK(system(cmd) == 0);
+    CHECK(evr_source_copy_tar(dir, "", 1 << 20, sent, tar, &bytes, &err) == EVR_ERR_LIMIT);
+    CHECK_CONTAINS(err.msg, "more than 10000 files and directories, which a runner does not "
+                            "unpack (leave some out with .evrunignore, or use git:)");
+    CHECK(access(tar, F_OK) != 0);
+    CHECK(evr_source_copy_tar(dir, "", 1 << 20, 0, tar, &bytes, &err) == EVR_OK);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
 }
 
 static void
@@ -294,7 +357,8 @@ test_git_submodules(void)
              "set -e; cd %s; g='git -c user.email=t@t -c user.name=t'; "
              "git init -q -b main sub; cd sub; head -c 1048576 /dev/zero > big; "
              "$g add big; $g commit -qm s; cd ..; git init -q -b main sup; cd sup; "
-             "echo top > top.txt; $g -c protocol.file.allow=always submodule -q add "
+             "echo top > top.txt; printf x > \"$(printf 'r\\351s.txt')\"; "
+             "$g -c protocol.file.allow=always submodule -q add "
              "file://%s/sub lib/sub; $g add .; $g commit -qm sup", s_tmp, s_tmp);
     CHECK(system(cmd) == 0);
     snprintf(url, sizeof url, "file://%s/sup", s_tmp);
@@ -325,9 +389,25 @@ test_git_submodules(void)
     char *names = s_names(out);
     CHECK(strstr(names, "src/top.txt\n") != NULL);
     CHECK(strstr(names, "src/lib/sub/big\n") != NULL);
+    /* a name that is not UTF-8 (Latin-1 r\xe9s.txt) merged as git wrote
+       it, as a checkout without submodules is: it failed the merge
+       ("Can't translate pathname") */
+    CHECK(strstr(names, "src/r\xe9s.txt\n") != NULL);
     free(names);
     unlink(tar);
     CHECK(!s_leftovers(tar));
+    /* the limit holds for the trees together: the commit's (10 KiB) and
+       its submodule's (1 MiB and a bit) each fit 1060000 bytes, both not
+       (each tree was checked alone: n submodules took n times the limit) */
+    o.max_bytes = 1060000;
+    g = (s_got_t) { 0 };
+    req = evr_source_git_start(loop, &o, s_on_checkout, &g);
+    for (int i = 0; i < 3000 && !g.done; i++)
+        evr_loop_once(loop, 10);
+    CHECK(g.done && g.rc == EVR_ERR_LIMIT);
+    CHECK_CONTAINS(g.msg, "the tree is over the limit of 1060000 bytes");
+    CHECK(!s_leftovers(tar) && access(tar, F_OK) != 0);
+    o.max_bytes = 16 << 20;
     /* cancelled while the merge runs (it has written, and waits for the
        pipe to be emptied): no callback, no child left, no file */
     d = (s_drain_t) { .fd = -1, .once = true };
@@ -454,7 +534,10 @@ main(void)
     snprintf(s_tmp, sizeof s_tmp, "/tmp/evr-test-checkout-XXXXXX");
     if (!mkdtemp(s_tmp))
         return 2;
+    evr_source_locale();   /* as evrun-runner */
     EVR_TEST_RUN(test_copy_ignore);
+    EVR_TEST_RUN(test_copy_entries);
+    EVR_TEST_RUN(test_copy_ignore_limits);
     EVR_TEST_RUN(test_cache_path);
     EVR_TEST_RUN(test_git);
     EVR_TEST_RUN(test_git_submodules);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "evr_etest.h"
+#include "evr_exec_process_ws.h"
 #include "evr_loopfifo.h"
 #include "evr_test.h"
 
@@ -200,10 +201,85 @@ test_queue_fails(void)
     evr_etest_destroy(&t);
 }
 
+/*  Files whose names an event cannot carry (a byte that is not UTF-8, a
+    control character: a terminal's escape): neither recorded, nor
+    queued, nor kept, and the step fails naming the first, escaped, on
+    its stderr and in its reason; the other file is kept.  (They were
+    kept on the runner unsaid, the name printed raw by --exec.) */
+static void
+test_names_refused(void)
+{
+    static char ship[300];
+    evr_etest_t *t = s_world(ship, sizeof ship);
+    const char *job = evr_etest_job(3);
+    evr_exec_fake_ws_write(t->fake, job, "out/r\xe9sum\xe9.txt", "L", 1);
+    evr_exec_fake_ws_write(t->fake, job, "out/\x1b[31m/red", "E", 1);
+    CHECK(evr_etest_submit(t, job, EVR_ETEST_HEAD "steps:\n  - name: a\n"
+                           "    run: echo a > out/a.txt\n    artifacts: [out]\n") == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    char *ev = evr_etest_events_of(t, 3), *paths = s_artifact_events(t, 3), *q = s_queued(ship);
+    CHECK_STR(paths, "out/a.txt\n");
+    CHECK_STR(q, paths);
+    CHECK(evr_etest_in_order(ev, "step.finished a 1 failed exit=0 reason=its command exited 0, "
+                             "but artifact out: file out/", ": not recorded, not kept (rename "
+                             "it)", NULL));
+    CHECK(strstr(ev, "out/r\\xe9sum\\xe9.txt: path is not UTF-8")
+          || strstr(ev, "out/\\x1b[31m/red: path holds a control character"));
+    CHECK(!strchr(ev, '\x1b') && !strstr(ev, "\xe9"));
+    size_t len;
+    bool exact;
+    char *err = evr_etest_output(t, job, "a", 1, "stderr", &len, &exact);
+    CHECK_CONTAINS(err, "evrun: artifact out: file out/");
+    CHECK(!strchr(err, '\x1b') && !strstr(err, "\xe9"));
+    char *dir = evr_asprintf("%s/%s/a/out", t->opts.artifacts_dir, job);
+    evr_err_t e2;
+    char *names = evr_exec_process_ws_names(dir, NULL, &e2);
+    CHECK(names && strcmp(names, "a.txt\n") == 0);   /* the refused ones gone, an emptied
+                                                       directory refused too */
+    free(names);
+    free(dir);
+    free(err);
+    free(q);
+    free(paths);
+    free(ev);
+    CHECK(evr_etest_clean(t, 3));
+    evr_etest_destroy(&t);
+}
+
+/*  An artifact's failure quotes what the step's code chose (a file's
+    name in a system error, as the executor's get says it): escaped in
+    the reason and on stderr, no terminal escape, no line of its own. */
+static void
+test_failure_escaped(void)
+{
+    static char ship[300];
+    evr_etest_t *t = s_world(ship, sizeof ship);
+    evr_etest_fault(t, 4, "a", 1, (evr_fake_fault_t) { .op = EVR_FAKE_GET, .kind = EVR_FAKE_FAIL,
+                                                       .msg = "reading out/\x1b[2J\nevrun: "
+                                                              "forged: Permission denied" });
+    CHECK(evr_etest_submit(t, evr_etest_job(4), EVR_ETEST_HEAD "steps:\n  - name: a\n"
+                           "    run: echo a > out/a.txt\n    artifacts: [out]\n") == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    char *ev = evr_etest_events_of(t, 4);
+    CHECK_CONTAINS(ev, "reason=its command exited 0, but artifact out: reading out/\\x1b[2J"
+                       "\\nevrun: forged: Permission denied");
+    CHECK(!strchr(ev, '\x1b'));
+    size_t len;
+    bool exact;
+    char *err = evr_etest_output(t, evr_etest_job(4), "a", 1, "stderr", &len, &exact);
+    CHECK(!strchr(err, '\x1b') && !strstr(err, "\nevrun: forged"));
+    free(err);
+    free(ev);
+    CHECK(evr_etest_clean(t, 4));
+    evr_etest_destroy(&t);
+}
+
 int
 main(void)
 {
     EVR_TEST_RUN(test_queued_off_loop);
     EVR_TEST_RUN(test_queue_fails);
+    EVR_TEST_RUN(test_names_refused);
+    EVR_TEST_RUN(test_failure_escaped);
     EVR_TEST_END();
 }

@@ -574,6 +574,55 @@ test_checker_cache_job_layout(void)
     free(e);
 }
 
+/*  In the /job layout a resource under ci/ was taken and hidden by the CI
+    source's read-only volume (the job went on without it), and one at
+    src itself failed the source's copy with podman's request dumped;
+    inside src/ it is fine, and without a source ci is a directory like
+    any other. */
+static void
+test_checker_resource_job_layout(void)
+{
+    size_t n;
+    char *e = evr_ytest_load("pipeline: p\nimage: i\nsource: {tarball: \"https://h/x.tgz\"}\n"
+                             "resources: [{name: a, url: \"https://h/a\", path: ci/x},\n"
+                             "            {name: b, url: \"https://h/b\", path: ./src/},\n"
+                             "            {name: c, url: \"https://h/c\", path: src/c}]\n"
+                             "steps: [{name: a, run: x}]\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:4:49: resources[0].path: the CI source is mounted read-only at "
+                      "/job/ci, over anything put there");
+    CHECK_CONTAINS(e, "f.yml:5:49: resources[1].path: /job/src is the source's directory: put "
+                      "the resource inside it (src/NAME) or beside it");
+    CHECK(n == 2);
+    free(e);
+    e = evr_ytest_load("pipeline: p\nimage: i\nresources: [{name: a, url: \"https://h/a\", "
+                       "path: ci}]\nsteps: [{name: a, run: x}]\n", &n, NULL);
+    CHECK(n == 0);
+    free(e);
+}
+
+/*  A cache path that is /workspace, the workspace or the root with an
+    empty or "." component was taken ("/./workspace", "./.", "//" said
+    'path contains ".."'), and the step's mount then failed in podman
+    ("duplicate mount destination"); "nm" and "./nm" in one list are one
+    path, said twice. */
+static void
+test_checker_cache_untidy(void)
+{
+    size_t n;
+    char *e = evr_ytest_load("pipeline: p\nimage: i\n"
+                             "cache: [{key: k, path: /./workspace}, {key: k, path: \"./.\"},\n"
+                             "        {key: k, path: /workspace/.}, {key: k, path: //},\n"
+                             "        {key: k, path: nm}, {key: k, path: ./nm//}]\n"
+                             "steps: [{name: a, run: x}]\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:24: cache[0].path: /workspace itself cannot be a cache");
+    CHECK_CONTAINS(e, "f.yml:3:54: cache[1].path: the workspace itself cannot be a cache");
+    CHECK_CONTAINS(e, "f.yml:4:24: cache[2].path: /workspace itself cannot be a cache");
+    CHECK_CONTAINS(e, "f.yml:4:54: cache[3].path: the root cannot be a cache: \"//\"");
+    CHECK_CONTAINS(e, "f.yml:5:44: cache[5].path: \"./nm//\" is the path of cache[4] already");
+    CHECK(n == 5);
+    free(e);
+}
+
 /*  A matrix step named on_error was taken: its combinations on_error[K=v]
     are what `logs --step on_error` takes too. */
 static void
@@ -654,6 +703,8 @@ main(void)
     EVR_TEST_RUN(test_checker_artifact_paths);
     EVR_TEST_RUN(test_checker_control_paths);
     EVR_TEST_RUN(test_checker_cache_job_layout);
+    EVR_TEST_RUN(test_checker_cache_untidy);
+    EVR_TEST_RUN(test_checker_resource_job_layout);
     EVR_TEST_RUN(test_checker_on_error_matrix);
     EVR_TEST_RUN(test_checker_list_items);
     EVR_TEST_RUN(test_checker_on_error_defaults);

@@ -50,6 +50,14 @@ test_resource_urls(void)
     CHECK_CONTAINS(e, "source.git.url: credentials in the URL would be stored with the job");
     CHECK(strstr(e, "s3cret") == NULL);
     free(e);
+    /* a git URL's control characters (a terminal's escape, a tab) were
+       taken, only a space or a line break refused, and went raw into
+       the messages that quote the URL */
+    e = evr_ytest_load("pipeline: p\nimage: i\nsource: {git: {url: \"https://x/r\\x1b[31m\"}}\n"
+                       "steps: [{name: a, run: x}]\n", &n, NULL);
+    CHECK_CONTAINS(e, "source.git.url: a URL cannot contain spaces or control characters");
+    CHECK(n == 1);
+    free(e);
     e = s_res("ftp://example/x", &n);
     CHECK_CONTAINS(e, "resources[0].url: expected an http:// or https:// URL, got \"ftp://example/x\"");
     free(e);
