@@ -18,6 +18,7 @@
 #include "evr_sha256.h"
 
 #define S_PREFIX "evrun-cache-"
+#define S_HASH_MAX (16u << 20)     /* bytes of a FILE of {{ sha256 FILE }} */
 
 struct evr_cache_job {
     uint32_t nsteps;
@@ -87,15 +88,28 @@ s_hash_file(const char *dir, bool job_layout, const char *file, char hex[EVR_SHA
                            : en == ELOOP ? "a link" : strerror(en)) : "not a regular file",
                            job_layout ? "/job/src, the source's directory" : "the workspace");
     }
-    evr_sha256_t *h = evr_sha256_new();
+    /* hashed on the runner's loop: a file the job's source chose is
+       bounded (a lock file is far smaller) */
+    uint64_t size = (uint64_t) sb.st_size, seen = 0;
+    evr_sha256_t *h = size <= S_HASH_MAX ? evr_sha256_new() : NULL;
     char buf[65536];
-    ssize_t n;
-    while ((n = read(fd, buf, sizeof buf)) > 0)
+    ssize_t n = 0;
+    while (h && seen <= S_HASH_MAX && (n = read(fd, buf, sizeof buf)) > 0) {
         evr_sha256_update(h, buf, (size_t) n);
+        seen += (uint64_t) n;
+    }
+    en = errno;
     close(fd);
+    if (!h || seen > S_HASH_MAX) {     /* over it, or grown past it since the fstat */
+        evr_sha256_destroy(&h);
+        return evr_err_set(err, EVR_ERR_CONFIG, "{{ sha256 %s }}: over %u MiB (%llu bytes), "
+                           "more than a cache key hashes: hash a smaller file, such as a lock "
+                           "file", file, S_HASH_MAX >> 20,
+                           (unsigned long long) (seen > size ? seen : size));
+    }
     if (n < 0) {
         evr_sha256_destroy(&h);
-        return evr_err_set(err, EVR_ERR_CONFIG, "{{ sha256 %s }}: %s", file, strerror(errno));
+        return evr_err_set(err, EVR_ERR_CONFIG, "{{ sha256 %s }}: %s", file, strerror(en));
     }
     evr_sha256_finish(&h, hex);
     return EVR_OK;

@@ -115,6 +115,30 @@ test_resolve(void)
     CHECK(evr_cache_resolve(spec, ws, &cj, &err) == EVR_ERR_CONFIG);
     CHECK_CONTAINS(err.msg, "no such file in the workspace");
     evr_spec_destroy(&spec);
+    /* hashed on the runner's loop: a file over 16 MiB is refused (a
+       sparse one: its size is what counts) */
+    char big[160];
+    snprintf(big, sizeof big, "%s/big.bin", ws);
+    FILE *bf = fopen(big, "w");
+    CHECK(bf && ftruncate(fileno(bf), (16 << 20) + 1) == 0);
+    if (bf)
+        fclose(bf);
+    spec = s_spec("pipeline: p\nimage: i\ncache: [{key: \"{{ sha256 big.bin }}\", path: d}]\n"
+                  "steps: [{name: a, run: x}]\n");
+    CHECK(evr_cache_resolve(spec, ws, &cj, &err) == EVR_ERR_CONFIG && !cj);
+    CHECK_CONTAINS(err.msg, "{{ sha256 big.bin }}: over 16 MiB (16777217 bytes), more than a "
+                   "cache key hashes");
+    evr_spec_destroy(&spec);
+    bf = fopen(big, "r+");
+    CHECK(bf && ftruncate(fileno(bf), 16 << 20) == 0);      /* at the limit: hashed */
+    if (bf)
+        fclose(bf);
+    spec = s_spec("pipeline: p\nimage: i\ncache: [{key: \"{{ sha256 big.bin }}\", path: d}]\n"
+                  "steps: [{name: a, run: x}]\n");
+    CHECK(evr_cache_resolve(spec, ws, &cj, &err) == EVR_OK && cj);
+    evr_cache_job_destroy(&cj);
+    evr_spec_destroy(&spec);
+    unlink(big);
     /* a key's line break or terminal escape is quoted escaped: it went
        raw into the job's reason, and to the screen */
     spec = s_spec("pipeline: p\nimage: i\ncache: [{key: \"a\\nb\\x1b[31m{{ sha256 no.txt }}\", "
