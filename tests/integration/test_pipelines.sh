@@ -87,6 +87,10 @@ YML
   cli start nope > "$tmp/out" 2>&1
   check "registered: an unknown name is refused (exit 1)" [ $? -eq 1 ]
   check "registered: ... saying so" grep -q "not_found: no registered pipeline \"nope\"" "$tmp/out"
+  cli start broken > "$tmp/out" 2>&1
+  check "registered: a name whose file never loaded is refused (exit 1)" [ $? -eq 1 ]
+  check "registered: ... saying its file has errors, and the first" grep -q \
+    "not_found: no registered pipeline \"broken\": its file broken.yml has errors and has never loaded: .*/broken.yml:2:8: steps: expected a list" "$tmp/out"
   cli start greet -a NOPE=1 > "$tmp/out" 2>&1
   check "registered: an unknown arg is refused" grep -q "declares no arg \"NOPE\"" "$tmp/out"
   check "registered: ... named after the request made, start" grep -q "start: args.NOPE: the pipeline declares no arg" "$tmp/out"
