@@ -86,6 +86,8 @@ s_item(int idx, const char *s, const char *end, uint64_t *bits, evr_err_t *err)
             p++;
             if ((rc = s_value(f, idx, &p, &hi, err)))
                 return rc;
+            if (idx == 4 && hi == 0 && lo > 0)
+                hi = 7;     /* sat-sun, 5-0: Sunday as 7, the end of the week */
             if (hi < lo)
                 return evr_err_set(err, EVR_ERR_SPEC, "field %d (%s): range %.*s goes "
                                    "backwards: write the smaller value first", idx + 1,

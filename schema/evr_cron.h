@@ -4,7 +4,8 @@
     Five fields, minute hour day-of-month month day-of-week, each `*`, a
     number, a range `A-B`, a step (star-slash-S, `A-B/S`, `A/S`: A to the end),
     or a comma list of these; months and days of the week also by their
-    English three-letter names (jan, mon; any case), Sunday 0 or 7.  When
+    English three-letter names (jan, mon; any case), Sunday 0 or 7 (a
+    range of week days that ends on Sunday takes it as 7: sat-sun).  When
     both day fields are restricted (neither starts with `*`), a day
     matches when either does (the usual cron rule); otherwise both must.
 
