@@ -426,6 +426,11 @@ s_unknown_need(const evr_spec_t *spec, const char *p, const char *need, evr_diag
     for (uint32_t i = 0; i < spec->steps.n && n < EVR_SPEC_MAX_STEPS; i++)
         if (evr_spec_step(spec, i)->name)
             names[n++] = evr_spec_step(spec, i)->name;
+    if (!strcmp(need, "on_error")) {    /* no step may be called so: it is the last one */
+        evr_diag_add(diag, p, "unknown step \"on_error\": on_error is the job's last step, "
+                     "run after every other one, so no step can need it (remove it)");
+        return;
+    }
     const char *near = evr_diag_near(need, names, n);
     evr_diag_add(diag, p, "unknown step \"%s\"%s%s%s", need, near ? "; did you mean " : "",
                  near ? near : "", near ? "?" : "");
