@@ -277,7 +277,9 @@ s_check_cache(const evr_spec_t *spec, const evr_reclist_t *cache, const char *pa
 }
 
 /*  Depth-first search for a cycle through step i.  color: 0 white,
-    1 on the stack, 2 done.  stack holds the current path. */
+    1 on the stack, 2 done.  stack holds the current path.  A cycle found
+    is said and its search ends (the path marked done), so each search
+    from a step not yet seen says at most one. */
 static bool
 s_find_cycle(const evr_spec_t *spec, uint32_t i, uint8_t *color, uint32_t *stack,
              uint32_t depth, evr_diag_t *diag)
@@ -307,6 +309,10 @@ s_find_cycle(const evr_spec_t *spec, uint32_t i, uint8_t *color, uint32_t *stack
             char p[64];
             snprintf(p, sizeof p, "steps[%u].needs", i);
             evr_diag_add(diag, p, "dependency cycle: %s", buf);
+            /* the steps on the path are done with: a search from another
+               step that meets them finds no cycle that is not there */
+            for (uint32_t d = 0; d <= depth; d++)
+                color[stack[d]] = 2;
             return true;
         }
         if (color[j] == 0 && s_find_cycle(spec, (uint32_t) j, color, stack, depth + 1, diag))
@@ -494,9 +500,9 @@ s_check_steps(const evr_spec_t *spec, bool names, evr_diag_t *diag)
     bool heap = n > EVR_SPEC_MAX_STEPS;
     uint8_t *color = heap ? evr_calloc(n, 1) : color_s;
     uint32_t *stack = heap ? evr_calloc(n + 1, sizeof(uint32_t)) : stack_s;
-    for (uint32_t i = 0; i < n; i++)
-        if (color[i] == 0 && s_find_cycle(spec, i, color, stack, 0, diag))
-            break;   /* one cycle is enough to report */
+    for (uint32_t i = 0; i < n; i++)   /* every cycle apart from the others: all at once */
+        if (color[i] == 0)
+            s_find_cycle(spec, i, color, stack, 0, diag);
     if (heap) {
         free(color);
         free(stack);
