@@ -42,8 +42,9 @@ evr_rc_t evr_cron_parse(const char *expr, evr_cron_t *cron, evr_err_t *err);
 
 /*  NULL when zone names an IANA time zone installed under
     /usr/share/zoneinfo (a regular file of zone data, "TZif"; a relative
-    name of letters, digits, `_ + - /`, no `..`), else why not (a static
-    string). */
+    name of letters, digits, `_ + - /`, no `..`), else why not (static,
+    good until the next call; a name installed in another case is given:
+    "did you mean UTC?"; thread-local). */
 const char *evr_cron_zone_problem(const char *zone);
 
 /*  The first fire time (seconds since the epoch) strictly after `after`,

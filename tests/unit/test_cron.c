@@ -108,6 +108,13 @@ test_zone(void)
     CHECK(evr_cron_zone_problem("Europe/Paris") == NULL);
     CHECK(evr_cron_zone_problem("UTC") == NULL);
     CHECK_CONTAINS(evr_cron_zone_problem("Mars/Olympus"), "unknown time zone");
+    CHECK(!strstr(evr_cron_zone_problem("Mars/Olympus"), "did you mean"));
+    /* a name installed in another case is given (component by component) */
+    CHECK_CONTAINS(evr_cron_zone_problem("utc"), "unknown time zone: no such file under "
+                   "/usr/share/zoneinfo; did you mean UTC? (names are case-sensitive)");
+    CHECK_CONTAINS(evr_cron_zone_problem("europe/paris"), "did you mean Europe/Paris?");
+    CHECK_CONTAINS(evr_cron_zone_problem("AMERICA/NEW_YORK"), "did you mean America/New_York?");
+    CHECK(!strstr(evr_cron_zone_problem("europe"), "did you mean"));   /* a directory */
     CHECK_CONTAINS(evr_cron_zone_problem("../etc/passwd"), "no ..");
     CHECK_CONTAINS(evr_cron_zone_problem("/etc/localtime"), "relative");
     CHECK_CONTAINS(evr_cron_zone_problem("Europe"), "unknown time zone");   /* a directory */
