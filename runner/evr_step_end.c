@@ -37,7 +37,11 @@ s_do_remove(void *arg, void *data, size_t len)
     st->job->ex->ops->remove(st->job->ex, data, s_removed, st->job);
 }
 
-/*  Whether the step's retry policy covers how it ended, with attempts left. */
+/*  Whether the step's retry policy covers how it ended, with attempts left.
+    A failure that stops the job (on_failure: stop) ends the retries of
+    the steps of its course, not of those that run after a failure (when:
+    always | on_failure, on_error: the failure does not stop them); none
+    after a cancel or a timeout of the job. */
 static bool
 s_retryable(const evr_eng_step_t *st)
 {
@@ -45,7 +49,8 @@ s_retryable(const evr_eng_step_t *st)
     const evr_eng_job_t *job = st->job;
     if (!r->present || st->attempt > r->max || job->cancelling || job->timed_out
         || job->eng->failure
-        || (job->failed && job->spec->on_failure == EVR_ON_FAILURE_STOP))
+        || (job->failed && job->spec->on_failure == EVR_ON_FAILURE_STOP
+            && !evr_eng_after_failure(st)))
         return false;
     const char *how = evr_step_status_name(st->status);
     for (uint32_t i = 0; i < r->on.n; i++)

@@ -334,6 +334,36 @@ test_retry_exhausted(void)
     evr_etest_destroy(&t);
 }
 
+/*  The steps that run after a failure (when: always | on_failure, and
+    on_error, which runs only then) take their retries in the failing job
+    too: the failure does not stop them (README "Control flow"), and
+    on_error's retry was never taken.  A step of the job's own course
+    started before the failure is not retried once it stops the job. */
+static void
+test_retry_after_failure(void)
+{
+    evr_etest_t *t = evr_etest_start(12, "on_error: {retry: {on: [failed], max: 1}, run: exit 6}\n"
+                                     "steps:\n  - name: a\n    run: exit 5\n"
+                                     "  - name: w\n    when: always\n"
+                                     "    retry: {on: [failed], max: 1}\n    run: exit 7\n"
+                                     "  - name: f\n    when: on_failure\n"
+                                     "    retry: {on: [failed], max: 2}\n    run: exit 8\n");
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(12)) == EVR_JOB_FAILED);
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_CREATE, 12, "a", 0) == 1);
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_CREATE, 12, "w", 0) == 2);
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_CREATE, 12, "f", 0) == 3);
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_CREATE, 12, "on_error", 0) == 2);
+    char *ev = evr_etest_events_of(t, 12);
+    CHECK(evr_etest_in_order(ev, "step.finished a 1 failed exit=5", "step.finished w 2 failed exit=7",
+                             "step.finished f 3 failed exit=8",
+                             "step.finished on_error 2 failed exit=6", "job.finished failed",
+                             NULL));
+    free(ev);
+    CHECK(evr_etest_clean(t, 12));
+    evr_etest_destroy(&t);
+}
+
 /*  A unit that vanishes is lost; retry on lost runs it again. */
 static void
 test_retry_lost(void)
@@ -830,6 +860,7 @@ main(void)
     EVR_TEST_RUN(test_prep_failed_reason);
     EVR_TEST_RUN(test_retry);
     EVR_TEST_RUN(test_retry_exhausted);
+    EVR_TEST_RUN(test_retry_after_failure);
     EVR_TEST_RUN(test_retry_lost);
     EVR_TEST_RUN(test_cancel);
     EVR_TEST_RUN(test_pause_resume);
