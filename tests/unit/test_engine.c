@@ -132,6 +132,36 @@ test_executor_choice(void)
     evr_etest_destroy(&t);
 }
 
+/*  A host step ended by a signal the engine did not send, under a limit
+    of its own that ends a process so (limits.cpu: SIGKILL or SIGXCPU;
+    limits.memory: SIGSEGV, SIGABRT, SIGBUS): its reason names the limit,
+    which the exit code alone does not.  None without such a limit. */
+static void
+test_limit_reason(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_etest_with_process(t);
+    evr_etest_engine(t);
+    CHECK(evr_etest_submit(t, evr_etest_job(13), "pipeline: t\nexecutor: process\n"
+                           "on_failure: finish\nsteps:\n"
+                           "  - {name: c, needs: [], limits: {cpu: 1500ms}, run: exit 137}\n"
+                           "  - {name: x, needs: [], limits: {cpu: 2s}, run: exit 152}\n"
+                           "  - {name: m, needs: [], limits: {memory: 64M}, run: exit 139}\n"
+                           "  - {name: n, needs: [], run: exit 137}\n") == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(13)) == EVR_JOB_FAILED);
+    char *ev = evr_etest_events_of(t, 13);
+    CHECK(evr_etest_count(ev, "step.finished c 1 failed exit=137 reason=killed by SIGKILL, "
+                          "which evrun did not send: limits.cpu is 2 s of CPU time per "
+                          "process") == 1);
+    CHECK(evr_etest_count(ev, "step.finished x 1 failed exit=152 reason=killed by SIGXCPU") == 1);
+    CHECK(evr_etest_count(ev, "step.finished m 1 failed exit=139 reason=killed by SIGSEGV: "
+                          "limits.memory is 64 MiB of address space per process") == 1);
+    CHECK(evr_etest_count(ev, "step.finished n 1 failed exit=137\n") == 1);
+    free(ev);
+    evr_etest_destroy(&t);
+}
+
 /* ------------------------------------------------------------------ DAG */
 
 /*  The most steps running at once, from the job's events. */
@@ -861,6 +891,7 @@ main(void)
     EVR_TEST_RUN(test_retry);
     EVR_TEST_RUN(test_retry_exhausted);
     EVR_TEST_RUN(test_retry_after_failure);
+    EVR_TEST_RUN(test_limit_reason);
     EVR_TEST_RUN(test_retry_lost);
     EVR_TEST_RUN(test_cancel);
     EVR_TEST_RUN(test_pause_resume);
