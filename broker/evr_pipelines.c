@@ -266,7 +266,8 @@ s_load(evr_broker_t *b, evr_pipe_t *p)
     free(p->error);
     p->error = error;
     free(p->named);
-    p->named = error && !p->spec && spec && spec->pipeline && spec->pipeline[0]
+    p->named = error && spec && spec->pipeline && spec->pipeline[0]
+                       && (!p->spec || strcmp(p->spec->pipeline, spec->pipeline))
                    ? evr_strdup(spec->pipeline) : NULL;
     if (error) {
         evr_spec_destroy(&spec);
@@ -541,10 +542,14 @@ evr_pipelines_unknown(const evr_broker_t *b, const char *name, bool job, char *w
     if (job && !strncmp(e, b->pipes->dir, dl) && e[dl] == '/')
         e += dl + 1;
     size_t first = strcspn(e, "\n");
-    snprintf(why, len, "no registered pipeline \"%s\": its file %s has errors and has never "
-             "loaded: %.*s%s; fix the file: the broker reads it again when it changes", name,
+    const char *rest = e + first;   /* more errors, or only s_load's line on the last good version */
+    static const char last_good[] = "\n(the file's last good version";
+    bool more = *rest && !(!strncmp(rest, last_good, sizeof last_good - 1)
+                           && !strchr(rest + 1, '\n'));
+    snprintf(why, len, "no registered pipeline \"%s\": its file %s names it but has errors: "
+             "%.*s%s; fix the file: the broker reads it again when it changes", name,
              p->file, (int) (first < 2048 ? first : 2048), e,
-             e[first] ? " (and more: evrun-cli pipelines shows them)" : "");
+             more ? " (and more: evrun-cli pipelines shows them)" : "");
 }
 
 void
