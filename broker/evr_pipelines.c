@@ -43,6 +43,7 @@ s_pipe_free(evr_pipe_t *p)
     free(p->sched_tz);
     free(p->sched_name);
     free(p->dup);
+    free(p->named);
     free(p);
 }
 
@@ -264,6 +265,10 @@ s_load(evr_broker_t *b, evr_pipe_t *p)
     }
     free(p->error);
     p->error = error;
+    free(p->named);
+    p->named = error && spec && spec->pipeline && spec->pipeline[0]
+                       && (!p->spec || strcmp(p->spec->pipeline, spec->pipeline))
+                   ? evr_strdup(spec->pipeline) : NULL;
     if (error) {
         evr_spec_destroy(&spec);
         evr_broker_error(b, "pipeline file %s refused:\n%s", p->file, error);
@@ -516,15 +521,46 @@ s_override(evr_spec_t *spec, const evr_msg_t *req, char *why, size_t size)
 }
 
 void
+evr_pipelines_unknown(const evr_broker_t *b, const char *name, bool job, char *why, size_t len)
+{
+    const evr_pipe_t *p = b->pipes ? b->pipes->list : NULL;
+    while (p && !(p->named && p->error && !strcmp(p->named, name)))
+        p = p->next;
+    if (!p && job)
+        snprintf(why, len, "no registered pipeline \"%s\" (evrun-cli pipelines lists them)",
+                 name);
+    else if (!p)
+        snprintf(why, len, "no registered pipeline \"%s\" (evrun-cli pipelines lists them; "
+                 "a pipeline file in %s registers its pipeline name)", name,
+                 b->pipes && b->pipes->dir ? b->pipes->dir : "the pipelines_dir");
+    if (!p)
+        return;
+    /* its first error (the rest are a `pipelines` away), which starts
+       with the file's path: a job gets it from the file's name on */
+    const char *e = p->error;
+    size_t dl = strlen(b->pipes->dir);
+    if (job && !strncmp(e, b->pipes->dir, dl) && e[dl] == '/')
+        e += dl + 1;
+    size_t first = strcspn(e, "\n");
+    const char *rest = e + first;   /* more errors, or only s_load's line on the last good version */
+    static const char last_good[] = "\n(the file's last good version";
+    bool more = *rest && !(!strncmp(rest, last_good, sizeof last_good - 1)
+                           && !strchr(rest + 1, '\n'));
+    snprintf(why, len, "no registered pipeline \"%s\": its file %s names it but has errors: "
+             "%.*s%s; fix the file: the broker reads it again when it changes", name,
+             p->file, (int) (first < 2048 ? first : 2048), e,
+             more ? " (and more: evrun-cli pipelines shows them)" : "");
+}
+
+void
 evr_pipelines_start(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
 {
     const evr_pipe_t *p = evr_pipelines_find(b, req->pipeline);
     if (!p) {
+        char why[3072];
+        evr_pipelines_unknown(b, req->pipeline, false, why, sizeof why);
         evr_queue_flush(b);     /* after the answers of the submits read before it */
-        evr_bus_send_error(b->clients, rid, EVR_CODE_NOT_FOUND, "no registered pipeline \"%s\" "
-                           "(evrun-cli pipelines lists them; a pipeline file in %s registers "
-                           "its pipeline name)", req->pipeline,
-                           b->pipes && b->pipes->dir ? b->pipes->dir : "the pipelines_dir");
+        evr_bus_send_error(b->clients, rid, EVR_CODE_NOT_FOUND, "%s", why);
         return;
     }
     evr_msg_t m;

@@ -32,6 +32,9 @@ typedef struct evr_pipe {
     bool registered;        /* spec serves under spec->pipeline */
     char *error;            /* why the file's content is not used; NULL: it is */
     char *dup;              /* its pipeline name is registered by an earlier file */
+    char *named;            /* the pipeline: of a file refused (its errors) when
+                               no version of it serves that name: a start of
+                               that name says so */
     bool loaded;            /* spec loaded by this scan: logged once registered, or not */
     bool seen;              /* met by the current scan */
     struct timespec mtime;  /* of the content loaded or refused */
@@ -77,6 +80,12 @@ void evr_pipelines_turn(evr_broker_t *b);
 void evr_pipelines_reload(evr_broker_t *b);
 /*  The registered pipeline of name, or NULL. */
 evr_pipe_t *evr_pipelines_find(const evr_broker_t *b, const char *name);
+/*  Why name is not registered, into why: as a rule that no file has it,
+    or, when a file whose `pipeline:` is name is refused (and no version
+    of it serves that name), so, with its first error.  A job's trigger (job: true) is told no path of the
+    broker's host: the file by its name in the directory. */
+void evr_pipelines_unknown(const evr_broker_t *b, const char *name, bool job, char *why,
+                           size_t len);
 /*  Client requests `pipelines` and `start` (a start refused at once
     commits the staged submits first: their answers come before its). */
 void evr_pipelines_list(evr_broker_t *b, zframe_t *rid);

@@ -147,8 +147,7 @@ evr_trigger_on_message(evr_broker_t *b, zframe_t *rid, const char *runner, evr_m
         return;
     }
     if (!p && !msg->spec) {
-        snprintf(why, sizeof why, "no registered pipeline \"%s\" (evrun-cli pipelines lists "
-                 "them)", msg->pipeline);
+        evr_pipelines_unknown(b, msg->pipeline, true, why, sizeof why);
         s_answer(b, rid, msg->job, false, EVR_CODE_NOT_FOUND, why);
         return;
     }

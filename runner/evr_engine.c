@@ -966,7 +966,14 @@ evr_engine_summary(const evr_engine_t *self, const char *job_id, FILE *out)
     const evr_eng_job_t *j = s_find_job(self, job_id);
     if (!j)
         return;
-    fprintf(out, "\n%-24s  %-16s  %5s  %10s\n", "STEP", "STATUS", "EXIT", "DURATION");
+    /* STEP as wide as the longest name (a matrix combination's is up to 64
+       bytes: cut, two of them would read the same); STATUS fits the
+       longest, "timed_out (allowed)" */
+    int w = 24;
+    for (uint32_t i = 0; i < j->n; i++)
+        if (strlen(j->steps[i].spec->name) > (size_t) w)
+            w = (int) strlen(j->steps[i].spec->name);
+    fprintf(out, "\n%-*s  %-19s  %5s  %10s\n", w, "STEP", "STATUS", "EXIT", "DURATION");
     for (uint32_t i = 0; i < j->n; i++) {
         const evr_eng_step_t *st = &j->steps[i];
         uint64_t ms = st->t_start && st->t_end > st->t_start
@@ -980,7 +987,7 @@ evr_engine_summary(const evr_engine_t *self, const char *job_id, FILE *out)
         char status[32];
         snprintf(status, sizeof status, "%s%s", evr_step_status_name(st->status),
                  st->allowed ? " (allowed)" : "");
-        fprintf(out, "%-24.24s  %-16s  %5s  %10s\n", st->spec->name, status, exit, dur);
+        fprintf(out, "%-*s  %-19s  %5s  %10s\n", w, st->spec->name, status, exit, dur);
     }
     uint64_t from = j->t_accept ? j->t_accept : j->t_start;   /* its preparation counts */
     uint64_t jms = from ? (evr_mono_ns() - from) / 1000000u : 0;

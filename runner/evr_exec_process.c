@@ -354,11 +354,16 @@ s_create(evr_exec_t *base, const evr_exec_spec_t *spec, evr_exec_fn *fn, void *a
     size_t k = 0;
     bool has_home = false;
     if (output)
-        env[k++] = output;   /* first: it wins over a step's own EVRUN_OUTPUT */
+        env[k++] = output;
     for (uint32_t i = 0; i < n; i++) {
-        has_home |= !strcmp(spec->env->k[i], "HOME");
-        own[i] = evr_asprintf("%s=%s", spec->env->k[i], spec->env->v[i]);
-        if (strcmp(spec->env->k[i], "PATH") && (!ctl || strcmp(spec->env->k[i], "EVRUN_CONTROL")))
+        const char *key = spec->env->k[i];
+        has_home |= !strcmp(key, "HOME");
+        own[i] = evr_asprintf("%s=%s", key, spec->env->v[i]);
+        /* the runner's EVRUN_OUTPUT and EVRUN_CONTROL over the step's own:
+           left out, not put beside them (with a name twice, the shell
+           takes the later) */
+        if (strcmp(key, "PATH") && (!ctl || strcmp(key, "EVRUN_CONTROL"))
+            && (!output || strcmp(key, "EVRUN_OUTPUT")))
             env[k++] = own[i];
     }
     env[k++] = path;

@@ -4,6 +4,7 @@
     and reason (a command the shell could not run, the OOM killer),
     step.finished, a retry when its policy covers how it ended, and the
     unit's removal after the event is committed. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +38,11 @@ s_do_remove(void *arg, void *data, size_t len)
     st->job->ex->ops->remove(st->job->ex, data, s_removed, st->job);
 }
 
-/*  Whether the step's retry policy covers how it ended, with attempts left. */
+/*  Whether the step's retry policy covers how it ended, with attempts left.
+    A failure that stops the job (on_failure: stop) ends the retries of
+    the steps of its course, not of those that run after a failure (when:
+    always | on_failure, on_error: the failure does not stop them); none
+    after a cancel or a timeout of the job. */
 static bool
 s_retryable(const evr_eng_step_t *st)
 {
@@ -45,7 +50,8 @@ s_retryable(const evr_eng_step_t *st)
     const evr_eng_job_t *job = st->job;
     if (!r->present || st->attempt > r->max || job->cancelling || job->timed_out
         || job->eng->failure
-        || (job->failed && job->spec->on_failure == EVR_ON_FAILURE_STOP))
+        || (job->failed && job->spec->on_failure == EVR_ON_FAILURE_STOP
+            && !evr_eng_after_failure(st)))
         return false;
     const char *how = evr_step_status_name(st->status);
     for (uint32_t i = 0; i < r->on.n; i++)
@@ -129,11 +135,45 @@ s_shell_reason(evr_eng_step_t *st)
                            "(the step's output names it)");
 }
 
+/*  A host step that a signal ended, which the engine did not send, under
+    a limit of its own that ends a process that way: a reason that names
+    the limit (the exit alone says nothing of it).  RLIMIT_CPU ends a
+    process with SIGXCPU, then SIGKILL; under RLIMIT_AS an allocation
+    fails, and many programs then abort or crash. */
+static void
+s_limit_reason(evr_eng_step_t *st)
+{
+    const evr_spec_t *spec = st->job->spec;
+    if (spec->executor != EVR_EXECUTOR_PROCESS || st->reason || st->stop_sent || st->kill_sent
+        || st->timed_out || st->cancelled || st->lost)
+        return;
+    evr_limits_t lim;
+    evr_spec_limits_merge(spec, st->spec, &lim);
+    char text[32];
+    if (lim.cpu && (st->exit_code == 128 + SIGKILL || st->exit_code == 128 + SIGXCPU))
+        evr_eng_set_reason(st, "killed by %s, which evrun did not send: limits.cpu is %llu s "
+                           "of CPU time per process, and a process that uses it up is ended "
+                           "so (raise limits.cpu, or leave it out)",
+                           st->exit_code == 128 + SIGKILL ? "SIGKILL" : "SIGXCPU",
+                           (unsigned long long) ((lim.cpu + 999) / 1000));
+    else if (lim.memory && (st->exit_code == 128 + SIGSEGV || st->exit_code == 128 + SIGABRT
+                            || st->exit_code == 128 + SIGBUS)) {
+        s_size_text(lim.memory, text, sizeof text);
+        evr_eng_set_reason(st, "killed by %s: limits.memory is %s of address space per "
+                           "process, and a program whose allocation fails past it may end so "
+                           "(raise limits.memory, or leave it out)",
+                           st->exit_code == 128 + SIGSEGV ? "SIGSEGV"
+                           : st->exit_code == 128 + SIGABRT ? "SIGABRT" : "SIGBUS", text);
+    }
+    evr_rec_free(&evr_limits_type, &lim);
+}
+
 void
 evr_eng_step_finish(evr_eng_step_t *st)
 {
     evr_eng_job_t *job = st->job;
     s_shell_reason(st);
+    s_limit_reason(st);
     /* killed by the OOM killer, not by a stop of the engine's */
     if (st->oom_killed && st->exit_code && !st->stop_sent && !st->kill_sent && !st->timed_out
         && !st->cancelled) {

@@ -9,10 +9,12 @@
 #include "evr_cron.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -86,6 +88,8 @@ s_item(int idx, const char *s, const char *end, uint64_t *bits, evr_err_t *err)
             p++;
             if ((rc = s_value(f, idx, &p, &hi, err)))
                 return rc;
+            if (idx == 4 && hi == 0 && lo > 0)
+                hi = 7;     /* sat-sun, 5-0: Sunday as 7, the end of the week */
             if (hi < lo)
                 return evr_err_set(err, EVR_ERR_SPEC, "field %d (%s): range %.*s goes "
                                    "backwards: write the smaller value first", idx + 1,
@@ -211,9 +215,51 @@ evr_cron_parse(const char *expr, evr_cron_t *cron, evr_err_t *err)
     return EVR_OK;
 }
 
+/*  The zone's name as installed when it differs from zone in case only
+    (utc: UTC, europe/paris: Europe/Paris), into out; false when there is
+    none.  Each component is looked up in its directory. */
+static bool
+s_zone_case(const char *zone, char *out, size_t size)
+{
+    const size_t base = sizeof S_ZONEINFO - 1;
+    char dir[sizeof S_ZONEINFO + EVR_CRON_MAX_TZ + 1] = S_ZONEINFO;
+    size_t at = 0;      /* bytes of out: the zone's bytes, in the installed case */
+    for (const char *p = zone; *p;) {
+        size_t n = strcspn(p, "/");
+        if (at + 1 + n >= size || base + at + 1 + n >= sizeof dir)
+            return false;
+        DIR *d = opendir(dir);
+        struct dirent *e = NULL;
+        while (d && (e = readdir(d)))
+            if (strlen(e->d_name) == n && !strncasecmp(e->d_name, p, n))
+                break;
+        bool found = e != NULL;
+        if (found) {
+            if (at)
+                out[at++] = '/';
+            memcpy(out + at, e->d_name, n);
+            at += n;
+            memcpy(dir + base, out, at);
+            dir[base + at] = '/';
+            dir[base + at + 1] = '\0';
+        }
+        if (d)
+            closedir(d);
+        if (!found)
+            return false;
+        p += n + (p[n] == '/');
+    }
+    out[at] = '\0';
+    dir[base + at] = '\0';
+    struct stat st;
+    return at && strcmp(out, zone) && stat(dir, &st) == 0 && S_ISREG(st.st_mode);
+}
+
 const char *
 evr_cron_zone_problem(const char *zone)
 {
+    /* the answer with a suggestion (a spec's decode checks it, in any thread) */
+    static _Thread_local char why[EVR_CRON_MAX_TZ + 160];
     if (!zone || !*zone)
         return "empty time zone name";
     if (strlen(zone) > EVR_CRON_MAX_TZ)
@@ -226,6 +272,12 @@ evr_cron_zone_problem(const char *zone)
     char path[sizeof S_ZONEINFO + EVR_CRON_MAX_TZ];
     snprintf(path, sizeof path, "%s%s", S_ZONEINFO, zone);
     struct stat st;
+    char near[EVR_CRON_MAX_TZ + 1];
+    if ((stat(path, &st) != 0 || !S_ISREG(st.st_mode)) && s_zone_case(zone, near, sizeof near)) {
+        snprintf(why, sizeof why, "unknown time zone: no such file under /usr/share/zoneinfo; "
+                 "did you mean %s? (names are case-sensitive)", near);
+        return why;
+    }
     if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
         return "unknown time zone: no such file under /usr/share/zoneinfo (names as "
                "Area/City, e.g. Europe/Paris, America/New_York, UTC)";

@@ -4,7 +4,8 @@
     Five fields, minute hour day-of-month month day-of-week, each `*`, a
     number, a range `A-B`, a step (star-slash-S, `A-B/S`, `A/S`: A to the end),
     or a comma list of these; months and days of the week also by their
-    English three-letter names (jan, mon; any case), Sunday 0 or 7.  When
+    English three-letter names (jan, mon; any case), Sunday 0 or 7 (a
+    range of week days that ends on Sunday takes it as 7: sat-sun).  When
     both day fields are restricted (neither starts with `*`), a day
     matches when either does (the usual cron rule); otherwise both must.
 
@@ -41,8 +42,9 @@ evr_rc_t evr_cron_parse(const char *expr, evr_cron_t *cron, evr_err_t *err);
 
 /*  NULL when zone names an IANA time zone installed under
     /usr/share/zoneinfo (a regular file of zone data, "TZif"; a relative
-    name of letters, digits, `_ + - /`, no `..`), else why not (a static
-    string). */
+    name of letters, digits, `_ + - /`, no `..`), else why not (static,
+    good until the next call; a name installed in another case is given:
+    "did you mean UTC?"; thread-local). */
 const char *evr_cron_zone_problem(const char *zone);
 
 /*  The first fire time (seconds since the epoch) strictly after `after`,

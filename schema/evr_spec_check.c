@@ -290,7 +290,9 @@ s_check_cache(const evr_spec_t *spec, const evr_reclist_t *cache, const char *pa
 }
 
 /*  Depth-first search for a cycle through step i.  color: 0 white,
-    1 on the stack, 2 done.  stack holds the current path. */
+    1 on the stack, 2 done.  stack holds the current path.  A cycle found
+    is said and its search ends (the path marked done), so each search
+    from a step not yet seen says at most one. */
 static bool
 s_find_cycle(const evr_spec_t *spec, uint32_t i, uint8_t *color, uint32_t *stack,
              uint32_t depth, evr_diag_t *diag)
@@ -320,6 +322,10 @@ s_find_cycle(const evr_spec_t *spec, uint32_t i, uint8_t *color, uint32_t *stack
             char p[64];
             snprintf(p, sizeof p, "steps[%u].needs", i);
             evr_diag_add(diag, p, "dependency cycle: %s", buf);
+            /* the steps on the path are done with: a search from another
+               step that meets them finds no cycle that is not there */
+            for (uint32_t d = 0; d <= depth; d++)
+                color[stack[d]] = 2;
             return true;
         }
         if (color[j] == 0 && s_find_cycle(spec, (uint32_t) j, color, stack, depth + 1, diag))
@@ -430,7 +436,38 @@ s_check_unit_forms(const evr_spec_t *spec, evr_diag_t *diag)
     free(form);
 }
 
-/*  "unknown step", with the step name it is a near-miss of. */
+/*  Whether a and b, the "[K=v,...]" ends of two step names, hold the
+    same pairs, in any order. */
+static bool
+s_same_pairs(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la != lb || la < 2 || a[la - 1] != ']' || b[lb - 1] != ']')
+        return false;
+    size_t na = 0, nb = 0;
+    for (const char *q = a; *q; q++)
+        na += *q == ',';
+    for (const char *q = b; *q; q++)
+        nb += *q == ',';
+    if (na != nb)
+        return false;
+    for (const char *q = a + 1; q < a + la - 1;) {   /* each pair of a is one of b's */
+        size_t pl = strcspn(q, ",]");
+        bool found = false;
+        for (const char *r = b + 1; r < b + lb - 1 && !found;) {
+            size_t rl = strcspn(r, ",]");
+            found = rl == pl && !strncmp(q, r, pl);
+            r += rl + 1;
+        }
+        if (!found)
+            return false;
+        q += pl + 1;
+    }
+    return true;
+}
+
+/*  "unknown step", with the step name it is a near-miss of; for a
+    combination of a matrix step that has none so named, its names. */
 static void
 s_unknown_need(const evr_spec_t *spec, const char *p, const char *need, evr_diag_t *diag)
 {
@@ -439,9 +476,54 @@ s_unknown_need(const evr_spec_t *spec, const char *p, const char *need, evr_diag
     for (uint32_t i = 0; i < spec->steps.n && n < EVR_SPEC_MAX_STEPS; i++)
         if (evr_spec_step(spec, i)->name)
             names[n++] = evr_spec_step(spec, i)->name;
-    const char *near = evr_diag_near(need, names, n);
+    if (!strcmp(need, "on_error")) {    /* no step may be called so: it is the last one */
+        evr_diag_add(diag, p, "unknown step \"on_error\": on_error is the job's last step, "
+                     "run after every other one, so no step can need it (remove it)");
+        return;
+    }
+    const char *open = strchr(need, '[');
+    size_t base = open ? (size_t) (open - need) : 0;
+    char list[512] = "";
+    size_t used = 0, ncomb = 0;
+    for (size_t i = 0; base && i < n; i++) {
+        if (strncmp(names[i], need, base) || names[i][base] != '[')
+            continue;   /* not a combination of the step need names */
+        if (s_same_pairs(need + base, names[i] + base)) {
+            evr_diag_add(diag, p, "unknown step \"%s\"; did you mean %s? (a matrix step's "
+                         "name lists its keys in the order of its matrix)", need, names[i]);
+            return;
+        }
+        int w = ncomb < 8 ? snprintf(list + used, sizeof list - used, "%s%s", ncomb ? ", " : "",
+                                     names[i]) : 0;
+        if (w > 0 && (size_t) w < sizeof list - used)
+            used += (size_t) w;
+        ncomb++;
+    }
+    if (ncomb) {
+        evr_diag_add(diag, p, "unknown step \"%s\": the combinations of %.*s are %s%s "
+                     "(needs: [%.*s] waits for all of them)", need, (int) base, need, list,
+                     ncomb > 8 ? ", ..." : "", (int) base, need);
+        return;
+    }
+    /* a matrix step's name as written is a candidate too ("buidl": build) */
+    char (*bases)[EVR_SPEC_MAX_NAME + 1] = evr_calloc(n + 1, sizeof *bases);
+    const char **cand = evr_calloc(2 * n + 1, sizeof *cand);
+    size_t nc = 0, nb = 0;
+    for (size_t i = 0; i < n; i++) {
+        cand[nc++] = names[i];
+        size_t bl = strcspn(names[i], "[");
+        if (!names[i][bl] || bl > EVR_SPEC_MAX_NAME
+            || (nb && !strncmp(bases[nb - 1], names[i], bl) && !bases[nb - 1][bl]))
+            continue;   /* no matrix, or the base of the combination before */
+        memcpy(bases[nb], names[i], bl);
+        bases[nb][bl] = '\0';
+        cand[nc++] = bases[nb++];
+    }
+    const char *near = evr_diag_near(need, cand, nc);
     evr_diag_add(diag, p, "unknown step \"%s\"%s%s%s", need, near ? "; did you mean " : "",
                  near ? near : "", near ? "?" : "");
+    free(cand);
+    free(bases);
 }
 
 /*  names: whether every step's name is known (the matrices expanded), so
@@ -502,9 +584,9 @@ s_check_steps(const evr_spec_t *spec, bool names, evr_diag_t *diag)
     bool heap = n > EVR_SPEC_MAX_STEPS;
     uint8_t *color = heap ? evr_calloc(n, 1) : color_s;
     uint32_t *stack = heap ? evr_calloc(n + 1, sizeof(uint32_t)) : stack_s;
-    for (uint32_t i = 0; i < n; i++)
-        if (color[i] == 0 && s_find_cycle(spec, i, color, stack, 0, diag))
-            break;   /* one cycle is enough to report */
+    for (uint32_t i = 0; i < n; i++)   /* every cycle apart from the others: all at once */
+        if (color[i] == 0)
+            s_find_cycle(spec, i, color, stack, 0, diag);
     if (heap) {
         free(color);
         free(stack);

@@ -75,7 +75,8 @@ s_component_ok(const char *p, size_t n)
 
 /*  Whether the n bytes at p are a registry host: DNS labels of
     [A-Za-z0-9-] (no - first or last) joined by dots, or an IPv6 address
-    in brackets, then an optional :PORT of 1 to 5 digits. */
+    in brackets, then an optional :PORT, 1 to 65535 (podman would take a
+    larger one, and every pull of it fail). */
 static bool
 s_host_ok(const char *p, size_t n)
 {
@@ -107,8 +108,12 @@ s_host_ok(const char *p, size_t n)
         return true;
     const char *colon = p + i;
     size_t digits = n - i - 1;
-    return *colon == ':' && digits >= 1 && digits <= 5
-        && strspn(colon + 1, "0123456789") >= digits;
+    if (*colon != ':' || digits < 1 || digits > 5 || strspn(colon + 1, "0123456789") < digits)
+        return false;
+    unsigned long port = 0;
+    for (size_t k = 1; k <= digits; k++)
+        port = port * 10 + (unsigned long) (colon[k] - '0');
+    return port >= 1 && port <= 65535;
 }
 
 /*  Why the digest d (after the @) is not ALGORITHM:HEX, or NULL. */
@@ -188,7 +193,8 @@ evr_spec_image_problem(const char *ref)
                  || (n == 9 && !memcmp(ref, "localhost", 9)) || upper;
         if (host && !s_host_ok(ref, n)) {
             snprintf(why, sizeof why, "\"%.*s\" is not a registry host (HOST or HOST:PORT, a "
-                     "host name of letters, digits, - and dots)", (int) (n > 64 ? 64 : n), ref);
+                     "host name of letters, digits, - and dots, a PORT 1-65535)", (int) (n > 64 ? 64 : n),
+                     ref);
             return why;
         }
         if (host)

@@ -269,6 +269,35 @@ s_check_matrix_needs(const evr_spec_t *spec, const evr_step_t *st, uint32_t i,
     return ok;
 }
 
+/*  Whether step i's written name is its own where a matrix is involved:
+    a matrix step and an earlier step of the same name (with a matrix or
+    not) expand to different names, but `needs: [NAME]` would stand for
+    the first of them only.  Two plain steps of one name are left to the
+    check of the expanded names (evr_spec_check.c). */
+static bool
+s_check_matrix_name(const evr_spec_t *spec, const evr_step_t *st, uint32_t i, evr_diag_t *diag)
+{
+    for (uint32_t j = 0; st->name && j < i; j++) {
+        const evr_step_t *o = evr_spec_step(spec, j);
+        if (!o->name || strcmp(o->name, st->name) || (!st->matrix.n && !o->matrix.n))
+            continue;
+        char p[64], q[64];
+        uint32_t line = 0, col = 0;
+        snprintf(p, sizeof p, "steps[%u].name", i);
+        snprintf(q, sizeof q, "steps[%u].name", j);
+        if (evr_diag_pos(diag, q, &line, &col))
+            evr_diag_add(diag, p, "duplicate step name \"%s\" (first at line %u; a matrix "
+                         "step's name stands for all its combinations, in needs too): rename "
+                         "one", st->name, line);
+        else
+            evr_diag_add(diag, p, "duplicate step name \"%s\" (same as steps[%u]; a matrix "
+                         "step's name stands for all its combinations, in needs too): rename "
+                         "one", st->name, j);
+        return false;
+    }
+    return true;
+}
+
 evr_rc_t
 evr_spec_expand(evr_spec_t *spec, evr_diag_t *diag)
 {
@@ -279,6 +308,8 @@ evr_spec_expand(evr_spec_t *spec, evr_diag_t *diag)
     for (uint32_t i = 0; i < n; i++) {
         const evr_step_t *st = evr_spec_step(spec, i);
         count[i] = s_check_matrix_needs(spec, st, i, diag) ? s_check_matrix(st, i, diag) : 0;
+        if (!s_check_matrix_name(spec, st, i, diag))
+            count[i] = 0;
         bad |= !count[i];
         any |= st->matrix.n > 0;
         first[i] = total;

@@ -803,8 +803,17 @@ s_load_rec(s_ctx_t *ctx, yaml_node_t *node, const evr_rectype_t *type, void *rec
             s_path(fpath, sizeof fpath, "%s%s%s", path, *path ? "." : "", type->fields[i].key);
             const char *tn = s_type_name(type);
             bool plural = tn[strlen(tn) - 1] == 's';   /* artifacts, limits */
-            s_err(ctx, node, fpath, "missing (%s%s need%s %s:)", plural ? "" : "a ", tn,
-                  plural ? "" : "s", type->fields[i].key);
+            /* GitLab's retry: {max: 2} retries on any failure, and its
+               when: is optional: say what each key takes */
+            if (type == &evr_retry_type && !strcmp(type->fields[i].key, "on"))
+                s_err(ctx, node, fpath, "missing (a retry needs on:, the outcomes that retry "
+                      "the step: failed, timed_out, lost; e.g. on: [failed])");
+            else if (type == &evr_retry_type && !strcmp(type->fields[i].key, "max"))
+                s_err(ctx, node, fpath, "missing (a retry needs max:, the further attempts "
+                      "at most, 0 to 100; e.g. max: 2)");
+            else
+                s_err(ctx, node, fpath, "missing (%s%s need%s %s:)", plural ? "" : "a ", tn,
+                      plural ? "" : "s", type->fields[i].key);
             ok = false;
         }
     /* each field read whole gets its own check, whatever is wrong with

@@ -209,13 +209,43 @@ evr_yaml_pairs(yaml_document_t *doc, yaml_node_t *map, const char *path, size_t 
             s_push(&m, k, v);
     }
     if (merges) {
+        size_t written = m.n;
         for (size_t i = 0; i < m.n; i++)
             (void) s_taken(&m, m.v[i].key, true);
+        /* each merge's pairs go where its << is written: in a matrix the
+           order of the keys names the combinations (README "Matrix
+           steps"); which value wins does not depend on it */
+        size_t *at = evr_calloc(np + 1, sizeof *at);     /* written pairs before merge i */
+        size_t *end = evr_calloc(np + 1, sizeof *end);   /* m.n after merge i */
+        size_t before = 0;
         for (size_t i = 0; i < np && *budget; i++) {
             yaml_node_t *k = yaml_document_get_node(doc, pr[i].key);
+            at[i] = before;
             if (s_is_merge(k))
                 s_merge_value(&m, yaml_document_get_node(doc, pr[i].value), 1);
+            else
+                before++;
+            end[i] = m.n;
         }
+        evr_ypair_t *v = evr_calloc(m.n + 1, sizeof *v);
+        size_t out = 0, w = 0, from = written;
+        for (size_t i = 0; i < np; i++) {
+            yaml_node_t *k = yaml_document_get_node(doc, pr[i].key);
+            if (!s_is_merge(k))
+                continue;
+            for (; w < at[i] && w < written; w++)
+                v[out++] = m.v[w];
+            for (; from < end[i] && from < m.n; from++)
+                v[out++] = m.v[from];
+        }
+        for (; w < written; w++)
+            v[out++] = m.v[w];
+        for (; from < m.n; from++)
+            v[out++] = m.v[from];
+        free(m.v);
+        m.v = v;
+        free(at);
+        free(end);
     }
     free(m.set);
     *pairs = m.v;

@@ -23,7 +23,8 @@ typedef struct {
 
 /*  The pairs of mapping node map, merge keys resolved: the pairs written
     in map other than `<<` (in order, duplicates kept for the caller to
-    report), then the merged pairs whose keys are not taken yet.  Each
+    report) and, in the place of each `<<`, the pairs it merges whose keys
+    are not taken yet (by a written pair or an earlier merge).  Each
     pair visited in a merged mapping costs one node of *budget (so that
     aliases of aliases stay bounded); when it runs out, the error is
     reported and *budget is 0.  A `<<` whose value is not a mapping or a

@@ -205,9 +205,14 @@ s_wait(evr_cli_t *cli, const char *job, volatile sig_atomic_t *stop, bool patien
                  : st >= EVR_JOB_SUCCEEDED ? (st == EVR_JOB_SUCCEEDED ? 1 : 2) : 0;
         if (done && rep.type == EVR_MSG_JOB && cli->json)
             evr_cli_json(&rep);     /* the end as `status --json` prints it */
-        else if (done && rep.type == EVR_MSG_JOB)
-            printf("job %s %s%s%s\n", job, rep.status, rep.reason ? ": " : "",
+        else if (done && rep.type == EVR_MSG_JOB) {
+            char allowed[48] = "";  /* as status says it, and the runner's last line */
+            if (rep.allowed_failures)
+                snprintf(allowed, sizeof allowed, " (%u step%s failed (allowed))",
+                         rep.allowed_failures, rep.allowed_failures == 1 ? "" : "s");
+            printf("job %s %s%s%s%s\n", job, rep.status, allowed, rep.reason ? ": " : "",
                    rep.reason ? rep.reason : "");
+        }
         evr_msg_clear(&rep);
         if (done)
             return done - 1;

@@ -38,7 +38,8 @@ s_help(FILE *out)
             "Prints FILE: ok for each valid file; errors go to stderr as\n"
             "file:line:column: field: message.  A warning (the exit status stays 0):\n"
             "a step written without needs in a pipeline whose other steps have needs\n"
-            "starts at once (needs: [] says it is meant).\n"
+            "starts at once (needs: [] says it is meant); parallel over 1 in a\n"
+            "pipeline whose steps run one after another (no needs, no dag: true).\n"
             "\n"
             "  -a, --arg NAME=VALUE  give an arg, as evrun-cli run would\n"
             "  -p, --print           print the normalized spec of each valid file as JSON\n"
@@ -77,14 +78,27 @@ s_written_name(const evr_spec_t *spec, uint32_t i, char *buf, size_t size)
 /*  Warnings of a valid file: in a DAG (a step has needs), a step written
     without needs below another starts at once, which a reader of the
     file (or of GitLab's stages) may not expect.  `needs: []` written says
-    it is meant.  Printed on stderr as file:line:column: steps[i]: warning:
-    ...; they change no exit status. */
+    it is meant.  In a sequence (no needs, no dag: true), `parallel` over 1
+    changes nothing.  Printed on stderr as file:line:column: FIELD:
+    warning: ...; they change no exit status. */
 void
 evr_cli_warn_dag(const char *file, const evr_spec_t *spec, const evr_diag_t *diag)
 {
     bool dag = false;   /* one step needs another (not dag: true alone: said, meant) */
     for (uint32_t i = 0; i < spec->steps.n && !dag; i++)
         dag = evr_spec_step(spec, i)->needs.n > 0;
+    if (!dag && !spec->dag && spec->parallel > 1 && spec->steps.n > 1) {
+        /* GitLab's parallel makes copies of a job; here it bounds a DAG's
+           steps at once, and a sequence runs one at a time whatever it says */
+        uint32_t line = 0, col = 0;
+        char at[64] = "";
+        if (evr_diag_pos(diag, "parallel", &line, &col))
+            snprintf(at, sizeof at, "%u:%u:", line, col);
+        fprintf(stderr, "%s:%s parallel: warning: %u steps at once, but no step has needs: "
+                "the steps run one after another, so parallel changes nothing (give steps "
+                "needs, or write dag: true to start them all at once, up to parallel)\n", file,
+                at, spec->parallel);
+    }
     uint32_t last = UINT32_MAX;
     for (uint32_t i = 1; dag && i < spec->steps.n; i++) {
         const evr_step_t *st = evr_spec_step(spec, i);

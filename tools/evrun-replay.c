@@ -261,8 +261,16 @@ s_steps_table(const evr_job_t *job)
            evr_job_status_name(job->status), cancel);
     if (job->reason)
         printf("reason: %s\n", job->reason);
-    /* STATUS fits the longest, "timed_out (allowed)" */
-    printf("\n%-24s  %-19s  %-7s  %4s  %10s  %s\n", "STEP", "STATUS", "ATTEMPT", "EXIT",
+    /* STEP as wide as the longest name (a matrix combination's is up to 64
+       bytes: cut, two of them would read the same); STATUS fits the
+       longest, "timed_out (allowed)" */
+    int w = 24;
+    for (uint32_t i = 0; i < job->steps.n; i++) {
+        const char *name = evr_job_step(job, i)->name;
+        if (name && strlen(name) > (size_t) w)
+            w = (int) strlen(name);
+    }
+    printf("\n%-*s  %-19s  %-7s  %4s  %10s  %s\n", w, "STEP", "STATUS", "ATTEMPT", "EXIT",
            "DURATION", "CONTAINER");
     for (uint32_t i = 0; i < job->steps.n; i++) {
         const evr_stepstate_t *st = evr_job_step(job, i);
@@ -279,7 +287,7 @@ s_steps_table(const evr_job_t *job)
         char status[32];
         snprintf(status, sizeof status, "%s%s", evr_step_status_name(st->status),
                  st->allowed ? " (allowed)" : "");
-        printf("%-24.24s  %-19s  %7u  %4s  %10s  %s\n", st->name, status, st->attempt, exit, dur,
+        printf("%-*s  %-19s  %7u  %4s  %10s  %s\n", w, st->name ? st->name : "-", status, st->attempt, exit, dur,
                st->container ? st->container : "-");
     }
     for (uint32_t i = 0; i < job->steps.n; i++) {   /* step.outputs, masked */

@@ -172,5 +172,21 @@ check "--job ID --job ID: the job" status_is 0 "$bin/evrun-replay" "$store" --jo
 check "--events --events: the events" [ "$("$bin/evrun-replay" "$store" --events --events | wc -l)" -eq 75 ]
 check "--events --verify: still two views, exit 2" status_is 2 "$bin/evrun-replay" "$store" --events --verify
 
+# --job shows a step's whole name: the combinations of a matrix step differ
+# at the end of theirs (cut at 24 bytes, V=10 and V=11 read the same)
+cat > "$tmp/mx.yml" <<'YML'
+pipeline: mx
+executor: process
+steps:
+  - { name: test, matrix: { OS: [linux], CC: [gcc], V: [10, 11] }, run: "true" }
+YML
+"$bin/evrun-runner" --exec "$tmp/mx.yml" --executors process --state-dir "$tmp/mx" \
+  > "$tmp/mx.out" 2>&1
+mxjob=$("$bin/evrun-replay" "$tmp/mx" --json | head -n 1 | sed 's/.*"id":"\([0-9A-Z]*\)".*/\1/')
+"$bin/evrun-replay" "$tmp/mx" --job "$mxjob" > "$tmp/mx.txt"
+check "--job: a long step name whole (V=10)" grep -Eq '^test\[OS=linux,CC=gcc,V=10\] +succeeded' "$tmp/mx.txt"
+check "--job: a long step name whole (V=11)" grep -Eq '^test\[OS=linux,CC=gcc,V=11\] +succeeded' "$tmp/mx.txt"
+check "--exec's summary: a long step name whole" grep -Eq '^test\[OS=linux,CC=gcc,V=11\] +succeeded' "$tmp/mx.out"
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

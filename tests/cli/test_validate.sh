@@ -83,6 +83,16 @@ EVRUN_STATE_DIR=$tmp/nobroker "$cli" submit "$tmp/mixed.yml" > /dev/null 2> "$tm
 check "submit: the same warning, before it finds no broker" \
   grep -qxF "$tmp/mixed.yml:5:5: steps[1]: warning: no needs, in a pipeline whose other steps have needs: lint starts at once, not after build (write needs: [build] to wait for it, or needs: [] to start it at once without this warning)" "$tmp/err"
 
+# parallel in a sequence (no needs, no dag: true) changes nothing: said, at its line
+printf 'pipeline: seq\nimage: localhost/evrun-busybox:latest\nparallel: 4\nsteps: [{name: a, run: a}, {name: b, run: b}]\n' > "$tmp/seq.yml"
+"$cli" validate "$tmp/seq.yml" > "$tmp/out" 2> "$tmp/err"
+check "parallel in a sequence: still valid, exit 0" [ $? -eq 0 ]
+check "parallel in a sequence: a warning at its line" \
+  grep -qxF "$tmp/seq.yml:3:11: parallel: warning: 4 steps at once, but no step has needs: the steps run one after another, so parallel changes nothing (give steps needs, or write dag: true to start them all at once, up to parallel)" "$tmp/err"
+printf 'pipeline: seq\nimage: localhost/evrun-busybox:latest\nparallel: 4\ndag: true\nsteps: [{name: a, run: a}, {name: b, run: b}]\n' > "$tmp/seq.yml"
+"$cli" validate "$tmp/seq.yml" > /dev/null 2> "$tmp/err"
+check "parallel with dag: true: no warning" [ ! -s "$tmp/err" ]
+
 "$cli" validate > /dev/null 2>&1
 check "no file: exit 2" [ $? -eq 2 ]
 "$cli" validate -a bad "$src/examples/hello.yml" > /dev/null 2>&1

@@ -73,6 +73,7 @@ YML
   check "follow: on_error with the failed steps" grep -qx "on_error | oe build|failed (exit 3)" "$tmp/flow.out"
   check "status failed" [ "$(field "$j" status)" = failed ]
   check "status: the allowed failure counted" grep -q "^status    failed (1 step failed (allowed))" <(cli status "$j")
+  check "follow: its last line counts it too" grep -q "^job $j failed (1 step failed (allowed)): step build failed" "$tmp/flow.out"
   check "jobs: the allowed failure counted" grep -q "^$j .*failed .*1 failed (allowed)$" <(cli jobs)
   check "steps: on_error counted" grep -q "^steps     6/6 done" <(cli status "$j")
   timeout 20 "$bin/evrun-tail" --job "$j" --events > "$tmp/flow.tail" 2>&1
@@ -94,6 +95,7 @@ YML
   check "allowed only: exit 0" [ $? -eq 0 ]
   j=$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$tmp/flowok.out")
   check "allowed only: succeeded, saying so" grep -q "^status    succeeded (1 step failed (allowed))" <(cli status "$j")
+  check "allowed only: run --follow's last line says so" grep -qx "job $j succeeded (1 step failed (allowed))" "$tmp/flowok.out"
   check "allowed only: on_error never ran" bash -c "! grep -q never '$tmp/flowok.out'"
   # a cancel: the always step runs, on_error does not
   pipeline flowcancel <<'YML'

@@ -87,6 +87,10 @@ YML
   cli start nope > "$tmp/out" 2>&1
   check "registered: an unknown name is refused (exit 1)" [ $? -eq 1 ]
   check "registered: ... saying so" grep -q "not_found: no registered pipeline \"nope\"" "$tmp/out"
+  cli start broken > "$tmp/out" 2>&1
+  check "registered: a name whose file never loaded is refused (exit 1)" [ $? -eq 1 ]
+  check "registered: ... saying its file has errors, and the first" grep -q \
+    "not_found: no registered pipeline \"broken\": its file broken.yml names it but has errors: .*/broken.yml:2:8: steps: expected a list" "$tmp/out"
   cli start greet -a NOPE=1 > "$tmp/out" 2>&1
   check "registered: an unknown arg is refused" grep -q "declares no arg \"NOPE\"" "$tmp/out"
   check "registered: ... named after the request made, start" grep -q "start: args.NOPE: the pipeline declares no arg" "$tmp/out"
@@ -106,6 +110,13 @@ YML
   check "... and says so" grep -qx "evrun-cli start: note: pipeline greet's file greet.yml has errors (evrun-cli pipelines shows them): this job runs the last version of it that loaded" "$tmp/out"
   cli start greet --json > "$tmp/out" 2>&1
   check "... in the accepted answer's message (--json)" grep -q '"job":"[0-9A-Z]*","message":"pipeline greet'"'"'s file greet.yml has errors' "$tmp/out"
+  # an edit with errors that renames the pipeline: a start of the new name says why not
+  printf 'pipeline: greet2\nsteps: 3\n' > "$tmp/pipelines/greet.yml"
+  check "renamed with errors: listed" until_ok 5 has_text "greet.yml:2:8: steps: expected a list"
+  cli start greet2 > "$tmp/out" 2>&1
+  check "renamed with errors: a start of the new name says its file has errors" grep -q \
+    "not_found: no registered pipeline \"greet2\": its file greet.yml names it but has errors: .*/greet.yml:2:8: steps: expected a list" "$tmp/out"
+  check "... the last good version's line is not taken for more errors" bash -c "! grep -q 'and more' '$tmp/out'"
   # a good edit and a new file are picked up without a signal
   sed 's/v1/v2/' > "$tmp/pipelines/greet.yml" <<'YML'
 pipeline: greet

@@ -48,6 +48,15 @@ test_parse_good(void)
     CHECK(evr_cron_parse("* * * * *", &c, &err) == EVR_OK);
     CHECK(c.minutes == (1ull << 60) - 1 && c.hours == (1u << 24) - 1);
     CHECK(c.mday_star && c.wday_star);
+    /* a range of week days that ends on Sunday takes it as 7 (README) */
+    CHECK(evr_cron_parse("0 0 * * sat-sun", &c, &err) == EVR_OK);
+    CHECK(c.wdays == (1u | 1u << 6));
+    CHECK(evr_cron_parse("0 0 * * 5-0", &c, &err) == EVR_OK);
+    CHECK(c.wdays == (1u | 1u << 5 | 1u << 6));
+    CHECK(evr_cron_parse("0 0 * * mon-sun/2", &c, &err) == EVR_OK);
+    CHECK(c.wdays == (1u << 1 | 1u << 3 | 1u << 5 | 1u));   /* 1, 3, 5, 7 */
+    CHECK(evr_cron_parse("0 0 * * sun-sun", &c, &err) == EVR_OK);
+    CHECK(c.wdays == 1u);
     CHECK(evr_cron_parse("*/15 0,12 1-5 JAN-mar sun,7", &c, &err) == EVR_OK);
     CHECK(c.minutes == (1ull | 1ull << 15 | 1ull << 30 | 1ull << 45));
     CHECK(c.hours == (1u | 1u << 12));
@@ -79,6 +88,8 @@ test_parse_bad(void)
           "field 2 (hour): 1234567890123456... is out of range 0-23");
     s_bad("* * * foo *", "field 4 (month): unexpected \"foo\"");
     s_bad("5-1 * * * *", "range 5-1 goes backwards");
+    s_bad("* * * * 7-1", "range 7-1 goes backwards");
+    s_bad("* * * * sun-sun,7-sat", "range 7-sat goes backwards");
     s_bad("*/0 * * * *", "step /0: expected a number 1-59");
     s_bad("*/ * * * *", "step /: expected");
     s_bad("1,,2 * * * *", "an empty item");
@@ -97,6 +108,13 @@ test_zone(void)
     CHECK(evr_cron_zone_problem("Europe/Paris") == NULL);
     CHECK(evr_cron_zone_problem("UTC") == NULL);
     CHECK_CONTAINS(evr_cron_zone_problem("Mars/Olympus"), "unknown time zone");
+    CHECK(!strstr(evr_cron_zone_problem("Mars/Olympus"), "did you mean"));
+    /* a name installed in another case is given (component by component) */
+    CHECK_CONTAINS(evr_cron_zone_problem("utc"), "unknown time zone: no such file under "
+                   "/usr/share/zoneinfo; did you mean UTC? (names are case-sensitive)");
+    CHECK_CONTAINS(evr_cron_zone_problem("europe/paris"), "did you mean Europe/Paris?");
+    CHECK_CONTAINS(evr_cron_zone_problem("AMERICA/NEW_YORK"), "did you mean America/New_York?");
+    CHECK(!strstr(evr_cron_zone_problem("europe"), "did you mean"));   /* a directory */
     CHECK_CONTAINS(evr_cron_zone_problem("../etc/passwd"), "no ..");
     CHECK_CONTAINS(evr_cron_zone_problem("/etc/localtime"), "relative");
     CHECK_CONTAINS(evr_cron_zone_problem("Europe"), "unknown time zone");   /* a directory */

@@ -132,6 +132,36 @@ test_executor_choice(void)
     evr_etest_destroy(&t);
 }
 
+/*  A host step ended by a signal the engine did not send, under a limit
+    of its own that ends a process so (limits.cpu: SIGKILL or SIGXCPU;
+    limits.memory: SIGSEGV, SIGABRT, SIGBUS): its reason names the limit,
+    which the exit code alone does not.  None without such a limit. */
+static void
+test_limit_reason(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_etest_with_process(t);
+    evr_etest_engine(t);
+    CHECK(evr_etest_submit(t, evr_etest_job(13), "pipeline: t\nexecutor: process\n"
+                           "on_failure: finish\nsteps:\n"
+                           "  - {name: c, needs: [], limits: {cpu: 1500ms}, run: exit 137}\n"
+                           "  - {name: x, needs: [], limits: {cpu: 2s}, run: exit 152}\n"
+                           "  - {name: m, needs: [], limits: {memory: 64M}, run: exit 139}\n"
+                           "  - {name: n, needs: [], run: exit 137}\n") == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(13)) == EVR_JOB_FAILED);
+    char *ev = evr_etest_events_of(t, 13);
+    CHECK(evr_etest_count(ev, "step.finished c 1 failed exit=137 reason=killed by SIGKILL, "
+                          "which evrun did not send: limits.cpu is 2 s of CPU time per "
+                          "process") == 1);
+    CHECK(evr_etest_count(ev, "step.finished x 1 failed exit=152 reason=killed by SIGXCPU") == 1);
+    CHECK(evr_etest_count(ev, "step.finished m 1 failed exit=139 reason=killed by SIGSEGV: "
+                          "limits.memory is 64 MiB of address space per process") == 1);
+    CHECK(evr_etest_count(ev, "step.finished n 1 failed exit=137\n") == 1);
+    free(ev);
+    evr_etest_destroy(&t);
+}
+
 /* ------------------------------------------------------------------ DAG */
 
 /*  The most steps running at once, from the job's events. */
@@ -331,6 +361,36 @@ test_retry_exhausted(void)
     CHECK(evr_etest_ncalls(t, EVR_FAKE_CREATE, 11, "bad", 0) == 2);
     CHECK(evr_etest_ncalls(t, EVR_FAKE_CREATE, 11, "bad", 3) == 0);
     CHECK(evr_etest_clean(t, 11));
+    evr_etest_destroy(&t);
+}
+
+/*  The steps that run after a failure (when: always | on_failure, and
+    on_error, which runs only then) take their retries in the failing job
+    too: the failure does not stop them (README "Control flow"), and
+    on_error's retry was never taken.  A step of the job's own course
+    started before the failure is not retried once it stops the job. */
+static void
+test_retry_after_failure(void)
+{
+    evr_etest_t *t = evr_etest_start(12, "on_error: {retry: {on: [failed], max: 1}, run: exit 6}\n"
+                                     "steps:\n  - name: a\n    run: exit 5\n"
+                                     "  - name: w\n    when: always\n"
+                                     "    retry: {on: [failed], max: 1}\n    run: exit 7\n"
+                                     "  - name: f\n    when: on_failure\n"
+                                     "    retry: {on: [failed], max: 2}\n    run: exit 8\n");
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(12)) == EVR_JOB_FAILED);
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_CREATE, 12, "a", 0) == 1);
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_CREATE, 12, "w", 0) == 2);
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_CREATE, 12, "f", 0) == 3);
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_CREATE, 12, "on_error", 0) == 2);
+    char *ev = evr_etest_events_of(t, 12);
+    CHECK(evr_etest_in_order(ev, "step.finished a 1 failed exit=5", "step.finished w 2 failed exit=7",
+                             "step.finished f 3 failed exit=8",
+                             "step.finished on_error 2 failed exit=6", "job.finished failed",
+                             NULL));
+    free(ev);
+    CHECK(evr_etest_clean(t, 12));
     evr_etest_destroy(&t);
 }
 
@@ -830,6 +890,8 @@ main(void)
     EVR_TEST_RUN(test_prep_failed_reason);
     EVR_TEST_RUN(test_retry);
     EVR_TEST_RUN(test_retry_exhausted);
+    EVR_TEST_RUN(test_retry_after_failure);
+    EVR_TEST_RUN(test_limit_reason);
     EVR_TEST_RUN(test_retry_lost);
     EVR_TEST_RUN(test_cancel);
     EVR_TEST_RUN(test_pause_resume);

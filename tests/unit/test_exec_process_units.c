@@ -76,6 +76,37 @@ test_env_isolated(void)
     s_teardown(&e);
 }
 
+/*  EVRUN_OUTPUT is the runner's, whatever the step's env says (README
+    "Step outputs": env cannot change it), and the step has it once: a
+    step's own EVRUN_OUTPUT went after it, and the shell takes the later
+    one, so the step wrote its outputs where the runner never reads. */
+static void
+test_env_output(void)
+{
+    s_env_t e;
+    s_setup(&e);
+    evr_strmap_t env = { 0 };
+    evr_strmap_set(&env, "EVRUN_OUTPUT", "mine");
+    evr_exec_spec_t spec = { .name = "evrun-JOB1-out-1", .job_id = "JOB1",
+                             .script = "echo \"$EVRUN_OUTPUT\"; env | grep -c '^EVRUN_OUTPUT='",
+                             .env = &env, .output = ".evrun-output-out-1-0123456789abcdef" };
+    s_res_t r;
+    CALL(&e, r, create, &spec);
+    CHECK(r.r.rc == EVR_OK);
+    s_tail_t t = { .ex = e.ex, .start = spec.name };
+    void *h = e.ex->ops->attach(e.ex, spec.name, s_on_out, s_on_head, s_on_done, &t);
+    CHECK(h != NULL);
+    s_until(e.loop, &t.done.called);
+    s_until(e.loop, &t.started.called);
+    char want[256];
+    snprintf(want, sizeof want, "%s/work/JOB1/.evrun-output-out-1-0123456789abcdef\n1\n",
+             e.dir);
+    CHECK_STR(t.out[0].p ? (char *) t.out[0].p : "", want);
+    evr_strmap_free(&env);
+    s_tail_free(&t);
+    s_teardown(&e);
+}
+
 /*  An environment file whose last entry has no NUL after it (made by
     hand: the runner always ends each): the supervisor passes every entry,
     the last one too, in a NULL-terminated list. */
@@ -568,6 +599,7 @@ main(int argc, char **argv)
         return evr_shim_main(argv[2]);
     signal(SIGPIPE, SIG_IGN);   /* as the runner: the steps get it back */
     EVR_TEST_RUN(test_env_isolated);
+    EVR_TEST_RUN(test_env_output);
     EVR_TEST_RUN(test_env_file_unterminated);
     EVR_TEST_RUN(test_limits);
     EVR_TEST_RUN(test_lost);

@@ -28,7 +28,7 @@ test_image_grammar(void)
     long_name[256] = '\0';
     const char *good[] = {
         "i", "busybox", "localhost/evrun-busybox:latest", "registry.example:5000/team/node:20",
-        "127.0.0.1:5000/evrun/tool:1", "docker.io/library/alpine:3.19", "a__b/c-d---e.f_g",
+        "127.0.0.1:5000/evrun/tool:1", "reg.io:65535/x", "reg.io:1/x", "docker.io/library/alpine:3.19", "a__b/c-d---e.f_g",
         "x:Tag_1.0-rc", "img:_x", "img@sha256:" S_HEX64, "img:1@sha256:" S_HEX64,
         "[::1]:5000/img", "localhost:5000", "localhost/x", "Example.COM/x", "my-reg.io/a/b/c",
         "UPPER/case", "Foo/bar", "LOCALHOST/x",   /* docker's rule: an upper-case first part is a host */
@@ -84,8 +84,12 @@ test_image_grammar(void)
         { tag129, "the tag \"0000" },
         { long_name, "the name (before any tag or digest) is over 255 bytes" },
         { "reg.io:port/x", "\"reg.io:port\" is not a registry host (HOST or HOST:PORT, a host "
-                           "name of letters, digits, - and dots)" },
+                           "name of letters, digits, - and dots, a PORT 1-65535)" },
         { "reg.io:123456/x", "\"reg.io:123456\" is not a registry host" },
+        { "reg.io:99999/x", "\"reg.io:99999\" is not a registry host (HOST or HOST:PORT, a "
+                            "host name of letters, digits, - and dots, a PORT 1-65535)" },
+        { "reg.io:0/x", "\"reg.io:0\" is not a registry host" },
+        { "[::1]:65536/x", "\"[::1]:65536\" is not a registry host" },
         { "reg.io:/x", "\"reg.io:\" is not a registry host" },
         { "-reg.io/x", "\"-reg.io\" is not a registry host" },
         { "reg-.io/x", "\"reg-.io\" is not a registry host" },

@@ -55,6 +55,44 @@ test_merge_keys(void)
     free(e);
 }
 
+/*  A merge's keys take the place of its <<: a matrix's order of keys
+    names its combinations (README "Matrix steps": keys in the order
+    written), so {<<: *m, CC: [gcc]} is m's keys, then CC; an env's order
+    follows the same rule, and the written key still wins. */
+static void
+test_merge_order(void)
+{
+    size_t n;
+    evr_spec_t spec = { 0 };
+    char *e = evr_ytest_load("pipeline: p\n"
+                     "image: i\n"
+                     ".m: &m {OS: [linux, bsd]}\n"
+                     ".e: &e {A: \"1\", B: \"2\"}\n"
+                     "steps:\n"
+                     "  - {name: b, matrix: {<<: *m, CC: [gcc]}, run: x}\n"
+                     "  - {name: c, matrix: {CC: [gcc], <<: *m}, run: x}\n"
+                     "  - {name: d, env: {Z: \"0\", <<: *e, B: \"3\", C: \"4\"}, run: x}\n",
+                     &n, &spec);
+    CHECK_STR(e, "");
+    CHECK(spec.steps.n == 5);
+    if (spec.steps.n == 5) {
+        CHECK_STR(evr_spec_step(&spec, 0)->name, "b[OS=linux,CC=gcc]");
+        CHECK_STR(evr_spec_step(&spec, 1)->name, "b[OS=bsd,CC=gcc]");
+        CHECK_STR(evr_spec_step(&spec, 2)->name, "c[CC=gcc,OS=linux]");
+        const evr_strmap_t *env = &evr_spec_step(&spec, 4)->env;
+        CHECK(env->n == 4);
+        if (env->n == 4) {
+            CHECK_STR(env->k[0], "Z");
+            CHECK_STR(env->k[1], "A");
+            CHECK_STR(env->k[2], "B");
+            CHECK_STR(env->v[2], "3");
+            CHECK_STR(env->k[3], "C");
+        }
+    }
+    evr_rec_free(&evr_spec_type, &spec);
+    free(e);
+}
+
 /*  Errors in merged text name the field where it is merged, at the
     line and column of the anchor's text; a bad `<<` value says what to
     write; a hidden key is not "unknown" but a step key still is. */
@@ -149,6 +187,7 @@ int
 main(void)
 {
     EVR_TEST_RUN(test_merge_keys);
+    EVR_TEST_RUN(test_merge_order);
     EVR_TEST_RUN(test_merge_errors);
     EVR_TEST_RUN(test_merge_bounded);
     EVR_TEST_END();
