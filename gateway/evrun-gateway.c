@@ -202,6 +202,7 @@ main(int argc, char **argv)
         bad = evr_config_choice(gw.cfg, "log_level", levels, 4, &level, &err) != EVR_OK || bad;
         bad = evr_config_choice(gw.cfg, "metrics_token", mt, 2, &mtok, &err) != EVR_OK || bad;
         bad = evr_gw_limits_load(&gw, &err) != EVR_OK || bad;
+        bad = evr_gw_listen_check(gw.cfg, &err) != EVR_OK || bad;
         status = 0;
         if (bad) {
             if (!evr_config_report(gw.cfg, "evrun-gateway", stderr))

@@ -324,6 +324,23 @@ run env EVRUN_HTTP_MAX_CONNECTIONS=0 "$bin/evrun-gateway" --print-config
 check "gateway --print-config, a bad limit: exit 2" [ $rc -eq 2 ]
 check "gateway --print-config, a bad limit: said as at a start" \
   said 'evrun-gateway: http_max_connections = "0" (from env EVRUN_HTTP_MAX_CONNECTIONS): expected a whole number from 1 to 4096'
+# ... and a bad http_listen or a lone tls_cert too (a start refused them);
+# a port with a sign, a space or past 65535 was taken by strtol
+for l in 127.0.0.1:99999 127.0.0.1:+80 "127.0.0.1: 80" :7780 127.0.0.1: nohost; do
+  run "$bin/evrun-gateway" --listen "$l" --print-config
+  check "gateway --listen '$l' --print-config: exit 2" [ $rc -eq 2 ]
+  check "gateway --listen '$l': said as a setting, with its source" \
+    said "evrun-gateway: http_listen = \"$l\" (from flag): expected HOST:PORT (an IPv4 address or localhost, PORT 0 to 65535; 0: any free one), e.g. 127.0.0.1:7780"
+done
+run env EVRUN_HTTP_LISTEN='[::1]:7780' "$bin/evrun-gateway" --print-config
+check "gateway http_listen [::1]: exit 2, naming the variable" \
+  said "evrun-gateway: http_listen = \"[::1]:7780\" (from env EVRUN_HTTP_LISTEN): [::1] is not an IPv4 address (nor localhost; e.g. 127.0.0.1:7780, or 0.0.0.0:7780 for every address)"
+run "$bin/evrun-gateway" --tls-cert "$tmp/p.yml" --print-config
+check "gateway --tls-cert alone --print-config: exit 2" [ $rc -eq 2 ]
+check "gateway --tls-cert alone: said" \
+  said "evrun-gateway: tls_cert = \"$tmp/p.yml\" (from flag): set both tls_cert and tls_key (--tls-cert and --tls-key), or neither"
+run "$bin/evrun-gateway" --listen localhost:0 --print-config
+check "gateway --listen localhost:0: taken" [ $rc -eq 0 ]
 run "$bin/evrun-gateway" --print-config
 check "gateway --print-config: exit 0" [ $rc -eq 0 ]
 check "gateway --print-config: the settings" grep -q '^http_max_connections: 512 ' "$tmp/out"
