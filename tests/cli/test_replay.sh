@@ -97,6 +97,24 @@ mdb_load -s by_job -f "$tmp/by_job.dump" "$tmp/index" 2>/dev/null
 check "--verify of a wrong index entry exits 1" [ $? -eq 1 ]
 check "--verify says which job's index is wrong" \
   grep -q "job 01JQ7ZK3M8X2V9T4B600000001: the by_job index points to other seqs" "$tmp/index.out"
+# meta's last_seq below the log's last event: the walks stop at it, so
+# the events after it went unseen and --verify said "verified", while
+# every append to the store failed (MDB_KEYEXIST)
+cp -r "$store" "$tmp/behind"
+mdb_dump -s meta "$tmp/behind" > "$tmp/meta.dump"
+python3 - "$tmp/meta.dump" <<'PY'
+import sys
+p = sys.argv[1]
+lines = open(p).read().split("\n")
+i = lines.index(" 6c6173745f736571")   # last_seq
+lines[i + 1] = " 0000000000000005"
+open(p, "w").write("\n".join(lines))
+PY
+mdb_load -s meta -f "$tmp/meta.dump" "$tmp/behind" 2>/dev/null
+"$bin/evrun-replay" "$tmp/behind" --verify > "$tmp/behind.out" 2>&1
+check "--verify of a last_seq behind the log exits 1" [ $? -eq 1 ]
+check "--verify says the log goes past meta's last seq" \
+  grep -q "^seq: meta says the last seq is 5, but the log holds events up to seq 75 " "$tmp/behind.out"
 cp -r "$store" "$tmp/page"
 python3 - "$tmp/page/data.mdb" <<'PY'
 import random, sys
