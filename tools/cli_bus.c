@@ -76,6 +76,17 @@ evr_cli_pipeline_arg(const char *prog, const char *opt, const char *arg)
     return evr_cli_name_arg(prog, opt, "a pipeline name", arg);
 }
 
+bool
+evr_cli_step_arg(const char *prog, const char *arg)
+{
+    if (evr_spec_step_name_ok(arg))
+        return true;
+    fprintf(stderr, "%s: --step \"%s\": expected a step name: letters, digits, _ . - (at "
+            "most %d bytes), or one combination of a matrix step, NAME[K=v,...]\n", prog, arg,
+            EVR_SPEC_MAX_NAME);
+    return false;
+}
+
 int
 evr_cli_job_opt(const char *prog, int c, const char *arg, evr_msg_t *req)
 {

@@ -85,6 +85,12 @@ bool evr_cli_pipeline_arg(const char *prog, const char *opt, const char *arg);
     refusal, where a usage error is 2). */
 bool evr_cli_name_arg(const char *prog, const char *opt, const char *what, const char *arg);
 
+/*  --step S (evrun-tail, logs, artifacts): false (said) when S is no
+    step name (evr_spec_step_name_ok: a name, or one matrix combination
+    NAME[K=v,...]): no step has it, so it matched nothing, and evrun-tail
+    --all or --pipeline waited for ever printing nothing. */
+bool evr_cli_step_arg(const char *prog, const char *arg);
+
 /*  The options a job's request takes in run, submit and start: 'a'
     (-a/--arg NAME=VALUE, into req->args: each NAME once, a repeat would
     replace the value before it) and 'l' (--label L, into req->labels: a

@@ -942,7 +942,10 @@ evr_cli_logs(int argc, char **argv)
             continue;
         switch (c) {
         case 'f': fo.follow = true; break;
-        case 's': fo.step = optarg; break;
+        case 's':
+            fo.step = optarg;
+            status = evr_cli_step_arg(cli.prog, optarg) ? 0 : 2;
+            break;
         case 'e': fo.events = true; break;
         case 'h':
             printf("usage: evrun-cli logs JOB_ID [--follow] [--step S] [--events] [options]\n\n"

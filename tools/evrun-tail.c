@@ -94,7 +94,11 @@ main(int argc, char **argv)
         case 'a': all = true; break;
         case 'e': fo.events = true; break;
         case 'F': fo.from_start = true; break;
-        case 's': fo.step = optarg; break;
+        case 's':
+            fo.step = optarg;
+            if (!evr_cli_step_arg(cli.prog, optarg))
+                status = 2;
+            break;
         case 'h': s_help(stdout); return 0;
         default: status = 2; break;
         }

@@ -84,6 +84,19 @@ for v in "" "a b"; do
     grep -qxF "evrun-tail: --pipeline \"$v\": expected a pipeline name: letters, digits, _ . - (at most 64 bytes)" "$tmp/err"
 done
 
+# --step "" (S unset) or a name no step can have matched nothing: evrun-tail
+# --all or --pipeline waited for ever, printing nothing
+for v in "" "a b" "t[os=a b]"; do
+  for c in "evrun-tail --all|evrun-tail" "evrun-tail --pipeline p|evrun-tail" \
+           "evrun-cli logs $job|evrun-cli logs" "evrun-cli artifacts $job|evrun-cli artifacts"; do
+    # shellcheck disable=SC2086
+    run timeout 10 $bin/${c%%|*} --step "$v"
+    check "${c%%|*} --step '$v': exit 2" [ $rc -eq 2 ]
+    check "${c%%|*} --step '$v': says what a step name is" \
+      grep -qxF "${c#*|}: --step \"$v\": expected a step name: letters, digits, _ . - (at most 64 bytes), or one combination of a matrix step, NAME[K=v,...]" "$tmp/err"
+  done
+done
+
 # down took any operand and stopped everything (down --state-dir-typo...)
 mkdir -p -m 0700 "$tmp/state"
 run "$bin/evrun-cli" down "$tmp/state"
