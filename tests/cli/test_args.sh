@@ -368,6 +368,21 @@ for c in "--exec $tmp/p.yml --once-wait 5|--once-wait goes with --once only" \
   check "runner ${c%%|*}: exit 2" [ $rc -eq 2 ]
   check "runner ${c%%|*}: says so" said "evrun-runner: ${c#*|}"
 done
+# ... the broker mode's flags too: --exec took --id, --labels, --capacity
+# and the rest, and did nothing with them
+for o in "--id r1" "--labels gpu" "--capacity 4" "--heartbeat-ms 50" "--lease-ms 900" \
+         "--curve-cert $tmp/c" "--broker-key $tmp/k"; do
+  for m in "--exec $tmp/p.yml" "--recover" "--prune"; do
+    # shellcheck disable=SC2086
+    run "$bin/evrun-runner" $m $o --state-dir "$tmp/rs"
+    check "runner $m $o: exit 2" [ $rc -eq 2 ]
+    check "runner $m $o: says so" \
+      said "evrun-runner: ${o%% *} goes with --broker EP only (--exec, --recover and --prune take no job from a broker)"
+  done
+done
+printf 'labels: gpu\ncapacity: 4\n' > "$tmp/shared.yml"
+run "$bin/evrun-runner" --exec "$tmp/p.yml" --config "$tmp/shared.yml" --print-config
+check "runner --exec: the settings file's labels and capacity taken (it is shared)" [ $rc -eq 0 ]
 run "$bin/evrun-runner" --broker ipc://x --once --once-wait 5 --exit-when-drained --print-config
 check "runner --once --once-wait --exit-when-drained with --broker: taken" [ $rc -eq 0 ]
 
