@@ -532,8 +532,10 @@ main(int argc, char **argv)
     (void) evr_config_uint(cfg, "grace", 1, 3600, &grace, &err);
     (void) evr_config_choice(cfg, "log_level", evr_log_level_names, EVR_LOG_NLEVELS, &level,
                              &err);
-    if (daemon && (print_config || !o.prune))
+    if (daemon && (print_config || !o.prune)) {
         (void) evr_runner_opts_daemon_numbers(cfg, &cap, &hb, &lease);
+        (void) evr_runner_id_check(cfg, &err);
+    }
     (void) evr_keep_settings(cfg, &o.retention, &o.retention_ms, &err);
     (void) evr_runner_opts_hooks(cfg, file, &hooks);
     if (evr_config_report(cfg, "evrun-runner", stderr)) {

@@ -368,6 +368,21 @@ for c in "--exec $tmp/p.yml --once-wait 5|--once-wait goes with --once only" \
   check "runner ${c%%|*}: exit 2" [ $rc -eq 2 ]
   check "runner ${c%%|*}: says so" said "evrun-runner: ${c#*|}"
 done
+# --id "" (ID unset) took a made id in silence; a bad one passed --print-config
+for v in "" "a b" "-r"; do
+  run "$bin/evrun-runner" --broker ipc://x --id "$v" --print-config
+  check "runner --id '$v' --print-config: exit 2" [ $rc -eq 2 ]
+  check "runner --id '$v': said as a setting" \
+    grep -qxF "evrun-runner: runner_id = \"$v\" (from flag): expected a runner id: 1-64 letters, digits, _ . - (starting with a letter or digit)$([ -z "$v" ] && echo '; leave it out for the one made once and kept in the store')" "$tmp/err"
+done
+run env EVRUN_RUNNER_ID= "$bin/evrun-runner" --broker ipc://x --print-config
+check "runner EVRUN_RUNNER_ID='': exit 2, naming the variable" \
+  grep -qF 'runner_id = "" (from env EVRUN_RUNNER_ID): expected a runner id' "$tmp/err"
+mkdir -p -m 0700 "$tmp/rid"
+run timeout 10 "$bin/evrun-runner" --broker "ipc://$tmp/nobroker" --executors process --state-dir "$tmp/rid" --id ""
+check "runner --id '': refused at a start too, before it connects" \
+  grep -qF 'runner_id = "" (from flag): expected a runner id' "$tmp/err"
+
 # ... the broker mode's flags too: --exec took --id, --labels, --capacity
 # and the rest, and did nothing with them
 for o in "--id r1" "--labels gpu" "--capacity 4" "--heartbeat-ms 50" "--lease-ms 900" \
