@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "evr_bus.h"
 #include "evr_config.h"
 #include "evr_curve.h"
 #include "evr_daemon.h"
@@ -535,6 +536,8 @@ main(int argc, char **argv)
     if (daemon && (print_config || !o.prune)) {
         (void) evr_runner_opts_daemon_numbers(cfg, &cap, &hb, &lease);
         (void) evr_runner_id_check(cfg, &err);
+        static const char *const eps[] = { "runner_endpoint" };
+        (void) evr_bus_check_empty(cfg, eps, 1, &err);
     }
     (void) evr_keep_settings(cfg, &o.retention, &o.retention_ms, &err);
     (void) evr_runner_opts_hooks(cfg, file, &hooks);

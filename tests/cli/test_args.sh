@@ -180,6 +180,27 @@ run env EVRUN_STATE_DIR= "$bin/evrun-cli" token
 check "EVRUN_STATE_DIR='': exit 2, naming the variable" \
   said 'evrun-cli token: state_dir = "" (from env EVRUN_STATE_DIR): expected a directory (empty, every path made from it would start at /)'
 
+# an endpoint given empty was "empty endpoint", naming neither the option
+# nor the fix, and --print-config printed it as good
+for c in "evrun-cli jobs --broker|evrun-cli jobs: client_endpoint" \
+         "evrun-cli jobs --events-endpoint|evrun-cli jobs: events_endpoint" \
+         "evrun-tail --all --broker|evrun-tail: client_endpoint" \
+         "evrun-runner --broker|evrun-runner: runner_endpoint" \
+         "evrun-broker --client-endpoint|evrun-broker: client_endpoint" \
+         "evrun-broker --runner-endpoint|evrun-broker: runner_endpoint" \
+         "evrun-broker --events-endpoint|evrun-broker: events_endpoint" \
+         "evrun-gateway --broker|evrun-gateway: client_endpoint" \
+         "evrun-gateway --events-endpoint|evrun-gateway: events_endpoint"; do
+  # shellcheck disable=SC2086
+  run $bin/${c%%|*} "" --print-config
+  check "${c%%|*} '' --print-config: exit 2" [ $rc -eq 2 ]
+  check "${c%%|*} '': names the setting" \
+    said "${c#*|} = \"\" (from flag): expected an endpoint, tcp://HOST:PORT or ipc://PATH (empty: a variable left unset?)"
+done
+run env EVRUN_CLIENT_ENDPOINT= "$bin/evrun-cli" runners
+check "EVRUN_CLIENT_ENDPOINT='': names the variable" \
+  said 'evrun-cli runners: client_endpoint = "" (from env EVRUN_CLIENT_ENDPOINT): expected an endpoint, tcp://HOST:PORT or ipc://PATH (empty: a variable left unset?)'
+
 # the other directories alike: curve_dir "" put broker.cert, runners/ and
 # clients/ at /, provisioner --dir "" its lock and runners
 for b in "evrun-broker --curve-dir|evrun-broker: curve_dir" \
