@@ -122,6 +122,7 @@ s_help(FILE *out)
             "                           warn, info (default) or debug (also every request)\n"
             "  -v, --verbose            --log-level debug\n"
             "  -h, --help               this text\n"
+            "  --version                print the version, exit (given alone)\n"
             "\n"
             "Settings: defaults < config file < EVRUN_<KEY> environment < flags.\n"
             "EVRUN_TEST_CLOCK_OFFSET=SECONDS (tests only) moves the clock of schedules.\n"

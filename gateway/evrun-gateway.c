@@ -87,6 +87,7 @@ s_help(FILE *out)
             "  --broker-key KEY     the broker's public key (broker_key)\n"
             "  --print-config       print the effective settings and their sources, exit\n"
             "  -h, --help           this text\n"
+            "  --version            print the version, exit\n"
             "\n"
             "It prints \"evrun-gateway: listening on URL\" once serving, then \"web UI at\n"
             "URL\" (or a warning when ui_dir is no directory); stops on SIGINT or SIGTERM.\n"

@@ -93,6 +93,7 @@ s_help(FILE *out)
             "  --curve-cert FILE    CURVE key pair for a tcp:// broker (as evrun-cli)\n"
             "  --broker-key KEY     the broker's public key (as evrun-cli)\n"
             "  -h, --help           this text\n"
+            "  --version            print the version, exit (given alone)\n"
             "\n"
             "SIGTERM or SIGINT: the broker is asked for the runners afresh; those not\n"
             "registered yet, and process and podman runners waiting for a job, get\n"

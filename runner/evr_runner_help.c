@@ -150,6 +150,7 @@ evr_runner_help(FILE *out)
             "  --print-config       print the effective settings and their sources (and\n"
             "                       the hooks, in the order they run), exit\n"
             "  -h, --help           this text\n"
+            "  --version            print the version, exit (given alone)\n"
             "\n"
             "Lifecycle hooks: the settings file's `hooks:` list of {phase, run, priority,\n"
             "timeout, optional, name} runs host commands (/bin/sh -c, the job's context\n"

@@ -64,6 +64,7 @@ s_usage(FILE *f)
             "                other than this job's own must be in its triggers:\n"
             "  hello         print what the channel serves (job, pipeline, step, attempt,\n"
             "                the commands it knows) as one JSON line\n"
+            "  --version     print evrun-job's version, exit 0\n"
             "\n"
             "exit status: 0 done; 1 as said above; 2 usage, channel or refusal (the\n"
             "runner's message on stderr).\n",
@@ -610,6 +611,10 @@ main(int argc, char **argv)
 {
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         s_usage(stdout);
+        return 0;
+    }
+    if (argc == 2 && !strcmp(argv[1], "--version")) {
+        printf("evrun-job %s\n", EVR_VERSION);
         return 0;
     }
     if (argc == 3 && !strcmp(argv[1], "secret"))

@@ -80,6 +80,7 @@ s_help(FILE *out)
             "                    records, each database's pages checked first)\n"
             "  --json            JSON lines instead of tables, for every view\n"
             "  -h, --help        this text\n"
+            "  --version         print the version, exit (given alone)\n"
             "\n"
             "exit status: 0 ok; 1 a difference (--verify), or no such job in the store;\n"
             "2 usage error (an unknown option, a bad SEQ, --from above --to, an ID that\n"

@@ -49,6 +49,7 @@ s_help(FILE *out)
             "                       combinations; a name the job has no step for:\n"
             "                       exit 2, naming its steps)\n"
             EVR_CLI_COMMON_HELP
+            "  --version            print the version, exit (given alone)\n"
             "\n"
             "exit status: 0 the job succeeded (without --job: stopped by SIGINT or SIGTERM);\n"
             "1 the job failed, was cancelled or timed out, or --job was interrupted before\n"

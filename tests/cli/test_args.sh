@@ -144,6 +144,17 @@ check "evrun-gateway --listen: a missing value, three lines" \
 run "$bin/evrun-cli" status $job --events
 check "status --events: named as typed, then as taken" \
   said "evrun-cli status: option '--events' (taken as --events-endpoint) requires an argument (see --help)"
+# --version: evrun-cli's and the gateway's were in no --help, the others
+# had none ("unrecognized option '--version'")
+for b in evrun-cli evrun-tail evrun-replay evrun-runner evrun-broker evrun-gateway \
+         evrun-provisioner evrun-job; do
+  run "$bin/$b" --version
+  check "$b --version: exit 0" [ $rc -eq 0 ]
+  check "$b --version: the name and version alone" grep -qx "$b [0-9][0-9.]*" "$tmp/out"
+  check "$b --version: nothing on stderr" [ ! -s "$tmp/err" ]
+  check "$b --help: says --version" grep -q -- "--version" <("$bin/$b" --help)
+done
+
 # evrun-cli and evrun-job: an unknown command is one line
 run "$bin/evrun-cli" rnu process.yml
 check "evrun-cli rnu: exit 2" [ $rc -eq 2 ]
