@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -122,6 +123,13 @@ s_connect(void)
             return fd;
         int e = errno;
         close(fd);
+        struct stat st;   /* no runner restarting puts a file or directory there */
+        if (e == ECONNREFUSED && stat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+            fprintf(stderr, "evrun-job: cannot reach the job's control channel at %s: %s, not "
+                    "a socket (is this a step of an evrun job? EVRUN_CONTROL names the "
+                    "socket)\n", path, S_ISDIR(st.st_mode) ? "a directory" : "a file");
+            return -1;
+        }
         if ((e != ECONNREFUSED && e != ENOENT && e != EAGAIN) || waited >= S_CONNECT_WAIT_MS) {
             fprintf(stderr, "evrun-job: cannot reach the job's control channel at %s: %s (is "
                     "this a step of an evrun job? EVRUN_CONTROL names the socket)\n", path,

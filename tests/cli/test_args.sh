@@ -144,6 +144,19 @@ check "evrun-gateway --listen: a missing value, three lines" \
 run "$bin/evrun-cli" status $job --events
 check "status --events: named as typed, then as taken" \
   said "evrun-cli status: option '--events' (taken as --events-endpoint) requires an argument (see --help)"
+# evrun-job: a control path that is a file or a directory, not a socket,
+# was waited on for 10 s (as for a runner restarting), then "Connection
+# refused"
+for c in "$tmp/p.yml|a file" "$tmp|a directory"; do
+  start=$(date +%s)
+  run env EVRUN_CONTROL="${c%%|*}" "$bin/evrun-job" hello
+  took=$(( $(date +%s) - start ))
+  check "evrun-job, EVRUN_CONTROL ${c#*|}: exit 2" [ $rc -eq 2 ]
+  check "evrun-job, EVRUN_CONTROL ${c#*|}: at once (${took} s)" [ "$took" -le 3 ]
+  check "evrun-job, EVRUN_CONTROL ${c#*|}: says what it is" \
+    said "evrun-job: cannot reach the job's control channel at ${c%%|*}: ${c#*|}, not a socket (is this a step of an evrun job? EVRUN_CONTROL names the socket)"
+done
+
 # --version: evrun-cli's and the gateway's were in no --help, the others
 # had none ("unrecognized option '--version'")
 for b in evrun-cli evrun-tail evrun-replay evrun-runner evrun-broker evrun-gateway \
