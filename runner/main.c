@@ -573,6 +573,19 @@ main(int argc, char **argv)
         goto out;
     }
     evr_log_set_level((evr_log_level_t) level);
+    evr_engine_opts_t eo = { .print = o.print, .keep = o.keep, .grace_s = (int) grace,
+                             .secrets_dir = evr_config_get(cfg, "secrets_dir") };
+    if (!evr_runner_opts_limits(cfg, &eo)) {
+        status = 2;
+        goto out;
+    }
+    /* the file read before the handlers: a read that blocks (a FIFO no
+       one writes) restarted after a counted signal, so Ctrl-C and SIGTERM
+       did nothing; this way they end it, nothing recorded */
+    if (o.file && !s_load(&o, &spec, &args)) {
+        status = 2;
+        goto out;
+    }
     /* from here on a signal is counted, not fatal: one during the start
        (store, podman, recovery) stops the runner at its first turn, the
        way one in the loop does, so --clean still removes an untouched
@@ -580,18 +593,8 @@ main(int argc, char **argv)
     signal(SIGINT, s_on_signal);
     signal(SIGTERM, s_on_signal);
     signal(SIGPIPE, SIG_IGN);
-    evr_engine_opts_t eo = { .print = o.print, .keep = o.keep, .grace_s = (int) grace,
-                             .secrets_dir = evr_config_get(cfg, "secrets_dir") };
-    if (!evr_runner_opts_limits(cfg, &eo)) {
-        status = 2;
-        goto out;
-    }
     artifacts = evr_asprintf("%s/artifacts", state_dir);
     cache = evr_asprintf("%s/git-cache", state_dir);
-    if (o.file && !s_load(&o, &spec, &args)) {
-        status = 2;
-        goto out;
-    }
     if (o.file && o.follow && !o.pipelines) {
         const char *slash = strrchr(o.file, '/');
         pdir = slash ? evr_strndup(o.file, (size_t) (slash - o.file + (slash == o.file)))

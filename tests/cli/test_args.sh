@@ -144,6 +144,23 @@ check "evrun-gateway --listen: a missing value, three lines" \
 run "$bin/evrun-cli" status $job --events
 check "status --events: named as typed, then as taken" \
   said "evrun-cli status: option '--events' (taken as --events-endpoint) requires an argument (see --help)"
+# evrun-runner --exec FIFO (no writer yet): SIGTERM or Ctrl-C did nothing
+# (the handler counted it, and the blocked open went on); now it ends as
+# --help says of a signal before the job began, nothing recorded
+mkfifo "$tmp/fifo.yml"
+"$bin/evrun-runner" --exec "$tmp/fifo.yml" --state-dir "$tmp/fifo-state" > /dev/null 2>&1 &
+pid=$!
+sleep 0.5
+kill -TERM $pid
+for _ in $(seq 50); do kill -0 $pid 2> /dev/null || break; sleep 0.1; done
+alive=0
+kill -0 $pid 2> /dev/null && { alive=1; kill -KILL $pid; }
+wait $pid
+rc=$?
+check "runner --exec FIFO, SIGTERM while it waits for a writer: it ends" [ $alive -eq 0 ]
+check "runner --exec FIFO, SIGTERM: status 143" [ $rc -eq 143 ]
+check "runner --exec FIFO, SIGTERM: nothing recorded" [ ! -e "$tmp/fifo-state/data.mdb" ]
+
 # evrun-job: a control path that is a file or a directory, not a socket,
 # was waited on for 10 s (as for a runner restarting), then "Connection
 # refused"
