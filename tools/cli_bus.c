@@ -144,7 +144,7 @@ int
 evr_cli_connect(evr_cli_t *cli)
 {
     evr_err_t err;
-    int rc = evr_cli_settings(cli);
+    int rc = cli->cfg ? 0 : evr_cli_settings(cli);
     if (rc)
         return rc;
     if (evr_client_new(cli->cfg, &cli->client, &err)) {

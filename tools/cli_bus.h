@@ -61,8 +61,8 @@ int evr_cli_getopt(const char *prog, int argc, char **argv, const char *shortopt
 /*  Takes a common option (c >= 1000); false when c is not one. */
 bool evr_cli_common(evr_cli_t *cli, int c, const char *arg);
 
-/*  Layers the settings and connects; prints the error and returns 2 on
-    failure, else 0. */
+/*  Layers the settings (unless evr_cli_settings did) and connects;
+    prints the error and returns 2 on failure, else 0. */
 int evr_cli_connect(evr_cli_t *cli);
 
 /*  The one JOB_ID operand left at argv[optind_], checked as a job id
@@ -99,7 +99,10 @@ bool evr_cli_step_arg(const char *prog, const char *arg);
     value is refused; -1 when c is neither. */
 int evr_cli_job_opt(const char *prog, int c, const char *arg, evr_msg_t *req);
 
-/*  Loads the settings only (no connection), timeout_ms checked: 0 or 2. */
+/*  Loads the settings only (no connection), timeout_ms checked: 0 or 2.
+    A command that catches SIGINT and SIGTERM (evr_cli_catch_stop) calls
+    it before: a read of the settings file that blocks (a FIFO, a hung
+    mount) would go on after a counted signal, so Ctrl-C did nothing. */
 int evr_cli_settings(evr_cli_t *cli);
 
 void evr_cli_done(evr_cli_t *cli);

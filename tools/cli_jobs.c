@@ -338,7 +338,7 @@ s_run_common(int argc, char **argv, const char *name)
     else if (req.spec->schedule)   /* said, and submitted as any file */
         fprintf(stderr, "%s: note: schedule is used by registered pipelines only (a file in the "
                 "broker's pipelines_dir); this job runs once, now\n", cli.prog);
-    if (!status && (follow || wait))
+    if (!status && (follow || wait) && !(status = evr_cli_settings(&cli)))
         evr_cli_catch_stop();
     if (!status && !(status = evr_cli_connect(&cli)) && !(status = evr_cli_send_job(&cli, &req))) {
         evr_cli_warn_no_runner(&cli, &req);
@@ -972,7 +972,8 @@ evr_cli_logs(int argc, char **argv)
     char *job = status ? NULL : evr_cli_job_operand(&cli, argc, argv, optind);
     if (!status && !job)
         status = 2;
-    if (!status)    /* from before the connect: a Ctrl-C then is not lost (or fatal) */
+    /* from before the connect: a Ctrl-C then is not lost (or fatal) */
+    if (!status && !(status = evr_cli_settings(&cli)))
         evr_cli_catch_stop();
     if (!status && !(status = evr_cli_connect(&cli))) {
         fo.job = job;

@@ -124,7 +124,13 @@ main(int argc, char **argv)
         return status;
     }
     /* from before the connect: a Ctrl-C then is not lost (a script's
-       background command starts with SIGINT ignored) or fatal */
+       background command starts with SIGINT ignored) or fatal; after the
+       settings, whose read would go on after a counted signal */
+    if ((status = evr_cli_settings(&cli))) {
+        free(job);
+        evr_cli_done(&cli);
+        return status;
+    }
     signal(SIGINT, s_on_signal);
     signal(SIGTERM, s_on_signal);
     signal(SIGPIPE, SIG_IGN);

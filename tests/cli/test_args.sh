@@ -161,6 +161,27 @@ check "runner --exec FIFO, SIGTERM while it waits for a writer: it ends" [ $aliv
 check "runner --exec FIFO, SIGTERM: status 143" [ $rc -eq 143 ]
 check "runner --exec FIFO, SIGTERM: nothing recorded" [ ! -e "$tmp/fifo-state/data.mdb" ]
 
+# the commands that catch SIGINT and SIGTERM before they connect (tail,
+# logs, run/start --follow or --wait) set their handlers before the
+# settings file was read: one that blocks (a FIFO, a hung mount) went on
+# after a Ctrl-C; now it is read first, and a signal then ends them
+mkfifo "$tmp/fifo-settings.yml"
+for c in "evrun-tail --all" "evrun-cli logs $job --follow" "evrun-cli run $tmp/p.yml --wait" \
+         "evrun-cli start p --follow"; do
+  # shellcheck disable=SC2086
+  $bin/$c --config "$tmp/fifo-settings.yml" > /dev/null 2>&1 &
+  pid=$!
+  sleep 0.4
+  kill -TERM $pid
+  for _ in $(seq 50); do kill -0 $pid 2> /dev/null || break; sleep 0.1; done
+  alive=0
+  kill -0 $pid 2> /dev/null && { alive=1; kill -KILL $pid; }
+  wait $pid
+  rc=$?
+  check "$c --config FIFO, SIGTERM while it is read: it ends (status $rc)" \
+    [ "$alive.$rc" = 0.143 ]
+done
+
 # evrun-job: a control path that is a file or a directory, not a socket,
 # was waited on for 10 s (as for a runner restarting), then "Connection
 # refused"
