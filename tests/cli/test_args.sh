@@ -182,6 +182,23 @@ for c in "evrun-tail --all" "evrun-cli logs $job --follow" "evrun-cli run $tmp/p
     [ "$alive.$rc" = 0.143 ]
 done
 
+# down: a pid file naming another state directory's evrun process (copied
+# with its state directory, or from before a reboot) stopped that process:
+# any command line with "evrun-" in it was taken as up's
+mkdir -p -m 0700 "$tmp/other" "$tmp/copy/run"
+"$bin/evrun-broker" --state-dir "$tmp/other" --local > "$tmp/other.log" 2>&1 &
+bpid=$!
+for _ in $(seq 50); do [ -S "$tmp/other/bus/clients" ] && break; sleep 0.1; done
+echo "$bpid" > "$tmp/copy/run/broker.pid"
+chmod 0600 "$tmp/copy/run/broker.pid"
+run "$bin/evrun-cli" down --state-dir "$tmp/copy"
+sleep 0.3
+check "down, a pid file naming another state directory's broker: it runs on" kill -0 $bpid
+check "down, that pid file: nothing of this state directory ran" \
+  grep -qx "nothing was running under $tmp/copy" "$tmp/out"
+kill -TERM $bpid 2> /dev/null
+wait $bpid
+
 # evrun-job: a control path that is a file or a directory, not a socket,
 # was waited on for 10 s (as for a runner restarting), then "Connection
 # refused"
