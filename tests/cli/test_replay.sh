@@ -175,6 +175,15 @@ check "--job junk exits 2" status_is 2 "$bin/evrun-replay" "$store" --job junk
 "$bin/evrun-replay" "$store" --job junk 2> "$tmp/junk.err"
 check "--job junk: not a job id" grep -q "^evrun-replay: --job junk: not a job id" "$tmp/junk.err"
 check "--output junk/s exits 2" status_is 2 "$bin/evrun-replay" "$store" --output junk/step-1
+# a slash in --job, or a STEP no step can be named: usage errors, as an id
+# that is no job id (they were looked up: "no job" or "no step", exit 1)
+for a in "--job $job/x" "--job $job/" "--output $job/" "--output $job/a/b"; do
+  # shellcheck disable=SC2086
+  check "$a exits 2" status_is 2 "$bin/evrun-replay" "$store" $a
+done
+"$bin/evrun-replay" "$store" --output "$job/" 2> "$tmp/nostep.err"
+check "--output ID/: says it is no step name" grep -q '^evrun-replay: --output .*/: "" is no step name' "$tmp/nostep.err"
+check "--output ID/nosuch: still no such step, exit 1" status_is 1 "$bin/evrun-replay" "$store" --output "$job/nosuch"
 check "--job in lower case finds the job" status_is 0 "$bin/evrun-replay" "$store" \
   --job "$(echo "$job" | tr A-Z a-z)"
 check "--from above --to exits 2" status_is 2 "$bin/evrun-replay" "$store" --events --from 5 --to 2
