@@ -785,12 +785,14 @@ s_query(int argc, char **argv, evr_msgtype_t type)
         }
         else if (type == EVR_MSG_JOBS && c == 'b') {
             free(req.job);
-            if (!(req.job = evr_client_job_arg(prog, optarg)))
+            char *opt = evr_asprintf("%s: --before", prog);   /* which JOB_ID was wrong */
+            if (!(req.job = evr_client_job_arg(opt, optarg)))
                 status = 2;
+            free(opt);
         }
         else if (c == 'h') {
             printf("usage: evrun-cli %s%s [options]\n\n%s\n\n%s%s\nexit status: 0 ok; 1 refused "
-                   "(no such job); 2 usage, or the broker unreachable\n", name,
+                   "%s; 2 usage, or the broker unreachable\n", name,
                    type == EVR_MSG_STATUS ? " JOB_ID" : "",
                    type == EVR_MSG_STATUS ? "Prints one job's state: status, runner, steps "
                                             "done, times, why it failed, and\nits steps' "
@@ -824,7 +826,8 @@ s_query(int argc, char **argv, evr_msgtype_t type)
                                           "the next page\n"
                                           "  --tree               a job a listed job's step "
                                           "triggered under it, indented\n"
-                                        : "", EVR_CLI_COMMON_HELP);
+                                        : "", EVR_CLI_COMMON_HELP,
+                   type == EVR_MSG_STATUS ? "(no such job)" : "(by the broker)");
             return 0;
         }
         else

@@ -97,6 +97,21 @@ for v in "" "a b" "t[os=a b]"; do
   done
 done
 
+# a JOB_ID given empty was ": not a job id", naming nothing; --before's
+# named no option; runners --help said it refuses "no such job"
+for c in "evrun-cli status|evrun-cli status" "evrun-tail --job|evrun-tail" \
+         "evrun-cli jobs --before|evrun-cli jobs: --before"; do
+  # shellcheck disable=SC2086
+  run $bin/${c%%|*} ""
+  check "${c%%|*} '': exit 2" [ $rc -eq 2 ]
+  check "${c%%|*} '': says it is empty" \
+    grep -qxF "${c#*|}: \"\": not a job id (empty: a variable left unset?)" "$tmp/err"
+done
+run "$bin/evrun-cli" jobs --before junk
+check "jobs --before junk: names the option" \
+  said 'evrun-cli jobs: --before: junk: not a job id (expected a ULID: 26 characters, got 4)'
+check "runners --help: no 'no such job'" bash -c "! '$bin/evrun-cli' runners --help | grep -q 'no such job'"
+
 # down took any operand and stopped everything (down --state-dir-typo...)
 mkdir -p -m 0700 "$tmp/state"
 run "$bin/evrun-cli" down "$tmp/state"
