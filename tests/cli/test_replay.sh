@@ -115,6 +115,15 @@ mdb_load -s meta -f "$tmp/meta.dump" "$tmp/behind" 2>/dev/null
 check "--verify of a last_seq behind the log exits 1" [ $? -eq 1 ]
 check "--verify says the log goes past meta's last seq" \
   grep -q "^seq: meta says the last seq is 5, but the log holds events up to seq 75 " "$tmp/behind.out"
+# ... and a runner appending to it said only "mdb_put events: MDB_KEYEXIST"
+cp -r "$tmp/behind" "$tmp/behind-run"
+chmod 0700 "$tmp/behind-run"
+printf 'pipeline: p\nexecutor: process\nsteps:\n  - { name: a, run: "true" }\n' > "$tmp/p.yml"
+"$bin/evrun-runner" --exec "$tmp/p.yml" --executors process --state-dir "$tmp/behind-run" \
+  > /dev/null 2> "$tmp/behind-run.err"
+check "a runner on a last_seq behind the log: exit 2" [ $? -eq 2 ]
+check "a runner on a last_seq behind the log: says the store is damaged, and what to run" \
+  grep -q "store: $tmp/behind-run: seq 6 is taken: .* (the store is damaged: evrun-replay $tmp/behind-run --verify says more; " "$tmp/behind-run.err"
 cp -r "$store" "$tmp/page"
 python3 - "$tmp/page/data.mdb" <<'PY'
 import random, sys
