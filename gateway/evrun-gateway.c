@@ -164,6 +164,7 @@ s_settings(int argc, char **argv, evr_gw_t *gw, bool *print_out)
     }
     if (optind != argc) {
         fprintf(stderr, "evrun-gateway: unexpected argument \"%s\"\n", argv[optind]);
+        evr_usage_brief("evrun-gateway", s_help_cb, NULL);
         return 2;
     }
     evr_err_t err;

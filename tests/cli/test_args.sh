@@ -227,6 +227,16 @@ for c in "$tmp/p.yml|a file" "$tmp|a directory"; do
     said "evrun-job: cannot reach the job's control channel at ${c%%|*}: ${c#*|}, not a socket (is this a step of an evrun job? EVRUN_CONTROL names the socket)"
 done
 
+# an operand none takes: named, then the usage lines, as an unknown option
+# (the gateway gave no usage; the provisioner named no argument)
+for b in evrun-broker evrun-gateway evrun-provisioner evrun-tail evrun-runner; do
+  run "$bin/$b" stray-operand
+  check "$b stray-operand: exit 2" [ $rc -eq 2 ]
+  check "$b stray-operand: the first line names it" \
+    grep -q "^$b: unexpected argument \"\?stray-operand" <(head -n 1 "$tmp/err")
+  check "$b stray-operand: then the usage, and where the rest is" grep -q -- "--help" <(tail -n 1 "$tmp/err")
+done
+
 # --version: evrun-cli's and the gateway's were in no --help, the others
 # had none ("unrecognized option '--version'")
 for b in evrun-cli evrun-tail evrun-replay evrun-runner evrun-broker evrun-gateway \
