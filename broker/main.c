@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "evr_broker.h"
+#include "evr_bus.h"
 #include "evr_config.h"
 #include "evr_getopt.h"
 #include "evr_lock.h"
@@ -121,6 +122,7 @@ s_help(FILE *out)
             "                           warn, info (default) or debug (also every request)\n"
             "  -v, --verbose            --log-level debug\n"
             "  -h, --help               this text\n"
+            "  --version                print the version, exit (given alone)\n"
             "\n"
             "Settings: defaults < config file < EVRUN_<KEY> environment < flags.\n"
             "EVRUN_TEST_CLOCK_OFFSET=SECONDS (tests only) moves the clock of schedules.\n"
@@ -308,6 +310,8 @@ s_settings(evr_config_t *cfg, evr_broker_opts_t *bo, bool *local, evr_err_t *err
     bad = evr_config_uint(cfg, "artifact_job_max_bytes", 1, 1ull << 50, &artjob, err) != EVR_OK
        || bad;
     bad = s_retention(cfg, bo, err) != EVR_OK || bad;
+    static const char *const eps[] = { "client_endpoint", "runner_endpoint", "events_endpoint" };
+    bad = evr_bus_check_empty(cfg, eps, 3, err) != EVR_OK || bad;
     if (bad)
         return EVR_ERR_CONFIG;
     bo->artifact_job_max_bytes = artjob;

@@ -35,7 +35,8 @@ evr_rc_t
 evr_bus_check_endpoint(const char *ep, evr_err_t *err)
 {
     if (!ep || !*ep)
-        return evr_err_set(err, EVR_ERR_CONFIG, "empty endpoint");
+        return evr_err_set(err, EVR_ERR_CONFIG, "empty endpoint: expected tcp://HOST:PORT or "
+                           "ipc://PATH");
     if (strncmp(ep, "ipc://", 6) == 0) {
         size_t n = strlen(ep + 6);
         if (n == 0)
@@ -60,6 +61,19 @@ evr_bus_check_endpoint(const char *ep, evr_err_t *err)
     if (strncmp(ep, "inproc://", 9) == 0)
         return EVR_OK;
     return evr_err_set(err, EVR_ERR_CONFIG, "%s: expected tcp://HOST:PORT or ipc://PATH", ep);
+}
+
+evr_rc_t
+evr_bus_check_empty(const evr_config_t *cfg, const char *const *keys, size_t n, evr_err_t *err)
+{
+    evr_rc_t rc = EVR_OK;
+    for (size_t i = 0; i < n; i++) {
+        const char *v = evr_config_get(cfg, keys[i]);
+        if (v && !*v)
+            rc = evr_config_problem(cfg, keys[i], err, "expected an endpoint, tcp://HOST:PORT "
+                                    "or ipc://PATH (empty: a variable left unset?)");
+    }
+    return rc;
 }
 
 /*  Sends [rid,] first, body; takes body (malloc'd).  A socket with a flow

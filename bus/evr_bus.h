@@ -14,6 +14,7 @@
 
 #include <czmq.h>
 
+#include "evr_config.h"
 #include "evr_msg.h"
 
 /*  Messages a socket queues per peer and direction (ZMQ_SNDHWM and
@@ -39,6 +40,15 @@ void evr_bus_setup(zsock_t *sock);
     other user's socket or directory, no directory others can write in,
     sticky or not) or inproc://.  EVR_ERR_CONFIG saying what is wrong. */
 evr_rc_t evr_bus_check_endpoint(const char *ep, evr_err_t *err);
+
+/*  Each of keys (n of them) of cfg that is set but empty (--broker "$EP"
+    with EP unset) as a problem of that setting, naming its source
+    (evr_config_problem: recorded for evr_config_report): such a value
+    was said "empty endpoint", naming neither the option nor the fix.
+    The rest of an endpoint is checked where it is bound or connected to
+    (evr_bus_check_endpoint).  EVR_ERR_CONFIG when any is. */
+evr_rc_t evr_bus_check_empty(const evr_config_t *cfg, const char *const *keys, size_t n,
+                             evr_err_t *err);
 
 /*  Sends msg, on a ROUTER to the peer rid (borrowed), else rid NULL.
     Non-blocking: EVR_ERR_IO when the message cannot be queued now. */

@@ -155,8 +155,14 @@ void evr_gw_trim_fields(evr_gw_req_t *req);
 /*  Only the route's query parameters, each once and with a value. */
 bool evr_gw_query_ok(evr_gw_req_t *req, const evr_gw_route_t *route);
 
+/*  Checks cfg's http_listen (HOST:PORT, an IPv4 address or localhost)
+    and that tls_cert and tls_key are set both or neither, before
+    anything is bound (--print-config too).  EVR_ERR_CONFIG naming the
+    setting and its source (recorded for evr_config_report). */
+evr_rc_t evr_gw_listen_check(const evr_config_t *cfg, evr_err_t *err);
+
 /*  Starts serving on cfg's http_listen (TLS when tls_cert and tls_key
-    are set). */
+    are set; evr_gw_listen_check's errors too). */
 evr_rc_t evr_gw_start(evr_gw_t *gw, evr_err_t *err);
 void evr_gw_stop(evr_gw_t *gw);
 

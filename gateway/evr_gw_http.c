@@ -578,27 +578,46 @@ s_target(void *cls, const char *uri, struct MHD_Connection *conn)
     return cc;
 }
 
-/*  "HOST:PORT" (an IPv4 address, or localhost) into sa. */
+/*  "HOST:PORT" (an IPv4 address, or localhost; PORT 0 to 65535 in
+    digits alone) into sa; else EVR_ERR_CONFIG and why in err, naming the setting's
+    source as the other settings' errors do. */
 static evr_rc_t
-s_listen_addr(const char *s, struct sockaddr_in *sa, evr_err_t *err)
+s_listen_addr(const evr_config_t *cfg, struct sockaddr_in *sa, evr_err_t *err)
 {
-    const char *colon = s ? strrchr(s, ':') : NULL;
-    char host[64], *end;
-    long port = colon ? strtol(colon + 1, &end, 10) : -1;
+    const char *s = evr_config_get(cfg, "http_listen");
+    const char *colon = s ? strrchr(s, ':') : NULL, *p = colon ? colon + 1 : "";
+    char host[64];
+    long port = 0;
     memset(sa, 0, sizeof *sa);
     sa->sin_family = AF_INET;
-    if (!colon || (size_t) (colon - s) >= sizeof host || port < 0 || port > 65535 || *end
-        || colon[1] == '\0')
-        return evr_err_set(err, EVR_ERR_CONFIG, "http_listen = \"%s\": expected HOST:PORT, "
-                           "e.g. 127.0.0.1:7780", s ? s : "");
+    for (; *p >= '0' && *p <= '9' && port <= 65535; p++)   /* no sign, space or 0x */
+        port = port * 10 + (*p - '0');
+    if (!colon || colon == s || (size_t) (colon - s) >= sizeof host || *p || !colon[1]
+        || port > 65535)
+        return evr_config_problem(cfg, "http_listen", err, "expected HOST:PORT (an IPv4 "
+                                  "address or localhost, PORT 0 to 65535; 0: any free one), "
+                                  "e.g. 127.0.0.1:7780");
     snprintf(host, sizeof host, "%.*s", (int) (colon - s), s);
     if (!strcmp(host, "localhost"))
         snprintf(host, sizeof host, "127.0.0.1");
     if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
-        return evr_err_set(err, EVR_ERR_CONFIG, "http_listen = \"%s\": %s is not an IPv4 "
-                           "address", s, host);
+        return evr_config_problem(cfg, "http_listen", err, "%s is not an IPv4 address (nor "
+                                  "localhost; e.g. 127.0.0.1:7780, or 0.0.0.0:7780 for every "
+                                  "address)", host);
     sa->sin_port = htons((uint16_t) port);
     return EVR_OK;
+}
+
+evr_rc_t
+evr_gw_listen_check(const evr_config_t *cfg, evr_err_t *err)
+{
+    struct sockaddr_in sa;
+    evr_rc_t rc = s_listen_addr(cfg, &sa, err);
+    if ((evr_config_get(cfg, "tls_cert") != NULL) != (evr_config_get(cfg, "tls_key") != NULL))
+        rc = evr_config_problem(cfg, evr_config_get(cfg, "tls_cert") ? "tls_cert" : "tls_key",
+                                err, "set both tls_cert and tls_key (--tls-cert and "
+                                "--tls-key), or neither");
+    return rc;
 }
 
 /*  The whole of a PEM file (at most 1 MiB); caller frees. */
@@ -651,15 +670,15 @@ evr_rc_t
 evr_gw_start(evr_gw_t *gw, evr_err_t *err)
 {
     struct sockaddr_in sa;
-    evr_rc_t rc = s_listen_addr(evr_config_get(gw->cfg, "http_listen"), &sa, err);
+    evr_rc_t rc = evr_gw_listen_check(gw->cfg, err);
+    if (!rc)
+        rc = s_listen_addr(gw->cfg, &sa, err);
     if (rc)
         return rc;
     if ((rc = s_bind_probe(&sa, err)))
         return rc;
     const char *certf = evr_config_get(gw->cfg, "tls_cert");
     const char *keyf = evr_config_get(gw->cfg, "tls_key");
-    if ((certf != NULL) != (keyf != NULL))
-        return evr_err_set(err, EVR_ERR_CONFIG, "set both tls_cert and tls_key (or neither)");
     char *cert = certf ? s_read_pem("tls_cert", certf, err) : NULL;
     char *key = cert ? s_read_pem("tls_key", keyf, err) : NULL;
     if (certf && !key) {

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "evr_bus.h"
 #include "evr_gw.h"
 #include "evr_getopt.h"
 #include "evr_log.h"
@@ -86,6 +87,7 @@ s_help(FILE *out)
             "  --broker-key KEY     the broker's public key (broker_key)\n"
             "  --print-config       print the effective settings and their sources, exit\n"
             "  -h, --help           this text\n"
+            "  --version            print the version, exit\n"
             "\n"
             "It prints \"evrun-gateway: listening on URL\" once serving, then \"web UI at\n"
             "URL\" (or a warning when ui_dir is no directory); stops on SIGINT or SIGTERM.\n"
@@ -162,6 +164,7 @@ s_settings(int argc, char **argv, evr_gw_t *gw, bool *print_out)
     }
     if (optind != argc) {
         fprintf(stderr, "evrun-gateway: unexpected argument \"%s\"\n", argv[optind]);
+        evr_usage_brief("evrun-gateway", s_help_cb, NULL);
         return 2;
     }
     evr_err_t err;
@@ -170,6 +173,8 @@ s_settings(int argc, char **argv, evr_gw_t *gw, bool *print_out)
        (the rest of them checked by main) */
     bool bad = evr_config_layer(cfg, file, flags, nf, &err) != EVR_OK;
     bad = evr_client_config_timeout(cfg, &t, &err) != EVR_OK || bad;
+    static const char *const eps[] = { "client_endpoint", "events_endpoint" };
+    bad = evr_bus_check_empty(cfg, eps, 2, &err) != EVR_OK || bad;
     if (bad)
         return 3;
     evr_gw_bus_cfg_make(gw, cfg);  /* the endpoints chosen again at each attempt */
@@ -202,6 +207,7 @@ main(int argc, char **argv)
         bad = evr_config_choice(gw.cfg, "log_level", levels, 4, &level, &err) != EVR_OK || bad;
         bad = evr_config_choice(gw.cfg, "metrics_token", mt, 2, &mtok, &err) != EVR_OK || bad;
         bad = evr_gw_limits_load(&gw, &err) != EVR_OK || bad;
+        bad = evr_gw_listen_check(gw.cfg, &err) != EVR_OK || bad;
         status = 0;
         if (bad) {
             if (!evr_config_report(gw.cfg, "evrun-gateway", stderr))

@@ -93,6 +93,7 @@ s_help(FILE *out)
             "  --curve-cert FILE    CURVE key pair for a tcp:// broker (as evrun-cli)\n"
             "  --broker-key KEY     the broker's public key (as evrun-cli)\n"
             "  -h, --help           this text\n"
+            "  --version            print the version, exit (given alone)\n"
             "\n"
             "SIGTERM or SIGINT: the broker is asked for the runners afresh; those not\n"
             "registered yet, and process and podman runners waiting for a job, get\n"
@@ -190,9 +191,13 @@ s_parse(int argc, char **argv, s_opts_t *o, evr_cli_t *cli)
                 "--help)\n");
         return 2;
     }
+    if (optind != argc)   /* named, as every binary names it */
+        fprintf(stderr, "evrun-provisioner: unexpected argument \"%s\" (the providers' file "
+                "goes after --config: evrun-provisioner --config FILE)\n", argv[optind]);
+    else if (!o->config && !o->status)
+        fprintf(stderr, "evrun-provisioner: --config FILE is required\n");
     if (optind != argc || (!o->config && !o->status)) {
-        fprintf(stderr, "evrun-provisioner: %s (see --help)\n", optind != argc
-                ? "unexpected arguments" : "--config FILE is required");
+        evr_usage_brief("evrun-provisioner", s_help_cb, NULL);
         return 2;
     }
     return 0;

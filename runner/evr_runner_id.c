@@ -9,15 +9,26 @@
 #include "evr_spec.h"
 #include "evr_ulid.h"
 
+evr_rc_t
+evr_runner_id_check(const evr_config_t *cfg, evr_err_t *err)
+{
+    const char *v = evr_config_get(cfg, "runner_id");
+    if (!v || evr_spec_name_ok(v))
+        return EVR_OK;
+    return evr_config_problem(cfg, "runner_id", err, "expected a runner id: 1-%d letters, "
+                              "digits, _ . - (starting with a letter or digit)%s",
+                              EVR_SPEC_MAX_NAME, *v ? "" : "; leave it out for the one "
+                              "made once and kept in the store");
+}
+
 char *
 evr_runner_id(evr_config_t *cfg, evr_store_t *store, const char *state_dir)
 {
     const char *v = evr_config_get(cfg, "runner_id");
     evr_err_t err;
     char *kept = NULL;
-    if (v && *v && !evr_spec_name_ok(v)) {
-        fprintf(stderr, "evrun-runner: runner id \"%s\": expected 1-64 letters, digits, _ . - "
-                "(starting with a letter or digit)\n", v);
+    if (evr_runner_id_check(cfg, &err)) {
+        fprintf(stderr, "evrun-runner: %s\n", err.msg);
         return NULL;
     }
     if (evr_store_meta_get(store, "runner_id", &kept, &err) != EVR_OK)

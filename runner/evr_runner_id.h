@@ -14,4 +14,10 @@
     given one.  NULL after a message on stderr. */
 char *evr_runner_id(evr_config_t *cfg, evr_store_t *store, const char *state_dir);
 
+/*  The runner_id setting, when set, a runner id (evr_spec_name_ok): an
+    empty one (--id "$ID" with ID unset) took the made one in silence.
+    EVR_ERR_CONFIG naming the setting and its source, recorded for
+    evr_config_report, so that --print-config says it as a start does. */
+evr_rc_t evr_runner_id_check(const evr_config_t *cfg, evr_err_t *err);
+
 #endif

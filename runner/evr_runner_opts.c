@@ -201,6 +201,7 @@ evr_runner_opts_parse(int argc, char **argv, evr_runner_opts_t *o, const char **
     };
     int c;
     bool broker = false, args = false, once_wait = false;
+    const char *broker_only = NULL;     /* the last such flag given */
     while ((c = evr_getopt("evrun-runner", argc, argv, "a:qh", opts)) != -1) {
         const char *key = NULL;
         switch (c) {
@@ -226,9 +227,9 @@ evr_runner_opts_parse(int argc, char **argv, evr_runner_opts_t *o, const char **
             break;
         }
         case 'B': key = "runner_endpoint"; broker = true; break;
-        case 'l': key = "labels"; break;
-        case 'c': key = "capacity"; break;
-        case 'i': key = "runner_id"; break;
+        case 'l': key = "labels"; broker_only = "--labels"; break;
+        case 'c': key = "capacity"; broker_only = "--capacity"; break;
+        case 'i': key = "runner_id"; broker_only = "--id"; break;
         case 'E': o->exit_drained = true; break;
         case S_OPT_ONCE: o->once = true; break;
         case S_OPT_CLEAN: o->clean = true; break;
@@ -242,10 +243,10 @@ evr_runner_opts_parse(int argc, char **argv, evr_runner_opts_t *o, const char **
                 return 2;
             }
             break;
-        case 'H': key = "heartbeat_ms"; break;
-        case 'L': key = "lease_ms"; break;
-        case 'K': key = "runner_cert"; break;
-        case 'b': key = "broker_key"; break;
+        case 'H': key = "heartbeat_ms"; broker_only = "--heartbeat-ms"; break;
+        case 'L': key = "lease_ms"; broker_only = "--lease-ms"; break;
+        case 'K': key = "runner_cert"; broker_only = "--curve-cert"; break;
+        case 'b': key = "broker_key"; broker_only = "--broker-key"; break;
         case 'V': key = "log_level"; break;
         case 'T':
             if (!s_seconds(optarg, &o->stop_timeout)) {
@@ -289,6 +290,13 @@ evr_runner_opts_parse(int argc, char **argv, evr_runner_opts_t *o, const char **
     if (args && !o->file) {
         fprintf(stderr, "evrun-runner: -a goes with --exec FILE only (a broker's job gets its "
                 "args from its submit: evrun-cli run FILE -a NAME=VALUE)\n");
+        return 2;
+    }
+    /* the settings file's (shared with the broker and evrun-cli) are
+       taken as they are: only a flag says this run is meant to use it */
+    if (broker_only && (o->file || o->recover || o->prune)) {
+        fprintf(stderr, "evrun-runner: %s goes with --broker EP only (--exec, --recover and "
+                "--prune take no job from a broker)\n", broker_only);
         return 2;
     }
     if (o->exit_drained && !broker) {

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "evr_bus.h"
 #include "evr_config.h"
 #include "evr_curve.h"
 #include "evr_daemon.h"
@@ -532,8 +533,12 @@ main(int argc, char **argv)
     (void) evr_config_uint(cfg, "grace", 1, 3600, &grace, &err);
     (void) evr_config_choice(cfg, "log_level", evr_log_level_names, EVR_LOG_NLEVELS, &level,
                              &err);
-    if (daemon && (print_config || !o.prune))
+    if (daemon && (print_config || !o.prune)) {
         (void) evr_runner_opts_daemon_numbers(cfg, &cap, &hb, &lease);
+        (void) evr_runner_id_check(cfg, &err);
+        static const char *const eps[] = { "runner_endpoint" };
+        (void) evr_bus_check_empty(cfg, eps, 1, &err);
+    }
     (void) evr_keep_settings(cfg, &o.retention, &o.retention_ms, &err);
     (void) evr_runner_opts_hooks(cfg, file, &hooks);
     if (evr_config_report(cfg, "evrun-runner", stderr)) {
@@ -568,6 +573,19 @@ main(int argc, char **argv)
         goto out;
     }
     evr_log_set_level((evr_log_level_t) level);
+    evr_engine_opts_t eo = { .print = o.print, .keep = o.keep, .grace_s = (int) grace,
+                             .secrets_dir = evr_config_get(cfg, "secrets_dir") };
+    if (!evr_runner_opts_limits(cfg, &eo)) {
+        status = 2;
+        goto out;
+    }
+    /* the file read before the handlers: a read that blocks (a FIFO no
+       one writes) restarted after a counted signal, so Ctrl-C and SIGTERM
+       did nothing; this way they end it, nothing recorded */
+    if (o.file && !s_load(&o, &spec, &args)) {
+        status = 2;
+        goto out;
+    }
     /* from here on a signal is counted, not fatal: one during the start
        (store, podman, recovery) stops the runner at its first turn, the
        way one in the loop does, so --clean still removes an untouched
@@ -575,18 +593,8 @@ main(int argc, char **argv)
     signal(SIGINT, s_on_signal);
     signal(SIGTERM, s_on_signal);
     signal(SIGPIPE, SIG_IGN);
-    evr_engine_opts_t eo = { .print = o.print, .keep = o.keep, .grace_s = (int) grace,
-                             .secrets_dir = evr_config_get(cfg, "secrets_dir") };
-    if (!evr_runner_opts_limits(cfg, &eo)) {
-        status = 2;
-        goto out;
-    }
     artifacts = evr_asprintf("%s/artifacts", state_dir);
     cache = evr_asprintf("%s/git-cache", state_dir);
-    if (o.file && !s_load(&o, &spec, &args)) {
-        status = 2;
-        goto out;
-    }
     if (o.file && o.follow && !o.pipelines) {
         const char *slash = strrchr(o.file, '/');
         pdir = slash ? evr_strndup(o.file, (size_t) (slash - o.file + (slash == o.file)))

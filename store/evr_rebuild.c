@@ -433,6 +433,37 @@ s_index_open(const evr_job_t *job, void *arg)
     return 0;
 }
 
+/*  The seq of the log's last event and meta's last_seq, read in one
+    transaction: every append writes both in one, so the first is never
+    above the second (retention may take the last events, never put one
+    past last_seq).  *ahead is the last event's seq when it is above. */
+static evr_rc_t
+s_log_past_meta(evr_store_t *store, uint64_t *ahead, uint64_t *meta, evr_err_t *err)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    *ahead = *meta = 0;
+    evr_rc_t erc = evr_store_read_begin(store, store->events, &txn, &cur, err);
+    if (erc)
+        return erc;
+    MDB_val k, v, mk = { 8, "last_seq" }, mv;
+    int rc = mdb_get(txn, store->meta, &mk, &mv);
+    if (rc == 0 && mv.mv_size == 8)
+        *meta = evr_store_get64(mv.mv_data);
+    else if (rc != MDB_NOTFOUND)
+        erc = rc ? evr_store_mdb_err(err, "mdb_get last_seq", rc)
+                 : evr_err_set(err, EVR_ERR_STORE, "store: meta last_seq has %zu bytes",
+                               mv.mv_size);
+    rc = erc ? 0 : mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    if (rc && rc != MDB_NOTFOUND)
+        erc = evr_store_mdb_err(err, "mdb_cursor_get events", rc);
+    else if (!erc && !rc && k.mv_size == 8 && evr_store_get64(k.mv_data) > *meta)
+        *ahead = evr_store_get64(k.mv_data);
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return erc;
+}
+
 evr_rc_t
 evr_rebuild_verify(evr_store_t *store, evr_rebuild_report_fn *report, void *arg,
                    evr_rebuild_verify_t *out, evr_err_t *err)
@@ -505,6 +536,19 @@ evr_rebuild_verify(evr_store_t *store, evr_rebuild_report_fn *report, void *arg,
                 out->differences++;
             }
         }
+    }
+    /* events past meta's last_seq: the walks above stop at it, so they
+       are not seen there, and every append would fail (MDB_KEYEXIST) */
+    uint64_t ahead = 0, meta = 0;
+    if (rc == EVR_OK)
+        rc = s_log_past_meta(store, &ahead, &meta, err);
+    if (rc == EVR_OK && ahead) {
+        s_report(report, arg, "seq: meta says the last seq is %llu, but the log holds events "
+                 "up to seq %llu (the events after it were not checked; a writer would fail "
+                 "to append at %llu): the store is damaged; restore it from a backup",
+                 (unsigned long long) meta, (unsigned long long) ahead,
+                 (unsigned long long) meta + 1);
+        out->differences++;
     }
     evr_rebuild_destroy(&v.rb);
     zhashx_destroy(&v.seen);

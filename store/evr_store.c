@@ -756,10 +756,17 @@ s_append_txn(evr_store_t *self, MDB_txn *txn, void *arg, evr_err_t *err, int *md
         evr_store_be64(key, ev->seq);
         MDB_val k = { 8, key }, v = { len, NULL };
         *mdbrc = mdb_put(txn, self->events, &k, &v, MDB_APPEND | MDB_RESERVE);
-        if (*mdbrc) {
+        if (*mdbrc == MDB_KEYEXIST)   /* an append at or below the log's last seq */
+            erc = evr_err_set(err, EVR_ERR_STORE, "store: %s: seq %llu is taken: the log holds "
+                              "events past the last seq its meta records, so no event can be "
+                              "appended (the store is damaged: evrun-replay %s --verify says "
+                              "more; restore it from a backup, or move the directory aside to "
+                              "start anew)", self->dir, (unsigned long long) ev->seq,
+                              self->dir);
+        else if (*mdbrc)
             erc = evr_store_mdb_err(err, "mdb_put events", *mdbrc);
+        if (*mdbrc)
             break;
-        }
         evr_codec_encode_to(&evr_event_type, ev, v.mv_data, len);
         if (ev->job) {
             uint8_t jk[EVR_STORE_KEYLEN];

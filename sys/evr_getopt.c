@@ -46,6 +46,10 @@ int
 evr_getopt(const char *prog, int argc, char **argv, const char *shortopts,
            const struct option *opts)
 {
+    if (argc == 2 && optind <= 1 && !strcmp(argv[1], "--version") && !strchr(prog, ' ')) {
+        printf("%s %s\n", prog, EVR_VERSION);
+        exit(0);
+    }
     char spec[64];
     snprintf(spec, sizeof spec, ":%s", shortopts);   /* ':' tells a missing argument */
     opterr = 0;

@@ -26,7 +26,9 @@ void evr_usage_brief(const char *prog, evr_help_fn *help, const void *arg);
     starting with prog: an unknown or ambiguous option, a missing
     argument, an argument to an option that takes none; an unknown long
     option near one gets "did you mean --NAME?".  Returns as getopt_long
-    does, '?' for each of those (said). */
+    does, '?' for each of those (said).  `PROG --version`, alone, of a
+    program (a prog without a space: not one of evrun-cli's commands)
+    prints "PROG VERSION" and exits 0, as every binary's --help says. */
 int evr_getopt(const char *prog, int argc, char **argv, const char *shortopts,
                const struct option *opts);
 

@@ -339,9 +339,16 @@ evr_paths_socket(const char *path, evr_err_t *err)
     if (!rc && dir && lstat(dir, &st) == 0)
         rc = s_judge_sock_dir(dir, &st, path, err);
     if (!rc && lstat(path, &st) == 0) {
-        if (!S_ISSOCK(st.st_mode))
+        if (S_ISDIR(st.st_mode))    /* rm would not remove it, nor should it */
+            rc = evr_err_set(err, EVR_ERR_CONFIG, "%s: a directory, not a socket: an ipc:// "
+                             "endpoint names the socket itself (a broker's are "
+                             "ipc://STATE/bus/clients, .../runners and .../events)", path);
+        else if (!S_ISSOCK(st.st_mode))
             rc = evr_err_set(err, EVR_ERR_CONFIG, "%s: %s, not a socket: remove it (rm %s)",
-                             path, S_ISLNK(st.st_mode) ? "a symbolic link" : "a file", path);
+                             path, S_ISLNK(st.st_mode)    ? "a symbolic link"
+                                   : S_ISFIFO(st.st_mode) ? "a FIFO"
+                                   : S_ISREG(st.st_mode)  ? "a file"
+                                                          : "a device", path);
         else if (st.st_uid != geteuid() && st.st_uid != 0)
             rc = evr_err_set(err, EVR_ERR_CONFIG, "%s: a socket of uid %u, not yours (uid "
                              "%u): evrun talks to no other user's socket there; remove it "

@@ -52,7 +52,9 @@ int evr_cli_up(int argc, char **argv);
     ("." when /proc/self/exe cannot be read); caller owns the result. */
 char *evr_cli_up_bindir(void);
 /*  The live evrun process STATE/run/NAME.pid names: its pid; 0 when there
-    is none (no file, or a stale one); -1 when the file is refused (not a
+    is none (no file, or a stale one: no process, or one that is not an
+    evrun binary with --state-dir STATE, a runner's STATE/runners/I, the
+    directory compared by identity); -1 when the file is refused (not a
     regular file of the user's, e.g. a link), with err saying why. */
 pid_t evr_cli_up_pid(const char *state, const char *name, evr_err_t *err);
 /* cli_down.c */

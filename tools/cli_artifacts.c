@@ -411,7 +411,10 @@ evr_cli_artifacts(int argc, char **argv)
         if (evr_cli_common(&cli, c, optarg))
             continue;
         switch (c) {
-        case 's': fs.step = optarg; break;
+        case 's':
+            fs.step = optarg;
+            status = evr_cli_step_arg(cli.prog, optarg) ? 0 : 2;
+            break;
         case 'o': dir = optarg; break;
         case 'w': status = s_wait_arg(&cli, optarg, &wait_s) ? 0 : 2; break;
         case 'h':

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "evr_bus.h"
 #include "evr_json.h"
 #include "evr_spec.h"
 
@@ -76,6 +77,17 @@ evr_cli_pipeline_arg(const char *prog, const char *opt, const char *arg)
     return evr_cli_name_arg(prog, opt, "a pipeline name", arg);
 }
 
+bool
+evr_cli_step_arg(const char *prog, const char *arg)
+{
+    if (evr_spec_step_name_ok(arg))
+        return true;
+    fprintf(stderr, "%s: --step \"%s\": expected a step name: letters, digits, _ . - (at "
+            "most %d bytes), or one combination of a matrix step, NAME[K=v,...]\n", prog, arg,
+            EVR_SPEC_MAX_NAME);
+    return false;
+}
+
 int
 evr_cli_job_opt(const char *prog, int c, const char *arg, evr_msg_t *req)
 {
@@ -112,6 +124,8 @@ evr_cli_settings(evr_cli_t *cli)
     /* every error of the settings at once: the file's, then the timeout's */
     bool bad = evr_config_layer(cli->cfg, cli->file, cli->flags, cli->nf, &err) != EVR_OK;
     bad = evr_client_config_timeout(cli->cfg, &t, &err) != EVR_OK || bad;
+    static const char *const eps[] = { "client_endpoint", "events_endpoint" };
+    bad = evr_bus_check_empty(cli->cfg, eps, 2, &err) != EVR_OK || bad;
     if (bad) {
         if (!evr_config_report(cli->cfg, cli->prog, stderr))
             fprintf(stderr, "%s: %s\n", cli->prog, err.msg);
@@ -130,7 +144,7 @@ int
 evr_cli_connect(evr_cli_t *cli)
 {
     evr_err_t err;
-    int rc = evr_cli_settings(cli);
+    int rc = cli->cfg ? 0 : evr_cli_settings(cli);
     if (rc)
         return rc;
     if (evr_client_new(cli->cfg, &cli->client, &err)) {

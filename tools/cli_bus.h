@@ -61,8 +61,8 @@ int evr_cli_getopt(const char *prog, int argc, char **argv, const char *shortopt
 /*  Takes a common option (c >= 1000); false when c is not one. */
 bool evr_cli_common(evr_cli_t *cli, int c, const char *arg);
 
-/*  Layers the settings and connects; prints the error and returns 2 on
-    failure, else 0. */
+/*  Layers the settings (unless evr_cli_settings did) and connects;
+    prints the error and returns 2 on failure, else 0. */
 int evr_cli_connect(evr_cli_t *cli);
 
 /*  The one JOB_ID operand left at argv[optind_], checked as a job id
@@ -85,6 +85,12 @@ bool evr_cli_pipeline_arg(const char *prog, const char *opt, const char *arg);
     refusal, where a usage error is 2). */
 bool evr_cli_name_arg(const char *prog, const char *opt, const char *what, const char *arg);
 
+/*  --step S (evrun-tail, logs, artifacts): false (said) when S is no
+    step name (evr_spec_step_name_ok: a name, or one matrix combination
+    NAME[K=v,...]): no step has it, so it matched nothing, and evrun-tail
+    --all or --pipeline waited for ever printing nothing. */
+bool evr_cli_step_arg(const char *prog, const char *arg);
+
 /*  The options a job's request takes in run, submit and start: 'a'
     (-a/--arg NAME=VALUE, into req->args: each NAME once, a repeat would
     replace the value before it) and 'l' (--label L, into req->labels: a
@@ -93,7 +99,10 @@ bool evr_cli_name_arg(const char *prog, const char *opt, const char *what, const
     value is refused; -1 when c is neither. */
 int evr_cli_job_opt(const char *prog, int c, const char *arg, evr_msg_t *req);
 
-/*  Loads the settings only (no connection), timeout_ms checked: 0 or 2. */
+/*  Loads the settings only (no connection), timeout_ms checked: 0 or 2.
+    A command that catches SIGINT and SIGTERM (evr_cli_catch_stop) calls
+    it before: a read of the settings file that blocks (a FIFO, a hung
+    mount) would go on after a counted signal, so Ctrl-C did nothing. */
 int evr_cli_settings(evr_cli_t *cli);
 
 void evr_cli_done(evr_cli_t *cli);

@@ -344,7 +344,7 @@ s_run_common(int argc, char **argv, const char *name)
     else if (req.spec->schedule)   /* said, and submitted as any file */
         fprintf(stderr, "%s: note: schedule is used by registered pipelines only (a file in the "
                 "broker's pipelines_dir); this job runs once, now\n", cli.prog);
-    if (!status && (follow || wait))
+    if (!status && (follow || wait) && !(status = evr_cli_settings(&cli)))
         evr_cli_catch_stop();
     if (!status && !(status = evr_cli_connect(&cli)) && !(status = evr_cli_send_job(&cli, &req))) {
         evr_cli_warn_no_runner(&cli, &req);
@@ -791,12 +791,14 @@ s_query(int argc, char **argv, evr_msgtype_t type)
         }
         else if (type == EVR_MSG_JOBS && c == 'b') {
             free(req.job);
-            if (!(req.job = evr_client_job_arg(prog, optarg)))
+            char *opt = evr_asprintf("%s: --before", prog);   /* which JOB_ID was wrong */
+            if (!(req.job = evr_client_job_arg(opt, optarg)))
                 status = 2;
+            free(opt);
         }
         else if (c == 'h') {
             printf("usage: evrun-cli %s%s [options]\n\n%s\n\n%s%s\nexit status: 0 ok; 1 refused "
-                   "(no such job); 2 usage, or the broker unreachable\n", name,
+                   "%s; 2 usage, or the broker unreachable\n", name,
                    type == EVR_MSG_STATUS ? " JOB_ID" : "",
                    type == EVR_MSG_STATUS ? "Prints one job's state: status, runner, steps "
                                             "done, times, why it failed, and\nits steps' "
@@ -830,7 +832,8 @@ s_query(int argc, char **argv, evr_msgtype_t type)
                                           "the next page\n"
                                           "  --tree               a job a listed job's step "
                                           "triggered under it, indented\n"
-                                        : "", EVR_CLI_COMMON_HELP);
+                                        : "", EVR_CLI_COMMON_HELP,
+                   type == EVR_MSG_STATUS ? "(no such job)" : "(by the broker)");
             return 0;
         }
         else
@@ -948,7 +951,10 @@ evr_cli_logs(int argc, char **argv)
             continue;
         switch (c) {
         case 'f': fo.follow = true; break;
-        case 's': fo.step = optarg; break;
+        case 's':
+            fo.step = optarg;
+            status = evr_cli_step_arg(cli.prog, optarg) ? 0 : 2;
+            break;
         case 'e': fo.events = true; break;
         case 'h':
             printf("usage: evrun-cli logs JOB_ID [--follow] [--step S] [--events] [options]\n\n"
@@ -975,7 +981,8 @@ evr_cli_logs(int argc, char **argv)
     char *job = status ? NULL : evr_cli_job_operand(&cli, argc, argv, optind);
     if (!status && !job)
         status = 2;
-    if (!status)    /* from before the connect: a Ctrl-C then is not lost (or fatal) */
+    /* from before the connect: a Ctrl-C then is not lost (or fatal) */
+    if (!status && !(status = evr_cli_settings(&cli)))
         evr_cli_catch_stop();
     if (!status && !(status = evr_cli_connect(&cli))) {
         fo.job = job;

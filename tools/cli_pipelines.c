@@ -195,9 +195,10 @@ evr_cli_start(int argc, char **argv)
     evr_ulid_new(job);
     req.job = evr_strdup(job);
     req.pipeline = evr_strdup(argv[optind]);
-    if (follow || wait)
+    if ((follow || wait) && !(status = evr_cli_settings(&cli)))
         evr_cli_catch_stop();
-    status = evr_cli_connect(&cli);
+    if (!status)
+        status = evr_cli_connect(&cli);
     cli.id_only = !follow && !wait;   /* J=$(evrun-cli start P) takes the id alone, as submit */
     if (!status)
         status = evr_cli_send_job(&cli, &req);

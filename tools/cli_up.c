@@ -63,6 +63,47 @@ evr_cli_up_bindir(void)
     return evr_strdup(dirname(buf));
 }
 
+/*  Whether process pid is the one up started as NAME for state: an evrun
+    binary whose --state-dir is state itself (a runner's: state/runners/I,
+    I NAME's number), the same directory however it is spelled (up
+    --state-dir s, down --state-dir ./s).  A pid file from before a reboot,
+    or one copied with its state directory, may name another evrun's
+    process: another state directory's broker was stopped by down. */
+static bool
+s_ours(long pid, const char *state, const char *name)
+{
+    char path[64], buf[8192];
+    snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
+    FILE *fp = fopen(path, "re");
+    size_t n = fp ? fread(buf, 1, sizeof buf - 1, fp) : 0;
+    if (fp)
+        fclose(fp);
+    buf[n] = '\0';
+    const char *arg0 = strrchr(buf, '/') ? strrchr(buf, '/') + 1 : buf, *dir = NULL;
+    for (size_t i = 0; i < n; i += strlen(buf + i) + 1)   /* NUL-separated arguments */
+        if (!strcmp(buf + i, "--state-dir") && i + 12 < n)
+            dir = buf + i + 12;
+    if (strncmp(arg0, "evrun-", 6) || !dir || !*dir)
+        return false;
+    char *d = evr_strdup(dir);
+    if (!strncmp(name, "runner-", 7)) {   /* state/runners/I */
+        char *slash = strrchr(d, '/');
+        bool ok = slash && !strcmp(slash + 1, name + 7);
+        if (ok)
+            *slash = '\0';
+        ok = ok && (slash = strrchr(d, '/')) && !strcmp(slash + 1, "runners");
+        if (ok)
+            *slash = '\0';
+        if (!ok)
+            d[0] = '\0';
+    }
+    struct stat a, b;
+    bool same = *d && stat(d, &a) == 0 && stat(state, &b) == 0 && a.st_dev == b.st_dev
+                && a.st_ino == b.st_ino;
+    free(d);
+    return same;
+}
+
 pid_t
 evr_cli_up_pid(const char *state, const char *name, evr_err_t *err)
 {
@@ -79,15 +120,7 @@ evr_cli_up_pid(const char *state, const char *name, evr_err_t *err)
     long pid = strtol(num, NULL, 10);
     if (pid <= 0 || kill((pid_t) pid, 0) != 0)
         return 0;
-    /* a pid file from before a reboot may name someone else's process */
-    char *cl = evr_asprintf("/proc/%ld/cmdline", pid), buf[256] = "";
-    FILE *fp = fopen(cl, "r");
-    free(cl);
-    size_t n = fp ? fread(buf, 1, sizeof buf - 1, fp) : 0;
-    if (fp)
-        fclose(fp);
-    buf[n] = '\0';
-    return strstr(buf, "evrun-") ? (pid_t) pid : 0;
+    return s_ours(pid, state, name) ? (pid_t) pid : 0;
 }
 
 /*  Starts argv in the background (own session, stdin from /dev/null,

@@ -450,8 +450,11 @@ evr_client_job_arg(const char *prog, const char *arg)
     for (char *p = id; *p; p++)
         *p = (char) toupper((unsigned char) *p);
     const char *why = evr_ulid_problem(id);
-    if (why) {
+    if (why && !*arg)   /* else "PROG: : not a job id" */
+        fprintf(stderr, "%s: \"\": not a job id (empty: a variable left unset?)\n", prog);
+    else if (why)
         fprintf(stderr, "%s: %s: not a job id (%s)\n", prog, arg, why);
+    if (why) {
         free(id);
         return NULL;
     }

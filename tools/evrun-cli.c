@@ -43,7 +43,7 @@ s_usage(FILE *out)
     for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
         fprintf(out, "  %-10s %s\n", s_commands[i].name, s_commands[i].summary);
     fprintf(out, "\n'evrun-cli COMMAND --help' (or 'evrun-cli help COMMAND') describes a "
-                 "command.\n"
+                 "command; 'evrun-cli --version' prints the version.\n"
                  "exit status: 0 ok; 1 the job failed, the command was refused, or (validate)\n"
                  "a pipeline file is invalid; 2 usage or connection errors, a bad pipeline\n"
                  "file (run, submit), and for logs and artifacts no such job; 130 a\n"

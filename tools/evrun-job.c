@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -67,6 +68,7 @@ s_usage(FILE *f)
             "                other than this job's own must be in its triggers:\n"
             "  hello         print what the channel serves (job, pipeline, step, attempt,\n"
             "                the commands it knows) as one JSON line\n"
+            "  --version     print evrun-job's version, exit 0\n"
             "\n"
             "exit status: 0 done; 1 as said above; 2 usage, channel or refusal (the\n"
             "runner's message on stderr).\n",
@@ -124,6 +126,13 @@ s_connect(void)
             return fd;
         int e = errno;
         close(fd);
+        struct stat st;   /* no runner restarting puts a file or directory there */
+        if (e == ECONNREFUSED && stat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+            fprintf(stderr, "evrun-job: cannot reach the job's control channel at %s: %s, not "
+                    "a socket (is this a step of an evrun job? EVRUN_CONTROL names the "
+                    "socket)\n", path, S_ISDIR(st.st_mode) ? "a directory" : "a file");
+            return -1;
+        }
         if ((e != ECONNREFUSED && e != ENOENT && e != EAGAIN) || waited >= S_CONNECT_WAIT_MS) {
             fprintf(stderr, "evrun-job: cannot reach the job's control channel at %s: %s (is "
                     "this a step of an evrun job? EVRUN_CONTROL names the socket)\n", path,
@@ -706,6 +715,10 @@ main(int argc, char **argv)
 {
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         s_usage(stdout);
+        return 0;
+    }
+    if (argc == 2 && !strcmp(argv[1], "--version")) {
+        printf("evrun-job %s\n", EVR_VERSION);
         return 0;
     }
     if (argc == 3 && !strcmp(argv[1], "secret"))

@@ -76,13 +76,16 @@ s_help(FILE *out)
             "  --verify          rebuild every job from the events alone and compare with\n"
             "                    the stored projections; print each difference (every\n"
             "                    event decoded whole, the by_job index checked against\n"
-            "                    the events, each database's pages checked first)\n"
+            "                    the events, no event past the last seq the store\n"
+            "                    records, each database's pages checked first)\n"
             "  --json            JSON lines instead of tables, for every view\n"
             "  -h, --help        this text\n"
+            "  --version         print the version, exit (given alone)\n"
             "\n"
-            "exit status: 0 ok; 1 a difference (--verify), or no such job in the store;\n"
-            "2 usage error (an unknown option, a bad SEQ, --from above --to, an ID that\n"
-            "is no job id), or DIR missing or not an evrun store, or a store error (an\n"
+            "exit status: 0 ok; 1 a difference (--verify), or no such job (or step of\n"
+            "it) in the store; 2 usage error (an unknown option, a bad SEQ,\n"
+            "--from above --to, an ID that is no job id, a STEP no step could be\n"
+            "named), or DIR missing or not an evrun store, or a store error (an\n"
             "event that does not decode), or stdout not writable;\n"
             "a reader that stops reading (| head) ends it quietly, status 0\n");
 }
@@ -598,11 +601,25 @@ s_seq_arg(const char *opt, const char *s, uint64_t *out)
 }
 
 /*  The job id of --job ID or --output ID[/STEP], upper-cased in place:
-    false (said) when it is none; a usage error, as evrun-cli's. */
+    false (said) when it is none, or STEP no step name (--job ID/x and
+    --output ID/ were looked up, and said as no job or no step, exit 1);
+    a usage error, as evrun-cli's. */
 static bool
 s_id_arg(const char *opt, char *arg)
 {
     char *slash = strchr(arg, '/');
+    bool output = !strcmp(opt, "--output");
+    if (slash && !output) {
+        fprintf(stderr, "evrun-replay: %s %s: not a job id (a job id alone: %d characters; "
+                "--output ID/STEP for a step's output)\n", opt, arg, EVR_ULID_LEN);
+        return false;
+    }
+    if (slash && !evr_spec_step_name_ok(slash + 1)) {
+        fprintf(stderr, "evrun-replay: %s %s: \"%s\" is no step name: letters, digits, _ . - "
+                "(at most %d bytes), or one combination of a matrix step, NAME[K=v,...]\n",
+                opt, arg, slash + 1, EVR_SPEC_MAX_NAME);
+        return false;
+    }
     size_t n = slash ? (size_t) (slash - arg) : strlen(arg);
     char id[EVR_ULID_LEN + 2] = "";
     evr_err_t err;

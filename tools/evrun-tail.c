@@ -49,6 +49,7 @@ s_help(FILE *out)
             "                       combinations; a name the job has no step for:\n"
             "                       exit 2, naming its steps)\n"
             EVR_CLI_COMMON_HELP
+            "  --version            print the version, exit (given alone)\n"
             "\n"
             "exit status: 0 the job succeeded (without --job: stopped by SIGINT or SIGTERM);\n"
             "1 the job failed, was cancelled or timed out, or --job was interrupted before\n"
@@ -94,7 +95,11 @@ main(int argc, char **argv)
         case 'a': all = true; break;
         case 'e': fo.events = true; break;
         case 'F': fo.from_start = true; break;
-        case 's': fo.step = optarg; break;
+        case 's':
+            fo.step = optarg;
+            if (!evr_cli_step_arg(cli.prog, optarg))
+                status = 2;
+            break;
         case 'h': s_help(stdout); return 0;
         default: status = 2; break;
         }
@@ -119,7 +124,13 @@ main(int argc, char **argv)
         return status;
     }
     /* from before the connect: a Ctrl-C then is not lost (a script's
-       background command starts with SIGINT ignored) or fatal */
+       background command starts with SIGINT ignored) or fatal; after the
+       settings, whose read would go on after a counted signal */
+    if ((status = evr_cli_settings(&cli))) {
+        free(job);
+        evr_cli_done(&cli);
+        return status;
+    }
     signal(SIGINT, s_on_signal);
     signal(SIGTERM, s_on_signal);
     signal(SIGPIPE, SIG_IGN);

@@ -84,6 +84,34 @@ for v in "" "a b"; do
     grep -qxF "evrun-tail: --pipeline \"$v\": expected a pipeline name: letters, digits, _ . - (at most 64 bytes)" "$tmp/err"
 done
 
+# --step "" (S unset) or a name no step can have matched nothing: evrun-tail
+# --all or --pipeline waited for ever, printing nothing
+for v in "" "a b" "t[os=a b]"; do
+  for c in "evrun-tail --all|evrun-tail" "evrun-tail --pipeline p|evrun-tail" \
+           "evrun-cli logs $job|evrun-cli logs" "evrun-cli artifacts $job|evrun-cli artifacts"; do
+    # shellcheck disable=SC2086
+    run timeout 10 $bin/${c%%|*} --step "$v"
+    check "${c%%|*} --step '$v': exit 2" [ $rc -eq 2 ]
+    check "${c%%|*} --step '$v': says what a step name is" \
+      grep -qxF "${c#*|}: --step \"$v\": expected a step name: letters, digits, _ . - (at most 64 bytes), or one combination of a matrix step, NAME[K=v,...]" "$tmp/err"
+  done
+done
+
+# a JOB_ID given empty was ": not a job id", naming nothing; --before's
+# named no option; runners --help said it refuses "no such job"
+for c in "evrun-cli status|evrun-cli status" "evrun-tail --job|evrun-tail" \
+         "evrun-cli jobs --before|evrun-cli jobs: --before"; do
+  # shellcheck disable=SC2086
+  run $bin/${c%%|*} ""
+  check "${c%%|*} '': exit 2" [ $rc -eq 2 ]
+  check "${c%%|*} '': says it is empty" \
+    grep -qxF "${c#*|}: \"\": not a job id (empty: a variable left unset?)" "$tmp/err"
+done
+run "$bin/evrun-cli" jobs --before junk
+check "jobs --before junk: names the option" \
+  said 'evrun-cli jobs: --before: junk: not a job id (expected a ULID: 26 characters, got 4)'
+check "runners --help: no 'no such job'" bash -c "! '$bin/evrun-cli' runners --help | grep -q 'no such job'"
+
 # down took any operand and stopped everything (down --state-dir-typo...)
 mkdir -p -m 0700 "$tmp/state"
 run "$bin/evrun-cli" down "$tmp/state"
@@ -131,6 +159,95 @@ check "evrun-gateway --listen: a missing value, three lines" \
 run "$bin/evrun-cli" status $job --events
 check "status --events: named as typed, then as taken" \
   said "evrun-cli status: option '--events' (taken as --events-endpoint) requires an argument (see --help)"
+# evrun-runner --exec FIFO (no writer yet): SIGTERM or Ctrl-C did nothing
+# (the handler counted it, and the blocked open went on); now it ends as
+# --help says of a signal before the job began, nothing recorded
+mkfifo "$tmp/fifo.yml"
+"$bin/evrun-runner" --exec "$tmp/fifo.yml" --state-dir "$tmp/fifo-state" > /dev/null 2>&1 &
+pid=$!
+sleep 0.5
+kill -TERM $pid
+for _ in $(seq 50); do kill -0 $pid 2> /dev/null || break; sleep 0.1; done
+alive=0
+kill -0 $pid 2> /dev/null && { alive=1; kill -KILL $pid; }
+wait $pid
+rc=$?
+check "runner --exec FIFO, SIGTERM while it waits for a writer: it ends" [ $alive -eq 0 ]
+check "runner --exec FIFO, SIGTERM: status 143" [ $rc -eq 143 ]
+check "runner --exec FIFO, SIGTERM: nothing recorded" [ ! -e "$tmp/fifo-state/data.mdb" ]
+
+# the commands that catch SIGINT and SIGTERM before they connect (tail,
+# logs, run/start --follow or --wait) set their handlers before the
+# settings file was read: one that blocks (a FIFO, a hung mount) went on
+# after a Ctrl-C; now it is read first, and a signal then ends them
+mkfifo "$tmp/fifo-settings.yml"
+for c in "evrun-tail --all" "evrun-cli logs $job --follow" "evrun-cli run $tmp/p.yml --wait" \
+         "evrun-cli start p --follow"; do
+  # shellcheck disable=SC2086
+  $bin/$c --config "$tmp/fifo-settings.yml" > /dev/null 2>&1 &
+  pid=$!
+  sleep 0.4
+  kill -TERM $pid
+  for _ in $(seq 50); do kill -0 $pid 2> /dev/null || break; sleep 0.1; done
+  alive=0
+  kill -0 $pid 2> /dev/null && { alive=1; kill -KILL $pid; }
+  wait $pid
+  rc=$?
+  check "$c --config FIFO, SIGTERM while it is read: it ends (status $rc)" \
+    [ "$alive.$rc" = 0.143 ]
+done
+
+# down: a pid file naming another state directory's evrun process (copied
+# with its state directory, or from before a reboot) stopped that process:
+# any command line with "evrun-" in it was taken as up's
+mkdir -p -m 0700 "$tmp/other" "$tmp/copy/run"
+"$bin/evrun-broker" --state-dir "$tmp/other" --local > "$tmp/other.log" 2>&1 &
+bpid=$!
+for _ in $(seq 50); do [ -S "$tmp/other/bus/clients" ] && break; sleep 0.1; done
+echo "$bpid" > "$tmp/copy/run/broker.pid"
+chmod 0600 "$tmp/copy/run/broker.pid"
+run "$bin/evrun-cli" down --state-dir "$tmp/copy"
+sleep 0.3
+check "down, a pid file naming another state directory's broker: it runs on" kill -0 $bpid
+check "down, that pid file: nothing of this state directory ran" \
+  grep -qx "nothing was running under $tmp/copy" "$tmp/out"
+kill -TERM $bpid 2> /dev/null
+wait $bpid
+
+# evrun-job: a control path that is a file or a directory, not a socket,
+# was waited on for 10 s (as for a runner restarting), then "Connection
+# refused"
+for c in "$tmp/p.yml|a file" "$tmp|a directory"; do
+  start=$(date +%s)
+  run env EVRUN_CONTROL="${c%%|*}" "$bin/evrun-job" hello
+  took=$(( $(date +%s) - start ))
+  check "evrun-job, EVRUN_CONTROL ${c#*|}: exit 2" [ $rc -eq 2 ]
+  check "evrun-job, EVRUN_CONTROL ${c#*|}: at once (${took} s)" [ "$took" -le 3 ]
+  check "evrun-job, EVRUN_CONTROL ${c#*|}: says what it is" \
+    said "evrun-job: cannot reach the job's control channel at ${c%%|*}: ${c#*|}, not a socket (is this a step of an evrun job? EVRUN_CONTROL names the socket)"
+done
+
+# an operand none takes: named, then the usage lines, as an unknown option
+# (the gateway gave no usage; the provisioner named no argument)
+for b in evrun-broker evrun-gateway evrun-provisioner evrun-tail evrun-runner; do
+  run "$bin/$b" stray-operand
+  check "$b stray-operand: exit 2" [ $rc -eq 2 ]
+  check "$b stray-operand: the first line names it" \
+    grep -q "^$b: unexpected argument \"\?stray-operand" <(head -n 1 "$tmp/err")
+  check "$b stray-operand: then the usage, and where the rest is" grep -q -- "--help" <(tail -n 1 "$tmp/err")
+done
+
+# --version: evrun-cli's and the gateway's were in no --help, the others
+# had none ("unrecognized option '--version'")
+for b in evrun-cli evrun-tail evrun-replay evrun-runner evrun-broker evrun-gateway \
+         evrun-provisioner evrun-job; do
+  run "$bin/$b" --version
+  check "$b --version: exit 0" [ $rc -eq 0 ]
+  check "$b --version: the name and version alone" grep -qx "$b [0-9][0-9.]*" "$tmp/out"
+  check "$b --version: nothing on stderr" [ ! -s "$tmp/err" ]
+  check "$b --help: says --version" grep -q -- "--version" <("$bin/$b" --help)
+done
+
 # evrun-cli and evrun-job: an unknown command is one line
 run "$bin/evrun-cli" rnu process.yml
 check "evrun-cli rnu: exit 2" [ $rc -eq 2 ]
@@ -166,6 +283,27 @@ done
 run env EVRUN_STATE_DIR= "$bin/evrun-cli" token
 check "EVRUN_STATE_DIR='': exit 2, naming the variable" \
   said 'evrun-cli token: state_dir = "" (from env EVRUN_STATE_DIR): expected a directory (empty, every path made from it would start at /)'
+
+# an endpoint given empty was "empty endpoint", naming neither the option
+# nor the fix, and --print-config printed it as good
+for c in "evrun-cli jobs --broker|evrun-cli jobs: client_endpoint" \
+         "evrun-cli jobs --events-endpoint|evrun-cli jobs: events_endpoint" \
+         "evrun-tail --all --broker|evrun-tail: client_endpoint" \
+         "evrun-runner --broker|evrun-runner: runner_endpoint" \
+         "evrun-broker --client-endpoint|evrun-broker: client_endpoint" \
+         "evrun-broker --runner-endpoint|evrun-broker: runner_endpoint" \
+         "evrun-broker --events-endpoint|evrun-broker: events_endpoint" \
+         "evrun-gateway --broker|evrun-gateway: client_endpoint" \
+         "evrun-gateway --events-endpoint|evrun-gateway: events_endpoint"; do
+  # shellcheck disable=SC2086
+  run $bin/${c%%|*} "" --print-config
+  check "${c%%|*} '' --print-config: exit 2" [ $rc -eq 2 ]
+  check "${c%%|*} '': names the setting" \
+    said "${c#*|} = \"\" (from flag): expected an endpoint, tcp://HOST:PORT or ipc://PATH (empty: a variable left unset?)"
+done
+run env EVRUN_CLIENT_ENDPOINT= "$bin/evrun-cli" runners
+check "EVRUN_CLIENT_ENDPOINT='': names the variable" \
+  said 'evrun-cli runners: client_endpoint = "" (from env EVRUN_CLIENT_ENDPOINT): expected an endpoint, tcp://HOST:PORT or ipc://PATH (empty: a variable left unset?)'
 
 # the other directories alike: curve_dir "" put broker.cert, runners/ and
 # clients/ at /, provisioner --dir "" its lock and runners
@@ -324,6 +462,23 @@ run env EVRUN_HTTP_MAX_CONNECTIONS=0 "$bin/evrun-gateway" --print-config
 check "gateway --print-config, a bad limit: exit 2" [ $rc -eq 2 ]
 check "gateway --print-config, a bad limit: said as at a start" \
   said 'evrun-gateway: http_max_connections = "0" (from env EVRUN_HTTP_MAX_CONNECTIONS): expected a whole number from 1 to 4096'
+# ... and a bad http_listen or a lone tls_cert too (a start refused them);
+# a port with a sign, a space or past 65535 was taken by strtol
+for l in 127.0.0.1:99999 127.0.0.1:+80 "127.0.0.1: 80" :7780 127.0.0.1: nohost; do
+  run "$bin/evrun-gateway" --listen "$l" --print-config
+  check "gateway --listen '$l' --print-config: exit 2" [ $rc -eq 2 ]
+  check "gateway --listen '$l': said as a setting, with its source" \
+    said "evrun-gateway: http_listen = \"$l\" (from flag): expected HOST:PORT (an IPv4 address or localhost, PORT 0 to 65535; 0: any free one), e.g. 127.0.0.1:7780"
+done
+run env EVRUN_HTTP_LISTEN='[::1]:7780' "$bin/evrun-gateway" --print-config
+check "gateway http_listen [::1]: exit 2, naming the variable" \
+  said "evrun-gateway: http_listen = \"[::1]:7780\" (from env EVRUN_HTTP_LISTEN): [::1] is not an IPv4 address (nor localhost; e.g. 127.0.0.1:7780, or 0.0.0.0:7780 for every address)"
+run "$bin/evrun-gateway" --tls-cert "$tmp/p.yml" --print-config
+check "gateway --tls-cert alone --print-config: exit 2" [ $rc -eq 2 ]
+check "gateway --tls-cert alone: said" \
+  said "evrun-gateway: tls_cert = \"$tmp/p.yml\" (from flag): set both tls_cert and tls_key (--tls-cert and --tls-key), or neither"
+run "$bin/evrun-gateway" --listen localhost:0 --print-config
+check "gateway --listen localhost:0: taken" [ $rc -eq 0 ]
 run "$bin/evrun-gateway" --print-config
 check "gateway --print-config: exit 0" [ $rc -eq 0 ]
 check "gateway --print-config: the settings" grep -q '^http_max_connections: 512 ' "$tmp/out"
@@ -338,6 +493,36 @@ for c in "--exec $tmp/p.yml --once-wait 5|--once-wait goes with --once only" \
   check "runner ${c%%|*}: exit 2" [ $rc -eq 2 ]
   check "runner ${c%%|*}: says so" said "evrun-runner: ${c#*|}"
 done
+# --id "" (ID unset) took a made id in silence; a bad one passed --print-config
+for v in "" "a b" "-r"; do
+  run "$bin/evrun-runner" --broker ipc://x --id "$v" --print-config
+  check "runner --id '$v' --print-config: exit 2" [ $rc -eq 2 ]
+  check "runner --id '$v': said as a setting" \
+    grep -qxF "evrun-runner: runner_id = \"$v\" (from flag): expected a runner id: 1-64 letters, digits, _ . - (starting with a letter or digit)$([ -z "$v" ] && echo '; leave it out for the one made once and kept in the store')" "$tmp/err"
+done
+run env EVRUN_RUNNER_ID= "$bin/evrun-runner" --broker ipc://x --print-config
+check "runner EVRUN_RUNNER_ID='': exit 2, naming the variable" \
+  grep -qF 'runner_id = "" (from env EVRUN_RUNNER_ID): expected a runner id' "$tmp/err"
+mkdir -p -m 0700 "$tmp/rid"
+run timeout 10 "$bin/evrun-runner" --broker "ipc://$tmp/nobroker" --executors process --state-dir "$tmp/rid" --id ""
+check "runner --id '': refused at a start too, before it connects" \
+  grep -qF 'runner_id = "" (from flag): expected a runner id' "$tmp/err"
+
+# ... the broker mode's flags too: --exec took --id, --labels, --capacity
+# and the rest, and did nothing with them
+for o in "--id r1" "--labels gpu" "--capacity 4" "--heartbeat-ms 50" "--lease-ms 900" \
+         "--curve-cert $tmp/c" "--broker-key $tmp/k"; do
+  for m in "--exec $tmp/p.yml" "--recover" "--prune"; do
+    # shellcheck disable=SC2086
+    run "$bin/evrun-runner" $m $o --state-dir "$tmp/rs"
+    check "runner $m $o: exit 2" [ $rc -eq 2 ]
+    check "runner $m $o: says so" \
+      said "evrun-runner: ${o%% *} goes with --broker EP only (--exec, --recover and --prune take no job from a broker)"
+  done
+done
+printf 'labels: gpu\ncapacity: 4\n' > "$tmp/shared.yml"
+run "$bin/evrun-runner" --exec "$tmp/p.yml" --config "$tmp/shared.yml" --print-config
+check "runner --exec: the settings file's labels and capacity taken (it is shared)" [ $rc -eq 0 ]
 run "$bin/evrun-runner" --broker ipc://x --once --once-wait 5 --exit-when-drained --print-config
 check "runner --once --once-wait --exit-when-drained with --broker: taken" [ $rc -eq 0 ]
 

@@ -97,6 +97,33 @@ mdb_load -s by_job -f "$tmp/by_job.dump" "$tmp/index" 2>/dev/null
 check "--verify of a wrong index entry exits 1" [ $? -eq 1 ]
 check "--verify says which job's index is wrong" \
   grep -q "job 01JQ7ZK3M8X2V9T4B600000001: the by_job index points to other seqs" "$tmp/index.out"
+# meta's last_seq below the log's last event: the walks stop at it, so
+# the events after it went unseen and --verify said "verified", while
+# every append to the store failed (MDB_KEYEXIST)
+cp -r "$store" "$tmp/behind"
+mdb_dump -s meta "$tmp/behind" > "$tmp/meta.dump"
+python3 - "$tmp/meta.dump" <<'PY'
+import sys
+p = sys.argv[1]
+lines = open(p).read().split("\n")
+i = lines.index(" 6c6173745f736571")   # last_seq
+lines[i + 1] = " 0000000000000005"
+open(p, "w").write("\n".join(lines))
+PY
+mdb_load -s meta -f "$tmp/meta.dump" "$tmp/behind" 2>/dev/null
+"$bin/evrun-replay" "$tmp/behind" --verify > "$tmp/behind.out" 2>&1
+check "--verify of a last_seq behind the log exits 1" [ $? -eq 1 ]
+check "--verify says the log goes past meta's last seq" \
+  grep -q "^seq: meta says the last seq is 5, but the log holds events up to seq 75 " "$tmp/behind.out"
+# ... and a runner appending to it said only "mdb_put events: MDB_KEYEXIST"
+cp -r "$tmp/behind" "$tmp/behind-run"
+chmod 0700 "$tmp/behind-run"
+printf 'pipeline: p\nexecutor: process\nsteps:\n  - { name: a, run: "true" }\n' > "$tmp/p.yml"
+"$bin/evrun-runner" --exec "$tmp/p.yml" --executors process --state-dir "$tmp/behind-run" \
+  > /dev/null 2> "$tmp/behind-run.err"
+check "a runner on a last_seq behind the log: exit 2" [ $? -eq 2 ]
+check "a runner on a last_seq behind the log: says the store is damaged, and what to run" \
+  grep -q "store: $tmp/behind-run: seq 6 is taken: .* (the store is damaged: evrun-replay $tmp/behind-run --verify says more; " "$tmp/behind-run.err"
 cp -r "$store" "$tmp/page"
 python3 - "$tmp/page/data.mdb" <<'PY'
 import random, sys
@@ -157,6 +184,15 @@ check "--job junk exits 2" status_is 2 "$bin/evrun-replay" "$store" --job junk
 "$bin/evrun-replay" "$store" --job junk 2> "$tmp/junk.err"
 check "--job junk: not a job id" grep -q "^evrun-replay: --job junk: not a job id" "$tmp/junk.err"
 check "--output junk/s exits 2" status_is 2 "$bin/evrun-replay" "$store" --output junk/step-1
+# a slash in --job, or a STEP no step can be named: usage errors, as an id
+# that is no job id (they were looked up: "no job" or "no step", exit 1)
+for a in "--job $job/x" "--job $job/" "--output $job/" "--output $job/a/b"; do
+  # shellcheck disable=SC2086
+  check "$a exits 2" status_is 2 "$bin/evrun-replay" "$store" $a
+done
+"$bin/evrun-replay" "$store" --output "$job/" 2> "$tmp/nostep.err"
+check "--output ID/: says it is no step name" grep -q '^evrun-replay: --output .*/: "" is no step name' "$tmp/nostep.err"
+check "--output ID/nosuch: still no such step, exit 1" status_is 1 "$bin/evrun-replay" "$store" --output "$job/nosuch"
 check "--job in lower case finds the job" status_is 0 "$bin/evrun-replay" "$store" \
   --job "$(echo "$job" | tr A-Z a-z)"
 check "--from above --to exits 2" status_is 2 "$bin/evrun-replay" "$store" --events --from 5 --to 2

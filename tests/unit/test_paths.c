@@ -178,6 +178,17 @@ test_socket(void)
     CHECK(symlink("/tmp", sock) == 0);
     CHECK(evr_paths_socket(sock, &err) == EVR_ERR_CONFIG);
     CHECK_CONTAINS(err.msg, "clients: a symbolic link, not a socket");
+    unlink(sock);   /* a directory (ipc://STATE given for ipc://STATE/bus/clients): no rm */
+    CHECK(mkdir(sock, 0700) == 0);
+    CHECK(evr_paths_socket(sock, &err) == EVR_ERR_CONFIG);
+    CHECK_CONTAINS(err.msg, "clients: a directory, not a socket: an ipc:// endpoint names the "
+                            "socket itself");
+    CHECK(strstr(err.msg, "rm ") == NULL);
+    rmdir(sock);
+    CHECK(mkfifo(sock, 0600) == 0);
+    CHECK(evr_paths_socket(sock, &err) == EVR_ERR_CONFIG);
+    CHECK_CONTAINS(err.msg, "clients: a FIFO, not a socket: remove it (rm ");
+    unlink(sock);
     close(s);
     free(sock);
     free(bus);
