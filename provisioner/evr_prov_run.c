@@ -539,6 +539,29 @@ s_hello(evr_prov_t *pv, evr_prov_inst_t *in, const evr_prov_runner_t *r, uint64_
     s_counted(pv, in, false, why);
 }
 
+/*  A command runner that said hello, against its listing r (NULL: not
+    listed): gone once listed stopped (it said goodbye), or listed lost
+    or not at all for register_timeout (it died: the broker's lease
+    policy).  Not at once: a restarted broker lists it lost, or not at
+    all, until its next hello, and a runner still running counts against
+    max. */
+static void
+s_command_away(evr_prov_t *pv, evr_prov_inst_t *in, const evr_prov_runner_t *r, uint64_t now)
+{
+    if (r && !strcmp(r->state, "stopped"))
+        s_end(pv, in);
+    else if (r && !evr_msg_state_away(r->state))
+        in->away_at = 0;
+    else if (!in->away_at)
+        in->away_at = now;
+    else if (now - in->away_at > (uint64_t) pv->cfg.register_timeout_s * 1000000000ull) {
+        evr_log_info(S_WHO, "provider %s: runner %s listed %s for %u s (register_timeout): "
+                     "counted gone", pv->cfg.providers[in->provider].name, in->id,
+                     r ? r->state : "not at all", pv->cfg.register_timeout_s);
+        s_end(pv, in);
+    }
+}
+
 /*  in against the broker's list (NULL: not asked this time). */
 static void
 s_check_listed(evr_prov_t *pv, evr_prov_inst_t *in, const evr_prov_runner_t *runners, size_t n,
@@ -549,19 +572,26 @@ s_check_listed(evr_prov_t *pv, evr_prov_inst_t *in, const evr_prov_runner_t *run
     if (r && (r->credit || !strcmp(r->state, "busy")
               || (in->adopted && evr_msg_state_away(r->state))))
         in->took = true;   /* an adopted one first listed leaving: no slot either */
+    /* a restarted broker lists a runner of a job it recovered lost, with
+       no labels, until the runner's next hello: no labels to judge yet */
+    bool unknown = r && evr_msg_state_away(r->state) && (!r->labels || !r->labels->n);
     if (!in->registered && r) {   /* listed, lost too: it said hello (and maybe left) */
         in->registered = true;
         s_cmd_update(pv, in);
         if (in->adopted)   /* not a start of this provisioner's: not counted */
             evr_log_info(S_WHO, "provider %s: adopted runner %s is listed (%s)", p->name,
                          in->id, r->state);
+        else if (unknown)
+            in->unjudged = true;
         else
             s_hello(pv, in, r, now);
     }
-    else if (in->registered && runners && p->kind == EVR_PROV_COMMAND
-             && (!r || evr_msg_state_away(r->state)))
-        s_end(pv, in);    /* its job is done, it left (stopped), or it died (lost: the
-                             broker's lease policy) */
+    else if (in->unjudged && r && !unknown) {
+        in->unjudged = false;
+        s_hello(pv, in, r, now);
+    }
+    if (in->registered && !in->ended && runners && p->kind == EVR_PROV_COMMAND)
+        s_command_away(pv, in, r, now);
     if (!in->registered && !in->stopping && runners
         && now - in->started > (uint64_t) pv->cfg.register_timeout_s * 1000000000ull) {
         char why[160];

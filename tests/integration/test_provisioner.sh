@@ -365,6 +365,47 @@ YML
   stop_prov
 }
 
+# The broker killed and started again while a command provider's runner
+# (max 1) runs a job and another job waits: the restarted broker lists
+# that runner lost with no labels until its next hello, which is neither
+# a hello without the provider's labels (a failed start) nor the runner
+# gone (a second runner past max 1); the waiting job gets a runner once
+# the first is done.
+case_broker_restart_command() {
+  fresh brcmd
+  bus_broker
+  mkdir -p "$tmp/rs"
+  cat > "$tmp/p.yml" <<YML
+providers:
+  - name: c
+    labels: [brc]
+    kind: command
+    executors: [process]
+    start: "$bin/evrun-runner --broker {broker} --once --clean --id {runner_id} --labels brc --executors process --heartbeat-ms 200 --lease-ms 1500 --state-dir $tmp/rs/{runner_id} >> $tmp/rs/{runner_id}.log 2>&1 & echo {runner_id}"
+    max: 1
+YML
+  ppipe brc "sleep 5; echo done" brc
+  local j1 j2
+  j1=$(submit "$tmp/brc.yml" 2>/dev/null)
+  prov "$tmp/p.yml"
+  wait_for 20 eval '[ "$(st "$j1")" = running ]'
+  j2=$(submit "$tmp/brc.yml" 2>/dev/null)
+  kill -9 "$broker_pid"
+  wait "$broker_pid" 2>/dev/null
+  bus_broker
+  wait_for 10 eval 'cli runners --json 2>/dev/null | grep -q "\"runner\":\"c-.*\"state\":\"busy\""'
+  sleep 1
+  check "command restart: the first job still runs [(st j1) = running]" [ "$(st "$j1")" = running ]
+  check "command restart: no second runner past max 1 while it runs [(started c) = 1]" [ "$(started c)" = 1 ]
+  check "command restart: the runner's lost listing is no hello without labels" \
+    bash -c "! grep -q 'without the provider' '$tmp/prov.log'"
+  check "command restart: no failed start" bash -c "! grep -q 'a failed start' '$tmp/prov.log'"
+  check "command restart: the first job succeeded" [ "$(wait_job "$j1" 30)" = succeeded ]
+  check "command restart: the waiting job ran on a second runner" [ "$(wait_job "$j2" 30)" = succeeded ]
+  check "command restart: two runners started in all [(started c) = 2]" [ "$(started c)" = 2 ]
+  stop_prov
+}
+
 # evrun-cli up --runners 0 --provisioner FILE: no static runner; a job
 # runs on a single-use runner the provisioner starts (run says so);
 # down stops the provisioner and the broker, nothing is left running.
@@ -618,4 +659,4 @@ YML
     || { find "$tmp/provisioner/runners" -ls; cat "$tmp/prov.log"; }
 }
 
-prov_run test_provisioner ${*:-once once_killed process burst command paused register_timeout dry_run killed broker_restart up worked_examples podman podman_missing podman_silent}
+prov_run test_provisioner ${*:-once once_killed process burst command paused register_timeout dry_run killed broker_restart broker_restart_command up worked_examples podman podman_missing podman_silent}
