@@ -548,8 +548,11 @@ s_hello(evr_prov_t *pv, evr_prov_inst_t *in, const evr_prov_runner_t *r, uint64_
 static void
 s_command_away(evr_prov_t *pv, evr_prov_inst_t *in, const evr_prov_runner_t *r, uint64_t now)
 {
-    if (r && !strcmp(r->state, "stopped"))
+    if (r && !strcmp(r->state, "stopped")) {
         s_end(pv, in);
+        if (in->pid > 0)   /* its start command runs on: 5 s more, then stopped */
+            in->term_at = now + S_KILL_AFTER_NS;
+    }
     else if (r && !evr_msg_state_away(r->state))
         in->away_at = 0;
     else if (!in->away_at)
@@ -691,6 +694,22 @@ s_tend_ctr(evr_prov_t *pv, evr_prov_inst_t *in, bool listed, uint64_t now)
     s_ctr_gone(pv, in);
 }
 
+/*  A command runner said goodbye 5 s ago and its start command still
+    runs (it printed the handle and waits on): SIGTERM to its process
+    group, SIGKILL 5 s later, so that no start command of a runner gone
+    is left running, nor its pipe open. */
+static void
+s_term_start(evr_prov_t *pv, evr_prov_inst_t *in, uint64_t now)
+{
+    evr_log_warn(S_WHO, "provider %s: runner %s said goodbye 5 s ago; its start command (pid "
+                 "%d) still runs: stopping it", pv->cfg.providers[in->provider].name, in->id,
+                 (int) in->pid);
+    kill(-in->pid, SIGTERM);
+    in->term_at = 0;
+    in->left_start = in->stopping = true;
+    in->kill_at = now + S_KILL_AFTER_NS;
+}
+
 void
 evr_prov_tend(evr_prov_t *self, const evr_prov_runner_t *runners, size_t nrunners,
               uint64_t now)
@@ -720,6 +739,8 @@ evr_prov_tend(evr_prov_t *self, const evr_prov_runner_t *runners, size_t nrunner
     size_t keep = 0;
     for (size_t i = 0; i < self->n; i++) {
         evr_prov_inst_t *in = self->inst[i];
+        if (in->term_at && in->pid > 0 && now > in->term_at)
+            s_term_start(self, in, now);
         if (in->stopping && in->pid > 0 && in->kill_at && now > in->kill_at) {
             if (!s_spared(self, in)) {
                 kill(-in->pid, SIGKILL);
@@ -811,6 +832,8 @@ evr_prov_stop(evr_prov_t *self, const evr_prov_runner_t *runners, size_t n, uint
         evr_prov_inst_t *in = self->inst[i];
         evr_prov_provider_t *p = &self->cfg.providers[in->provider];
         const evr_prov_runner_t *r = runners ? s_listed(runners, n, in->id) : NULL;
+        if (in->ended && in->term_at && in->pid > 0)   /* its runner said goodbye */
+            s_term_start(self, in, now);
         if (in->ended) {   /* stopped already (register_timeout): its container may go yet */
             in->parting = in->ctr || (in->stopping && in->pid > 0);
             continue;
@@ -897,10 +920,17 @@ evr_prov_stop_force(evr_prov_t *self, const evr_prov_runner_t *runners, size_t n
         if (!in->parting)
             continue;
         evr_err_t err;
-        if (in->registered || !runners || s_listed(runners, n, in->id)) {
+        if (!in->left_start && (in->registered || !runners || s_listed(runners, n, in->id))) {
             evr_log_warn(S_WHO, "runner %s did not exit within 5 s of SIGTERM: left running "
                          "(%s)", in->id, runners ? "it said hello: it may have taken a job"
                          : "the broker did not answer: it may have taken a job");
+            continue;
+        }
+        if (in->left_start) {   /* the runner is gone: only its start command is left */
+            evr_log_warn(S_WHO, "runner %s: its start command did not exit within 5 s of "
+                         "SIGTERM (its runner said goodbye): killing it", in->id);
+            if (in->pid > 0)
+                kill(-in->pid, SIGKILL);
             continue;
         }
         evr_log_warn(S_WHO, "runner %s did not exit within 5 s of SIGTERM and never said "

@@ -406,6 +406,39 @@ YML
   stop_prov
 }
 
+# A command provider's start command that prints the handle and runs on
+# (ignoring SIGTERM) after its runner did its job and said goodbye: 5 s
+# later its process group gets SIGTERM, 5 s after that SIGKILL; its record
+# goes with it (it was left running, with its pipe open, one per start).
+case_command_lingers() {
+  fresh cmdlinger
+  bus_broker
+  mkdir -p "$tmp/rs"
+  cat > "$tmp/p.yml" <<YML
+providers:
+  - name: lg
+    labels: [lg]
+    kind: command
+    executors: [process]
+    start: "$bin/evrun-runner --broker {broker} --once --clean --id {runner_id} --labels lg --executors process --heartbeat-ms 200 --state-dir $tmp/rs/{runner_id} >> $tmp/rs/{runner_id}.log 2>&1 & echo {runner_id}; trap '' TERM; while :; do sleep 1; done"
+    max: 2
+YML
+  ppipe lg "echo done" lg
+  local j
+  j=$(submit "$tmp/lg.yml" 2>/dev/null)
+  prov "$tmp/p.yml"
+  check "lingering start: the job succeeded" [ "$(wait_job "$j" 30)" = succeeded ]
+  check "lingering start: told to stop after its runner's goodbye" \
+    wait_for 20 grep -q "said goodbye 5 s ago; its start command (pid [0-9]*) still runs: stopping it" "$tmp/prov.log"
+  local pid
+  pid=$(sed -n 's/.*its start command (pid \([0-9]*\)) still runs.*/\1/p' "$tmp/prov.log")
+  check "lingering start: killed 5 s after its SIGTERM" wait_for 20 eval '! kill -0 "${pid:-1}" 2>/dev/null'
+  check "lingering start: its record removed" wait_for 5 bash -c "[ -z \"\$(ls '$tmp/provisioner/commands')\" ]"
+  check "lingering start: one runner, no failed start" \
+    bash -c "[ \$(grep -c 'started runner' '$tmp/prov.log') = 1 ] && ! grep -q 'failed start' '$tmp/prov.log'"
+  stop_prov
+}
+
 # evrun-cli up --runners 0 --provisioner FILE: no static runner; a job
 # runs on a single-use runner the provisioner starts (run says so);
 # down stops the provisioner and the broker, nothing is left running.
@@ -659,4 +692,4 @@ YML
     || { find "$tmp/provisioner/runners" -ls; cat "$tmp/prov.log"; }
 }
 
-prov_run test_provisioner ${*:-once once_killed process burst command paused register_timeout dry_run killed broker_restart broker_restart_command up worked_examples podman podman_missing podman_silent}
+prov_run test_provisioner ${*:-once once_killed process burst command paused register_timeout dry_run killed broker_restart broker_restart_command command_lingers up worked_examples podman podman_missing podman_silent}
