@@ -418,6 +418,35 @@ evr_prov_start_one(evr_prov_t *pv, uint32_t pi, const char *job, const char *wha
     return true;
 }
 
+/*  in's handle (its first output line) is read: kept, said (its control
+    characters escaped) and recorded. */
+static void
+s_handle_read(evr_prov_t *pv, evr_prov_inst_t *in)
+{
+    char shown[4 * EVR_PROV_HANDLE_MAX + 8];
+    in->handle[in->hlen] = '\0';
+    in->have_handle = true;
+    evr_log_info(S_WHO, "provider %s: runner %s: handle %s", pv->cfg.providers[in->provider].name,
+                 in->id, evr_text_escape_ctl(in->handle, shown, sizeof shown));
+    s_cmd_update(pv, in);
+}
+
+/*  in's first output line is longer than a handle is kept: none is (a
+    cut one would name something else to its stop), a failed start. */
+static void
+s_handle_long(evr_prov_t *pv, evr_prov_inst_t *in)
+{
+    char why[256];
+    if (in->ended || in->registered || in->stopping)
+        return;
+    snprintf(why, sizeof why, "the start command's first output line (the handle) is over %d "
+             "bytes: none kept, its stop cannot run; the start command is stopped (see "
+             "%s/logs/%s.log)", EVR_PROV_HANDLE_MAX, pv->dir, in->id);
+    s_counted(pv, in, false, why);
+    s_stop(pv, in, evr_mono_ns());   /* SIGTERM to a start command that runs on */
+    s_end(pv, in);
+}
+
 /*  A command provider's start: its first output line is the handle. */
 static void
 s_read_handle(evr_prov_t *pv, evr_prov_inst_t *in)
@@ -430,29 +459,25 @@ s_read_handle(evr_prov_t *pv, evr_prov_inst_t *in)
         if (n <= 0) {
             close(in->out);
             in->out = -1;
-            if (!in->have_handle && in->hlen) {   /* a last line with no newline */
-                in->have_handle = true;
-                in->handle[in->hlen] = '\0';
-                evr_log_info(S_WHO, "provider %s: runner %s: handle %s",
-                             pv->cfg.providers[in->provider].name, in->id, in->handle);
-                s_cmd_update(pv, in);
-            }
+            if (!in->have_handle && !in->long_handle && in->hlen)   /* a last line, no newline */
+                s_handle_read(pv, in);
             return;
         }
-        bool had = in->have_handle;
-        for (ssize_t i = 0; i < n && !in->have_handle; i++) {
-            if (buf[i] == '\n' || buf[i] == '\r') {
-                in->have_handle = in->hlen > 0;
-                in->handle[in->hlen] = '\0';
-            }
+        bool done = in->have_handle || in->long_handle;
+        for (ssize_t i = 0; i < n && !done; i++) {
+            if ((buf[i] == '\n' || buf[i] == '\r') && in->hlen)
+                done = true;
+            else if (buf[i] == '\n' || buf[i] == '\r')
+                continue;
             else if (in->hlen < EVR_PROV_HANDLE_MAX)
                 in->handle[in->hlen++] = buf[i];
+            else {
+                done = in->long_handle = true;
+                s_handle_long(pv, in);
+            }
         }
-        if (!had && in->have_handle) {   /* the rest of the output is read and dropped */
-            evr_log_info(S_WHO, "provider %s: runner %s: handle %s",
-                         pv->cfg.providers[in->provider].name, in->id, in->handle);
-            s_cmd_update(pv, in);
-        }
+        if (done && !in->have_handle && !in->long_handle)   /* the rest is read and dropped */
+            s_handle_read(pv, in);
     }
 }
 

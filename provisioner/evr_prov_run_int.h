@@ -20,6 +20,7 @@ typedef struct {
     char handle[EVR_PROV_HANDLE_MAX + 1];
     size_t hlen;
     bool have_handle, registered, ended, stopping;
+    bool long_handle;       /* command: its first output line is over EVR_PROV_HANDLE_MAX */
     bool took;              /* listed with credit or busy: the broker's list counts it now */
     bool parting;           /* told to stop at the provisioner's stop; not gone yet */
     bool adopted;           /* started by an earlier provisioner on DIR: pid no child */

@@ -439,6 +439,35 @@ YML
   stop_prov
 }
 
+# A command provider's handle: a first line longer than a handle is kept
+# is a failed start saying so (it was cut to 256 bytes, which its stop
+# would have been given); one with control characters is logged escaped.
+case_command_handle() {
+  fresh cmdhandle
+  bus_broker
+  cat > "$tmp/p.yml" <<'YML'
+providers:
+  - { name: hlong, labels: [hlong], kind: command, executors: [process],
+      start: "printf '%0300d\\n' 0; sleep 30", stop: "echo {handle} >> stops" }
+  - { name: hesc, labels: [hesc], kind: command, executors: [process],
+      start: "printf 'h\\033[31m\\001x\\n'; sleep 30" }
+YML
+  ppipe hlong "true" hlong
+  ppipe hesc "true" hesc
+  submit "$tmp/hlong.yml" > /dev/null 2>&1
+  submit "$tmp/hesc.yml" > /dev/null 2>&1
+  prov "$tmp/p.yml"
+  check "long handle: a failed start naming it" wait_for 10 grep -q \
+    "provider hlong: runner hlong-[a-z0-9]*: a failed start: the start command's first output line (the handle) is over 256 bytes: none kept, its stop cannot run; the start command is stopped" "$tmp/prov.log"
+  local pid
+  pid=$(sed -n 's/.*provider hlong: started runner .* (pid \([0-9]*\),.*/\1/p' "$tmp/prov.log" | head -1)
+  check "long handle: its start command stopped" wait_for 10 eval '! kill -0 "${pid:-1}" 2>/dev/null'
+  check "long handle: no handle taken" bash -c "! grep -q 'provider hlong: runner .*: handle ' '$tmp/prov.log'"
+  check "control characters: the handle logged escaped" wait_for 10 grep -q 'provider hesc: runner hesc-[a-z0-9]*: handle h\\x1b\[31m\\x01x$' "$tmp/prov.log"
+  check "control characters: no escape byte in the log" bash -c "! grep -q \$'\\033' '$tmp/prov.log'"
+  stop_prov
+}
+
 # evrun-cli up --runners 0 --provisioner FILE: no static runner; a job
 # runs on a single-use runner the provisioner starts (run says so);
 # down stops the provisioner and the broker, nothing is left running.
@@ -692,4 +721,4 @@ YML
     || { find "$tmp/provisioner/runners" -ls; cat "$tmp/prov.log"; }
 }
 
-prov_run test_provisioner ${*:-once once_killed process burst command paused register_timeout dry_run killed broker_restart broker_restart_command command_lingers up worked_examples podman podman_missing podman_silent}
+prov_run test_provisioner ${*:-once once_killed process burst command paused register_timeout dry_run killed broker_restart broker_restart_command command_lingers command_handle up worked_examples podman podman_missing podman_silent}
