@@ -449,8 +449,13 @@ s_provider_key(s_ctx_t *c, const char *key, const yaml_node_t *k, const yaml_nod
     }
     else if (!strcmp(key, "labels"))
         s_names(c, v, field, &p->labels);
-    else if (!strcmp(key, "executors"))
+    else if (!strcmp(key, "executors")) {
         s_names(c, v, field, &p->executors);
+        if (v->type == YAML_SEQUENCE_NODE && v->data.sequence.items.top
+                                             == v->data.sequence.items.start)
+            s_err(c, v, field, "expected podman, process or both (an empty list; leave the key "
+                  "out for the default, [podman])");
+    }
     else if (!strcmp(key, "args"))
         s_strings(c, v, field, &p->args, NULL);
     else if (!strcmp(key, "kind")) {

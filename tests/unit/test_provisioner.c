@@ -170,6 +170,10 @@ test_config_bad(void)
           "l23, l24, l25, l26, l27, l28, l29, l30, l31] } ]\n",
           "p.yml:1:63: providers[0].labels: 32 labels, and 2 executor labels (one per executor), "
           "come to 34: a runner has at most 32; drop 2" },
+        /* no executor: it was podman's, the default, without a word */
+        { "providers: [ { name: a, kind: process, executors: [] } ]\n",
+          "p.yml:1:51: providers[0].executors: expected podman, process or both (an empty list; "
+          "leave the key out for the default, [podman])" },
         /* a runner endpoint no runner could take: each start failed */
         { "runner_endpoint: foo\nproviders: [ { name: a } ]\n",
           "p.yml:1:18: runner_endpoint: foo: expected tcp://HOST:PORT or ipc://PATH" },
