@@ -335,11 +335,14 @@ s_stop(evr_prov_t *pv, evr_prov_inst_t *in, uint64_t now)
     evr_err_t err;
     char *cmd = evr_prov_expand(p->stop, "", "", in->id, pv->endpoint, in->handle, &err);
     pid_t pid = cmd ? s_start_shell(pv, cmd, in->id, NULL, &err) : -1;
-    if (pid < 0)    /* else reaped by evr_prov_tend as any child */
+    if (pid < 0)
         evr_log_warn(S_WHO, "provider %s: runner %s: stop: %s", p->name, in->id, err.msg);
-    else
+    else {   /* reaped by evr_prov_tend (s_stop_reaped), ended past register_timeout */
+        in->stop_pid = pid;
+        in->stop_at = now + (uint64_t) pv->cfg.register_timeout_s * 1000000000ull;
         evr_log_info(S_WHO, "provider %s: runner %s: stop started (pid %d)", p->name, in->id,
                      (int) pid);
+    }
     free(cmd);
 }
 
@@ -719,6 +722,37 @@ s_tend_ctr(evr_prov_t *pv, evr_prov_inst_t *in, bool listed, uint64_t now)
     s_ctr_gone(pv, in);
 }
 
+/*  in's stop command ended with status st: said when it failed. */
+static void
+s_stop_reaped(evr_prov_t *pv, evr_prov_inst_t *in, int st)
+{
+    int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    in->stop_pid = 0;
+    if (code)
+        evr_log_warn(S_WHO, "provider %s: runner %s: its stop exited with status %d (see "
+                     "%s/logs/%s.log)", pv->cfg.providers[in->provider].name, in->id, code,
+                     pv->dir, in->id);
+}
+
+/*  in's stop command still runs register_timeout after it started: SIGTERM
+    to its process group, SIGKILL 5 s later (a hung stop is not left
+    running, one per stopped runner). */
+static void
+s_stop_overdue(evr_prov_t *pv, evr_prov_inst_t *in, uint64_t now)
+{
+    if (in->stop_termed) {
+        kill(-in->stop_pid, SIGKILL);
+        in->stop_at = UINT64_MAX;   /* reaped soon */
+        return;
+    }
+    evr_log_warn(S_WHO, "provider %s: runner %s: its stop (pid %d) still runs after %u s "
+                 "(register_timeout): stopping it", pv->cfg.providers[in->provider].name, in->id,
+                 (int) in->stop_pid, pv->cfg.register_timeout_s);
+    kill(-in->stop_pid, SIGTERM);
+    in->stop_termed = true;
+    in->stop_at = now + S_KILL_AFTER_NS;
+}
+
 /*  A command runner said goodbye 5 s ago and its start command still
     runs (it printed the handle and waits on): SIGTERM to its process
     group, SIGKILL 5 s later, so that no start command of a runner gone
@@ -760,12 +794,16 @@ evr_prov_tend(evr_prov_t *self, const evr_prov_runner_t *runners, size_t nrunner
         for (size_t i = 0; i < self->n; i++)
             if (self->inst[i]->pid == pid)
                 s_reaped(self, self->inst[i], st);
+            else if (self->inst[i]->stop_pid == pid)
+                s_stop_reaped(self, self->inst[i], st);
     s_adopted_gone(self);
     size_t keep = 0;
     for (size_t i = 0; i < self->n; i++) {
         evr_prov_inst_t *in = self->inst[i];
         if (in->term_at && in->pid > 0 && now > in->term_at)
             s_term_start(self, in, now);
+        if (in->stop_pid > 0 && now > in->stop_at)
+            s_stop_overdue(self, in, now);
         if (in->stopping && in->pid > 0 && in->kill_at && now > in->kill_at) {
             if (!s_spared(self, in)) {
                 kill(-in->pid, SIGKILL);
@@ -773,7 +811,7 @@ evr_prov_tend(evr_prov_t *self, const evr_prov_runner_t *runners, size_t nrunner
             }
             in->kill_at = 0;
         }
-        if (in->ended && in->pid <= 0 && in->out < 0 && !in->ctr) {
+        if (in->ended && in->pid <= 0 && in->out < 0 && !in->ctr && in->stop_pid <= 0) {
             s_cmd_forget(self, in);
             free(in);
         }
@@ -916,6 +954,8 @@ evr_prov_stop_wait(evr_prov_t *self)
         for (size_t i = 0; i < self->n; i++)
             if (self->inst[i]->pid == pid)
                 self->inst[i]->pid = 0;
+            else if (self->inst[i]->stop_pid == pid)
+                s_stop_reaped(self, self->inst[i], st);
     s_adopted_gone(self);
     size_t left = 0;
     for (size_t i = 0; i < self->n; i++) {

@@ -33,6 +33,9 @@ typedef struct {
     uint64_t away_at;       /* command: since when it is listed lost or not at all (0: not) */
     uint64_t term_at;       /* command: when its start command, still running after its
                                runner's goodbye, gets SIGTERM (0: not) */
+    pid_t stop_pid;         /* command: its stop command while it runs; 0: none */
+    uint64_t stop_at;       /* when that stop command is told to end: SIGTERM, then SIGKILL */
+    bool stop_termed;       /* it got SIGTERM (SIGKILL at stop_at) */
     uint64_t started, kill_at;
 } evr_prov_inst_t;
 

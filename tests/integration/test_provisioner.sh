@@ -468,6 +468,33 @@ YML
   stop_prov
 }
 
+# A command provider's stop that hangs (SIGTERM ignored) gets SIGTERM
+# after register_timeout and SIGKILL 5 s later, its status said: it was
+# left running for ever, one per runner stopped, past the provisioner's
+# exit.
+case_command_stop_hangs() {
+  fresh cmdstophang
+  bus_broker
+  cat > "$tmp/p.yml" <<'YML'
+register_timeout: 2s
+providers:
+  - { name: sh, labels: [sh], kind: command, executors: [process], max: 1,
+      start: "echo handle-1", stop: "trap '' TERM; sleep 999" }
+YML
+  ppipe sh "true" sh
+  submit "$tmp/sh.yml" > /dev/null 2>&1
+  prov "$tmp/p.yml"
+  check "hung stop: started" wait_for 10 grep -q "provider sh: runner sh-[a-z0-9]*: stop started (pid [0-9]*)" "$tmp/prov.log"
+  local pid
+  pid=$(sed -n 's/.*provider sh: runner .*: stop started (pid \([0-9]*\)).*/\1/p' "$tmp/prov.log" | head -1)
+  check "hung stop: told to end after register_timeout" wait_for 10 grep -q \
+    "provider sh: runner sh-[a-z0-9]*: its stop (pid $pid) still runs after 2 s (register_timeout): stopping it" "$tmp/prov.log"
+  check "hung stop: killed 5 s later" wait_for 15 eval '! kill -0 "${pid:-1}" 2>/dev/null'
+  check "hung stop: its status said" wait_for 5 grep -q "provider sh: runner sh-[a-z0-9]*: its stop exited with status 137" "$tmp/prov.log"
+  stop_prov
+  [ -n "$pid" ] && kill -9 -- "-$pid" 2>/dev/null   # a failed check's stop: not left running
+}
+
 # evrun-cli up --runners 0 --provisioner FILE: no static runner; a job
 # runs on a single-use runner the provisioner starts (run says so);
 # down stops the provisioner and the broker, nothing is left running.
@@ -721,4 +748,4 @@ YML
     || { find "$tmp/provisioner/runners" -ls; cat "$tmp/prov.log"; }
 }
 
-prov_run test_provisioner ${*:-once once_killed process burst command paused register_timeout dry_run killed broker_restart broker_restart_command command_lingers command_handle up worked_examples podman podman_missing podman_silent}
+prov_run test_provisioner ${*:-once once_killed process burst command paused register_timeout dry_run killed broker_restart broker_restart_command command_lingers command_handle command_stop_hangs up worked_examples podman podman_missing podman_silent}
