@@ -508,9 +508,12 @@ s_reaped(evr_prov_t *pv, evr_prov_inst_t *in, int st)
     if (in->out >= 0)
         s_read_handle(pv, in);
     if (code && !in->registered && !in->stopping) {
-        snprintf(why, sizeof why, "the start command exited with status %d (see %s/logs/%s.log)",
-                 code, pv->dir, in->id);
+        snprintf(why, sizeof why, "the start command exited with status %d (see %s/logs/%s.log)%s",
+                 code, pv->dir, in->id, in->have_handle && p->stop ? "; its stop runs with the "
+                 "handle it printed" : "");
         s_counted(pv, in, false, why);
+        if (in->have_handle)   /* it may have started a runner: not left uncounted */
+            s_stop(pv, in, evr_mono_ns());
         s_end(pv, in);
     }
     else if (!in->have_handle && !in->registered && !in->stopping) {

@@ -495,6 +495,44 @@ YML
   [ -n "$pid" ] && kill -9 -- "-$pid" 2>/dev/null   # a failed check's stop: not left running
 }
 
+# A start command that printed its handle and exited non-zero: a failed
+# start, and its stop runs with that handle (the runner it may have
+# started, here one that would say hello 3 s later, is not left running
+# uncounted past max).
+case_command_start_fails() {
+  fresh cmdstartfail
+  bus_broker
+  mkdir -p "$tmp/rs"
+  cat > "$tmp/p.yml" <<YML
+providers:
+  - name: sf
+    labels: [sf]
+    kind: command
+    executors: [process]
+    max: 1
+    start: "(sleep 3; exec $bin/evrun-runner --broker {broker} --once --clean --once-wait 20 --id {runner_id} --labels sf --executors process --state-dir $tmp/rs/{runner_id}) >> $tmp/rs/{runner_id}.log 2>&1 & echo \$! > $tmp/rs/{runner_id}.pid; echo {runner_id}; exit 4"
+    stop: "kill \$(cat $tmp/rs/{handle}.pid)"
+YML
+  ppipe sfj "true" sf
+  submit "$tmp/sfj.yml" > /dev/null 2>&1
+  prov "$tmp/p.yml"
+  check "start exits 4: a failed start, its stop run" wait_for 10 grep -q \
+    "provider sf: runner sf-[a-z0-9]*: a failed start: the start command exited with status 4 .*; its stop runs with the handle it printed" "$tmp/prov.log"
+  check "start exits 4: its stop started" grep -q "provider sf: runner sf-[a-z0-9]*: stop started" "$tmp/prov.log"
+  local id
+  id=$(sed -n 's/.*provider sf: started runner \(sf-[a-z0-9]*\) .*/\1/p' "$tmp/prov.log" | head -1)
+  sleep 4
+  check "start exits 4: the runner it started never said hello [$id]" \
+    bash -c "[ -n '$id' ] && ! '$bin/evrun-cli' runners --json 2>/dev/null | grep -q '\"runner\":\"$id\"'"
+  stop_prov
+  local f p   # a failed check's runners: not left waiting their --once-wait
+  for f in "$tmp"/rs/*.pid; do
+    p=$(cat "$f" 2>/dev/null)
+    tr '\0' ' ' 2>/dev/null < "/proc/${p:-0}/cmdline" | grep -q -- "$tmp/rs" && kill "$p"
+  done
+  return 0
+}
+
 # evrun-cli up --runners 0 --provisioner FILE: no static runner; a job
 # runs on a single-use runner the provisioner starts (run says so);
 # down stops the provisioner and the broker, nothing is left running.
@@ -748,4 +786,4 @@ YML
     || { find "$tmp/provisioner/runners" -ls; cat "$tmp/prov.log"; }
 }
 
-prov_run test_provisioner ${*:-once once_killed process burst command paused register_timeout dry_run killed broker_restart broker_restart_command command_lingers command_handle command_stop_hangs up worked_examples podman podman_missing podman_silent}
+prov_run test_provisioner ${*:-once once_killed process burst command paused register_timeout dry_run killed broker_restart broker_restart_command command_lingers command_handle command_stop_hangs command_start_fails up worked_examples podman podman_missing podman_silent}
