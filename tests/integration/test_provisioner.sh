@@ -448,10 +448,11 @@ case_command_handle() {
   cat > "$tmp/p.yml" <<'YML'
 providers:
   - { name: hlong, labels: [hlong], kind: command, executors: [process],
-      start: "printf '%0300d\\n' 0; sleep 30", stop: "echo {handle} >> stops" }
+      start: "printf '%0300d\\n' 0; sleep 30", stop: "echo {handle} >> STOPS" }
   - { name: hesc, labels: [hesc], kind: command, executors: [process],
       start: "printf 'h\\033[31m\\001x\\n'; sleep 30" }
 YML
+  sed -i "s|STOPS|$tmp/stops|" "$tmp/p.yml"
   ppipe hlong "true" hlong
   ppipe hesc "true" hesc
   submit "$tmp/hlong.yml" > /dev/null 2>&1
@@ -466,6 +467,8 @@ YML
   check "control characters: the handle logged escaped" wait_for 10 grep -q 'provider hesc: runner hesc-[a-z0-9]*: handle h\\x1b\[31m\\x01x$' "$tmp/prov.log"
   check "control characters: no escape byte in the log" bash -c "! grep -q \$'\\033' '$tmp/prov.log'"
   stop_prov
+  sleep 0.5   # a stop the provisioner's stop started has written by now
+  check "long handle: no stop run with a cut one, at the stop either" [ ! -e "$tmp/stops" ]
 }
 
 # A command provider's stop that hangs (SIGTERM ignored) gets SIGTERM
