@@ -17,6 +17,8 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "evr_bus.h"
+#include "evr_offer.h"
 #include "evr_prov.h"
 #include "evr_prov_run.h"
 #include "evr_yaml.h"
@@ -256,6 +258,24 @@ s_twice(s_ctx_t *c, const yaml_node_t *k, const char *key, const char *field,
     return false;
 }
 
+/*  Whether ep cannot be the runners' endpoint (why in why): the broker's
+    runner socket as evrun-runner --broker takes it, ipc:// or tcp:// (an
+    inproc:// one is inside a process, which no runner is). */
+static bool
+s_endpoint_bad(const char *ep, char *why, size_t size)
+{
+    evr_err_t err;
+    if (!strncmp(ep, "inproc://", 9))
+        snprintf(why, size, "%.200s: expected tcp://HOST:PORT or ipc://PATH (the broker's "
+                 "runner endpoint; an inproc:// one no runner can reach)", ep);
+    else if (evr_bus_check_endpoint(ep, &err))
+        snprintf(why, size, "%.400s (the broker's runner endpoint, as evrun-runner --broker takes "
+                 "it)", err.msg);
+    else
+        return false;
+    return true;
+}
+
 static const char *const s_top_keys[] = { "max_runners", "start_rate", "register_timeout",
                                           "runner", "runner_endpoint", "podman_url",
                                           "providers" };
@@ -276,6 +296,7 @@ s_top(s_ctx_t *c, const yaml_node_t *root, evr_prov_config_t *cfg)
     }
     const yaml_node_t *prov = NULL;
     uint32_t seen = 0;
+    char why[512];
     for (yaml_node_pair_t *p = root->data.mapping.pairs.start;
          p < root->data.mapping.pairs.top; p++) {
         yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
@@ -300,6 +321,8 @@ s_top(s_ctx_t *c, const yaml_node_t *root, evr_prov_config_t *cfg)
             else if (s && dst == &cfg->podman_url && strncmp(s, "unix:///", 8))
                 s_err(c, v, key, "expected unix:///PATH, the podman service's socket on this "
                       "host (the runners' containers get it bound), got \"%s\"", s);
+            else if (s && dst == &cfg->runner_endpoint && s_endpoint_bad(s, why, sizeof why))
+                s_err(c, v, key, "%s", why);
             else if (s) {
                 free(*dst);
                 *dst = evr_strdup(s);
@@ -426,8 +449,13 @@ s_provider_key(s_ctx_t *c, const char *key, const yaml_node_t *k, const yaml_nod
     }
     else if (!strcmp(key, "labels"))
         s_names(c, v, field, &p->labels);
-    else if (!strcmp(key, "executors"))
+    else if (!strcmp(key, "executors")) {
         s_names(c, v, field, &p->executors);
+        if (v->type == YAML_SEQUENCE_NODE && v->data.sequence.items.top
+                                             == v->data.sequence.items.start)
+            s_err(c, v, field, "expected podman, process or both (an empty list; leave the key "
+                  "out for the default, [podman])");
+    }
     else if (!strcmp(key, "args"))
         s_strings(c, v, field, &p->args, NULL);
     else if (!strcmp(key, "kind")) {
@@ -565,6 +593,13 @@ s_provider_check(s_ctx_t *c, const yaml_node_t *n, const char *at, evr_prov_conf
         p->max = 4;
     if (!p->executors.n)
         evr_strlist_push(&p->executors, "podman");
+    if (p->labels.n + p->executors.n > EVR_OFFER_LABELS_MAX) {   /* the runner refuses them */
+        snprintf(field, sizeof field, "%s.labels", at);
+        s_err(c, S_AT(c, n, true, "labels"), field, "%u labels, and %u executor label%s (one "
+              "per executor), come to %u: a runner has at most %d; drop %u", p->labels.n,
+              p->executors.n, p->executors.n == 1 ? "" : "s", p->labels.n + p->executors.n,
+              EVR_OFFER_LABELS_MAX, p->labels.n + p->executors.n - EVR_OFFER_LABELS_MAX);
+    }
     for (uint32_t i = 0; i < p->labels.n; i++)
         evr_strlist_push(&p->match, p->labels.v[i]);
     for (uint32_t i = 0; i < p->executors.n; i++) {

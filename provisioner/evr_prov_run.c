@@ -335,11 +335,14 @@ s_stop(evr_prov_t *pv, evr_prov_inst_t *in, uint64_t now)
     evr_err_t err;
     char *cmd = evr_prov_expand(p->stop, "", "", in->id, pv->endpoint, in->handle, &err);
     pid_t pid = cmd ? s_start_shell(pv, cmd, in->id, NULL, &err) : -1;
-    if (pid < 0)    /* else reaped by evr_prov_tend as any child */
+    if (pid < 0)
         evr_log_warn(S_WHO, "provider %s: runner %s: stop: %s", p->name, in->id, err.msg);
-    else
+    else {   /* reaped by evr_prov_tend (s_stop_reaped), ended past register_timeout */
+        in->stop_pid = pid;
+        in->stop_at = now + (uint64_t) pv->cfg.register_timeout_s * 1000000000ull;
         evr_log_info(S_WHO, "provider %s: runner %s: stop started (pid %d)", p->name, in->id,
                      (int) pid);
+    }
     free(cmd);
 }
 
@@ -418,6 +421,35 @@ evr_prov_start_one(evr_prov_t *pv, uint32_t pi, const char *job, const char *wha
     return true;
 }
 
+/*  in's handle (its first output line) is read: kept, said (its control
+    characters escaped) and recorded. */
+static void
+s_handle_read(evr_prov_t *pv, evr_prov_inst_t *in)
+{
+    char shown[4 * EVR_PROV_HANDLE_MAX + 8];
+    in->handle[in->hlen] = '\0';
+    in->have_handle = true;
+    evr_log_info(S_WHO, "provider %s: runner %s: handle %s", pv->cfg.providers[in->provider].name,
+                 in->id, evr_text_escape_ctl(in->handle, shown, sizeof shown));
+    s_cmd_update(pv, in);
+}
+
+/*  in's first output line is longer than a handle is kept: none is (a
+    cut one would name something else to its stop), a failed start. */
+static void
+s_handle_long(evr_prov_t *pv, evr_prov_inst_t *in)
+{
+    char why[256];
+    if (in->ended || in->registered || in->stopping)
+        return;
+    snprintf(why, sizeof why, "the start command's first output line (the handle) is over %d "
+             "bytes: none kept, its stop cannot run; the start command is stopped (see "
+             "%s/logs/%s.log)", EVR_PROV_HANDLE_MAX, pv->dir, in->id);
+    s_counted(pv, in, false, why);
+    s_stop(pv, in, evr_mono_ns());   /* SIGTERM to a start command that runs on */
+    s_end(pv, in);
+}
+
 /*  A command provider's start: its first output line is the handle. */
 static void
 s_read_handle(evr_prov_t *pv, evr_prov_inst_t *in)
@@ -430,29 +462,25 @@ s_read_handle(evr_prov_t *pv, evr_prov_inst_t *in)
         if (n <= 0) {
             close(in->out);
             in->out = -1;
-            if (!in->have_handle && in->hlen) {   /* a last line with no newline */
-                in->have_handle = true;
-                in->handle[in->hlen] = '\0';
-                evr_log_info(S_WHO, "provider %s: runner %s: handle %s",
-                             pv->cfg.providers[in->provider].name, in->id, in->handle);
-                s_cmd_update(pv, in);
-            }
+            if (!in->have_handle && !in->long_handle && in->hlen)   /* a last line, no newline */
+                s_handle_read(pv, in);
             return;
         }
-        bool had = in->have_handle;
-        for (ssize_t i = 0; i < n && !in->have_handle; i++) {
-            if (buf[i] == '\n' || buf[i] == '\r') {
-                in->have_handle = in->hlen > 0;
-                in->handle[in->hlen] = '\0';
-            }
+        bool done = in->have_handle || in->long_handle;
+        for (ssize_t i = 0; i < n && !done; i++) {
+            if ((buf[i] == '\n' || buf[i] == '\r') && in->hlen)
+                done = true;
+            else if (buf[i] == '\n' || buf[i] == '\r')
+                continue;
             else if (in->hlen < EVR_PROV_HANDLE_MAX)
                 in->handle[in->hlen++] = buf[i];
+            else {
+                done = in->long_handle = true;
+                s_handle_long(pv, in);
+            }
         }
-        if (!had && in->have_handle) {   /* the rest of the output is read and dropped */
-            evr_log_info(S_WHO, "provider %s: runner %s: handle %s",
-                         pv->cfg.providers[in->provider].name, in->id, in->handle);
-            s_cmd_update(pv, in);
-        }
+        if (done && !in->have_handle && !in->long_handle)   /* the rest is read and dropped */
+            s_handle_read(pv, in);
     }
 }
 
@@ -480,9 +508,12 @@ s_reaped(evr_prov_t *pv, evr_prov_inst_t *in, int st)
     if (in->out >= 0)
         s_read_handle(pv, in);
     if (code && !in->registered && !in->stopping) {
-        snprintf(why, sizeof why, "the start command exited with status %d (see %s/logs/%s.log)",
-                 code, pv->dir, in->id);
+        snprintf(why, sizeof why, "the start command exited with status %d (see %s/logs/%s.log)%s",
+                 code, pv->dir, in->id, in->have_handle && p->stop ? "; its stop runs with the "
+                 "handle it printed" : "");
         s_counted(pv, in, false, why);
+        if (in->have_handle)   /* it may have started a runner: not left uncounted */
+            s_stop(pv, in, evr_mono_ns());
         s_end(pv, in);
     }
     else if (!in->have_handle && !in->registered && !in->stopping) {
@@ -539,6 +570,32 @@ s_hello(evr_prov_t *pv, evr_prov_inst_t *in, const evr_prov_runner_t *r, uint64_
     s_counted(pv, in, false, why);
 }
 
+/*  A command runner that said hello, against its listing r (NULL: not
+    listed): gone once listed stopped (it said goodbye), or listed lost
+    or not at all for register_timeout (it died: the broker's lease
+    policy).  Not at once: a restarted broker lists it lost, or not at
+    all, until its next hello, and a runner still running counts against
+    max. */
+static void
+s_command_away(evr_prov_t *pv, evr_prov_inst_t *in, const evr_prov_runner_t *r, uint64_t now)
+{
+    if (r && !strcmp(r->state, "stopped")) {
+        s_end(pv, in);
+        if (in->pid > 0)   /* its start command runs on: 5 s more, then stopped */
+            in->term_at = now + S_KILL_AFTER_NS;
+    }
+    else if (r && !evr_msg_state_away(r->state))
+        in->away_at = 0;
+    else if (!in->away_at)
+        in->away_at = now;
+    else if (now - in->away_at > (uint64_t) pv->cfg.register_timeout_s * 1000000000ull) {
+        evr_log_info(S_WHO, "provider %s: runner %s listed %s for %u s (register_timeout): "
+                     "counted gone", pv->cfg.providers[in->provider].name, in->id,
+                     r ? r->state : "not at all", pv->cfg.register_timeout_s);
+        s_end(pv, in);
+    }
+}
+
 /*  in against the broker's list (NULL: not asked this time). */
 static void
 s_check_listed(evr_prov_t *pv, evr_prov_inst_t *in, const evr_prov_runner_t *runners, size_t n,
@@ -549,19 +606,26 @@ s_check_listed(evr_prov_t *pv, evr_prov_inst_t *in, const evr_prov_runner_t *run
     if (r && (r->credit || !strcmp(r->state, "busy")
               || (in->adopted && evr_msg_state_away(r->state))))
         in->took = true;   /* an adopted one first listed leaving: no slot either */
+    /* a restarted broker lists a runner of a job it recovered lost, with
+       no labels, until the runner's next hello: no labels to judge yet */
+    bool unknown = r && evr_msg_state_away(r->state) && (!r->labels || !r->labels->n);
     if (!in->registered && r) {   /* listed, lost too: it said hello (and maybe left) */
         in->registered = true;
         s_cmd_update(pv, in);
         if (in->adopted)   /* not a start of this provisioner's: not counted */
             evr_log_info(S_WHO, "provider %s: adopted runner %s is listed (%s)", p->name,
                          in->id, r->state);
+        else if (unknown)
+            in->unjudged = true;
         else
             s_hello(pv, in, r, now);
     }
-    else if (in->registered && runners && p->kind == EVR_PROV_COMMAND
-             && (!r || evr_msg_state_away(r->state)))
-        s_end(pv, in);    /* its job is done, it left (stopped), or it died (lost: the
-                             broker's lease policy) */
+    else if (in->unjudged && r && !unknown) {
+        in->unjudged = false;
+        s_hello(pv, in, r, now);
+    }
+    if (in->registered && !in->ended && runners && p->kind == EVR_PROV_COMMAND)
+        s_command_away(pv, in, r, now);
     if (!in->registered && !in->stopping && runners
         && now - in->started > (uint64_t) pv->cfg.register_timeout_s * 1000000000ull) {
         char why[160];
@@ -661,6 +725,53 @@ s_tend_ctr(evr_prov_t *pv, evr_prov_inst_t *in, bool listed, uint64_t now)
     s_ctr_gone(pv, in);
 }
 
+/*  in's stop command ended with status st: said when it failed. */
+static void
+s_stop_reaped(evr_prov_t *pv, evr_prov_inst_t *in, int st)
+{
+    int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    in->stop_pid = 0;
+    if (code)
+        evr_log_warn(S_WHO, "provider %s: runner %s: its stop exited with status %d (see "
+                     "%s/logs/%s.log)", pv->cfg.providers[in->provider].name, in->id, code,
+                     pv->dir, in->id);
+}
+
+/*  in's stop command still runs register_timeout after it started: SIGTERM
+    to its process group, SIGKILL 5 s later (a hung stop is not left
+    running, one per stopped runner). */
+static void
+s_stop_overdue(evr_prov_t *pv, evr_prov_inst_t *in, uint64_t now)
+{
+    if (in->stop_termed) {
+        kill(-in->stop_pid, SIGKILL);
+        in->stop_at = UINT64_MAX;   /* reaped soon */
+        return;
+    }
+    evr_log_warn(S_WHO, "provider %s: runner %s: its stop (pid %d) still runs after %u s "
+                 "(register_timeout): stopping it", pv->cfg.providers[in->provider].name, in->id,
+                 (int) in->stop_pid, pv->cfg.register_timeout_s);
+    kill(-in->stop_pid, SIGTERM);
+    in->stop_termed = true;
+    in->stop_at = now + S_KILL_AFTER_NS;
+}
+
+/*  A command runner said goodbye 5 s ago and its start command still
+    runs (it printed the handle and waits on): SIGTERM to its process
+    group, SIGKILL 5 s later, so that no start command of a runner gone
+    is left running, nor its pipe open. */
+static void
+s_term_start(evr_prov_t *pv, evr_prov_inst_t *in, uint64_t now)
+{
+    evr_log_warn(S_WHO, "provider %s: runner %s said goodbye 5 s ago; its start command (pid "
+                 "%d) still runs: stopping it", pv->cfg.providers[in->provider].name, in->id,
+                 (int) in->pid);
+    kill(-in->pid, SIGTERM);
+    in->term_at = 0;
+    in->left_start = in->stopping = true;
+    in->kill_at = now + S_KILL_AFTER_NS;
+}
+
 void
 evr_prov_tend(evr_prov_t *self, const evr_prov_runner_t *runners, size_t nrunners,
               uint64_t now)
@@ -686,10 +797,16 @@ evr_prov_tend(evr_prov_t *self, const evr_prov_runner_t *runners, size_t nrunner
         for (size_t i = 0; i < self->n; i++)
             if (self->inst[i]->pid == pid)
                 s_reaped(self, self->inst[i], st);
+            else if (self->inst[i]->stop_pid == pid)
+                s_stop_reaped(self, self->inst[i], st);
     s_adopted_gone(self);
     size_t keep = 0;
     for (size_t i = 0; i < self->n; i++) {
         evr_prov_inst_t *in = self->inst[i];
+        if (in->term_at && in->pid > 0 && now > in->term_at)
+            s_term_start(self, in, now);
+        if (in->stop_pid > 0 && now > in->stop_at)
+            s_stop_overdue(self, in, now);
         if (in->stopping && in->pid > 0 && in->kill_at && now > in->kill_at) {
             if (!s_spared(self, in)) {
                 kill(-in->pid, SIGKILL);
@@ -697,7 +814,7 @@ evr_prov_tend(evr_prov_t *self, const evr_prov_runner_t *runners, size_t nrunner
             }
             in->kill_at = 0;
         }
-        if (in->ended && in->pid <= 0 && in->out < 0 && !in->ctr) {
+        if (in->ended && in->pid <= 0 && in->out < 0 && !in->ctr && in->stop_pid <= 0) {
             s_cmd_forget(self, in);
             free(in);
         }
@@ -781,6 +898,8 @@ evr_prov_stop(evr_prov_t *self, const evr_prov_runner_t *runners, size_t n, uint
         evr_prov_inst_t *in = self->inst[i];
         evr_prov_provider_t *p = &self->cfg.providers[in->provider];
         const evr_prov_runner_t *r = runners ? s_listed(runners, n, in->id) : NULL;
+        if (in->ended && in->term_at && in->pid > 0)   /* its runner said goodbye */
+            s_term_start(self, in, now);
         if (in->ended) {   /* stopped already (register_timeout): its container may go yet */
             in->parting = in->ctr || (in->stopping && in->pid > 0);
             continue;
@@ -838,6 +957,8 @@ evr_prov_stop_wait(evr_prov_t *self)
         for (size_t i = 0; i < self->n; i++)
             if (self->inst[i]->pid == pid)
                 self->inst[i]->pid = 0;
+            else if (self->inst[i]->stop_pid == pid)
+                s_stop_reaped(self, self->inst[i], st);
     s_adopted_gone(self);
     size_t left = 0;
     for (size_t i = 0; i < self->n; i++) {
@@ -867,10 +988,17 @@ evr_prov_stop_force(evr_prov_t *self, const evr_prov_runner_t *runners, size_t n
         if (!in->parting)
             continue;
         evr_err_t err;
-        if (in->registered || !runners || s_listed(runners, n, in->id)) {
+        if (!in->left_start && (in->registered || !runners || s_listed(runners, n, in->id))) {
             evr_log_warn(S_WHO, "runner %s did not exit within 5 s of SIGTERM: left running "
                          "(%s)", in->id, runners ? "it said hello: it may have taken a job"
                          : "the broker did not answer: it may have taken a job");
+            continue;
+        }
+        if (in->left_start) {   /* the runner is gone: only its start command is left */
+            evr_log_warn(S_WHO, "runner %s: its start command did not exit within 5 s of "
+                         "SIGTERM (its runner said goodbye): killing it", in->id);
+            if (in->pid > 0)
+                kill(-in->pid, SIGKILL);
             continue;
         }
         evr_log_warn(S_WHO, "runner %s did not exit within 5 s of SIGTERM and never said "

@@ -126,7 +126,11 @@ void evr_prov_pass(evr_prov_t *self, const evr_prov_job_t *jobs, size_t njobs,
 /*  Reaps children, reads start commands' handles, stops runners past
     register_timeout (call often).  runners NULL: the broker did not
     answer; no runner is stopped for its silence meanwhile, and those not
-    registered get a whole register_timeout from the next list. */
+    registered get a whole register_timeout from the next list.  A
+    command runner counts until listed stopped, or lost or unlisted for
+    register_timeout; its start command still running 5 s after its
+    goodbye, and a stop still running after register_timeout, get
+    SIGTERM (their process group) and SIGKILL 5 s later. */
 void evr_prov_tend(evr_prov_t *self, const evr_prov_runner_t *runners, size_t nrunners,
                    uint64_t now);
 

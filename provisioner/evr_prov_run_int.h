@@ -20,11 +20,22 @@ typedef struct {
     char handle[EVR_PROV_HANDLE_MAX + 1];
     size_t hlen;
     bool have_handle, registered, ended, stopping;
+    bool long_handle;       /* command: its first output line is over EVR_PROV_HANDLE_MAX */
     bool took;              /* listed with credit or busy: the broker's list counts it now */
     bool parting;           /* told to stop at the provisioner's stop; not gone yet */
     bool adopted;           /* started by an earlier provisioner on DIR: pid no child */
     bool ctr;               /* podman: its container may still be there */
+    bool left_start;        /* command: its runner said goodbye, its start command ran on
+                               and was told to stop (s_term_start) */
+    bool unjudged;          /* listed only as a restarted broker knows it (lost, no
+                               labels): its hello's labels not seen yet */
     uint64_t gone_at;       /* podman: when its container was first seen gone (0: not) */
+    uint64_t away_at;       /* command: since when it is listed lost or not at all (0: not) */
+    uint64_t term_at;       /* command: when its start command, still running after its
+                               runner's goodbye, gets SIGTERM (0: not) */
+    pid_t stop_pid;         /* command: its stop command while it runs; 0: none */
+    uint64_t stop_at;       /* when that stop command is told to end: SIGTERM, then SIGKILL */
+    bool stop_termed;       /* it got SIGTERM (SIGKILL at stop_at) */
     uint64_t started, kill_at;
 } evr_prov_inst_t;
 

@@ -365,6 +365,177 @@ YML
   stop_prov
 }
 
+# The broker killed and started again while a command provider's runner
+# (max 1) runs a job and another job waits: the restarted broker lists
+# that runner lost with no labels until its next hello, which is neither
+# a hello without the provider's labels (a failed start) nor the runner
+# gone (a second runner past max 1); the waiting job gets a runner once
+# the first is done.
+case_broker_restart_command() {
+  fresh brcmd
+  bus_broker
+  mkdir -p "$tmp/rs"
+  cat > "$tmp/p.yml" <<YML
+providers:
+  - name: c
+    labels: [brc]
+    kind: command
+    executors: [process]
+    start: "$bin/evrun-runner --broker {broker} --once --clean --id {runner_id} --labels brc --executors process --heartbeat-ms 200 --lease-ms 1500 --state-dir $tmp/rs/{runner_id} >> $tmp/rs/{runner_id}.log 2>&1 & echo {runner_id}"
+    max: 1
+YML
+  ppipe brc "sleep 5; echo done" brc
+  local j1 j2
+  j1=$(submit "$tmp/brc.yml" 2>/dev/null)
+  prov "$tmp/p.yml"
+  wait_for 20 eval '[ "$(st "$j1")" = running ]'
+  j2=$(submit "$tmp/brc.yml" 2>/dev/null)
+  kill -9 "$broker_pid"
+  wait "$broker_pid" 2>/dev/null
+  bus_broker
+  wait_for 10 eval 'cli runners --json 2>/dev/null | grep -q "\"runner\":\"c-.*\"state\":\"busy\""'
+  sleep 1
+  check "command restart: the first job still runs [(st j1) = running]" [ "$(st "$j1")" = running ]
+  check "command restart: no second runner past max 1 while it runs [(started c) = 1]" [ "$(started c)" = 1 ]
+  check "command restart: the runner's lost listing is no hello without labels" \
+    bash -c "! grep -q 'without the provider' '$tmp/prov.log'"
+  check "command restart: no failed start" bash -c "! grep -q 'a failed start' '$tmp/prov.log'"
+  check "command restart: the first job succeeded" [ "$(wait_job "$j1" 30)" = succeeded ]
+  check "command restart: the waiting job ran on a second runner" [ "$(wait_job "$j2" 30)" = succeeded ]
+  check "command restart: two runners started in all [(started c) = 2]" [ "$(started c)" = 2 ]
+  stop_prov
+}
+
+# A command provider's start command that prints the handle and runs on
+# (ignoring SIGTERM) after its runner did its job and said goodbye: 5 s
+# later its process group gets SIGTERM, 5 s after that SIGKILL; its record
+# goes with it (it was left running, with its pipe open, one per start).
+case_command_lingers() {
+  fresh cmdlinger
+  bus_broker
+  mkdir -p "$tmp/rs"
+  cat > "$tmp/p.yml" <<YML
+providers:
+  - name: lg
+    labels: [lg]
+    kind: command
+    executors: [process]
+    start: "$bin/evrun-runner --broker {broker} --once --clean --id {runner_id} --labels lg --executors process --heartbeat-ms 200 --state-dir $tmp/rs/{runner_id} >> $tmp/rs/{runner_id}.log 2>&1 & echo {runner_id}; trap '' TERM; while :; do sleep 1; done"
+    max: 2
+YML
+  ppipe lg "echo done" lg
+  local j
+  j=$(submit "$tmp/lg.yml" 2>/dev/null)
+  prov "$tmp/p.yml"
+  check "lingering start: the job succeeded" [ "$(wait_job "$j" 30)" = succeeded ]
+  check "lingering start: told to stop after its runner's goodbye" \
+    wait_for 20 grep -q "said goodbye 5 s ago; its start command (pid [0-9]*) still runs: stopping it" "$tmp/prov.log"
+  local pid
+  pid=$(sed -n 's/.*its start command (pid \([0-9]*\)) still runs.*/\1/p' "$tmp/prov.log")
+  check "lingering start: killed 5 s after its SIGTERM" wait_for 20 eval '! kill -0 "${pid:-1}" 2>/dev/null'
+  check "lingering start: its record removed" wait_for 5 bash -c "[ -z \"\$(ls '$tmp/provisioner/commands')\" ]"
+  check "lingering start: one runner, no failed start" \
+    bash -c "[ \$(grep -c 'started runner' '$tmp/prov.log') = 1 ] && ! grep -q 'failed start' '$tmp/prov.log'"
+  stop_prov
+}
+
+# A command provider's handle: a first line longer than a handle is kept
+# is a failed start saying so (it was cut to 256 bytes, which its stop
+# would have been given); one with control characters is logged escaped.
+case_command_handle() {
+  fresh cmdhandle
+  bus_broker
+  cat > "$tmp/p.yml" <<'YML'
+providers:
+  - { name: hlong, labels: [hlong], kind: command, executors: [process],
+      start: "printf '%0300d\\n' 0; sleep 30", stop: "echo {handle} >> STOPS" }
+  - { name: hesc, labels: [hesc], kind: command, executors: [process],
+      start: "printf 'h\\033[31m\\001x\\n'; sleep 30" }
+YML
+  sed -i "s|STOPS|$tmp/stops|" "$tmp/p.yml"
+  ppipe hlong "true" hlong
+  ppipe hesc "true" hesc
+  submit "$tmp/hlong.yml" > /dev/null 2>&1
+  submit "$tmp/hesc.yml" > /dev/null 2>&1
+  prov "$tmp/p.yml"
+  check "long handle: a failed start naming it" wait_for 10 grep -q \
+    "provider hlong: runner hlong-[a-z0-9]*: a failed start: the start command's first output line (the handle) is over 256 bytes: none kept, its stop cannot run; the start command is stopped" "$tmp/prov.log"
+  local pid
+  pid=$(sed -n 's/.*provider hlong: started runner .* (pid \([0-9]*\),.*/\1/p' "$tmp/prov.log" | head -1)
+  check "long handle: its start command stopped" wait_for 10 eval '! kill -0 "${pid:-1}" 2>/dev/null'
+  check "long handle: no handle taken" bash -c "! grep -q 'provider hlong: runner .*: handle ' '$tmp/prov.log'"
+  check "control characters: the handle logged escaped" wait_for 10 grep -q 'provider hesc: runner hesc-[a-z0-9]*: handle h\\x1b\[31m\\x01x$' "$tmp/prov.log"
+  check "control characters: no escape byte in the log" bash -c "! grep -q \$'\\033' '$tmp/prov.log'"
+  stop_prov
+  sleep 0.5   # a stop the provisioner's stop started has written by now
+  check "long handle: no stop run with a cut one, at the stop either" [ ! -e "$tmp/stops" ]
+}
+
+# A command provider's stop that hangs (SIGTERM ignored) gets SIGTERM
+# after register_timeout and SIGKILL 5 s later, its status said: it was
+# left running for ever, one per runner stopped, past the provisioner's
+# exit.
+case_command_stop_hangs() {
+  fresh cmdstophang
+  bus_broker
+  cat > "$tmp/p.yml" <<'YML'
+register_timeout: 2s
+providers:
+  - { name: sh, labels: [sh], kind: command, executors: [process], max: 1,
+      start: "echo handle-1", stop: "trap '' TERM; sleep 999" }
+YML
+  ppipe sh "true" sh
+  submit "$tmp/sh.yml" > /dev/null 2>&1
+  prov "$tmp/p.yml"
+  check "hung stop: started" wait_for 10 grep -q "provider sh: runner sh-[a-z0-9]*: stop started (pid [0-9]*)" "$tmp/prov.log"
+  local pid
+  pid=$(sed -n 's/.*provider sh: runner .*: stop started (pid \([0-9]*\)).*/\1/p' "$tmp/prov.log" | head -1)
+  check "hung stop: told to end after register_timeout" wait_for 10 grep -q \
+    "provider sh: runner sh-[a-z0-9]*: its stop (pid $pid) still runs after 2 s (register_timeout): stopping it" "$tmp/prov.log"
+  check "hung stop: killed 5 s later" wait_for 15 eval '! kill -0 "${pid:-1}" 2>/dev/null'
+  check "hung stop: its status said" wait_for 5 grep -q "provider sh: runner sh-[a-z0-9]*: its stop exited with status 137" "$tmp/prov.log"
+  stop_prov
+  [ -n "$pid" ] && kill -9 -- "-$pid" 2>/dev/null   # a failed check's stop: not left running
+}
+
+# A start command that printed its handle and exited non-zero: a failed
+# start, and its stop runs with that handle (the runner it may have
+# started, here one that would say hello 3 s later, is not left running
+# uncounted past max).
+case_command_start_fails() {
+  fresh cmdstartfail
+  bus_broker
+  mkdir -p "$tmp/rs"
+  cat > "$tmp/p.yml" <<YML
+providers:
+  - name: sf
+    labels: [sf]
+    kind: command
+    executors: [process]
+    max: 1
+    start: "(sleep 3; exec $bin/evrun-runner --broker {broker} --once --clean --once-wait 20 --id {runner_id} --labels sf --executors process --state-dir $tmp/rs/{runner_id}) >> $tmp/rs/{runner_id}.log 2>&1 & echo \$! > $tmp/rs/{runner_id}.pid; echo {runner_id}; exit 4"
+    stop: "kill \$(cat $tmp/rs/{handle}.pid)"
+YML
+  ppipe sfj "true" sf
+  submit "$tmp/sfj.yml" > /dev/null 2>&1
+  prov "$tmp/p.yml"
+  check "start exits 4: a failed start, its stop run" wait_for 10 grep -q \
+    "provider sf: runner sf-[a-z0-9]*: a failed start: the start command exited with status 4 .*; its stop runs with the handle it printed" "$tmp/prov.log"
+  check "start exits 4: its stop started" grep -q "provider sf: runner sf-[a-z0-9]*: stop started" "$tmp/prov.log"
+  local id
+  id=$(sed -n 's/.*provider sf: started runner \(sf-[a-z0-9]*\) .*/\1/p' "$tmp/prov.log" | head -1)
+  sleep 4
+  check "start exits 4: the runner it started never said hello [$id]" \
+    bash -c "[ -n '$id' ] && ! '$bin/evrun-cli' runners --json 2>/dev/null | grep -q '\"runner\":\"$id\"'"
+  stop_prov
+  local f p   # a failed check's runners: not left waiting their --once-wait
+  for f in "$tmp"/rs/*.pid; do
+    p=$(cat "$f" 2>/dev/null)
+    tr '\0' ' ' 2>/dev/null < "/proc/${p:-0}/cmdline" | grep -q -- "$tmp/rs" && kill "$p"
+  done
+  return 0
+}
+
 # evrun-cli up --runners 0 --provisioner FILE: no static runner; a job
 # runs on a single-use runner the provisioner starts (run says so);
 # down stops the provisioner and the broker, nothing is left running.
@@ -618,4 +789,4 @@ YML
     || { find "$tmp/provisioner/runners" -ls; cat "$tmp/prov.log"; }
 }
 
-prov_run test_provisioner ${*:-once once_killed process burst command paused register_timeout dry_run killed broker_restart up worked_examples podman podman_missing podman_silent}
+prov_run test_provisioner ${*:-once once_killed process burst command paused register_timeout dry_run killed broker_restart broker_restart_command command_lingers command_handle command_stop_hangs command_start_fails up worked_examples podman podman_missing podman_silent}

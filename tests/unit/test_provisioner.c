@@ -164,6 +164,23 @@ test_config_bad(void)
         { "providers: [ { name: a, labels: [gpu:a100] } ]\n",
           "p.yml:1:34: providers[0].labels[0]: expected a name of [A-Za-z0-9_.-] (1-64 bytes, "
           "as a job's labels), got \"gpu:a100\"" },
+        /* more labels than a runner says hello with: its every start failed */
+        { "providers: [ { name: a, executors: [process, podman], labels: [l0, l1, l2, l3, l4, "
+          "l5, l6, l7, l8, l9, l10, l11, l12, l13, l14, l15, l16, l17, l18, l19, l20, l21, l22, "
+          "l23, l24, l25, l26, l27, l28, l29, l30, l31] } ]\n",
+          "p.yml:1:63: providers[0].labels: 32 labels, and 2 executor labels (one per executor), "
+          "come to 34: a runner has at most 32; drop 2" },
+        /* no executor: it was podman's, the default, without a word */
+        { "providers: [ { name: a, kind: process, executors: [] } ]\n",
+          "p.yml:1:51: providers[0].executors: expected podman, process or both (an empty list; "
+          "leave the key out for the default, [podman])" },
+        /* a runner endpoint no runner could take: each start failed */
+        { "runner_endpoint: foo\nproviders: [ { name: a } ]\n",
+          "p.yml:1:18: runner_endpoint: foo: expected tcp://HOST:PORT or ipc://PATH" },
+        { "runner_endpoint: \"tcp://h:99999\"\nproviders: [ { name: a } ]\n",
+          "runner_endpoint: tcp://h:99999: expected tcp://HOST:PORT, PORT from 1 to 65535" },
+        { "runner_endpoint: inproc://b\nproviders: [ { name: a } ]\n",
+          "runner_endpoint: inproc://b: expected tcp://HOST:PORT or ipc://PATH" },
         { "providers: &a [ *a ]\n", "" },   /* a recursive alias: libyaml's own error, or ours */
     };
     for (size_t i = 0; i < EVR_ARRAY_LEN(cases); i++) {
