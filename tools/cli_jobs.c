@@ -343,7 +343,8 @@ s_run_common(int argc, char **argv, const char *name)
         status = 2;
     else if (req.spec->schedule)   /* said, and submitted as any file */
         fprintf(stderr, "%s: note: schedule is used by registered pipelines only (a file in the "
-                "broker's pipelines_dir); this job runs once, now\n", cli.prog);
+                "broker's pipelines_dir); this job runs once, %s\n", cli.prog,
+                req.spec->start_delay ? "after its start_delay" : "now");
     if (!status && (follow || wait) && !(status = evr_cli_settings(&cli)))
         evr_cli_catch_stop();
     if (!status && !(status = evr_cli_connect(&cli)) && !(status = evr_cli_send_job(&cli, &req))) {

@@ -206,6 +206,11 @@ YML
   "$bin/evrun-cli" run "$tmp/psched.yml" --wait > "$tmp/run.out" 2> "$tmp/run.err"
   check "scheduled file: run --wait exits 0" [ $? -eq 0 ]
   check "scheduled file: ... its job succeeded" grep -q "succeeded" "$tmp/run.out" "$tmp/run.err"
+  sed 's/^schedule:/start_delay: 1s\nschedule:/' "$tmp/psched.yml" > "$tmp/pdelay.yml"
+  j=$(submit "$tmp/pdelay.yml" 2> "$tmp/delay.err")
+  check "scheduled file with start_delay: the note says when it runs" \
+    grep -q "this job runs once, after its start_delay" "$tmp/delay.err"
+  check "scheduled file with start_delay: the job ran" [ "$(wait_job "$j" 30)" = succeeded ]
 }
 
 bus_script_cases "submit_batch submit_journal_kill submit_commit_failed submit_record_args submit_scheduled_file" "$@"
