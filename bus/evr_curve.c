@@ -56,6 +56,33 @@ s_unreadable(const char *path, char *why, size_t size)
     return e;
 }
 
+/*  0 when the secret at path is a regular file of the effective uid that
+    neither group nor others may read or write (links followed: what
+    counts is the file read), else -1 and the fix in why.  Root reads any
+    file, so the mode is what keeps a secret from others. */
+static int
+s_private(const char *path, char *why, size_t size)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        snprintf(why, size, "cannot read %s: %s", path, strerror(errno));
+    else if (!S_ISREG(sb.st_mode))
+        snprintf(why, size, "its secret %s is not a regular file: remove it and its public "
+                 "certificate to have a new pair made", path);
+    else if (sb.st_uid != geteuid())
+        snprintf(why, size, "its secret %s is owned by uid %u, not by you (uid %u): a secret "
+                 "key is its owner's alone; if it is yours: chown %u %s", path,
+                 (unsigned) sb.st_uid, (unsigned) geteuid(), (unsigned) geteuid(), path);
+    else if (sb.st_mode & 077)
+        snprintf(why, size, "its secret %s can be read or written by others (mode %04o): "
+                 "chmod 600 %s (others may have read it: better make a new pair, removing "
+                 "both files, and admit its certificate again)", path,
+                 (unsigned) (sb.st_mode & 07777), path);
+    else
+        return 0;
+    return -1;
+}
+
 zcert_t *
 evr_curve_pair(const char *path, bool *made, evr_err_t *err)
 {
@@ -66,7 +93,8 @@ evr_curve_pair(const char *path, bool *made, evr_err_t *err)
     char why[EVR_ERR_MAX / 2];
     if (stat(secret, &sb) == 0 || errno != ENOENT) {
         s_wait_public(path);
-        if (s_unreadable(secret, why, sizeof why) || s_unreadable(path, why, sizeof why)) {
+        if (s_unreadable(secret, why, sizeof why) || s_private(secret, why, sizeof why)
+            || s_unreadable(path, why, sizeof why)) {
             evr_err_set(err, EVR_ERR_CONFIG, "key pair %s: %s", path, why);
             free(secret);
             return NULL;

@@ -62,7 +62,9 @@ void evr_curve_watch_destroy(evr_curve_watch_t **self_p, zsock_t *sock);
 /*  The key pair at path, loaded; made (0600, in a directory made 0700)
     when missing (*made says so; two processes making it at once share
     one).  NULL with err (EVR_ERR_CONFIG, EVR_ERR_IO) naming the file when
-    it is unreadable, half a pair or cannot be written.  Caller owns the
+    it is unreadable, half a pair or cannot be written, or when its secret
+    is not a regular file of the effective uid's with no group or other
+    permission (links followed).  Caller owns the
     result (zcert_destroy). */
 zcert_t *evr_curve_pair(const char *path, bool *made, evr_err_t *err);
 

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "evr_paths.h"
 #include "evr_zap.h"
 
 #define S_ZAP_ENDPOINT "inproc://zeromq.zap.01"
@@ -41,15 +42,22 @@ evr_zap_new(const char *curve_dir, bool *made, evr_zap_t **out, evr_err_t *err)
     evr_zap_t *z = evr_calloc(1, sizeof *z);
     z->dir = evr_strdup(curve_dir);
     z->cert_path = evr_asprintf("%s/broker.cert", curve_dir);
+    /* whoever can write in these directories admits keys (or replaces
+       the broker's): private ones only, as the state directory */
+    evr_rc_t rc = evr_paths_dir(curve_dir, true, err);
+    for (int i = 0; !rc && i < S_ROLES; i++) {
+        char *d = evr_asprintf("%s/%s", curve_dir, s_roles[i]);
+        rc = evr_paths_dir(d, true, err);
+        free(d);
+    }
+    if (rc) {
+        evr_zap_destroy(&z);
+        return rc;
+    }
     z->cert = evr_curve_pair(z->cert_path, made, err);
     if (!z->cert) {
         evr_zap_destroy(&z);
         return EVR_ERR_CONFIG;
-    }
-    for (int i = 0; i < S_ROLES; i++) {
-        char *d = evr_asprintf("%s/%s", curve_dir, s_roles[i]);
-        mkdir(d, 0700);
-        free(d);
     }
     z->sock = zsock_new(ZMQ_REP);
     /* a handler closed just before (in this process) leaves the endpoint

@@ -5,8 +5,9 @@
     made once with its secret 0600 and kept, a public certificate without
     its secret and a damaged secret refused, a client key refused until its
     certificate is in the role's directory (as NAME.cert, read again at each
-    handshake: removing it refuses the key again), and a key admitted in one
-    role refused in the other. */
+    handshake: removing it refuses the key again), a key admitted in one
+    role refused in the other, and a secret or a broker key directory
+    others could reach refused. */
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -278,6 +279,75 @@ test_zap(void)
     free(dir);
 }
 
+/*  A secret others may read, not a regular file, or another user's is
+    refused, naming the fix; and so is a broker curve directory (or its
+    runners/ or clients/) that others may write in: whoever writes there
+    admits keys. */
+static void
+test_private(void)
+{
+    char *dir = evr_asprintf("%s/priv", s_root), *path = evr_asprintf("%s/own.cert", dir);
+    char *secret = evr_asprintf("%s_secret", path);
+    evr_err_t err;
+    bool made;
+    zcert_t *c = evr_curve_pair(path, &made, &err);
+    CHECK(c && made);
+    zcert_destroy(&c);
+    CHECK(chmod(secret, 0640) == 0);
+    CHECK(evr_curve_pair(path, &made, &err) == NULL);
+    CHECK_CONTAINS(err.msg, "can be read or written by others (mode 0640)");
+    CHECK_CONTAINS(err.msg, "chmod 600");
+    CHECK(chmod(secret, 0604) == 0);
+    CHECK(evr_curve_pair(path, &made, &err) == NULL);
+    CHECK_CONTAINS(err.msg, "mode 0604");
+    CHECK(chmod(secret, 0600) == 0);
+    c = evr_curve_pair(path, &made, &err);
+    CHECK(c && !made);
+    zcert_destroy(&c);
+    if (geteuid() == 0) {   /* root can give it away */
+        CHECK(chown(secret, 65534, 65534) == 0);
+        CHECK(evr_curve_pair(path, &made, &err) == NULL);
+        CHECK_CONTAINS(err.msg, "owned by uid 65534");
+        CHECK(chown(secret, 0, 0) == 0);
+    }
+    char *moved = evr_asprintf("%s/kept", dir);
+    CHECK(rename(secret, moved) == 0 && mkdir(secret, 0700) == 0);
+    CHECK(evr_curve_pair(path, &made, &err) == NULL);
+    CHECK_CONTAINS(err.msg, "is not a regular file");
+    CHECK(rmdir(secret) == 0);
+    /* a link to a private secret of one's own is the secret */
+    CHECK(symlink(moved, secret) == 0);
+    c = evr_curve_pair(path, &made, &err);
+    CHECK(c && !made);
+    zcert_destroy(&c);
+    /* the broker's directories */
+    char *bdir = evr_asprintf("%s/bk", dir), *clients = evr_asprintf("%s/clients", bdir);
+    evr_zap_t *zap = NULL;
+    CHECK(evr_zap_new(bdir, &made, &zap, &err) == EVR_OK && made);
+    evr_zap_destroy(&zap);
+    CHECK(chmod(clients, 0777) == 0);
+    CHECK(evr_zap_new(bdir, &made, &zap, &err) == EVR_ERR_CONFIG && !zap);
+    CHECK_CONTAINS(err.msg, "clients: writable by others");
+    CHECK(chmod(clients, 0700) == 0 && chmod(bdir, 0770) == 0);
+    CHECK(evr_zap_new(bdir, &made, &zap, &err) == EVR_ERR_CONFIG && !zap);
+    CHECK_CONTAINS(err.msg, "bk: writable by its group");
+    CHECK(chmod(bdir, 0700) == 0);
+    char *bsecret = evr_asprintf("%s/broker.cert_secret", bdir);
+    CHECK(chmod(bsecret, 0644) == 0);
+    CHECK(evr_zap_new(bdir, &made, &zap, &err) == EVR_ERR_CONFIG && !zap);
+    CHECK_CONTAINS(err.msg, "broker.cert_secret can be read or written by others");
+    CHECK(chmod(bsecret, 0600) == 0);
+    CHECK(evr_zap_new(bdir, &made, &zap, &err) == EVR_OK && !made);
+    evr_zap_destroy(&zap);
+    free(bsecret);
+    free(clients);
+    free(bdir);
+    free(moved);
+    free(secret);
+    free(path);
+    free(dir);
+}
+
 int
 main(void)
 {
@@ -292,6 +362,7 @@ main(void)
     EVR_TEST_RUN(test_unreadable_key);
     EVR_TEST_RUN(test_pair_race);
     EVR_TEST_RUN(test_zap);
+    EVR_TEST_RUN(test_private);
     char *cmd = evr_asprintf("rm -rf '%s'", s_root);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", s_root);
