@@ -10,6 +10,9 @@
 
 #include "evr_curve.h"
 
+/*  32 zero bytes in Z85: what czmq makes of a key that is no Z85. */
+#define S_ZERO_KEY "0000000000000000000000000000000000000000"
+
 bool
 evr_curve_needed(const char *endpoint)
 {
@@ -22,7 +25,7 @@ s_pair_ok(zcert_t *cert)
 {
     char derived[41];
     const char *sec = zcert_secret_txt(cert);
-    return sec && strlen(sec) == 40 && strcmp(sec, "0000000000000000000000000000000000000000")
+    return sec && strlen(sec) == 40 && strcmp(sec, S_ZERO_KEY)
            && zmq_curve_public(derived, sec) == 0 && strcmp(derived, zcert_public_txt(cert)) == 0;
 }
 
@@ -91,8 +94,23 @@ evr_curve_pair(const char *path, bool *made, evr_err_t *err)
     zcert_t *cert = NULL;
     *made = false;
     char why[EVR_ERR_MAX / 2];
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        evr_err_set(err, EVR_ERR_CONFIG, "key pair %s: a directory: give the path of a key "
+                    "pair's file in it (as %s/NAME.cert: made with its NAME.cert_secret when "
+                    "missing)", path, path);
+        free(secret);
+        return NULL;
+    }
     if (stat(secret, &sb) == 0 || errno != ENOENT) {
         s_wait_public(path);
+        if (stat(path, &sb) != 0 && errno == ENOENT && stat(secret, &sb) == 0) {
+            evr_err_set(err, EVR_ERR_CONFIG, "key pair %s: its secret %s is there but not its "
+                        "public certificate %s: put that back (the certificate the broker "
+                        "admits), or remove %s to have a new pair made (and admit the new "
+                        "certificate)", path, secret, path, secret);
+            free(secret);
+            return NULL;
+        }
         if (s_unreadable(secret, why, sizeof why) || s_private(secret, why, sizeof why)
             || s_unreadable(path, why, sizeof why)) {
             evr_err_set(err, EVR_ERR_CONFIG, "key pair %s: %s", path, why);
@@ -119,7 +137,9 @@ evr_curve_pair(const char *path, bool *made, evr_err_t *err)
     char *slash = strrchr(dir, '/');
     if (slash && slash != dir) {
         *slash = '\0';
-        if (evr_mkdirs_mode(dir, 0700, err)) {
+        evr_rc_t rc = evr_mkdirs_mode(dir, 0700, err);
+        if (rc) {
+            evr_err_set(err, rc, "key pair %s: cannot make it: %s", path, err->msg);
             free(dir);
             free(secret);
             return NULL;
@@ -181,7 +201,7 @@ s_server_key(const char *spec, char out[41], evr_err_t *err)
     bool file = stat(spec, &sb) == 0;
     int serr = file ? 0 : errno;
     /* Z85 has '/' and '.' too: a key is what is not a file */
-    if (!file && strlen(spec) == 40 && zmq_z85_decode(bin, spec)) {
+    if (!file && strlen(spec) == 40 && zmq_z85_decode(bin, spec) && strcmp(spec, S_ZERO_KEY)) {
         memcpy(out, spec, 41);
         return EVR_OK;
     }
@@ -194,12 +214,20 @@ s_server_key(const char *spec, char out[41], evr_err_t *err)
     if (s_unreadable(spec, why, sizeof why))   /* a directory on the way or the file itself */
         return evr_err_set(err, EVR_ERR_CONFIG, "the broker's public key (broker_key, "
                            "--broker-key): %s", why);
+    if (S_ISDIR(sb.st_mode))
+        return evr_err_set(err, EVR_ERR_CONFIG, "the broker's public key (broker_key, "
+                           "--broker-key) %s: a directory: give the broker's certificate file "
+                           "(a copy of its STATE/curve/broker.cert)", spec);
     zcert_t *cert = zcert_load(spec);
-    if (!cert)
-        return evr_err_set(err, EVR_ERR_CONFIG, "the broker's public key (broker_key) %s: not "
-                           "a czmq certificate", spec);
-    snprintf(out, 41, "%s", zcert_public_txt(cert));
+    /* czmq takes a public-key that is no Z85 for 32 zero bytes */
+    bool ok = cert && strcmp(zcert_public_txt(cert), S_ZERO_KEY) != 0;
+    if (ok)
+        snprintf(out, 41, "%s", zcert_public_txt(cert));
     zcert_destroy(&cert);
+    if (!ok)
+        return evr_err_set(err, EVR_ERR_CONFIG, "the broker's public key (broker_key) %s: not "
+                           "a czmq certificate (a line public-key = \"...\" of 40 characters "
+                           "of Z85): copy the broker's STATE/curve/broker.cert again", spec);
     return EVR_OK;
 }
 

@@ -6,8 +6,9 @@
     its secret and a damaged secret refused, a client key refused until its
     certificate is in the role's directory (as NAME.cert, read again at each
     handshake: removing it refuses the key again), a key admitted in one
-    role refused in the other, and a secret or a broker key directory
-    others could reach refused. */
+    role refused in the other, a secret or a broker key directory others
+    could reach refused, and damaged or misplaced key files named with
+    their fix. */
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -348,6 +349,60 @@ test_private(void)
     free(dir);
 }
 
+/*  Key files that are not what they should be, each named with its fix:
+    a directory given as a pair or as the broker's key, a secret whose
+    public certificate is gone, a pair that cannot be made, a
+    certificate whose public-key is no Z85 (czmq loads it as 32 zero
+    bytes) given as the broker's key or admitted in clients/. */
+static void
+test_damaged(void)
+{
+    char *dir = evr_asprintf("%s/dmg", s_root), *path = evr_asprintf("%s/own.cert", dir);
+    char *secret = evr_asprintf("%s_secret", path);
+    evr_err_t err;
+    evr_curve_keys_t k;
+    bool made;
+    zcert_t *c = evr_curve_pair(path, &made, &err);
+    CHECK(c && made);
+    char *pub = evr_strdup(zcert_public_txt(c));
+    zcert_destroy(&c);
+    CHECK(evr_curve_pair(dir, &made, &err) == NULL);
+    CHECK_CONTAINS(err.msg, "a directory: give the path of a key pair's file in it");
+    CHECK(evr_curve_load(path, dir, &k, &made, &err) == EVR_ERR_CONFIG);
+    CHECK_CONTAINS(err.msg, "a directory: give the broker's certificate file");
+    const char *under = "/proc/evr-test-curve-none/x.cert";   /* no mkdir in /proc */
+    CHECK(evr_curve_pair(under, &made, &err) == NULL);
+    CHECK_CONTAINS(err.msg, "key pair ");
+    CHECK_CONTAINS(err.msg, "cannot make it");
+    /* a public-key that is no Z85 */
+    char *bad = evr_asprintf("%s/bad.cert", dir);
+    FILE *f = fopen(bad, "w");
+    CHECK(f != NULL);
+    fprintf(f, "curve\n    public-key = \"%s\"\n", "~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~");
+    fclose(f);
+    CHECK(evr_curve_load(path, bad, &k, &made, &err) == EVR_ERR_CONFIG);
+    CHECK_CONTAINS(err.msg, "not a czmq certificate");
+    char *bdir = evr_asprintf("%s/bk", dir), *in = evr_asprintf("%s/clients/bad.cert", bdir);
+    evr_zap_t *zap = NULL;
+    CHECK(evr_zap_new(bdir, &made, &zap, &err) == EVR_OK);
+    CHECK(rename(bad, in) == 0);
+    CHECK(!evr_zap_admitted(zap, "clients", "0000000000000000000000000000000000000000"));
+    evr_zap_destroy(&zap);
+    /* the secret without its public certificate (after the 10 s a pair
+       being made by another process is given) */
+    CHECK(unlink(path) == 0);
+    CHECK(evr_curve_pair(path, &made, &err) == NULL);
+    CHECK_CONTAINS(err.msg, "is there but not its public certificate");
+    CHECK(access(secret, F_OK) == 0);   /* left as it was */
+    free(in);
+    free(bdir);
+    free(bad);
+    free(pub);
+    free(secret);
+    free(path);
+    free(dir);
+}
+
 int
 main(void)
 {
@@ -363,6 +418,7 @@ main(void)
     EVR_TEST_RUN(test_pair_race);
     EVR_TEST_RUN(test_zap);
     EVR_TEST_RUN(test_private);
+    EVR_TEST_RUN(test_damaged);
     char *cmd = evr_asprintf("rm -rf '%s'", s_root);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", s_root);
