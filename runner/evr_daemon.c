@@ -779,12 +779,14 @@ s_watch(evr_daemon_t *d)
     d->warned = true;
     if (seen == EVR_CURVE_REFUSED)
         s_warn(d, "the broker at %s refuses this runner's key: admit it by copying %s into the "
-               "broker's curve/runners/ (retrying meanwhile)", d->opts.endpoint,
-               d->opts.curve_cert);
-    else
+               "broker's curve/runners/ (if it is there already, %s is not the broker's runner "
+               "endpoint but its client one; retrying meanwhile)", d->opts.endpoint,
+               d->opts.curve_cert, d->opts.endpoint);
+    else   /* a wrong server key and another socket type look alike here */
         s_warn(d, "the CURVE handshake with the broker at %s failed: is broker_key (%s) that "
-               "broker's own curve/broker.cert? (retrying meanwhile)", d->opts.endpoint,
-               d->opts.broker_key);
+               "broker's own curve/broker.cert, and %s its runner endpoint (not its events "
+               "one)? (retrying meanwhile)", d->opts.endpoint, d->opts.broker_key,
+               d->opts.endpoint);
 }
 
 void
