@@ -218,6 +218,11 @@ s_server_key(const char *spec, char out[41], evr_err_t *err)
         return evr_err_set(err, EVR_ERR_CONFIG, "the broker's public key (broker_key, "
                            "--broker-key) %s: a directory: give the broker's certificate file "
                            "(a copy of its STATE/curve/broker.cert)", spec);
+    if (sb.st_size > EVR_CURVE_CERT_MAX)
+        return evr_err_set(err, EVR_ERR_CONFIG, "the broker's public key (broker_key) %s: not "
+                           "a czmq certificate (%lld bytes, over %d): copy the broker's "
+                           "STATE/curve/broker.cert again", spec, (long long) sb.st_size,
+                           EVR_CURVE_CERT_MAX);
     zcert_t *cert = zcert_load(spec);
     /* czmq takes a public-key that is no Z85 for 32 zero bytes */
     bool ok = cert && strcmp(zcert_public_txt(cert), S_ZERO_KEY) != 0;

@@ -28,6 +28,10 @@ bool evr_curve_needed(const char *endpoint);
     STATE_DIR/curve/broker.cert (the broker's own, on its host). */
 void evr_curve_defaults(evr_config_t *cfg, const char *cert_key, const char *cert_name);
 
+/*  The largest key file read, in bytes (czmq writes under 1 KiB): a
+    larger one is no certificate (its whole is read at each handshake). */
+#define EVR_CURVE_CERT_MAX 65536
+
 /*  A client's keys, Z85. */
 typedef struct {
     char pub[41], sec[41], server[41];

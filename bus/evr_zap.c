@@ -113,12 +113,14 @@ evr_zap_cert_path(const evr_zap_t *self)
     return self->cert_path;
 }
 
-/*  Whether the certificate at path holds key (Z85). */
+/*  Whether the certificate at path holds key (Z85).  A file over
+    EVR_CURVE_CERT_MAX is none: each handshake, a stranger's too, reads
+    every file, and czmq reads a file whole. */
 static bool
 s_holds(const char *path, const char *key)
 {
     struct stat sb;
-    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
+    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > EVR_CURVE_CERT_MAX)
         return false;
     zcert_t *c = zcert_load(path);
     /* a damaged certificate loads as the key of 32 zero bytes: no key */

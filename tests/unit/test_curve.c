@@ -353,7 +353,8 @@ test_private(void)
     a directory given as a pair or as the broker's key, a secret whose
     public certificate is gone, a pair that cannot be made, a
     certificate whose public-key is no Z85 (czmq loads it as 32 zero
-    bytes) given as the broker's key or admitted in clients/. */
+    bytes) given as the broker's key or admitted in clients/, and one over
+    EVR_CURVE_CERT_MAX bytes. */
 static void
 test_damaged(void)
 {
@@ -387,6 +388,23 @@ test_damaged(void)
     CHECK(evr_zap_new(bdir, &made, &zap, &err) == EVR_OK);
     CHECK(rename(bad, in) == 0);
     CHECK(!evr_zap_admitted(zap, "clients", "0000000000000000000000000000000000000000"));
+    /* a certificate over EVR_CURVE_CERT_MAX bytes (comments after it) is
+       none, in clients/ and as the broker's key */
+    char *big = evr_asprintf("%s/clients/big.cert", bdir);
+    CHECK(zcert_save_public((c = zcert_load(path)), big) == 0);
+    f = fopen(big, "a");
+    CHECK(f != NULL);
+    for (int i = 0; i < EVR_CURVE_CERT_MAX / 8; i++)
+        fputs("#000000\n", f);
+    fclose(f);
+    CHECK(evr_curve_load(path, big, &k, &made, &err) == EVR_ERR_CONFIG);
+    CHECK_CONTAINS(err.msg, "not a czmq certificate (65");
+    CHECK(!evr_zap_admitted(zap, "clients", pub));
+    CHECK(truncate(big, 1000) == 0);   /* its first lines: the certificate */
+    CHECK(evr_zap_admitted(zap, "clients", pub));
+    CHECK(evr_curve_load(path, big, &k, &made, &err) == EVR_OK);
+    zcert_destroy(&c);
+    free(big);
     evr_zap_destroy(&zap);
     /* the secret without its public certificate (after the 10 s a pair
        being made by another process is given) */
