@@ -200,16 +200,28 @@ s_server_key(const char *spec, char out[41], evr_err_t *err)
     struct stat sb;
     bool file = stat(spec, &sb) == 0;
     int serr = file ? 0 : errno;
-    /* Z85 has '/' and '.' too: a key is what is not a file */
-    if (!file && strlen(spec) == 40 && zmq_z85_decode(bin, spec) && strcmp(spec, S_ZERO_KEY)) {
-        memcpy(out, spec, 41);
-        return EVR_OK;
+    /* Z85 has '/' and '.' too: a key is what is not a file; Z85 has no
+       white space: around a key (a pasted line, CRLF) it is dropped */
+    size_t from = 0, len = strlen(spec);
+    while (!file && from < len && strchr(" \t\r\n", spec[from]))
+        from++;
+    while (!file && len > from && strchr(" \t\r\n", spec[len - 1]))
+        len--;
+    char key[41] = "";
+    if (!file && len - from == 40) {
+        memcpy(key, spec + from, 40);
+        if (zmq_z85_decode(bin, key) && strcmp(key, S_ZERO_KEY)) {
+            memcpy(out, key, 41);
+            return EVR_OK;
+        }
     }
     if (!file && serr == ENOENT)
         return evr_err_set(err, EVR_ERR_CONFIG, "the broker's public key (broker_key, "
-                           "--broker-key) %s: no such file; a tcp:// endpoint needs it: copy the "
-                           "broker's STATE/curve/broker.cert there, or give its 40-character key",
-                           spec);
+                           "--broker-key) %s: no such file%s; a tcp:// endpoint needs it: copy "
+                           "the broker's STATE/curve/broker.cert there, or give its "
+                           "40-character key", spec,
+                           *key ? ", nor a key (40 characters, but not of Z85 or all zero)"
+                                : "");
     char why[EVR_ERR_MAX / 2];
     if (s_unreadable(spec, why, sizeof why))   /* a directory on the way or the file itself */
         return evr_err_set(err, EVR_ERR_CONFIG, "the broker's public key (broker_key, "

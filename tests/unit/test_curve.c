@@ -353,8 +353,9 @@ test_private(void)
     a directory given as a pair or as the broker's key, a secret whose
     public certificate is gone, a pair that cannot be made, a
     certificate whose public-key is no Z85 (czmq loads it as 32 zero
-    bytes) given as the broker's key or admitted in clients/, and one over
-    EVR_CURVE_CERT_MAX bytes. */
+    bytes) given as the broker's key or admitted in clients/, one over
+    EVR_CURVE_CERT_MAX bytes, and the broker's key as text with white
+    space around it (taken) or that is no key (refused, saying so). */
 static void
 test_damaged(void)
 {
@@ -375,6 +376,20 @@ test_damaged(void)
     CHECK(evr_curve_pair(under, &made, &err) == NULL);
     CHECK_CONTAINS(err.msg, "key pair ");
     CHECK_CONTAINS(err.msg, "cannot make it");
+    /* the broker's key as text: white space around it (a pasted line,
+       CRLF) is no part of it; 40 zeros or a character outside Z85 is no
+       key */
+    char *spaced = evr_asprintf("  %s \r\n", pub);
+    CHECK(evr_curve_load(path, spaced, &k, &made, &err) == EVR_OK);
+    CHECK_STR(k.server, pub);
+    free(spaced);
+    CHECK(evr_curve_load(path, "0000000000000000000000000000000000000000", &k, &made, &err)
+          == EVR_ERR_CONFIG);
+    CHECK_CONTAINS(err.msg, "nor a key (40 characters, but not of Z85 or all zero)");
+    char *tilde = evr_asprintf("%.39s~", pub);
+    CHECK(evr_curve_load(path, tilde, &k, &made, &err) == EVR_ERR_CONFIG);
+    CHECK_CONTAINS(err.msg, "nor a key");
+    free(tilde);
     /* a public-key that is no Z85 */
     char *bad = evr_asprintf("%s/bad.cert", dir);
     FILE *f = fopen(bad, "w");
