@@ -8,8 +8,10 @@
     pairs runner.cert and client.cert in the broker's own CURVE_DIR (a runner
     or client on the same host with the same state directory) are admitted
     in their role too.  Only files ending .cert directly in those
-    directories count; they are read again at each handshake, so removing
-    one refuses its key from the next connection on.  ipc:// endpoints use
+    directories count; they are read again at a handshake when their
+    directory changed (so adding or removing one counts from the next
+    connection on) or a second after they were last read (a file
+    rewritten in place).  ipc:// endpoints use
     no CURVE.
 */
 #ifndef EVR_CURVE_H_INCLUDED

@@ -436,6 +436,60 @@ test_damaged(void)
     free(dir);
 }
 
+/*  Strangers' handshakes do not each read every admitted certificate:
+    2000 of them in clients/, 200 refusals take well under the second one
+    read of them all per refusal took (some 5 s here); a certificate
+    added or removed counts at the next handshake, one rewritten in place
+    within a second. */
+static void
+test_cache(void)
+{
+    char *bdir = evr_asprintf("%s/cache", s_root), *cl = evr_asprintf("%s/clients", bdir);
+    evr_zap_t *zap = NULL;
+    evr_err_t err;
+    bool made;
+    CHECK(evr_zap_new(bdir, &made, &zap, &err) == EVR_OK);
+    zcert_t *a = zcert_new(), *b = zcert_new(), *x = zcert_new();
+    for (int i = 0; i < 2000; i++) {
+        char *f = evr_asprintf("%s/c%d.cert", cl, i);
+        CHECK(zcert_save_public(x, f) == 0);
+        free(f);
+    }
+    usleep(200000);   /* the directory settled */
+    uint64_t t0 = evr_mono_ns();
+    for (int i = 0; i < 200; i++)
+        CHECK(!evr_zap_admitted(zap, "clients", zcert_public_txt(a)));
+    uint64_t ms = (evr_mono_ns() - t0) / 1000000;
+    CHECK(ms < 1500);
+    if (ms >= 1500)
+        fprintf(stderr, "200 refusals took %llu ms\n", (unsigned long long) ms);
+    CHECK(evr_zap_admitted(zap, "clients", zcert_public_txt(x)));
+    /* added: at once */
+    char *fa = evr_asprintf("%s/a.cert", cl);
+    CHECK(zcert_save_public(a, fa) == 0);
+    CHECK(evr_zap_admitted(zap, "clients", zcert_public_txt(a)));
+    /* rewritten in place with another key: within a second */
+    usleep(200000);
+    CHECK(evr_zap_admitted(zap, "clients", zcert_public_txt(a)));
+    FILE *f = fopen(fa, "w");   /* the same file, truncated */
+    CHECK(f != NULL);
+    fprintf(f, "curve\n    public-key = \"%s\"\n", zcert_public_txt(b));
+    fclose(f);
+    usleep(1100000);
+    CHECK(evr_zap_admitted(zap, "clients", zcert_public_txt(b)));
+    CHECK(!evr_zap_admitted(zap, "clients", zcert_public_txt(a)));
+    /* removed: at once */
+    CHECK(unlink(fa) == 0);
+    CHECK(!evr_zap_admitted(zap, "clients", zcert_public_txt(b)));
+    evr_zap_destroy(&zap);
+    zcert_destroy(&a);
+    zcert_destroy(&b);
+    zcert_destroy(&x);
+    free(fa);
+    free(cl);
+    free(bdir);
+}
+
 int
 main(void)
 {
@@ -452,6 +506,7 @@ main(void)
     EVR_TEST_RUN(test_zap);
     EVR_TEST_RUN(test_private);
     EVR_TEST_RUN(test_damaged);
+    EVR_TEST_RUN(test_cache);
     char *cmd = evr_asprintf("rm -rf '%s'", s_root);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", s_root);
