@@ -226,11 +226,11 @@ s_server_key(const char *spec, char out[41], evr_err_t *err)
     if (s_unreadable(spec, why, sizeof why))   /* a directory on the way or the file itself */
         return evr_err_set(err, EVR_ERR_CONFIG, "the broker's public key (broker_key, "
                            "--broker-key): %s", why);
-    if (S_ISDIR(sb.st_mode))
+    if (file && S_ISDIR(sb.st_mode))
         return evr_err_set(err, EVR_ERR_CONFIG, "the broker's public key (broker_key, "
                            "--broker-key) %s: a directory: give the broker's certificate file "
                            "(a copy of its STATE/curve/broker.cert)", spec);
-    if (sb.st_size > EVR_CURVE_CERT_MAX)
+    if (file && sb.st_size > EVR_CURVE_CERT_MAX)
         return evr_err_set(err, EVR_ERR_CONFIG, "the broker's public key (broker_key) %s: not "
                            "a czmq certificate (%lld bytes, over %d): copy the broker's "
                            "STATE/curve/broker.cert again", spec, (long long) sb.st_size,
