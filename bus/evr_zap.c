@@ -21,10 +21,13 @@
 static const char *const s_roles[S_ROLES] = { "runners", "clients" };
 static const char *const s_own[S_ROLES] = { "runner.cert", "client.cert" };
 
-/*  Refusals logged once per key in this many ns: a stranger minting keys
-    fills no disk. */
+/*  Refusals logged once per key in this many ns, and at most S_LOG_MAX
+    of them in that time for all keys (the others counted, the count
+    logged with the next one logged): a stranger minting keys fills no
+    disk. */
 #define S_LOG_EVERY (60ull * 1000000000ull)
 #define S_LOGGED 32
+#define S_LOG_MAX 20
 
 /*  A role directory's keys, read again when the directory changed (a
     file added, removed or renamed) or S_CACHE_NS after they were read
@@ -52,6 +55,9 @@ struct evr_zap {
         uint64_t at;
     } logged[S_LOGGED];
     unsigned next_log;
+    uint64_t window;       /* when the S_LOG_MAX count began */
+    unsigned in_window;    /* refusals logged since */
+    uint64_t unlogged;     /* refusals not logged since the last logged */
 };
 
 evr_rc_t
@@ -241,18 +247,29 @@ evr_zap_admitted(evr_zap_t *self, const char *role, const char *key)
     return false;
 }
 
-/*  Whether a refusal of key is to be logged (once a minute per key). */
+/*  Whether a refusal of key is to be logged (once a minute per key, at
+    most S_LOG_MAX a minute); one that is not is counted in unlogged. */
 static bool
 s_log_due(evr_zap_t *z, const char *key)
 {
     uint64_t now = evr_mono_ns();
+    if (!z->window || now - z->window >= S_LOG_EVERY) {
+        z->window = now;
+        z->in_window = 0;
+    }
+    if (z->in_window >= S_LOG_MAX) {
+        z->unlogged++;
+        return false;
+    }
     for (unsigned i = 0; i < S_LOGGED; i++)
         if (strcmp(z->logged[i].key, key) == 0) {
             if (now - z->logged[i].at < S_LOG_EVERY)
-                return false;
+                return false;   /* said already: not counted */
             z->logged[i].at = now;
+            z->in_window++;
             return true;
         }
+    z->in_window++;
     unsigned i = z->next_log++ % S_LOGGED;
     snprintf(z->logged[i].key, sizeof z->logged[i].key, "%s", key);
     z->logged[i].at = now;
@@ -278,11 +295,15 @@ s_answer(evr_zap_t *z, zmsg_t *req, void (*log)(void *, const char *), void *arg
         zmq_z85_encode(key, zframe_data(cred), 32);
     bool ok = curve && role >= 0 && s_admitted(z, role, key);
     if (!ok && log && s_log_due(z, key)) {
-        char line[512];
+        char line[640], more[96] = "";
+        if (z->unlogged)
+            snprintf(more, sizeof more, " (and %llu refusals before it not logged: at most %d "
+                     "a minute are)", (unsigned long long) z->unlogged, S_LOG_MAX);
+        z->unlogged = 0;
         snprintf(line, sizeof line, "refused a peer at %s on the %s endpoint: key %s is not in "
-                 "%s/%s/ (copy the peer's public certificate there, as NAME.cert, to admit it)",
+                 "%s/%s/ (copy the peer's public certificate there, as NAME.cert, to admit it)%s",
                  address ? address : "?", role == 0 ? "runner" : "client/events",
-                 *key ? key : "(none)", z->dir, role >= 0 ? s_roles[role] : "?");
+                 *key ? key : "(none)", z->dir, role >= 0 ? s_roles[role] : "?", more);
         log(arg, line);
     }
     zmsg_t *ans = zmsg_new();

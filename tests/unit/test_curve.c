@@ -490,6 +490,53 @@ test_cache(void)
     free(bdir);
 }
 
+/*  A stranger minting a key per connection gets at most 20 refusals a
+    minute logged; the next one logged says how many were not.  The ZAP
+    requests are sent here as libzmq would (RFC 27). */
+static void
+test_log_flood(void)
+{
+    char *bdir = evr_asprintf("%s/flood", s_root);
+    evr_zap_t *zap = NULL;
+    evr_err_t err;
+    bool made;
+    CHECK(evr_zap_new(bdir, &made, &zap, &err) == EVR_OK);
+    zsock_t *req = zsock_new_req("inproc://zeromq.zap.01");
+    CHECK(req != NULL);
+    int before = s_refusals;
+    for (int i = 0; i < 100; i++) {
+        uint8_t key[32];
+        for (int j = 0; j < 32; j++)
+            key[j] = (uint8_t) (i * 7 + j * 13 + 1);
+        zmsg_t *m = zmsg_new();
+        zmsg_addstr(m, "1.0");
+        zmsg_addstrf(m, "%d", i);
+        zmsg_addstr(m, "clients");
+        zmsg_addstr(m, "192.0.2.1");
+        zmsg_addstr(m, "");
+        zmsg_addstr(m, "CURVE");
+        zmsg_addmem(m, key, 32);
+        CHECK(zmsg_send(&m, req) == 0);
+        zsock_set_rcvtimeo(evr_zap_socket(zap), 2000);
+        zmq_pollitem_t it = { zsock_resolve(evr_zap_socket(zap)), 0, ZMQ_POLLIN, 0 };
+        zmq_poll(&it, 1, 2000);
+        evr_zap_handle(zap, s_log, NULL);
+        zsock_set_rcvtimeo(req, 2000);
+        zmsg_t *ans = zmsg_recv(req);
+        CHECK(ans && zmsg_size(ans) == 6);
+        char *v = zmsg_popstr(ans), *id = zmsg_popstr(ans), *code = zmsg_popstr(ans);
+        CHECK_STR(code ? code : "", "400");
+        free(v);
+        free(id);
+        free(code);
+        zmsg_destroy(&ans);
+    }
+    CHECK(s_refusals - before == 20);
+    zsock_destroy(&req);
+    evr_zap_destroy(&zap);
+    free(bdir);
+}
+
 int
 main(void)
 {
@@ -507,6 +554,7 @@ main(void)
     EVR_TEST_RUN(test_private);
     EVR_TEST_RUN(test_damaged);
     EVR_TEST_RUN(test_cache);
+    EVR_TEST_RUN(test_log_flood);
     char *cmd = evr_asprintf("rm -rf '%s'", s_root);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", s_root);
