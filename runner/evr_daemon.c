@@ -205,8 +205,10 @@ evr_daemon_new(const evr_daemon_opts_t *opts, evr_store_t *store, evr_engine_t *
         }
         d->curve = true;
         if (made)
-            s_info(d, "made the key pair %s: the broker admits this runner once %s is copied "
-                   "into its curve/runners/", opts->curve_cert, opts->curve_cert);
+            /* the broker's own state directory's pair is admitted as it is */
+            s_info(d, "made the key pair %s: a broker with another state directory admits "
+                   "this runner once %s is copied into its curve/runners/", opts->curve_cert,
+                   opts->curve_cert);
     }
     if (opts->ship_dir)
         d->ship = evr_ship_new(opts->ship_dir, opts->artifacts_dir);

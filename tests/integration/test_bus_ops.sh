@@ -42,6 +42,8 @@ case_curve() {
   for _ in $(seq 1 50); do grep -q "refuses this runner's key" "$tmp/runner-cv-1.log" && break; sleep 0.1; done
   check "... the runner says so, naming its certificate" \
     grep -q "refuses this runner's key: admit it by copying $tmp/r-cv-1/curve/runner.cert" "$tmp/runner-cv-1.log"
+  check "... and, making it, that another state directory's broker needs it copied" \
+    grep -q "made the key pair $tmp/r-cv-1/curve/runner.cert: a broker with another state directory admits this runner" "$tmp/runner-cv-1.log"
   cp "$tmp/r-cv-1/curve/runner.cert" "$tmp/curve/runners/cv-1.cert"
   for _ in $(seq 1 100); do "$bin/evrun-cli" runners --broker "$cep" | grep -q "^cv-1 .*idle" && break; sleep 0.1; done
   check "admitted once its certificate is in curve/runners/" grep -q "^cv-1 .*idle" <("$bin/evrun-cli" runners --broker "$cep")
