@@ -10,6 +10,9 @@
 
 #include "evr_curve.h"
 
+/*  32 zero bytes in Z85: what czmq makes of a key that is no Z85. */
+#define S_ZERO_KEY "0000000000000000000000000000000000000000"
+
 bool
 evr_curve_needed(const char *endpoint)
 {
@@ -22,7 +25,7 @@ s_pair_ok(zcert_t *cert)
 {
     char derived[41];
     const char *sec = zcert_secret_txt(cert);
-    return sec && strlen(sec) == 40 && strcmp(sec, "0000000000000000000000000000000000000000")
+    return sec && strlen(sec) == 40 && strcmp(sec, S_ZERO_KEY)
            && zmq_curve_public(derived, sec) == 0 && strcmp(derived, zcert_public_txt(cert)) == 0;
 }
 
@@ -56,6 +59,33 @@ s_unreadable(const char *path, char *why, size_t size)
     return e;
 }
 
+/*  0 when the secret at path is a regular file of the effective uid that
+    neither group nor others may read or write (links followed: what
+    counts is the file read), else -1 and the fix in why.  Root reads any
+    file, so the mode is what keeps a secret from others. */
+static int
+s_private(const char *path, char *why, size_t size)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        snprintf(why, size, "cannot read %s: %s", path, strerror(errno));
+    else if (!S_ISREG(sb.st_mode))
+        snprintf(why, size, "its secret %s is not a regular file: remove it and its public "
+                 "certificate to have a new pair made", path);
+    else if (sb.st_uid != geteuid())
+        snprintf(why, size, "its secret %s is owned by uid %u, not by you (uid %u): a secret "
+                 "key is its owner's alone; if it is yours: chown %u %s", path,
+                 (unsigned) sb.st_uid, (unsigned) geteuid(), (unsigned) geteuid(), path);
+    else if (sb.st_mode & 077)
+        snprintf(why, size, "its secret %s can be read or written by others (mode %04o): "
+                 "chmod 600 %s (others may have read it: better make a new pair, removing "
+                 "both files, and admit its certificate again)", path,
+                 (unsigned) (sb.st_mode & 07777), path);
+    else
+        return 0;
+    return -1;
+}
+
 zcert_t *
 evr_curve_pair(const char *path, bool *made, evr_err_t *err)
 {
@@ -64,9 +94,25 @@ evr_curve_pair(const char *path, bool *made, evr_err_t *err)
     zcert_t *cert = NULL;
     *made = false;
     char why[EVR_ERR_MAX / 2];
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        evr_err_set(err, EVR_ERR_CONFIG, "key pair %s: a directory: give the path of a key "
+                    "pair's file in it (as %s/NAME.cert: made with its NAME.cert_secret when "
+                    "missing)", path, path);
+        free(secret);
+        return NULL;
+    }
     if (stat(secret, &sb) == 0 || errno != ENOENT) {
         s_wait_public(path);
-        if (s_unreadable(secret, why, sizeof why) || s_unreadable(path, why, sizeof why)) {
+        if (stat(path, &sb) != 0 && errno == ENOENT && stat(secret, &sb) == 0) {
+            evr_err_set(err, EVR_ERR_CONFIG, "key pair %s: its secret %s is there but not its "
+                        "public certificate %s: put that back (the certificate the broker "
+                        "admits), or remove %s to have a new pair made (and admit the new "
+                        "certificate)", path, secret, path, secret);
+            free(secret);
+            return NULL;
+        }
+        if (s_unreadable(secret, why, sizeof why) || s_private(secret, why, sizeof why)
+            || s_unreadable(path, why, sizeof why)) {
             evr_err_set(err, EVR_ERR_CONFIG, "key pair %s: %s", path, why);
             free(secret);
             return NULL;
@@ -91,7 +137,9 @@ evr_curve_pair(const char *path, bool *made, evr_err_t *err)
     char *slash = strrchr(dir, '/');
     if (slash && slash != dir) {
         *slash = '\0';
-        if (evr_mkdirs_mode(dir, 0700, err)) {
+        evr_rc_t rc = evr_mkdirs_mode(dir, 0700, err);
+        if (rc) {
+            evr_err_set(err, rc, "key pair %s: cannot make it: %s", path, err->msg);
             free(dir);
             free(secret);
             return NULL;
@@ -152,26 +200,51 @@ s_server_key(const char *spec, char out[41], evr_err_t *err)
     struct stat sb;
     bool file = stat(spec, &sb) == 0;
     int serr = file ? 0 : errno;
-    /* Z85 has '/' and '.' too: a key is what is not a file */
-    if (!file && strlen(spec) == 40 && zmq_z85_decode(bin, spec)) {
-        memcpy(out, spec, 41);
-        return EVR_OK;
+    /* Z85 has '/' and '.' too: a key is what is not a file; Z85 has no
+       white space: around a key (a pasted line, CRLF) it is dropped */
+    size_t from = 0, len = strlen(spec);
+    while (!file && from < len && strchr(" \t\r\n", spec[from]))
+        from++;
+    while (!file && len > from && strchr(" \t\r\n", spec[len - 1]))
+        len--;
+    char key[41] = "";
+    if (!file && len - from == 40) {
+        memcpy(key, spec + from, 40);
+        if (zmq_z85_decode(bin, key) && strcmp(key, S_ZERO_KEY)) {
+            memcpy(out, key, 41);
+            return EVR_OK;
+        }
     }
     if (!file && serr == ENOENT)
         return evr_err_set(err, EVR_ERR_CONFIG, "the broker's public key (broker_key, "
-                           "--broker-key) %s: no such file; a tcp:// endpoint needs it: copy the "
-                           "broker's STATE/curve/broker.cert there, or give its 40-character key",
-                           spec);
+                           "--broker-key) %s: no such file%s; a tcp:// endpoint needs it: copy "
+                           "the broker's STATE/curve/broker.cert there, or give its "
+                           "40-character key", spec,
+                           *key ? ", nor a key (40 characters, but not of Z85 or all zero)"
+                                : "");
     char why[EVR_ERR_MAX / 2];
     if (s_unreadable(spec, why, sizeof why))   /* a directory on the way or the file itself */
         return evr_err_set(err, EVR_ERR_CONFIG, "the broker's public key (broker_key, "
                            "--broker-key): %s", why);
-    zcert_t *cert = zcert_load(spec);
-    if (!cert)
+    if (file && S_ISDIR(sb.st_mode))
+        return evr_err_set(err, EVR_ERR_CONFIG, "the broker's public key (broker_key, "
+                           "--broker-key) %s: a directory: give the broker's certificate file "
+                           "(a copy of its STATE/curve/broker.cert)", spec);
+    if (file && sb.st_size > EVR_CURVE_CERT_MAX)
         return evr_err_set(err, EVR_ERR_CONFIG, "the broker's public key (broker_key) %s: not "
-                           "a czmq certificate", spec);
-    snprintf(out, 41, "%s", zcert_public_txt(cert));
+                           "a czmq certificate (%lld bytes, over %d): copy the broker's "
+                           "STATE/curve/broker.cert again", spec, (long long) sb.st_size,
+                           EVR_CURVE_CERT_MAX);
+    zcert_t *cert = zcert_load(spec);
+    /* czmq takes a public-key that is no Z85 for 32 zero bytes */
+    bool ok = cert && strcmp(zcert_public_txt(cert), S_ZERO_KEY) != 0;
+    if (ok)
+        snprintf(out, 41, "%s", zcert_public_txt(cert));
     zcert_destroy(&cert);
+    if (!ok)
+        return evr_err_set(err, EVR_ERR_CONFIG, "the broker's public key (broker_key) %s: not "
+                           "a czmq certificate (a line public-key = \"...\" of 40 characters "
+                           "of Z85): copy the broker's STATE/curve/broker.cert again", spec);
     return EVR_OK;
 }
 

@@ -8,8 +8,10 @@
     pairs runner.cert and client.cert in the broker's own CURVE_DIR (a runner
     or client on the same host with the same state directory) are admitted
     in their role too.  Only files ending .cert directly in those
-    directories count; they are read again at each handshake, so removing
-    one refuses its key from the next connection on.  ipc:// endpoints use
+    directories count; they are read again at a handshake when their
+    directory changed (so adding or removing one counts from the next
+    connection on) or a second after they were last read (a file
+    rewritten in place).  ipc:// endpoints use
     no CURVE.
 */
 #ifndef EVR_CURVE_H_INCLUDED
@@ -27,6 +29,10 @@ bool evr_curve_needed(const char *endpoint);
     "runner_cert") STATE_DIR/curve/cert_name, broker_key
     STATE_DIR/curve/broker.cert (the broker's own, on its host). */
 void evr_curve_defaults(evr_config_t *cfg, const char *cert_key, const char *cert_name);
+
+/*  The largest key file read, in bytes (czmq writes under 1 KiB): a
+    larger one is no certificate (its whole is read at each handshake). */
+#define EVR_CURVE_CERT_MAX 65536
 
 /*  A client's keys, Z85. */
 typedef struct {
@@ -62,7 +68,9 @@ void evr_curve_watch_destroy(evr_curve_watch_t **self_p, zsock_t *sock);
 /*  The key pair at path, loaded; made (0600, in a directory made 0700)
     when missing (*made says so; two processes making it at once share
     one).  NULL with err (EVR_ERR_CONFIG, EVR_ERR_IO) naming the file when
-    it is unreadable, half a pair or cannot be written.  Caller owns the
+    it is unreadable, half a pair or cannot be written, or when its secret
+    is not a regular file of the effective uid's with no group or other
+    permission (links followed).  Caller owns the
     result (zcert_destroy). */
 zcert_t *evr_curve_pair(const char *path, bool *made, evr_err_t *err);
 

@@ -10,8 +10,10 @@
 
 typedef struct evr_zap evr_zap_t;
 
-/*  Makes curve_dir (0700) and the pair broker.cert when missing and binds
-    the ZAP handler; *made says whether the pair is new. */
+/*  Makes curve_dir and its runners/ and clients/ (0700) and the pair
+    broker.cert when missing and binds the ZAP handler; *made says whether
+    the pair is new.  EVR_ERR_CONFIG when one of those directories is not
+    private (evr_paths_dir) or the pair is refused (evr_curve_pair). */
 evr_rc_t evr_zap_new(const char *curve_dir, bool *made, evr_zap_t **out, evr_err_t *err);
 void evr_zap_destroy(evr_zap_t **self_p);
 

@@ -205,8 +205,10 @@ evr_daemon_new(const evr_daemon_opts_t *opts, evr_store_t *store, evr_engine_t *
         }
         d->curve = true;
         if (made)
-            s_info(d, "made the key pair %s: the broker admits this runner once %s is copied "
-                   "into its curve/runners/", opts->curve_cert, opts->curve_cert);
+            /* the broker's own state directory's pair is admitted as it is */
+            s_info(d, "made the key pair %s: a broker with another state directory admits "
+                   "this runner once %s is copied into its curve/runners/", opts->curve_cert,
+                   opts->curve_cert);
     }
     if (opts->ship_dir)
         d->ship = evr_ship_new(opts->ship_dir, opts->artifacts_dir);
@@ -779,12 +781,14 @@ s_watch(evr_daemon_t *d)
     d->warned = true;
     if (seen == EVR_CURVE_REFUSED)
         s_warn(d, "the broker at %s refuses this runner's key: admit it by copying %s into the "
-               "broker's curve/runners/ (retrying meanwhile)", d->opts.endpoint,
-               d->opts.curve_cert);
-    else
+               "broker's curve/runners/ (if it is there already, %s is not the broker's runner "
+               "endpoint but its client one; retrying meanwhile)", d->opts.endpoint,
+               d->opts.curve_cert, d->opts.endpoint);
+    else   /* a wrong server key and another socket type look alike here */
         s_warn(d, "the CURVE handshake with the broker at %s failed: is broker_key (%s) that "
-               "broker's own curve/broker.cert? (retrying meanwhile)", d->opts.endpoint,
-               d->opts.broker_key);
+               "broker's own curve/broker.cert, and %s its runner endpoint (not its events "
+               "one)? (retrying meanwhile)", d->opts.endpoint, d->opts.broker_key,
+               d->opts.endpoint);
 }
 
 void

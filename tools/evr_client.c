@@ -221,13 +221,16 @@ evr_client_new_within(const evr_config_t *cfg, int wait_ms, evr_client_t **out, 
         return EVR_OK;
     }
     if (seen == EVR_CURVE_REFUSED)
+        /* the runner endpoint refuses client keys too (its ZAP domain) */
         rc = evr_err_set(err, EVR_ERR_IO, "the broker at %s refuses this client's key: admit "
-                         "it by copying %s into the broker's curve/clients/", ep,
-                         evr_config_get(cfg, "client_cert"));
-    else if (seen)
+                         "it by copying %s into the broker's curve/clients/ (if it is there "
+                         "already, %s is not the broker's client endpoint but its runner one)",
+                         ep, evr_config_get(cfg, "client_cert"), ep);
+    else if (seen)   /* a wrong server key and another socket type look alike here */
         rc = evr_err_set(err, EVR_ERR_IO, "the CURVE handshake with the broker at %s failed: "
-                         "is broker_key (%s) that broker's own curve/broker.cert?", ep,
-                         evr_config_get(cfg, "broker_key"));
+                         "is broker_key (%s) that broker's own curve/broker.cert, and %s its "
+                         "client endpoint (not its events one)?", ep,
+                         evr_config_get(cfg, "broker_key"), ep);
     else
         rc = evr_err_set(err, EVR_ERR_IO, "cannot reach the broker at %s: %s", ep, s_hint(ep));
     evr_client_destroy(&c);

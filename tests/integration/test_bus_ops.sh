@@ -22,10 +22,10 @@ sys.exit(0 if eval(sys.argv[1]) else 1)' "$@"
 # curve/runners/ and curve/clients/, each in its own role.
 case_curve() {
   fresh curve
-  local ep cep other=$tmp/other
-  ep=tcp://127.0.0.1:$(free_port) cep=tcp://127.0.0.1:$(free_port)
+  local ep cep eep other=$tmp/other
+  ep=tcp://127.0.0.1:$(free_port) cep=tcp://127.0.0.1:$(free_port) eep=tcp://127.0.0.1:$(free_port)
   "$bin/evrun-broker" --state-dir "$tmp" --heartbeat-ms 200 --lease-ms 1500 --client-endpoint "$cep" \
-    --runner-endpoint "$ep" --events-endpoint "tcp://127.0.0.1:$(free_port)" >> "$tmp/broker.log" 2>&1 &
+    --runner-endpoint "$ep" --events-endpoint "$eep" >> "$tmp/broker.log" 2>&1 &
   bus_pids+=("$!")
   for _ in $(seq 1 100); do grep -q "serving clients" "$tmp/broker.log" && break; sleep 0.05; done
   check "broker key made" [ -s "$tmp/curve/broker.cert" ]
@@ -42,6 +42,8 @@ case_curve() {
   for _ in $(seq 1 50); do grep -q "refuses this runner's key" "$tmp/runner-cv-1.log" && break; sleep 0.1; done
   check "... the runner says so, naming its certificate" \
     grep -q "refuses this runner's key: admit it by copying $tmp/r-cv-1/curve/runner.cert" "$tmp/runner-cv-1.log"
+  check "... and, making it, that another state directory's broker needs it copied" \
+    grep -q "made the key pair $tmp/r-cv-1/curve/runner.cert: a broker with another state directory admits this runner" "$tmp/runner-cv-1.log"
   cp "$tmp/r-cv-1/curve/runner.cert" "$tmp/curve/runners/cv-1.cert"
   for _ in $(seq 1 100); do "$bin/evrun-cli" runners --broker "$cep" | grep -q "^cv-1 .*idle" && break; sleep 0.1; done
   check "admitted once its certificate is in curve/runners/" grep -q "^cv-1 .*idle" <("$bin/evrun-cli" runners --broker "$cep")
@@ -78,6 +80,22 @@ case_curve() {
   EVRUN_STATE_DIR=$other "$bin/evrun-cli" jobs --broker "$cep" --broker-key "$tmp/curve/broker.cert" \
     > "$tmp/cv.other2" 2>&1
   check "admitted once its certificate is in curve/clients/" grep -q "$j" "$tmp/cv.other2"
+  # an admitted key at the wrong endpoint: the message names the endpoint too
+  EVRUN_STATE_DIR=$other "$bin/evrun-cli" jobs --broker "$ep" --broker-key "$tmp/curve/broker.cert" \
+    --timeout-ms 3000 > "$tmp/cv.atrunner" 2>&1
+  check "a client at the runner endpoint: exit 2" [ $? -eq 2 ]
+  check "... naming the endpoint" grep -q "if it is there already, $ep is not the broker's client endpoint but its runner one" "$tmp/cv.atrunner"
+  EVRUN_STATE_DIR=$other "$bin/evrun-cli" jobs --broker "$eep" --broker-key "$tmp/curve/broker.cert" \
+    --timeout-ms 3000 > "$tmp/cv.atevents" 2>&1
+  check "a client at the events endpoint: exit 2" [ $? -eq 2 ]
+  check "... naming the endpoint" grep -q "and $eep its client endpoint (not its events one)?" "$tmp/cv.atevents"
+  timeout 5 "$bin/evrun-runner" --broker "$cep" --id cv-3 --state-dir "$tmp/r-cv-2" \
+    --broker-key "$tmp/curve/broker.cert" > "$tmp/cv.atclient" 2>&1
+  check "an admitted runner at the client endpoint names the endpoint" \
+    grep -q "if it is there already, $cep is not the broker's runner endpoint but its client one" "$tmp/cv.atclient"
+  timeout 5 "$bin/evrun-runner" --broker "$eep" --id cv-3 --state-dir "$tmp/r-cv-2" \
+    --broker-key "$tmp/curve/broker.cert" > "$tmp/cv.atevents2" 2>&1
+  check "... and at the events endpoint" grep -q "and $eep its runner endpoint (not its events one)?" "$tmp/cv.atevents2"
   check "the broker's key given as its 40 characters" "$bin/evrun-cli" jobs --broker "$cep" \
     --broker-key "$(sed -n 's/^ *public-key = "\(.*\)"$/\1/p' "$tmp/curve/broker.cert")" \
     --state-dir "$other"
