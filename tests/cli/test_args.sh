@@ -162,16 +162,21 @@ check "status --events: named as typed, then as taken" \
 # evrun-runner --exec FIFO (no writer yet): SIGTERM or Ctrl-C did nothing
 # (the handler counted it, and the blocked open went on); now it ends as
 # --help says of a signal before the job began, nothing recorded
+# term_end PID: SIGTERM to PID (a child of this shell), 5 s for it to
+# end (then SIGKILL); $alive 1 when it had not, $rc its status
+term_end() {
+  kill -TERM "$1"
+  for _ in $(seq 50); do kill -0 "$1" 2> /dev/null || break; sleep 0.1; done
+  alive=0
+  kill -0 "$1" 2> /dev/null && { alive=1; kill -KILL "$1"; }
+  wait "$1"
+  rc=$?
+}
 mkfifo "$tmp/fifo.yml"
 "$bin/evrun-runner" --exec "$tmp/fifo.yml" --state-dir "$tmp/fifo-state" > /dev/null 2>&1 &
 pid=$!
 sleep 0.5
-kill -TERM $pid
-for _ in $(seq 50); do kill -0 $pid 2> /dev/null || break; sleep 0.1; done
-alive=0
-kill -0 $pid 2> /dev/null && { alive=1; kill -KILL $pid; }
-wait $pid
-rc=$?
+term_end $pid
 check "runner --exec FIFO, SIGTERM while it waits for a writer: it ends" [ $alive -eq 0 ]
 check "runner --exec FIFO, SIGTERM: status 143" [ $rc -eq 143 ]
 check "runner --exec FIFO, SIGTERM: nothing recorded" [ ! -e "$tmp/fifo-state/data.mdb" ]
@@ -187,12 +192,7 @@ for c in "evrun-tail --all" "evrun-cli logs $job --follow" "evrun-cli run $tmp/p
   $bin/$c --config "$tmp/fifo-settings.yml" > /dev/null 2>&1 &
   pid=$!
   sleep 0.4
-  kill -TERM $pid
-  for _ in $(seq 50); do kill -0 $pid 2> /dev/null || break; sleep 0.1; done
-  alive=0
-  kill -0 $pid 2> /dev/null && { alive=1; kill -KILL $pid; }
-  wait $pid
-  rc=$?
+  term_end $pid
   check "$c --config FIFO, SIGTERM while it is read: it ends (status $rc)" \
     [ "$alive.$rc" = 0.143 ]
 done
