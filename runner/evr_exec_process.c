@@ -641,6 +641,7 @@ typedef struct {
     bool not_found;
     char msg[EVR_ERR_MAX];
 } s_put_t;
+EVR_OFFLOAD_FITS(s_put_t);
 
 /*  In the child: the tar unpacked into the workspace (op is its
     snapshot, read only). */

@@ -405,6 +405,7 @@ typedef struct {
     uint32_t failed;
     char msg[EVR_ERR_MAX];
 } s_trashed_t;
+EVR_OFFLOAD_FITS(s_trashed_t);
 
 static void s_trash_go(evr_loop_t *loop, void *arg);
 
@@ -589,6 +590,7 @@ typedef struct {
     uint32_t nfail;
     char msg[EVR_ERR_MAX];
 } s_swept_t;
+EVR_OFFLOAD_FITS(s_swept_t);
 
 /*  In the child: ex->swept removed (ex is its snapshot, read only). */
 static void

@@ -86,6 +86,7 @@ typedef struct {
     int32_t rc;
     char msg[EVR_ERR_MAX];
 } evr_xp_rm_t;
+EVR_OFFLOAD_FITS(evr_xp_rm_t);
 
 /*  A new op for a unit name, its directory in op->dir; done already
     (failed) when the name is bad. */

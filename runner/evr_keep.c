@@ -143,6 +143,7 @@ typedef struct {
     uint32_t nfail, shown;
     char msgs[EVR_OFFLOAD_MAX - 8];
 } s_swept_t;
+EVR_OFFLOAD_FITS(s_swept_t);
 
 /*  In the child: k->doomed removed (k is its snapshot, read only). */
 static void

@@ -42,8 +42,12 @@ typedef void (evr_offload_work_fn)(void *arg, void *out, size_t size);
     Pointers valid during the call only. */
 typedef void (evr_offload_done_fn)(evr_rc_t rc, const char *msg, const void *out, void *arg);
 
-/*  The most bytes of a result (one pipe write, atomic). */
-#define EVR_OFFLOAD_MAX 4096
+/*  The most bytes of a result (read back whole, however the pipe splits
+    it).  Each result type is checked against it where it is defined
+    (EVR_OFFLOAD_FITS): a build without assertions would cut it. */
+#define EVR_OFFLOAD_MAX 8192
+#define EVR_OFFLOAD_FITS(type) \
+    _Static_assert(sizeof(type) <= EVR_OFFLOAD_MAX, #type " is larger than EVR_OFFLOAD_MAX")
 
 /*  Starts work(arg) in a child; done(…, arg) is called once, from a later
     turn of loop.  size at most EVR_OFFLOAD_MAX.  Never NULL. */

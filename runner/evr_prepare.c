@@ -662,6 +662,7 @@ typedef struct {
     int32_t rc;
     char msg[EVR_ERR_MAX];
 } s_res_made_t;
+EVR_OFFLOAD_FITS(s_res_made_t);
 
 /*  In the child: the tar put into the workspace, made from the download
     (evr_resource_tar: unpacked under the resource's path, or the one

@@ -169,6 +169,7 @@ typedef struct {
     char msg[EVR_ERR_MAX];
     evr_eng_trigger_capture_t cap;
 } s_made_t;
+EVR_OFFLOAD_FITS(s_made_t);
 
 /*  In the child: the source's tar made from what came (a tarball's
     download or a sent copy: unpacked with a resource's checks, no links,
@@ -252,6 +253,7 @@ typedef struct {
     uint32_t n, shown;
     char names[EVR_OFFLOAD_MAX - 8];
 } s_trimmed_t;
+EVR_OFFLOAD_FITS(s_trimmed_t);
 
 /*  In the child: the cache trimmed (e is its snapshot, read only). */
 static void

@@ -488,6 +488,7 @@ typedef struct {
     int32_t rc;
     char msg[EVR_ERR_MAX];
 } s_merged_t;
+EVR_OFFLOAD_FITS(s_merged_t);
 
 /*  In the merge's child: req is its snapshot, read only. */
 static void

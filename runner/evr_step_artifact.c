@@ -318,6 +318,7 @@ typedef struct s_unpacked {
     uint32_t nspecials;         /* FIFOs and devices left out */
     char specials[EVR_ERR_MAX]; /* alike */
 } s_unpacked_t;
+EVR_OFFLOAD_FITS(s_unpacked_t);
 
 /*  A few of names (n of them; relative to the path's directory) named
     in out (cap bytes): paths in /workspace, escaped, ", " between, "and
