@@ -530,6 +530,56 @@ EOF
   check "... ON_ERROR and CLEANUP ran" [ "$(tr '\n' '|' < "$tmp/tmo.log")" = "oops|clean|" ]
 }
 
+case_held() {   # a hook exits, a process it moved out of its group holds its stdout: timed out, said
+  cat > "$tmp/held.set" <<EOF
+hooks:
+  - phase: PRE_EXECUTION
+    name: leaky
+    timeout: 2
+    run: |
+      setsid sh -c 'echo \$\$ > $tmp/held.pid; exec sleep 30' 2>/dev/null &
+      while [ ! -s $tmp/held.pid ]; do sleep 0.01; done
+      echo '{}'
+EOF
+  two_steps held "echo should not run"
+  run held "$tmp/held.yml"
+  check "exit 1" [ "$rc" -eq 1 ]
+  events > "$tmp/held.job"
+  check "hook.finished timed_out" grep -q '"name":"leaky","status":"timed_out"' "$tmp/held.job"
+  check "the reason says what held it and what to do" grep -qxF "reason: hook leaky (PRE_EXECUTION): timed out after 2 s (its timeout): it had exited (exit 0), but a process it left running outside its process group kept its stdout open; give that process other output (CMD >/dev/null 2>&1 </dev/null)" "$tmp/held.job"
+  check "the steps skipped" grep -Eq "^two +skipped" "$tmp/held.job"
+  local pid
+  pid=$(cat "$tmp/held.pid" 2>/dev/null)
+  check "the process out of its group left running" kill -0 "${pid:-0}"
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null
+  check "store verifies" verified
+}
+
+case_unkept() {   # an answer that cannot be kept for a restart is not taken: the hook fails, saying why
+  # the job's hooks file cannot be written: its temporary name is a directory
+  cat > "$tmp/unkept.set" <<EOF
+hooks:
+  - phase: PRE_VALIDATION
+    name: block
+    run: |
+      mkdir -p "$tmp/unkept/hooks/\$(sed 's/.*"job":"\([0-9A-Z]*\)".*/\1/').json.tmp"
+  - phase: PRE_EXECUTION
+    name: vault
+    run: |
+      echo '{"secrets": {"TOKEN": "unkept-tok-31"}, "env": {"WHERE": "here"}}'
+EOF
+  two_steps unkept 'echo "token=$TOKEN where=$WHERE"'
+  run unkept "$tmp/unkept.yml"
+  check "exit 1" [ "$rc" -eq 1 ]
+  events > "$tmp/unkept.job"
+  check "hook.finished failed" grep -q '"name":"vault","status":"failed"' "$tmp/unkept.job"
+  check "the reason says the answer is not taken, where and why" grep -qxF "reason: hook vault (PRE_EXECUTION): its answer is not taken: it could not be kept for a restart in $tmp/unkept/hooks/$job.json: open $tmp/unkept/hooks/$job.json.tmp: Is a directory" "$tmp/unkept.job"
+  check "the steps skipped" grep -Eq "^two +skipped" "$tmp/unkept.job"
+  check "the secret's value is nowhere in the state or the output" \
+    sh -c "! grep -rq 'unkept-tok-31' '$state' '$out'"
+  check "store verifies" verified
+}
+
 case_cancel_pre_exec() {   # a cancel during PRE_EXECUTION: the always step still runs
   cat > "$tmp/cpe.set" <<EOF
 hooks:
@@ -560,6 +610,6 @@ EOF
   check "store verifies" verified
 }
 
-cases=${*:-order refuse env_secret optional after_steps keep_running bad_settings crash crash_group cancel timeout cancel_pre_exec}
+cases=${*:-order refuse env_secret optional after_steps keep_running bad_settings crash crash_group cancel timeout cancel_pre_exec held unkept}
 # shellcheck disable=SC2086
 run_cases $cases
