@@ -45,7 +45,8 @@ struct evr_eng_hk {
     bool starting;              /* hook.started queued: the run waits for its commit */
     bool finished[EVR_HOOKS_MAX];   /* recorded finished (here or before a restart) */
     char *fail;                 /* the first failing hook's message: the job's reason */
-    bool fail_after;            /* ... of a hook after the steps (POST_EXECUTION, ON_ERROR) */
+    bool fail_after;            /* ... of a hook after the steps (POST_EXECUTION, ON_ERROR,
+                                   CLEANUP) */
     evr_strmap_t env, secrets;  /* what hooks added (the hooks file) */
     bool end_begun, end_done;
     char *ws;                   /* the workspace's host path, once asked */
@@ -470,7 +471,7 @@ s_fail(evr_eng_job_t *job, const char *name, evr_hook_phase_t phase, const char 
     if (hk->fail)
         return;
     hk->fail = evr_asprintf("hook %s (%s): %s", name, evr_hook_phase_name(phase), why);
-    hk->fail_after = phase == EVR_HOOK_POST_EXECUTION || phase == EVR_HOOK_ON_ERROR;
+    hk->fail_after = phase >= EVR_HOOK_POST_EXECUTION;   /* POST_EXECUTION, ON_ERROR, CLEANUP */
 }
 
 static void

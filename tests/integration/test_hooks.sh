@@ -580,6 +580,39 @@ EOF
   check "store verifies" verified
 }
 
+case_after_reason() {   # a hook failing after the steps: the job's own failure, or its cancel, stays first
+  cat > "$tmp/areason.set" <<EOF
+hooks:
+  - phase: CLEANUP
+    name: clean
+    run: echo clean broke >&2; exit 5
+EOF
+  two_steps areason "exit 3"
+  run areason "$tmp/areason.yml"
+  check "a CLEANUP hook after a failed step: exit 1" [ "$rc" -eq 1 ]
+  check "... the step's failure first" grep -qxF "reason: step two failed (exit 3); then hook clean (CLEANUP): clean broke" <(events)
+  cat > "$tmp/acancel.set" <<EOF
+hooks:
+  - phase: POST_EXECUTION
+    name: post
+    run: echo post broke >&2; exit 4
+EOF
+  two_steps acancel "echo \$\$ > $tmp/acancel.pid; exec sleep 30"
+  state=$tmp/acancel
+  "$bin/evrun-runner" --exec "$tmp/acancel.yml" --config "$tmp/acancel.set" --state-dir "$state" \
+    --executors process --grace 1 > "$tmp/acancel.out" 2> "$tmp/acancel.err" &
+  local pid=$!
+  for _ in $(seq 1 100); do [ -s "$tmp/acancel.pid" ] && break; sleep 0.1; done
+  kill -INT "$pid"
+  wait "$pid"; rc=$?
+  job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$tmp/acancel.out" | head -n 1)
+  check "a POST_EXECUTION hook after a cancel: exit 1" [ "$rc" -eq 1 ]
+  events > "$tmp/acancel.job"
+  check "... cancelled" grep -q "^job $job .* status cancelled" "$tmp/acancel.job"
+  check "... the cancel's reason first" grep -qxF "reason: interrupted (SIGINT); then hook post (POST_EXECUTION): post broke" "$tmp/acancel.job"
+  check "store verifies" verified
+}
+
 case_cancel_pre_exec() {   # a cancel during PRE_EXECUTION: the always step still runs
   cat > "$tmp/cpe.set" <<EOF
 hooks:
@@ -610,6 +643,6 @@ EOF
   check "store verifies" verified
 }
 
-cases=${*:-order refuse env_secret optional after_steps keep_running bad_settings crash crash_group cancel timeout cancel_pre_exec held unkept}
+cases=${*:-order refuse env_secret optional after_steps keep_running bad_settings crash crash_group cancel timeout cancel_pre_exec held unkept after_reason}
 # shellcheck disable=SC2086
 run_cases $cases
