@@ -441,6 +441,39 @@ EOF
   check "store verifies" verified
 }
 
+case_crash_after_steps() {   # killed in a hook after the steps, past the pipeline's timeout: no timeout after the restart
+  cat > "$tmp/cas.set" <<EOF
+hooks:
+  - { phase: POST_EXECUTION, name: post, timeout: 20, run: "echo post-start >> $tmp/cas.log; sleep 4; echo post-end >> $tmp/cas.log" }
+  - { phase: ON_ERROR, name: oops, run: "echo oops >> $tmp/cas.log" }
+  - { phase: CLEANUP, name: clean, run: "cat > $tmp/cas.ctx; echo clean >> $tmp/cas.log" }
+EOF
+  cat > "$tmp/cas.yml" <<EOF
+pipeline: cas
+executor: process
+timeout: 2s
+steps:
+  - { name: one, run: "true" }
+EOF
+  state=$tmp/cas
+  "$bin/evrun-runner" --exec "$tmp/cas.yml" --config "$tmp/cas.set" --state-dir "$state" \
+    --executors process > "$tmp/cas.out" 2> "$tmp/cas.err" &
+  local pid=$!
+  for _ in $(seq 1 100); do grep -q "^post-start" "$tmp/cas.log" 2>/dev/null && break; sleep 0.1; done
+  sleep 2.5   # the pipeline's timeout (2 s) passes while the hook runs, which it does not count
+  kill -9 "$pid"
+  wait "$pid" 2>/dev/null
+  job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$tmp/cas.out" | head -n 1)
+  "$bin/evrun-runner" --recover --executors process --config "$tmp/cas.set" --state-dir "$state" \
+    > "$tmp/cas.r" 2>&1
+  check "--recover: exit 0" [ $? -eq 0 ]
+  check "no timeout said" not grep -q "timed out" "$tmp/cas.r"
+  check "succeeded" grep -q "^job $job .* status succeeded" <(events)
+  check "the killed hook again, no ON_ERROR" [ "$(tr '\n' '|' < "$tmp/cas.log")" = "post-start|post-start|post-end|clean|" ]
+  check "CLEANUP's context says succeeded" grep -q '"executor":"process","status":"succeeded"' "$tmp/cas.ctx"
+  check "store verifies" verified
+}
+
 case_cancel() {   # a cancel stops a PRE hook (SIGTERM, then SIGKILL after --grace); CLEANUP runs
   cat > "$tmp/cancel.set" <<EOF
 hooks:
@@ -643,6 +676,6 @@ EOF
   check "store verifies" verified
 }
 
-cases=${*:-order refuse env_secret optional after_steps keep_running bad_settings crash crash_group cancel timeout cancel_pre_exec held unkept after_reason}
+cases=${*:-order refuse env_secret optional after_steps keep_running bad_settings crash crash_group cancel timeout cancel_pre_exec held unkept after_reason crash_after_steps}
 # shellcheck disable=SC2086
 run_cases $cases
