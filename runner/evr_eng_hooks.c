@@ -44,6 +44,7 @@ struct evr_eng_hk {
     bool busy, phase_failed;
     bool starting;              /* hook.started queued: the run waits for its commit */
     bool finished[EVR_HOOKS_MAX];   /* recorded finished (here or before a restart) */
+    uint64_t started[EVR_HOOKS_MAX];    /* recovery: its hook.started's time (wall ns) */
     char *fail;                 /* the first failing hook's message: the job's reason */
     bool fail_after;            /* ... of a hook after the steps (POST_EXECUTION, ON_ERROR,
                                    CLEANUP) */
@@ -761,11 +762,17 @@ s_finished_event(const evr_event_t *ev, void *arg)
 {
     evr_eng_job_t *job = arg;
     const evr_hooks_t *hs = s_hooks(job);
-    if (evr_event_kind(ev) != EVR_EV_HOOK_FINISHED || !ev->data.phase || !ev->data.name)
+    evr_evtype_t kind = evr_event_kind(ev);
+    if ((kind != EVR_EV_HOOK_FINISHED && kind != EVR_EV_HOOK_STARTED) || !ev->data.phase
+        || !ev->data.name)
         return 0;
     for (size_t i = 0; i < hs->n; i++)
         if (!strcmp(evr_hook_phase_name(hs->v[i].phase), ev->data.phase)
             && !strcmp(hs->v[i].name, ev->data.name)) {
+            if (kind == EVR_EV_HOOK_STARTED) {
+                job->hk->started[i] = ev->time ? ev->time : 1;
+                continue;
+            }
             job->hk->finished[i] = true;
             if (strcmp(ev->data.status, "succeeded") && strcmp(ev->data.status, "stopped")
                 && !hs->v[i].optional)   /* stopped: not its failure */
@@ -773,6 +780,29 @@ s_finished_event(const evr_event_t *ev, void *arg)
                        ev->data.reason ? ev->data.reason : ev->data.status);
         }
     return 0;
+}
+
+/*  A cancelled job's hooks of the phases before the steps that the
+    killed runner was running (hook.started, no hook.finished): not run
+    again (a cancel stops them), and recorded stopped, so that the log
+    says how each run ended. */
+static void
+s_stopped_before(evr_eng_job_t *job)
+{
+    const evr_hooks_t *hs = s_hooks(job);
+    struct evr_eng_hk *hk = job->hk;
+    if (!job->cancelling)
+        return;
+    for (size_t i = 0; i < hs->n; i++) {
+        const evr_hook_t *h = &hs->v[i];
+        if (!hk->started[i] || hk->finished[i] || h->phase >= EVR_HOOK_POST_EXECUTION)
+            continue;
+        uint64_t now = evr_now_ns();
+        s_finished(job, h, "stopped", "the job was cancelled (the runner that ran it was "
+                   "killed; not run again)",
+                   now > hk->started[i] ? (now - hk->started[i]) / 1000000u : 0);
+        hk->finished[i] = true;
+    }
 }
 
 void
@@ -792,6 +822,7 @@ evr_eng_hooks_recover(evr_eng_job_t *job, bool queued)
         == EVR_ERR_STORE)
         evr_eng_warn("job %s: reading its hook.finished events: %s", job->id, err.msg);
     s_load(job);
+    s_stopped_before(job);
     if (queued) {
         evr_eng_hooks_accepted(job);
         return;

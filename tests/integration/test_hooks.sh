@@ -474,6 +474,35 @@ EOF
   check "store verifies" verified
 }
 
+case_crash_cancel() {   # a cancel, then kill -9 while the stopped hook lingers: recorded stopped, not run again
+  cat > "$tmp/ccan.set" <<EOF
+hooks:
+  - { phase: PRE_SOURCE_PREP, name: slow, run: "trap '' TERM; echo start >> $tmp/ccan.log; sleep 6; echo end >> $tmp/ccan.log" }
+  - { phase: CLEANUP, name: clean, run: "echo clean >> $tmp/ccan.log" }
+EOF
+  two_steps ccan "echo should not run"
+  state=$tmp/ccan
+  "$bin/evrun-runner" --exec "$tmp/ccan.yml" --config "$tmp/ccan.set" --state-dir "$state" \
+    --executors process --grace 5 > "$tmp/ccan.out" 2> "$tmp/ccan.err" &
+  local pid=$!
+  for _ in $(seq 1 100); do grep -q "^start" "$tmp/ccan.log" 2>/dev/null && break; sleep 0.1; done
+  kill -INT "$pid"
+  for _ in $(seq 1 50); do grep -q "^evrun-runner: cancelling" "$tmp/ccan.out" && break; sleep 0.1; done
+  sleep 0.3   # the cancel recorded; the hook ignores SIGTERM, its grace is 5 s
+  kill -9 "$pid"
+  wait "$pid" 2>/dev/null
+  job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$tmp/ccan.out" | head -n 1)
+  "$bin/evrun-runner" --recover --executors process --config "$tmp/ccan.set" --state-dir "$state" \
+    > "$tmp/ccan.r" 2>&1
+  check "--recover: exit 1 (cancelled)" [ $? -eq 1 ]
+  events > "$tmp/ccan.job"
+  check "cancelled" grep -q "^job $job .* status cancelled" "$tmp/ccan.job"
+  check "the killed hook not run again, CLEANUP ran" [ "$(tr '\n' '|' < "$tmp/ccan.log")" = "start|clean|" ]
+  check "... recorded stopped, saying why" grep -q '"name":"slow","status":"stopped".*"reason":"the job was cancelled (the runner that ran it was killed; not run again)"' "$tmp/ccan.job"
+  check "a hook.finished for each hook.started" [ "$(grep -c 'hook.started ' "$tmp/ccan.job")" -eq "$(grep -c 'hook.finished ' "$tmp/ccan.job")" ]
+  check "store verifies" verified
+}
+
 case_cancel() {   # a cancel stops a PRE hook (SIGTERM, then SIGKILL after --grace); CLEANUP runs
   cat > "$tmp/cancel.set" <<EOF
 hooks:
@@ -676,6 +705,6 @@ EOF
   check "store verifies" verified
 }
 
-cases=${*:-order refuse env_secret optional after_steps keep_running bad_settings crash crash_group cancel timeout cancel_pre_exec held unkept after_reason crash_after_steps}
+cases=${*:-order refuse env_secret optional after_steps keep_running bad_settings crash crash_group cancel timeout cancel_pre_exec held unkept after_reason crash_after_steps crash_cancel}
 # shellcheck disable=SC2086
 run_cases $cases
