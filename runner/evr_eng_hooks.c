@@ -44,8 +44,10 @@ struct evr_eng_hk {
     bool busy, phase_failed;
     bool starting;              /* hook.started queued: the run waits for its commit */
     bool finished[EVR_HOOKS_MAX];   /* recorded finished (here or before a restart) */
+    uint64_t started[EVR_HOOKS_MAX];    /* recovery: its hook.started's time (wall ns) */
     char *fail;                 /* the first failing hook's message: the job's reason */
-    bool fail_after;            /* ... of a hook after the steps (POST_EXECUTION, ON_ERROR) */
+    bool fail_after;            /* ... of a hook after the steps (POST_EXECUTION, ON_ERROR,
+                                   CLEANUP) */
     evr_strmap_t env, secrets;  /* what hooks added (the hooks file) */
     bool end_begun, end_done;
     char *ws;                   /* the workspace's host path, once asked */
@@ -109,41 +111,70 @@ s_file(const evr_eng_job_t *job)
     return dir ? evr_asprintf("%s/%s.json", dir, job->id) : NULL;
 }
 
+/*  m over what the hooks added before (base), as a JSON object. */
 static json_t *
-s_map_json(const evr_strmap_t *m)
+s_map_json(const evr_strmap_t *base, const evr_strmap_t *m)
 {
     json_t *o = json_object();
+    for (uint32_t i = 0; i < base->n; i++)
+        json_object_set_new(o, base->k[i], json_string(base->v[i]));
     for (uint32_t i = 0; i < m->n; i++)
         json_object_set_new(o, m->k[i], json_string(m->v[i]));
     return o;
 }
 
-/*  Writes what hooks added so far (owner-only, replaced whole). */
-static void
-s_save(evr_eng_job_t *job)
+/*  Writes what hooks added so far, env and secrets (a hook's answer)
+    with it, owner-only, replaced whole; false with why when it could not
+    be written (the answer is then not taken: a restart, which does not
+    run the hook again, would not have it). */
+static bool
+s_save(evr_eng_job_t *job, const evr_strmap_t *env, const evr_strmap_t *secrets, char *why,
+       size_t size)
 {
     char *path = s_file(job);
     if (!path)
-        return;
+        return true;
     char *tmp = evr_asprintf("%s.tmp", path);
-    json_t *js = json_pack("{s:o,s:o}", "env", s_map_json(&job->hk->env), "secrets",
-                           s_map_json(&job->hk->secrets));
+    json_t *js = json_pack("{s:o,s:o}", "env", s_map_json(&job->hk->env, env), "secrets",
+                           s_map_json(&job->hk->secrets, secrets));
     char *text = js ? json_dumps(js, JSON_COMPACT) : NULL;
+    const char *what = "encoding it as JSON";
+    int e = EINVAL;
     mkdir(job->eng->opts.hooks_dir, 0700);
-    int fd = text ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600) : -1;
-    bool ok = fd >= 0 && write(fd, text, strlen(text)) == (ssize_t) strlen(text)
-              && fsync(fd) == 0;
-    if (fd >= 0)
+    int fd = -1;
+    if (text) {
+        what = "open";
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+        e = errno;
+    }
+    size_t len = text ? strlen(text) : 0;
+    bool ok = false;
+    if (fd >= 0) {
+        ssize_t w = write(fd, text, len);
+        e = w < 0 ? errno : ENOSPC;   /* a short write: the disk is full */
+        what = "write";
+        if (w == (ssize_t) len) {
+            what = "fsync";
+            ok = fsync(fd) == 0;
+            e = errno;
+        }
         close(fd);
-    if (!ok || rename(tmp, path) != 0) {
-        evr_eng_warn("job %s: keeping what its hooks added in %s: %s (a restart runs them "
-                     "again)", job->id, path, strerror(errno));
+    }
+    if (ok) {
+        what = "rename";
+        ok = rename(tmp, path) == 0;
+        e = errno;
+    }
+    if (!ok) {
+        snprintf(why, size, "its answer is not taken: it could not be kept for a restart in "
+                 "%s: %s %s: %s", path, what, tmp, strerror(e));
         unlink(tmp);
     }
     free(text);
     json_decref(js);
     free(tmp);
     free(path);
+    return ok;
 }
 
 /*  env and secrets into the job: its steps' environment, the secrets
@@ -354,6 +385,16 @@ s_judge(evr_eng_job_t *job, const evr_hook_t *h, const evr_hook_result_t *r, cha
         snprintf(why, size, "%s", job->timed_out ? "the job timed out" : "the job was cancelled");
         return "stopped";
     }
+    if (r->end == EVR_HOOK_TIMED_OUT && r->held) {
+        /* it ended, but its output did not: a process it moved out of its
+           group (setsid CMD &) kept a pipe, and what it wrote is no answer */
+        snprintf(why, size, "timed out after %u s (its timeout): it had exited (exit %d), but a "
+                 "process it left running outside its process group kept its %s open; give "
+                 "that process other output (CMD >/dev/null 2>&1 </dev/null)", h->timeout,
+                 r->exit_code, r->held == 1 ? "stdout" : r->held == 2 ? "stderr"
+                                                                   : "stdout and stderr");
+        return "timed_out";
+    }
     if (r->end == EVR_HOOK_TIMED_OUT) {
         snprintf(why, size, "timed out after %u s (its timeout)", h->timeout);
         return "timed_out";
@@ -390,10 +431,10 @@ s_judge(evr_eng_job_t *job, const evr_hook_t *h, const evr_hook_result_t *r, cha
             snprintf(why, size, "%s", err.msg);
         status = "failed";
     }
-    else if (env.n || secrets.n) {
+    else if ((env.n || secrets.n) && !s_save(job, &env, &secrets, why, size))
+        status = "failed";
+    else if (env.n || secrets.n)
         s_apply(job, &env, &secrets);
-        s_save(job);
-    }
     evr_strmap_free(&env);
     evr_strmap_free(&secrets);
     return status;
@@ -431,7 +472,7 @@ s_fail(evr_eng_job_t *job, const char *name, evr_hook_phase_t phase, const char 
     if (hk->fail)
         return;
     hk->fail = evr_asprintf("hook %s (%s): %s", name, evr_hook_phase_name(phase), why);
-    hk->fail_after = phase == EVR_HOOK_POST_EXECUTION || phase == EVR_HOOK_ON_ERROR;
+    hk->fail_after = phase >= EVR_HOOK_POST_EXECUTION;   /* POST_EXECUTION, ON_ERROR, CLEANUP */
 }
 
 static void
@@ -721,11 +762,17 @@ s_finished_event(const evr_event_t *ev, void *arg)
 {
     evr_eng_job_t *job = arg;
     const evr_hooks_t *hs = s_hooks(job);
-    if (evr_event_kind(ev) != EVR_EV_HOOK_FINISHED || !ev->data.phase || !ev->data.name)
+    evr_evtype_t kind = evr_event_kind(ev);
+    if ((kind != EVR_EV_HOOK_FINISHED && kind != EVR_EV_HOOK_STARTED) || !ev->data.phase
+        || !ev->data.name)
         return 0;
     for (size_t i = 0; i < hs->n; i++)
         if (!strcmp(evr_hook_phase_name(hs->v[i].phase), ev->data.phase)
             && !strcmp(hs->v[i].name, ev->data.name)) {
+            if (kind == EVR_EV_HOOK_STARTED) {
+                job->hk->started[i] = ev->time ? ev->time : 1;
+                continue;
+            }
             job->hk->finished[i] = true;
             if (strcmp(ev->data.status, "succeeded") && strcmp(ev->data.status, "stopped")
                 && !hs->v[i].optional)   /* stopped: not its failure */
@@ -733,6 +780,29 @@ s_finished_event(const evr_event_t *ev, void *arg)
                        ev->data.reason ? ev->data.reason : ev->data.status);
         }
     return 0;
+}
+
+/*  A cancelled job's hooks of the phases before the steps that the
+    killed runner was running (hook.started, no hook.finished): not run
+    again (a cancel stops them), and recorded stopped, so that the log
+    says how each run ended. */
+static void
+s_stopped_before(evr_eng_job_t *job)
+{
+    const evr_hooks_t *hs = s_hooks(job);
+    struct evr_eng_hk *hk = job->hk;
+    if (!job->cancelling)
+        return;
+    for (size_t i = 0; i < hs->n; i++) {
+        const evr_hook_t *h = &hs->v[i];
+        if (!hk->started[i] || hk->finished[i] || h->phase >= EVR_HOOK_POST_EXECUTION)
+            continue;
+        uint64_t now = evr_now_ns();
+        s_finished(job, h, "stopped", "the job was cancelled (the runner that ran it was "
+                   "killed; not run again)",
+                   now > hk->started[i] ? (now - hk->started[i]) / 1000000u : 0);
+        hk->finished[i] = true;
+    }
 }
 
 void
@@ -752,6 +822,7 @@ evr_eng_hooks_recover(evr_eng_job_t *job, bool queued)
         == EVR_ERR_STORE)
         evr_eng_warn("job %s: reading its hook.finished events: %s", job->id, err.msg);
     s_load(job);
+    s_stopped_before(job);
     if (queued) {
         evr_eng_hooks_accepted(job);
         return;

@@ -600,8 +600,8 @@ bool evr_eng_hooks_busy(const evr_eng_job_t *job);
 bool evr_eng_hooks_doing(const evr_eng_job_t *job, char *buf, size_t size);
 /*  What a failing hook says for the job's job.finished, "hook NAME
     (PHASE): ..." (NULL: none); *after_steps (may be NULL): it ran after
-    the steps (POST_EXECUTION, ON_ERROR), when the job's own failure, if
-    any, comes first. */
+    the steps (POST_EXECUTION, ON_ERROR, CLEANUP), when the job's own failure (or
+    its cancel), if any, comes first. */
 const char *evr_eng_hooks_reason(const evr_eng_job_t *job, bool *after_steps);
 /*  Whether name is a secret a hook handed out (an untrusted step gets
     none of them, as none of the pipeline's). */

@@ -228,6 +228,8 @@ s_job_finish(evr_eng_job_t *job)
         first = s_failed_steps_reason(job);
     else if (hook && after && status == EVR_JOB_TIMED_OUT && job->reason)
         first = evr_strdup(job->reason);
+    else if (hook && after && status == EVR_JOB_CANCELLED)   /* the cancel's, as without it */
+        first = evr_strdup(job->cancel_reason ? job->cancel_reason : "cancelled");
     if (hook && status != EVR_JOB_SUCCEEDED) {
         ev->data.reason = s_reason(first ? evr_asprintf("%s; then %s", first, hook)
                                          : evr_strdup(hook));

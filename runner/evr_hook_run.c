@@ -8,7 +8,9 @@
     through a pidfd (or, where there is none, a 20 ms poll of waitpid).
     The run ends once the child has exited and both pipes have ended, or
     at its timeout: then its whole process group is killed (SIGKILL) and
-    reaped.  A stop (a cancelled job) sends SIGTERM to the group and
+    reaped; a run whose child had exited while a process it moved out of
+    its group (setsid) held a pipe open times out too, saying so (held):
+    that process is not the hook's to kill, and its output no answer.  A stop (a cancelled job) sends SIGTERM to the group and
     SIGKILL after a grace.  The callback always comes from a turn of the
     loop.
 
@@ -52,6 +54,7 @@ struct evr_hook_run {
     char ebuf[EVR_HOOK_ERR_MAX + 1];
     size_t elen;
     bool exited, timed_out, stopped;
+    int held;                   /* timed out after the exit: the pipes still open (1 out, 2 err) */
     int status;
     uint64_t t0, timer, poll;
     char msg[EVR_ERR_MAX];
@@ -99,23 +102,25 @@ s_finish(evr_hook_run_t *r)
             r->ebuf[i] = ' ';                                /* other controls: \x1b) */
     evr_hook_result_t res = {
         .end = r->pid <= 0 ? EVR_HOOK_NOT_RUN : r->stopped ? EVR_HOOK_STOPPED
-               : r->timed_out ? EVR_HOOK_TIMED_OUT : EVR_HOOK_EXITED,
+               : r->timed_out || r->held ? EVR_HOOK_TIMED_OUT : EVR_HOOK_EXITED,
         .out = r->obuf, .out_len = r->olen, .out_cut = r->ocut, .err_text = r->ebuf,
         .err_cut = r->ecut,
-        .duration_ms = (evr_mono_ns() - r->t0) / 1000000u, .msg = r->msg,
+        .duration_ms = (evr_mono_ns() - r->t0) / 1000000u, .msg = r->msg, .held = r->held,
     };
-    if (res.end == EVR_HOOK_EXITED)
+    if (res.end == EVR_HOOK_EXITED || r->held)
         res.exit_code = WIFEXITED(r->status) ? WEXITSTATUS(r->status)
                                              : 128 + WTERMSIG(r->status);
     r->fn(&res, r->arg);
     s_free(r);
 }
 
-/*  Kills the group and reaps the child (SIGKILL: the wait is short). */
+/*  Kills the group and reaps the child (SIGKILL: the wait is short).
+    Once the child is reaped its group was killed already (s_reap), and
+    its id may be another's now: nothing is sent. */
 static void
 s_kill(evr_hook_run_t *r)
 {
-    if (r->pid <= 0)
+    if (r->pid <= 0 || r->exited)
         return;
     kill(-r->pid, SIGKILL);
     if (!r->exited) {
@@ -159,6 +164,8 @@ s_on_timeout(evr_loop_t *loop, void *arg)
     evr_hook_run_t *r = arg;
     r->timer = 0;
     r->timed_out = !r->exited && !r->stopped;
+    if (r->exited && !r->stopped)   /* it ended, but a process out of its group holds a pipe */
+        r->held = (r->out >= 0 ? 1 : 0) | (r->err >= 0 ? 2 : 0);
     s_kill(r);
     s_finish(r);
 }

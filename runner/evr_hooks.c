@@ -493,7 +493,13 @@ evr_hook_answer(const char *out, size_t len, evr_strmap_t *env, evr_strmap_t *se
     if (i == len)
         return EVR_OK;
     json_error_t je;
-    json_t *js = json_loadb(out, len, 0, &je);
+    /* a key twice would keep one of the two unsaid ({"env": {"A": ..},
+       "env": {"B": ..}} dropped A) */
+    json_t *js = json_loadb(out, len, JSON_REJECT_DUPLICATES, &je);
+    if (!js && strstr(je.text, "duplicate object key"))
+        return evr_err_set(err, EVR_ERR_PROTO, "answer: a key written twice (line %d, column "
+                           "%d): give env and secrets once each, each name once in them",
+                           je.line, je.column);
     if (!js) {
         /* jansson's text quotes the token it stopped at ("near '\"s3cr..."):
            a secret's value, cut or unterminated; the column says where */

@@ -86,7 +86,8 @@ void evr_hooks_print(const evr_hooks_t *self, FILE *out);
 
 typedef enum {
     EVR_HOOK_EXITED,        /* exit_code says how */
-    EVR_HOOK_TIMED_OUT,     /* its process group was killed */
+    EVR_HOOK_TIMED_OUT,     /* its process group was killed; or it had exited, and
+                               its stdout or stderr was still open (held) */
     EVR_HOOK_NOT_RUN,       /* it could not be started (msg) */
     EVR_HOOK_STOPPED,       /* stopped by evr_hook_run_stop (a cancel) */
 } evr_hook_end_t;
@@ -102,6 +103,9 @@ typedef struct {
     bool err_cut;           /* it wrote more: err_text is cut short (may end inside a secret) */
     uint64_t duration_ms;
     const char *msg;        /* NOT_RUN: why */
+    int held;               /* TIMED_OUT after it exited (exit_code says how): a process it
+                               left outside its group held open its stdout (1), its stderr
+                               (2) or both (3) up to its timeout; 0 otherwise */
 } evr_hook_result_t;
 
 typedef struct evr_hook_run evr_hook_run_t;
@@ -109,7 +113,9 @@ typedef void (evr_hook_done_fn)(const evr_hook_result_t *r, void *arg);
 
 /*  Starts h on loop with input on its stdin; fn(arg) runs once, from a
     turn of the loop, when it has exited and its stdout and stderr ended
-    (or its timeout passed: the group is killed).  While it runs, its
+    (or its timeout passed: the group is killed; TIMED_OUT, with `held`
+    when it had exited but a process it moved out of its group kept its
+    stdout or stderr open).  While it runs, its
     process group is recorded in dir (evr_hook_pg.h; NULL: not recorded),
     so a runner started after this one is killed kills what it left.
     The run frees itself after fn returns.  Never NULL: a failure to

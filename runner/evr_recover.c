@@ -274,6 +274,31 @@ s_adopt_step(evr_eng_step_t *st, const evr_stepstate_t *rec)
     }
 }
 
+/*  Whether every step of the job was recorded over (finished or
+    skipped), the last of them before its deadline: the steps ended in
+    time, and the job's timeout, which counts to the end of its steps,
+    is over with them.  A runner killed after that (in a hook after the
+    steps, POST_EXECUTION to CLEANUP, or before job.finished) did not
+    time the job out, and its restart, after the deadline, must not
+    either.  A job timed out before the crash recorded its steps'
+    ends (timed_out, skipped) at or after its deadline: its timeout is
+    found so again. */
+static bool
+s_steps_in_time(const evr_eng_job_t *job, const evr_job_t *rec)
+{
+    uint64_t last = 0;
+    if (!job->deadline || !rec->steps.n)
+        return false;
+    for (uint32_t i = 0; i < rec->steps.n; i++) {
+        const evr_stepstate_t *st = evr_job_step(rec, i);
+        if (!evr_job_step_is_final(st) || !st->finished)
+            return false;
+        if (st->finished > last)
+            last = st->finished;
+    }
+    return s_to_mono(last) < job->deadline;
+}
+
 /* ----------------------------------------------------------------- pauses */
 
 /*  The job's pauses from its log: [from, to) wall ns, to 0 while open. */
@@ -431,6 +456,8 @@ s_adopt(evr_engine_t *e, const char *id, evr_err_t *err)
             for (uint32_t i = 0; i < job->n; i++)
                 s_adopt_step(&job->steps[i], evr_job_step(&rec, i));
             s_credit_pauses(job, &rec);
+            if (s_steps_in_time(job, &rec))
+                job->deadline = 0;   /* over: the hooks after the steps have no timeout */
             evr_eng_hooks_recover(job, false);
         }
         if (e->opts.print)

@@ -111,8 +111,11 @@ s_size_text(uint64_t bytes, char *buf, size_t size)
         snprintf(buf, size, "%llu %s", (unsigned long long) bytes, units[u]);
 }
 
+#define S_FEW_FILES 32   /* limits.nofile this low may be why a program cannot start */
+
 /*  The shell's codes for a command it could not run (126, 127) get a
-    reason that says where to look, unless the engine stopped the step. */
+    reason that says where to look, unless the engine stopped the step:
+    in a host step with few open files (limits.nofile), that limit. */
 static void
 s_shell_reason(evr_eng_step_t *st)
 {
@@ -120,6 +123,22 @@ s_shell_reason(evr_eng_step_t *st)
         || st->kill_sent || st->timed_out || st->cancelled || st->lost)
         return;
     const evr_spec_t *spec = st->job->spec;
+    if (spec->executor == EVR_EXECUTOR_PROCESS) {
+        /* a host step's few open files: the shell, or a program it runs,
+           cannot open its libraries (EMFILE) and the shell says 127 */
+        evr_limits_t lim;
+        evr_spec_limits_merge(spec, st->spec, &lim);
+        uint64_t nofile = lim.nofile;
+        evr_rec_free(&evr_limits_type, &lim);
+        if (nofile && nofile <= S_FEW_FILES) {
+            evr_eng_set_reason(st, "a command could not be started: limits.nofile is %llu open "
+                               "files, which may be too few for a program to open its "
+                               "libraries (\"Error 24\" in the output); raise limits.nofile, "
+                               "or leave it out (the step's output names it)",
+                               (unsigned long long) nofile);
+            return;
+        }
+    }
     const char *where = "is it on the runner host's PATH?";
     char in_image[600];
     if (spec->executor != EVR_EXECUTOR_PROCESS) {

@@ -441,6 +441,68 @@ EOF
   check "store verifies" verified
 }
 
+case_crash_after_steps() {   # killed in a hook after the steps, past the pipeline's timeout: no timeout after the restart
+  cat > "$tmp/cas.set" <<EOF
+hooks:
+  - { phase: POST_EXECUTION, name: post, timeout: 20, run: "echo post-start >> $tmp/cas.log; sleep 4; echo post-end >> $tmp/cas.log" }
+  - { phase: ON_ERROR, name: oops, run: "echo oops >> $tmp/cas.log" }
+  - { phase: CLEANUP, name: clean, run: "cat > $tmp/cas.ctx; echo clean >> $tmp/cas.log" }
+EOF
+  cat > "$tmp/cas.yml" <<EOF
+pipeline: cas
+executor: process
+timeout: 2s
+steps:
+  - { name: one, run: "true" }
+EOF
+  state=$tmp/cas
+  "$bin/evrun-runner" --exec "$tmp/cas.yml" --config "$tmp/cas.set" --state-dir "$state" \
+    --executors process > "$tmp/cas.out" 2> "$tmp/cas.err" &
+  local pid=$!
+  for _ in $(seq 1 100); do grep -q "^post-start" "$tmp/cas.log" 2>/dev/null && break; sleep 0.1; done
+  sleep 2.5   # the pipeline's timeout (2 s) passes while the hook runs, which it does not count
+  kill -9 "$pid"
+  wait "$pid" 2>/dev/null
+  job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$tmp/cas.out" | head -n 1)
+  "$bin/evrun-runner" --recover --executors process --config "$tmp/cas.set" --state-dir "$state" \
+    > "$tmp/cas.r" 2>&1
+  check "--recover: exit 0" [ $? -eq 0 ]
+  check "no timeout said" not grep -q "timed out" "$tmp/cas.r"
+  check "succeeded" grep -q "^job $job .* status succeeded" <(events)
+  check "the killed hook again, no ON_ERROR" [ "$(tr '\n' '|' < "$tmp/cas.log")" = "post-start|post-start|post-end|clean|" ]
+  check "CLEANUP's context says succeeded" grep -q '"executor":"process","status":"succeeded"' "$tmp/cas.ctx"
+  check "store verifies" verified
+}
+
+case_crash_cancel() {   # a cancel, then kill -9 while the stopped hook lingers: recorded stopped, not run again
+  cat > "$tmp/ccan.set" <<EOF
+hooks:
+  - { phase: PRE_SOURCE_PREP, name: slow, run: "trap '' TERM; echo start >> $tmp/ccan.log; sleep 6; echo end >> $tmp/ccan.log" }
+  - { phase: CLEANUP, name: clean, run: "echo clean >> $tmp/ccan.log" }
+EOF
+  two_steps ccan "echo should not run"
+  state=$tmp/ccan
+  "$bin/evrun-runner" --exec "$tmp/ccan.yml" --config "$tmp/ccan.set" --state-dir "$state" \
+    --executors process --grace 5 > "$tmp/ccan.out" 2> "$tmp/ccan.err" &
+  local pid=$!
+  for _ in $(seq 1 100); do grep -q "^start" "$tmp/ccan.log" 2>/dev/null && break; sleep 0.1; done
+  kill -INT "$pid"
+  for _ in $(seq 1 50); do grep -q "^evrun-runner: cancelling" "$tmp/ccan.out" && break; sleep 0.1; done
+  sleep 0.3   # the cancel recorded; the hook ignores SIGTERM, its grace is 5 s
+  kill -9 "$pid"
+  wait "$pid" 2>/dev/null
+  job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$tmp/ccan.out" | head -n 1)
+  "$bin/evrun-runner" --recover --executors process --config "$tmp/ccan.set" --state-dir "$state" \
+    > "$tmp/ccan.r" 2>&1
+  check "--recover: exit 1 (cancelled)" [ $? -eq 1 ]
+  events > "$tmp/ccan.job"
+  check "cancelled" grep -q "^job $job .* status cancelled" "$tmp/ccan.job"
+  check "the killed hook not run again, CLEANUP ran" [ "$(tr '\n' '|' < "$tmp/ccan.log")" = "start|clean|" ]
+  check "... recorded stopped, saying why" grep -q '"name":"slow","status":"stopped".*"reason":"the job was cancelled (the runner that ran it was killed; not run again)"' "$tmp/ccan.job"
+  check "a hook.finished for each hook.started" [ "$(grep -c 'hook.started ' "$tmp/ccan.job")" -eq "$(grep -c 'hook.finished ' "$tmp/ccan.job")" ]
+  check "store verifies" verified
+}
+
 case_cancel() {   # a cancel stops a PRE hook (SIGTERM, then SIGKILL after --grace); CLEANUP runs
   cat > "$tmp/cancel.set" <<EOF
 hooks:
@@ -530,6 +592,89 @@ EOF
   check "... ON_ERROR and CLEANUP ran" [ "$(tr '\n' '|' < "$tmp/tmo.log")" = "oops|clean|" ]
 }
 
+case_held() {   # a hook exits, a process it moved out of its group holds its stdout: timed out, said
+  cat > "$tmp/held.set" <<EOF
+hooks:
+  - phase: PRE_EXECUTION
+    name: leaky
+    timeout: 2
+    run: |
+      setsid sh -c 'echo \$\$ > $tmp/held.pid; exec sleep 30' 2>/dev/null &
+      while [ ! -s $tmp/held.pid ]; do sleep 0.01; done
+      echo '{}'
+EOF
+  two_steps held "echo should not run"
+  run held "$tmp/held.yml"
+  check "exit 1" [ "$rc" -eq 1 ]
+  events > "$tmp/held.job"
+  check "hook.finished timed_out" grep -q '"name":"leaky","status":"timed_out"' "$tmp/held.job"
+  check "the reason says what held it and what to do" grep -qxF "reason: hook leaky (PRE_EXECUTION): timed out after 2 s (its timeout): it had exited (exit 0), but a process it left running outside its process group kept its stdout open; give that process other output (CMD >/dev/null 2>&1 </dev/null)" "$tmp/held.job"
+  check "the steps skipped" grep -Eq "^two +skipped" "$tmp/held.job"
+  local pid
+  pid=$(cat "$tmp/held.pid" 2>/dev/null)
+  check "the process out of its group left running" kill -0 "${pid:-0}"
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null
+  check "store verifies" verified
+}
+
+case_unkept() {   # an answer that cannot be kept for a restart is not taken: the hook fails, saying why
+  # the job's hooks file cannot be written: its temporary name is a directory
+  cat > "$tmp/unkept.set" <<EOF
+hooks:
+  - phase: PRE_VALIDATION
+    name: block
+    run: |
+      mkdir -p "$tmp/unkept/hooks/\$(sed 's/.*"job":"\([0-9A-Z]*\)".*/\1/').json.tmp"
+  - phase: PRE_EXECUTION
+    name: vault
+    run: |
+      echo '{"secrets": {"TOKEN": "unkept-tok-31"}, "env": {"WHERE": "here"}}'
+EOF
+  two_steps unkept 'echo "token=$TOKEN where=$WHERE"'
+  run unkept "$tmp/unkept.yml"
+  check "exit 1" [ "$rc" -eq 1 ]
+  events > "$tmp/unkept.job"
+  check "hook.finished failed" grep -q '"name":"vault","status":"failed"' "$tmp/unkept.job"
+  check "the reason says the answer is not taken, where and why" grep -qxF "reason: hook vault (PRE_EXECUTION): its answer is not taken: it could not be kept for a restart in $tmp/unkept/hooks/$job.json: open $tmp/unkept/hooks/$job.json.tmp: Is a directory" "$tmp/unkept.job"
+  check "the steps skipped" grep -Eq "^two +skipped" "$tmp/unkept.job"
+  check "the secret's value is nowhere in the state or the output" \
+    sh -c "! grep -rq 'unkept-tok-31' '$state' '$out'"
+  check "store verifies" verified
+}
+
+case_after_reason() {   # a hook failing after the steps: the job's own failure, or its cancel, stays first
+  cat > "$tmp/areason.set" <<EOF
+hooks:
+  - phase: CLEANUP
+    name: clean
+    run: echo clean broke >&2; exit 5
+EOF
+  two_steps areason "exit 3"
+  run areason "$tmp/areason.yml"
+  check "a CLEANUP hook after a failed step: exit 1" [ "$rc" -eq 1 ]
+  check "... the step's failure first" grep -qxF "reason: step two failed (exit 3); then hook clean (CLEANUP): clean broke" <(events)
+  cat > "$tmp/acancel.set" <<EOF
+hooks:
+  - phase: POST_EXECUTION
+    name: post
+    run: echo post broke >&2; exit 4
+EOF
+  two_steps acancel "echo \$\$ > $tmp/acancel.pid; exec sleep 30"
+  state=$tmp/acancel
+  "$bin/evrun-runner" --exec "$tmp/acancel.yml" --config "$tmp/acancel.set" --state-dir "$state" \
+    --executors process --grace 1 > "$tmp/acancel.out" 2> "$tmp/acancel.err" &
+  local pid=$!
+  for _ in $(seq 1 100); do [ -s "$tmp/acancel.pid" ] && break; sleep 0.1; done
+  kill -INT "$pid"
+  wait "$pid"; rc=$?
+  job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$tmp/acancel.out" | head -n 1)
+  check "a POST_EXECUTION hook after a cancel: exit 1" [ "$rc" -eq 1 ]
+  events > "$tmp/acancel.job"
+  check "... cancelled" grep -q "^job $job .* status cancelled" "$tmp/acancel.job"
+  check "... the cancel's reason first" grep -qxF "reason: interrupted (SIGINT); then hook post (POST_EXECUTION): post broke" "$tmp/acancel.job"
+  check "store verifies" verified
+}
+
 case_cancel_pre_exec() {   # a cancel during PRE_EXECUTION: the always step still runs
   cat > "$tmp/cpe.set" <<EOF
 hooks:
@@ -560,6 +705,6 @@ EOF
   check "store verifies" verified
 }
 
-cases=${*:-order refuse env_secret optional after_steps keep_running bad_settings crash crash_group cancel timeout cancel_pre_exec}
+cases=${*:-order refuse env_secret optional after_steps keep_running bad_settings crash crash_group cancel timeout cancel_pre_exec held unkept after_reason crash_after_steps crash_cancel}
 # shellcheck disable=SC2086
 run_cases $cases

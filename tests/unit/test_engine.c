@@ -135,7 +135,8 @@ test_executor_choice(void)
 /*  A host step ended by a signal the engine did not send, under a limit
     of its own that ends a process so (limits.cpu: SIGKILL or SIGXCPU;
     limits.memory: SIGSEGV, SIGABRT, SIGBUS): its reason names the limit,
-    which the exit code alone does not.  None without such a limit. */
+    which the exit code alone does not.  None without such a limit.  A
+    127 under limits.nofile of 32 or less names that limit. */
 static void
 test_limit_reason(void)
 {
@@ -158,6 +159,20 @@ test_limit_reason(void)
     CHECK(evr_etest_count(ev, "step.finished m 1 failed exit=139 reason=killed by SIGSEGV: "
                           "limits.memory is 64 MiB of address space per process") == 1);
     CHECK(evr_etest_count(ev, "step.finished n 1 failed exit=137\n") == 1);
+    free(ev);
+    /* a 127 under few open files names that limit, not the PATH (the
+       shell could not open its libraries: "Error 24") */
+    CHECK(evr_etest_submit(t, evr_etest_job(14), "pipeline: t\nexecutor: process\n"
+                           "on_failure: finish\nsteps:\n"
+                           "  - {name: f, needs: [], limits: {nofile: 3}, run: exit 127}\n"
+                           "  - {name: g, needs: [], limits: {nofile: 256}, run: exit 127}\n")
+          == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    ev = evr_etest_events_of(t, 14);
+    CHECK(evr_etest_count(ev, "step.finished f 1 failed exit=127 reason=a command could not be "
+                          "started: limits.nofile is 3 open files, which may be too few") == 1);
+    CHECK(evr_etest_count(ev, "step.finished g 1 failed exit=127 reason=a command was not "
+                          "found: is it on the runner host's PATH?") == 1);
     free(ev);
     evr_etest_destroy(&t);
 }

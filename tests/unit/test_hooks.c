@@ -164,6 +164,17 @@ test_answer(void)
         CHECK_CONTAINS(err.msg, "answer: not JSON (line 1, column ");
         CHECK(strstr(err.msg, "s3cr3t") == NULL);
     }
+    /* a key twice: refused, saying where (one of the two was dropped) */
+    const char *twice[] = { "{\"env\": {\"A\": \"1\"}, \"env\": {\"B\": \"2\"}}",
+                            "{\"secrets\": {\"T\": \"s3cr3t-1\", \"T\": \"s3cr3t-2\"}}" };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(twice); i++) {
+        evr_strmap_t e2 = { 0 }, s2 = { 0 };
+        CHECK(evr_hook_answer(twice[i], strlen(twice[i]), &e2, &s2, &err) == EVR_ERR_PROTO);
+        CHECK_CONTAINS(err.msg, "answer: a key written twice (line 1, column ");
+        CHECK(strstr(err.msg, "s3cr3t") == NULL);
+        evr_strmap_free(&e2);
+        evr_strmap_free(&s2);
+    }
     evr_strmap_free(&env);
     evr_strmap_free(&sec);
 }
@@ -172,6 +183,8 @@ typedef struct {
     bool done;
     evr_hook_end_t end;
     int code;
+    int held;
+    uint64_t ms;
     char out[256], errt[256];
     evr_loop_t *loop;
 } s_res_t;
@@ -183,6 +196,8 @@ s_done(const evr_hook_result_t *r, void *arg)
     res->done = true;
     res->end = r->end;
     res->code = r->exit_code;
+    res->held = r->held;
+    res->ms = r->duration_ms;
     snprintf(res->out, sizeof res->out, "%s", r->out);
     snprintf(res->errt, sizeof res->errt, "%s", r->err_text);
 }
@@ -268,6 +283,30 @@ test_run(void)
     unlink(pidfile);
     usleep(100000);
     CHECK(bg > 0 && s_gone(bg));
+    /* it exits, but a process it moved out of its group (setsid) holds
+       its stdout: at its timeout the run times out saying so (held), its
+       exit status kept; it was reported as exited 0 (succeeded) then */
+    snprintf(pidfile, sizeof pidfile, "/tmp/evr-hook-XXXXXX");
+    fd = mkstemp(pidfile);
+    close(fd);
+    snprintf(cmd, sizeof cmd, "setsid sh -c 'echo $$ > %s; exec sleep 60' 2>/dev/null & "
+             "while [ ! -s %s ]; do sleep 0.01; done; echo '{}'", pidfile, pidfile);
+    r = s_run(cmd, 1, "");
+    CHECK(r.done && r.end == EVR_HOOK_TIMED_OUT && r.held == 1 && r.code == 0);
+    CHECK(r.ms >= 900);
+    CHECK_STR(r.out, "{}\n");
+    fp = fopen(pidfile, "r");
+    bg = 0;
+    CHECK(fp && fscanf(fp, "%d", &bg) == 1);
+    if (fp)
+        fclose(fp);
+    unlink(pidfile);
+    CHECK(bg > 0 && !s_gone(bg));   /* not the hook's group: left running */
+    if (bg > 0)
+        kill(bg, SIGKILL);
+    /* a plain timeout holds nothing */
+    r = s_run("sleep 30", 1, "");
+    CHECK(r.done && r.end == EVR_HOOK_TIMED_OUT && r.held == 0);
 }
 
 /*  The files in dir ending in .pg. */
