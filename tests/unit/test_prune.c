@@ -1,10 +1,11 @@
 /*  test_prune: retention (store/evr_prune.c) on a real LMDB in a
     temporary directory: removal by count per pipeline and by age in
-    bounded batches (jobs and events) with the kv records of each job, a dry run that
-    changes nothing, output dropped with the other events kept, running
-    jobs and jobs not yet acknowledged never touched, `evrun-replay
-    --verify`'s check clean afterwards, and the used pages of the file
-    bounded over rounds of appends and prunes. */
+    bounded batches (jobs and events) with the kv records of each job, a
+    dry run that changes nothing (also of a store at its map size), output
+    dropped with the other events kept, running jobs and jobs not yet
+    acknowledged never touched, `evrun-replay --verify`'s check clean
+    afterwards, and the used pages of the file bounded over rounds of
+    appends and prunes. */
 #include <unistd.h>
 
 #include "evr_prune.h"
@@ -261,6 +262,59 @@ test_batch_events(void)
     free(dir);
 }
 
+/*  A dry run of a store filled to just below its map size: its batch's
+    transaction needs fresh pages (copy-on-write) that the map has no room
+    for; the map grows as for the prune written, and the dry run counts
+    what the prune then removes (it failed with MDB_MAP_FULL before).  The
+    first store finds how many jobs fill the map; the second holds one
+    fewer (LMDB lays out the same appends alike). */
+static void
+test_dry_run_near_map_size(void)
+{
+    char *dir = evr_stest_dir("mapfull1");
+    evr_store_t *st;
+    evr_err_t err;
+    CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
+    size_t map0 = evr_store_mapsize(st);
+    int fill = 0;
+    for (int i = 1; i <= 200000 && !fill; i++) {
+        s_job(st, i, "a", false);
+        if (evr_store_mapsize(st) != map0)
+            fill = i;
+    }
+    CHECK(fill > 100);
+    evr_store_destroy(&st);
+    evr_stest_rm_rf(dir);
+    free(dir);
+
+    dir = evr_stest_dir("mapfull2");
+    CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
+    for (int i = 1; i < fill; i++)
+        s_job(st, i, "a", false);
+    CHECK(evr_store_mapsize(st) == map0);
+    evr_prune_policy_t pol = { .max_age_ms = 1 };
+    uint64_t later = evr_now_ns() + 1000000000ull;
+    evr_prune_stats_t dry = { 0 }, done = { 0 };
+    bool more = true;
+    evr_rc_t rc = evr_store_prune(st, &pol, later, 10000, true, NULL, NULL, &dry, &more, &err);
+    if (rc)
+        fprintf(stderr, "  dry run: %s\n", err.msg);
+    CHECK(rc == EVR_OK && !more && dry.jobs == (uint64_t) fill - 1);
+    CHECK(s_known(st, 1) && s_known(st, fill - 1));
+    s_verify_clean(st, 0);
+    int rounds = 0;
+    do
+        CHECK(evr_store_prune(st, &pol, later, 10000, false, NULL, NULL, &done, &more, &err)
+              == EVR_OK);
+    while (more && ++rounds < 1000);
+    CHECK(done.jobs == dry.jobs && done.events == dry.events && done.bytes == dry.bytes
+          && done.records == dry.records);
+    CHECK(!s_known(st, 1) && !s_known(st, fill - 1));
+    evr_store_destroy(&st);
+    evr_stest_rm_rf(dir);
+    free(dir);
+}
+
 /*  Rounds of 40 jobs each, pruned to 10 per pipeline after each round:
     the file's used pages stop growing (LMDB reuses the freed pages). */
 static void
@@ -306,6 +360,7 @@ main(void)
     EVR_TEST_RUN(test_max_age_and_output);
     EVR_TEST_RUN(test_batch_events);
     EVR_TEST_RUN(test_pages_bounded);
+    EVR_TEST_RUN(test_dry_run_near_map_size);
     evr_stest_rm_rf(evr_stest_root);
     EVR_TEST_END();
 }
