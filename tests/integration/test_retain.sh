@@ -255,5 +255,26 @@ case_lock() {
   check "once stopped, the directory is free again" [ $? -eq 0 ]
 }
 
-bus_script_cases "keep age lost prune lock" "$@"
+# --prune on a directory that holds no store, a dry run too: exit 2 saying
+# so, and nothing made there (it made a new store, and in a broker's state
+# directory a runner's store beside the broker's, before).
+case_nostore() {
+  fresh nostore
+  mkdir -p "$tmp/empty" "$tmp/bst/broker"
+  : > "$tmp/bst/broker/data.mdb"
+  local dry d rc
+  for d in empty bst; do
+    for dry in --dry-run ""; do
+      timeout 20 "$bin/evrun-runner" --prune $dry --retention-max-age 5s --state-dir "$tmp/$d" \
+        > "$tmp/ns.out" 2>&1
+      rc=$?
+      check "--prune $dry on $d (no store): exit 2" [ "$rc" -eq 2 ]
+      check "... saying so" grep -q "$tmp/$d: no runner's event store here (no data.mdb), nothing to prune; left as it is" "$tmp/ns.out"
+      check "... nothing made" [ "$(ls -A "$tmp/$d")" = "$( [ "$d" = bst ] && echo broker)" ]
+    done
+  done
+  check "a broker's state directory: named so" grep -q "a broker's state directory: the broker's retention runs in evrun-broker, or at once with evrun-cli prune" "$tmp/ns.out"
+}
+
+bus_script_cases "keep age lost prune lock nostore" "$@"
 bus_script_end
