@@ -70,7 +70,8 @@ s_help(FILE *out)
             "  --events          the raw events, one per line (--from/--to bound the seq;\n"
             "                    --to 0: none, as --as-of 0)\n"
             "  --as-of SEQ       the jobs (or --job) rebuilt from events up to SEQ only\n"
-            "                    (0: before the first event, so no jobs)\n"
+            "                    (0: before the first event, so no jobs; jobs retention\n"
+            "                    removed are not among them, a note on stderr says)\n"
             "  --output ID[/STEP] the stored (masked) output; with /STEP the raw bytes\n"
             "                    of that step, else every line prefixed with its step\n"
             "  --verify          rebuild every job from the events alone and compare with\n"
@@ -160,6 +161,19 @@ s_pruned_note(evr_store_t *store, const char *id)
                 pm.upto);
 }
 
+/*  --as-of: the jobs retention removed are in no rebuild (their events
+    went with them), so a state as of a seq lacks those that existed then. */
+static void
+s_pruned_asof_note(evr_store_t *store, uint64_t as_of)
+{
+    evr_prune_meta_t pm;
+    evr_err_t ignored;
+    if (evr_store_pruned(store, &pm, &ignored) == EVR_OK && pm.jobs)
+        fprintf(stderr, "evrun-replay: note: retention removed %llu finished jobs of this "
+                "store, up to %s: any of them that existed at seq %llu is not shown\n",
+                (unsigned long long) pm.jobs, pm.upto, (unsigned long long) as_of);
+}
+
 /* ----------------------------------------------------------------- jobs */
 
 static void
@@ -212,6 +226,7 @@ s_list(evr_store_t *store, const s_opts_t *o)
     for (size_t i = 0; i < evr_rebuild_count(rb); i++)
         s_job_row(evr_rebuild_at(rb, i), (void *) o);
     evr_rebuild_destroy(&rb);
+    s_pruned_asof_note(store, o->as_of);
     return 0;
 }
 

@@ -226,6 +226,9 @@ case_prune() {
   check "runner --prune removes them" grep -q "removed 3 finished jobs" "$tmp/rp2.out"
   "$bin/evrun-replay" "$tmp/r-pr" --verify > /dev/null 2>&1
   check "runner log verifies clean" [ $? -eq 0 ]
+  "$bin/evrun-replay" "$tmp/r-pr" --as-of 3 > "$tmp/ao.out" 2> "$tmp/ao.err"
+  check "--as-of on a pruned store: exit 0" [ $? -eq 0 ]
+  check "... a note says the removed jobs are not shown" grep -q "evrun-replay: note: retention removed 3 finished jobs of this store, up to [0-9A-Z]\{26\}: any of them that existed at seq 3 is not shown" "$tmp/ao.err"
 }
 
 # One process per state directory: a second broker, a second runner, an
