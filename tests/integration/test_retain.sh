@@ -279,5 +279,37 @@ case_nostore() {
   check "a broker's state directory: named so" grep -q "a broker's state directory: the broker's retention runs in evrun-broker, or at once with evrun-cli prune" "$tmp/ns.out"
 }
 
-bus_script_cases "keep age lost prune lock nostore" "$@"
+# read_pruned VIEW: evrun-replay STORE VIEW of a job of 4,900 events,
+# stopped by a full pipe inside its first read transaction (4,096 entries)
+# while evrun-runner --prune removes the job, then read on: exit 1 and
+# said (it printed the events of the first transaction alone and exited 0)
+read_pruned() {
+  local view=$1 d=$tmp/rp-$1 job rpid rc
+  "$bin/evrun-bench-store" --dir "$d" --jobs 1 --steps 1 --output-bytes 20000000 --nosync \
+    --scale-events 0 --list-jobs 0 > /dev/null 2>&1
+  check "$view: a store of one long job" [ -s "$d/store/data.mdb" ]
+  job=$("$bin/evrun-replay" "$d/store" --json | head -n 1 | sed 's/.*"id":"\([0-9A-Z]*\)".*/\1/')
+  sleep 1.2   # the job ended more than --retention-max-age 1s ago
+  rm -f "$tmp/fifo" && mkfifo "$tmp/fifo"
+  "$bin/evrun-replay" "$d/store" "$view" "$job" > "$tmp/fifo" 2> "$tmp/rp.err" &
+  rpid=$!
+  exec 7< "$tmp/fifo"
+  sleep 1
+  "$bin/evrun-runner" --prune --retention-max-age 1s --state-dir "$d/store" > "$tmp/rp.out" 2>&1
+  check "$view: the job removed while it is read" grep -q "removed 1 finished jobs" "$tmp/rp.out"
+  cat <&7 > /dev/null
+  exec 7<&-
+  wait "$rpid"
+  rc=$?
+  check "$view of a job removed while read: exit 1" [ "$rc" -eq 1 ]
+  check "... saying so" grep -q "evrun-replay: job $job was removed by retention while it was read: its .* above may be cut short" "$tmp/rp.err"
+}
+
+case_readprune() {
+  fresh readprune
+  read_pruned --job
+  read_pruned --output
+}
+
+bus_script_cases "keep age lost prune lock nostore readprune" "$@"
 bus_script_end
