@@ -178,7 +178,7 @@ s_decide(s_cands_t *c, const evr_prune_policy_t *pol, uint64_t now_ns)
         s_cand_t *x = &c->v[i];
         x->act = S_KEEP;
         if (pol->upto_seq && x->last_seq > pol->upto_seq)
-            continue;   /* not yet acknowledged by the broker: keep (and count) */
+            continue;   /* not yet acknowledged by the broker: kept, not counted (as busy) */
         if (pol->busy && pol->busy(x->id, pol->busy_arg))
             continue;
         bool remove = pol->max_age_ms && x->finished < age_cut;
