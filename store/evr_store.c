@@ -393,6 +393,25 @@ s_no_meta(evr_store_t *self, MDB_txn *txn, bool *fresh, evr_err_t *err)
     return EVR_OK;
 }
 
+/*  True when a format record is "evrun-store N" with N above this
+    build's: a store a newer evrun wrote (rather than no evrun's). */
+static bool
+s_newer_format(const MDB_val *v)
+{
+    static const char prefix[] = "evrun-store ";
+    size_t n = sizeof prefix - 1;
+    const char *p = v->mv_data;
+    if (v->mv_size <= n || v->mv_size > n + 9 || memcmp(p, prefix, n) != 0)
+        return false;
+    unsigned long num = 0;
+    for (size_t i = n; i < v->mv_size; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+        num = num * 10 + (unsigned long) (p[i] - '0');
+    }
+    return num > strtoul(EVR_STORE_FORMAT + n, NULL, 10);
+}
+
 /*  Opens the six databases and checks (or writes) the format and kind. */
 static evr_rc_t
 s_open_dbs(evr_store_t *self, evr_err_t *err)
@@ -434,8 +453,10 @@ s_open_dbs(evr_store_t *self, evr_err_t *err)
     else if (v.mv_size != strlen(EVR_STORE_FORMAT)
              || memcmp(v.mv_data, EVR_STORE_FORMAT, v.mv_size) != 0) {
         erc = evr_err_set(err, EVR_ERR_STORE, "store: %s: format \"%.*s\", but this evrun "
-                          "reads \"%s\"", self->dir, (int) (v.mv_size > 64 ? 64 : v.mv_size),
-                          (const char *) v.mv_data, EVR_STORE_FORMAT);
+                          "reads \"%s\"%s", self->dir, (int) (v.mv_size > 64 ? 64 : v.mv_size),
+                          (const char *) v.mv_data, EVR_STORE_FORMAT,
+                          s_newer_format(&v) ? ": a newer evrun wrote it; use that evrun (or "
+                                               "a newer one) with this directory" : "");
         goto out;
     }
     const struct { const char *name; MDB_dbi *dbi; } dbs[] = {

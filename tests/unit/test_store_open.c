@@ -44,7 +44,14 @@ test_open(void)
     /* a format this build does not read */
     CHECK(evr_stest_raw_put(dir, "meta", false, "format", 6, "evrun-store 99", 14));
     CHECK(evr_store_open(dir, EVR_STORE_SYNC, &st, &err) == EVR_ERR_STORE);
-    CHECK_CONTAINS(err.msg, "format \"evrun-store 99\", but this evrun reads \"evrun-store 1\"");
+    CHECK_CONTAINS(err.msg, "format \"evrun-store 99\", but this evrun reads \"evrun-store 1\": "
+                   "a newer evrun wrote it; use that evrun (or a newer one) with this directory");
+    CHECK(evr_store_open(dir, EVR_STORE_RDONLY, &st, &err) == EVR_ERR_STORE);
+    CHECK_CONTAINS(err.msg, "a newer evrun wrote it");
+    /* one no evrun wrote: no such advice */
+    CHECK(evr_stest_raw_put(dir, "meta", false, "format", 6, "evrun-store 0x", 14));
+    CHECK(evr_store_open(dir, EVR_STORE_RDONLY, &st, &err) == EVR_ERR_STORE);
+    CHECK(!strstr(err.msg, "newer") && strstr(err.msg, "format \"evrun-store 0x\""));
 
     /* a foreign LMDB environment */
     char *foreign = evr_stest_dir("foreign");
