@@ -178,7 +178,8 @@ s_prune(const char *state_dir, const evr_runner_opts_t *o)
                 "do\n");
     else if (evr_paths_dir(state_dir, false, &err) || s_prune_store(state_dir, &err)
              || s_lock(state_dir, &lock, &err)
-             || evr_store_open(state_dir, EVR_STORE_SYNC | EVR_STORE_RUNNER, &store, &err)
+             || evr_store_open(state_dir, EVR_STORE_SYNC | EVR_STORE_RUNNER
+                               | (o->dry_run ? EVR_STORE_NOMARK : 0), &store, &err)
              || evr_keep_run(store, &o->retention, state_dir, o->dry_run, &st, &err)) {
         fprintf(stderr, "evrun-runner: %s\n", err.msg);
         status = 2;
