@@ -8,10 +8,12 @@
     (s_executors), store, engine, signals that set a flag.  Started as `evrun-runner --shim DIR` it is the supervisor of a
     process step instead (evr_shim.h).
 */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "evr_bus.h"
@@ -137,8 +139,31 @@ s_lock(const char *state_dir, evr_lock_t **lock, evr_err_t *err)
     return rc;
 }
 
+/*  --prune finds a store in state_dir (data.mdb), else says so: opening
+    one for writing would make a new store there (a dry run too), and a
+    broker's state directory (its store in broker/) would get a runner's
+    store beside it. */
+static evr_rc_t
+s_prune_store(const char *state_dir, evr_err_t *err)
+{
+    char *path = evr_asprintf("%s/data.mdb", state_dir);
+    char *broker = evr_asprintf("%s/broker/data.mdb", state_dir);
+    struct stat st;
+    evr_rc_t rc = EVR_OK;
+    if (stat(path, &st) != 0 && errno == ENOENT)
+        rc = evr_err_set(err, EVR_ERR_NOTFOUND, "--prune: %s: no runner's event store here "
+                         "(no data.mdb), nothing to prune; left as it is%s", state_dir,
+                         stat(broker, &st) == 0 ? " (a broker's state directory: the "
+                         "broker's retention runs in evrun-broker, or at once with "
+                         "evrun-cli prune)" : "");
+    free(path);
+    free(broker);
+    return rc;
+}
+
 /*  --prune: retention on the state directory's store, offline: refused
-    (exit 2, naming the pid) while a runner holds the directory. */
+    (exit 2, naming the pid) while a runner holds the directory, or when
+    it holds no store (exit 2, nothing made). */
 static int
 s_prune(const char *state_dir, const evr_runner_opts_t *o)
 {
@@ -151,8 +176,10 @@ s_prune(const char *state_dir, const evr_runner_opts_t *o)
         fprintf(stderr, "evrun-runner: retention is off (retention_max_age, "
                 "retention_keep_per_pipeline and retention_output_max_age are 0): nothing to "
                 "do\n");
-    else if (evr_paths_dir(state_dir, false, &err) || s_lock(state_dir, &lock, &err)
-             || evr_store_open(state_dir, EVR_STORE_SYNC | EVR_STORE_RUNNER, &store, &err)
+    else if (evr_paths_dir(state_dir, false, &err) || s_prune_store(state_dir, &err)
+             || s_lock(state_dir, &lock, &err)
+             || evr_store_open(state_dir, EVR_STORE_SYNC | EVR_STORE_RUNNER
+                               | (o->dry_run ? EVR_STORE_NOMARK : 0), &store, &err)
              || evr_keep_run(store, &o->retention, state_dir, o->dry_run, &st, &err)) {
         fprintf(stderr, "evrun-runner: %s\n", err.msg);
         status = 2;

@@ -178,7 +178,7 @@ s_decide(s_cands_t *c, const evr_prune_policy_t *pol, uint64_t now_ns)
         s_cand_t *x = &c->v[i];
         x->act = S_KEEP;
         if (pol->upto_seq && x->last_seq > pol->upto_seq)
-            continue;   /* not yet acknowledged by the broker: keep (and count) */
+            continue;   /* not yet acknowledged by the broker: kept, not counted (as busy) */
         if (pol->busy && pol->busy(x->id, pol->busy_arg))
             continue;
         bool remove = pol->max_age_ms && x->finished < age_cut;
@@ -202,6 +202,7 @@ typedef struct {
     size_t n;
     evr_prune_stats_t st;       /* of this batch (again from zero on a retry) */
     char upto[EVR_ULID_LEN + 1];
+    bool counted;               /* a dry run's batch ran whole (s_batch_dry_txn) */
 } s_batch_t;
 
 /*  Deletes the kv keys PREFIX JOB and PREFIX JOB/… */
@@ -408,18 +409,33 @@ s_batch_txn(evr_store_t *self, MDB_txn *txn, void *arg, evr_err_t *err, int *mdb
     return EVR_OK;
 }
 
-/*  A dry run of one batch: the same body in a transaction aborted. */
+/*  The body of a dry run's transaction: the batch's, then an "error" that
+    has evr_store_write abort it (b->counted says the batch ran whole).
+    A full map is an error of the body's own, so the map grows and the
+    batch runs again, as for the batch written. */
+static evr_rc_t
+s_batch_dry_txn(evr_store_t *self, MDB_txn *txn, void *arg, evr_err_t *err, int *mdbrc)
+{
+    s_batch_t *b = arg;
+    b->counted = false;
+    evr_rc_t erc = s_batch_txn(self, txn, b, err, mdbrc);
+    if (erc)
+        return erc;
+    b->counted = true;
+    *mdbrc = 0;
+    return evr_err_set(err, EVR_ERR_STORE, "store: a dry run's transaction, aborted");
+}
+
+/*  A dry run of one batch: the same body in a transaction aborted; a
+    store whose map the batch would fill grows it first, as the batch
+    written would (else a dry run of a store near its map size failed
+    with MDB_MAP_FULL where the prune itself succeeds). */
 static evr_rc_t
 s_batch_dry(evr_store_t *self, s_batch_t *b, evr_err_t *err)
 {
-    MDB_txn *txn;
-    int rc = evr_store_txn_begin(self, 0, &txn);
-    if (rc)
-        return evr_store_mdb_err(err, "mdb_txn_begin", rc);
-    int mdbrc = 0;
-    evr_rc_t erc = s_batch_txn(self, txn, b, err, &mdbrc);
-    mdb_txn_abort(txn);
-    return erc;
+    evr_rc_t erc = evr_store_write(self, "a dry run of a batch of pruned jobs",
+                                   s_batch_dry_txn, b, err);
+    return b->counted ? EVR_OK : erc;
 }
 
 static void

@@ -39,7 +39,9 @@ typedef struct {
     uint64_t jobs;          /* projections compared */
     uint64_t compacted;     /* projections kept as summaries (not comparable) */
     uint64_t pruned;        /* jobs retention removed, all their records (evr_prune.h) */
-    uint64_t changed;       /* jobs a live writer advanced during the check: skipped */
+    uint64_t changed;       /* jobs a live writer advanced during the check, or
+                               retention removed after their events were read:
+                               skipped */
     uint64_t differences;   /* problems reported */
 } evr_rebuild_verify_t;
 
@@ -48,7 +50,9 @@ typedef struct {
     (unless retention compacted jobs), or when retention removed jobs that
     the events read and the events it removed add up to the last seq.  Reads run in short transactions, so
     a live writer may advance a job meanwhile: such jobs (stored last seq
-    beyond the start) are counted as changed, not compared.  First the
+    beyond the start) are counted as changed, not compared, and so are
+    jobs retention removed while the check ran (then the log's count of
+    events and its gaps are not checked either).  First the
     pages of each database are checked (evr_store_check_db): a damaged
     one is reported and nothing is read (LMDB would crash on it).  Every
     event is decoded whole (a spec's every value: EVR_EVENTREAD_CHECK), and

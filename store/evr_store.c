@@ -365,6 +365,8 @@ s_check_kind(evr_store_t *self, MDB_txn *txn, evr_err_t *err)
                                  "directory"
                                : "the broker keeps its store in STATE/broker of its own state "
                                  "directory; give it another --state-dir");
+    if (self->flags & EVR_STORE_NOMARK)
+        return EVR_OK;   /* a dry run leaves an older store as it is */
     v = (MDB_val) { strlen(want), (void *) want };
     if ((rc = mdb_put(txn, self->meta, &k, &v, 0)))
         return evr_store_mdb_err(err, "mdb_put kind", rc);
@@ -383,7 +385,8 @@ s_no_meta(evr_store_t *self, MDB_txn *txn, bool *fresh, evr_err_t *err)
     if (stat.ms_entries)
         return evr_err_set(err, EVR_ERR_STORE, "store: %s: not an evrun store (an LMDB "
                            "environment without evrun's meta database)", self->dir);
-    if (self->flags & EVR_STORE_RDONLY)   /* a process killed before its first commit */
+    /* a process killed before its first commit; a dry run makes no store */
+    if (self->flags & (EVR_STORE_RDONLY | EVR_STORE_NOMARK))
         return evr_err_set(err, EVR_ERR_STORE, "store: %s: no evrun store here (an empty "
                            "LMDB environment: nothing was ever committed)", self->dir);
     int rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &self->meta);
@@ -393,16 +396,36 @@ s_no_meta(evr_store_t *self, MDB_txn *txn, bool *fresh, evr_err_t *err)
     return EVR_OK;
 }
 
+/*  True when a format record is "evrun-store N" with N above this
+    build's: a store a newer evrun wrote (rather than no evrun's). */
+static bool
+s_newer_format(const MDB_val *v)
+{
+    static const char prefix[] = "evrun-store ";
+    size_t n = sizeof prefix - 1;
+    const char *p = v->mv_data;
+    if (v->mv_size <= n || v->mv_size > n + 9 || memcmp(p, prefix, n) != 0)
+        return false;
+    unsigned long num = 0;
+    for (size_t i = n; i < v->mv_size; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+        num = num * 10 + (unsigned long) (p[i] - '0');
+    }
+    return num > strtoul(EVR_STORE_FORMAT + n, NULL, 10);
+}
+
 /*  Opens the six databases and checks (or writes) the format and kind. */
 static evr_rc_t
 s_open_dbs(evr_store_t *self, evr_err_t *err)
 {
     bool rdonly = self->flags & EVR_STORE_RDONLY, fresh = false;
+    bool nomark = rdonly || (self->flags & EVR_STORE_NOMARK);
     MDB_txn *txn;
     int rc = evr_store_txn_begin(self, rdonly ? MDB_RDONLY : 0, &txn);
     if (rc)
         return evr_store_mdb_err(err, "mdb_txn_begin", rc);
-    unsigned create = rdonly ? 0 : MDB_CREATE;
+    unsigned create = nomark ? 0 : MDB_CREATE;
     evr_rc_t erc = EVR_OK;
     rc = mdb_dbi_open(txn, "meta", 0, &self->meta);
     if (rc == MDB_NOTFOUND)
@@ -434,8 +457,10 @@ s_open_dbs(evr_store_t *self, evr_err_t *err)
     else if (v.mv_size != strlen(EVR_STORE_FORMAT)
              || memcmp(v.mv_data, EVR_STORE_FORMAT, v.mv_size) != 0) {
         erc = evr_err_set(err, EVR_ERR_STORE, "store: %s: format \"%.*s\", but this evrun "
-                          "reads \"%s\"", self->dir, (int) (v.mv_size > 64 ? 64 : v.mv_size),
-                          (const char *) v.mv_data, EVR_STORE_FORMAT);
+                          "reads \"%s\"%s", self->dir, (int) (v.mv_size > 64 ? 64 : v.mv_size),
+                          (const char *) v.mv_data, EVR_STORE_FORMAT,
+                          s_newer_format(&v) ? ": a newer evrun wrote it; use that evrun (or "
+                                               "a newer one) with this directory" : "");
         goto out;
     }
     const struct { const char *name; MDB_dbi *dbi; } dbs[] = {
@@ -444,7 +469,7 @@ s_open_dbs(evr_store_t *self, evr_err_t *err)
     };
     for (size_t i = 0; i < EVR_ARRAY_LEN(dbs); i++) {
         rc = mdb_dbi_open(txn, dbs[i].name, create, dbs[i].dbi);
-        if (rc == MDB_NOTFOUND && rdonly && dbs[i].dbi == &self->kv) {
+        if (rc == MDB_NOTFOUND && nomark && dbs[i].dbi == &self->kv) {
             self->no_kv = true;     /* a store written before `kv` existed */
             continue;
         }
@@ -475,7 +500,7 @@ evr_store_open(const char *dir, int flags, evr_store_t **out, evr_err_t *err)
 {
     *out = NULL;
     bool rdonly = flags & EVR_STORE_RDONLY;
-    evr_rc_t erc = s_check_dir(dir, rdonly, err);
+    evr_rc_t erc = s_check_dir(dir, rdonly || (flags & EVR_STORE_NOMARK), err);
     if (erc)
         return erc;
     evr_store_t *self = evr_calloc(1, sizeof *self);

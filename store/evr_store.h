@@ -36,6 +36,7 @@ typedef enum {
     EVR_STORE_RDONLY = 1 << 1,  /* read-only, alongside a live writer */
     EVR_STORE_BROKER = 1 << 2,  /* a writer: the store is a broker's ... */
     EVR_STORE_RUNNER = 1 << 3,  /* ... or a runner's (meta "kind") */
+    EVR_STORE_NOMARK = 1 << 4,  /* a writer whose open writes nothing (a dry run) */
 } evr_store_flags_t;
 
 /*  Opens the store in dir.  A writer creates dir (mode 0700) and the
@@ -44,7 +45,10 @@ typedef enum {
     "kind" when the store has none (a new store, or one written before
     the kind was kept, unless it bears the other kind's mark: a broker's
     kv "journal/submits", a runner's meta "runner_id"), and refuses a
-    store of the other kind.  Errors: EVR_ERR_STORE for a missing
+    store of the other kind.  With EVR_STORE_NOMARK the open writes
+    nothing: no kind recorded, no database made, and a directory without
+    a store (or with nothing committed) refused as a reader refuses it.
+    Errors: EVR_ERR_STORE for a missing
     directory, a directory that is not an evrun store (foreign LMDB or
     other files: an environment with databases but no format record is
     never written to), a store of the other kind, a format version this

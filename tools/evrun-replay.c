@@ -70,7 +70,8 @@ s_help(FILE *out)
             "  --events          the raw events, one per line (--from/--to bound the seq;\n"
             "                    --to 0: none, as --as-of 0)\n"
             "  --as-of SEQ       the jobs (or --job) rebuilt from events up to SEQ only\n"
-            "                    (0: before the first event, so no jobs)\n"
+            "                    (0: before the first event, so no jobs; jobs retention\n"
+            "                    removed are not among them, a note on stderr says)\n"
             "  --output ID[/STEP] the stored (masked) output; with /STEP the raw bytes\n"
             "                    of that step, else every line prefixed with its step\n"
             "  --verify          rebuild every job from the events alone and compare with\n"
@@ -83,9 +84,9 @@ s_help(FILE *out)
             "  --version         print the version, exit (given alone)\n"
             "\n"
             "exit status: 0 ok; 1 a difference (--verify), or no such job (or step of\n"
-            "it) in the store; 2 usage error (an unknown option, a bad SEQ,\n"
-            "--from above --to, an ID that is no job id, a STEP no step could be\n"
-            "named), or DIR missing or not an evrun store, or a store error (an\n"
+            "it) in the store, or one removed while read (what was printed, cut short);\n"
+            "2 usage error (an unknown option, a bad SEQ, --from above --to, an ID that\n"
+            "is no job id, a STEP no step could be named), or DIR missing or not an evrun store, or a store error (an\n"
             "event that does not decode), or stdout not writable;\n"
             "a reader that stops reading (| head) ends it quietly, status 0\n");
 }
@@ -160,6 +161,34 @@ s_pruned_note(evr_store_t *store, const char *id)
                 pm.upto);
 }
 
+/*  --as-of: the jobs retention removed are in no rebuild (their events
+    went with them), so a state as of a seq lacks those that existed then. */
+static void
+s_pruned_asof_note(evr_store_t *store, uint64_t as_of)
+{
+    evr_prune_meta_t pm;
+    evr_err_t ignored;
+    if (evr_store_pruned(store, &pm, &ignored) == EVR_OK && pm.jobs)
+        fprintf(stderr, "evrun-replay: note: retention removed %llu finished jobs of this "
+                "store, up to %s: any of them that existed at seq %llu is not shown\n",
+                (unsigned long long) pm.jobs, pm.upto, (unsigned long long) as_of);
+}
+
+/*  After a read of job id's events: true (said) when retention removed
+    the job meanwhile, so that what was printed of it is cut short (the
+    read goes on in new transactions, each seeing the log as it is then). */
+static bool
+s_removed_while_read(evr_store_t *store, const char *id, const char *what)
+{
+    bool has = true;
+    evr_err_t ignored;
+    if (evr_store_has_job(store, id, &has, &ignored) != EVR_OK || has)
+        return false;
+    fprintf(stderr, "evrun-replay: job %s was removed by retention while it was read: %s "
+            "above may be cut short\n", id, what);
+    return true;
+}
+
 /* ----------------------------------------------------------------- jobs */
 
 static void
@@ -212,6 +241,7 @@ s_list(evr_store_t *store, const s_opts_t *o)
     for (size_t i = 0; i < evr_rebuild_count(rb); i++)
         s_job_row(evr_rebuild_at(rb, i), (void *) o);
     evr_rebuild_destroy(&rb);
+    s_pruned_asof_note(store, o->as_of);
     return 0;
 }
 
@@ -342,7 +372,9 @@ s_job(evr_store_t *store, const char *id, const s_opts_t *o)
     if (shown->compacted && !o->json)
         printf("(events removed by retention; the state above is the kept summary)\n");
     rc = evr_store_job_events(store, id, 1, s_event_line, &eo, &err);
-    if (rc) {
+    if ((rc == EVR_OK || rc == EVR_ERR_NOTFOUND) && s_removed_while_read(store, id, "its events"))
+        status = 1;
+    else if (rc) {
         s_store_error(evr_store_dir(store), &err);
         status = 2;
     }
@@ -513,6 +545,8 @@ s_output(evr_store_t *store, const char *spec, const s_opts_t *o)
         s_carry_flush(&ctx);
     if (!ctx.raw && !o->json && !ctx.at_line_start)
         fputc('\n', stdout);
+    if ((rc == EVR_OK || rc == EVR_ERR_NOTFOUND) && s_removed_while_read(store, id, "its output"))
+        return 1;
     if (rc) {
         s_store_error(evr_store_dir(store), &err);
         return 2;

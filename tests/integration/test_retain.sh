@@ -226,6 +226,9 @@ case_prune() {
   check "runner --prune removes them" grep -q "removed 3 finished jobs" "$tmp/rp2.out"
   "$bin/evrun-replay" "$tmp/r-pr" --verify > /dev/null 2>&1
   check "runner log verifies clean" [ $? -eq 0 ]
+  "$bin/evrun-replay" "$tmp/r-pr" --as-of 3 > "$tmp/ao.out" 2> "$tmp/ao.err"
+  check "--as-of on a pruned store: exit 0" [ $? -eq 0 ]
+  check "... a note says the removed jobs are not shown" grep -q "evrun-replay: note: retention removed 3 finished jobs of this store, up to [0-9A-Z]\{26\}: any of them that existed at seq 3 is not shown" "$tmp/ao.err"
 }
 
 # One process per state directory: a second broker, a second runner, an
@@ -255,5 +258,58 @@ case_lock() {
   check "once stopped, the directory is free again" [ $? -eq 0 ]
 }
 
-bus_script_cases "keep age lost prune lock" "$@"
+# --prune on a directory that holds no store, a dry run too: exit 2 saying
+# so, and nothing made there (it made a new store, and in a broker's state
+# directory a runner's store beside the broker's, before).
+case_nostore() {
+  fresh nostore
+  mkdir -p "$tmp/empty" "$tmp/bst/broker"
+  : > "$tmp/bst/broker/data.mdb"
+  local dry d rc
+  for d in empty bst; do
+    for dry in --dry-run ""; do
+      timeout 20 "$bin/evrun-runner" --prune $dry --retention-max-age 5s --state-dir "$tmp/$d" \
+        > "$tmp/ns.out" 2>&1
+      rc=$?
+      check "--prune $dry on $d (no store): exit 2" [ "$rc" -eq 2 ]
+      check "... saying so" grep -q "$tmp/$d: no runner's event store here (no data.mdb), nothing to prune; left as it is" "$tmp/ns.out"
+      check "... nothing made" [ "$(ls -A "$tmp/$d")" = "$( [ "$d" = bst ] && echo broker)" ]
+    done
+  done
+  check "a broker's state directory: named so" grep -q "a broker's state directory: the broker's retention runs in evrun-broker, or at once with evrun-cli prune" "$tmp/ns.out"
+}
+
+# read_pruned VIEW: evrun-replay STORE VIEW of a job of 4,900 events,
+# stopped by a full pipe inside its first read transaction (4,096 entries)
+# while evrun-runner --prune removes the job, then read on: exit 1 and
+# said (it printed the events of the first transaction alone and exited 0)
+read_pruned() {
+  local view=$1 d=$tmp/rp-$1 job rpid rc
+  "$bin/evrun-bench-store" --dir "$d" --jobs 1 --steps 1 --output-bytes 20000000 --nosync \
+    --scale-events 0 --list-jobs 0 > /dev/null 2>&1
+  check "$view: a store of one long job" [ -s "$d/store/data.mdb" ]
+  job=$("$bin/evrun-replay" "$d/store" --json | head -n 1 | sed 's/.*"id":"\([0-9A-Z]*\)".*/\1/')
+  sleep 1.2   # the job ended more than --retention-max-age 1s ago
+  rm -f "$tmp/fifo" && mkfifo "$tmp/fifo"
+  "$bin/evrun-replay" "$d/store" "$view" "$job" > "$tmp/fifo" 2> "$tmp/rp.err" &
+  rpid=$!
+  exec 7< "$tmp/fifo"
+  sleep 1
+  "$bin/evrun-runner" --prune --retention-max-age 1s --state-dir "$d/store" > "$tmp/rp.out" 2>&1
+  check "$view: the job removed while it is read" grep -q "removed 1 finished jobs" "$tmp/rp.out"
+  cat <&7 > /dev/null
+  exec 7<&-
+  wait "$rpid"
+  rc=$?
+  check "$view of a job removed while read: exit 1" [ "$rc" -eq 1 ]
+  check "... saying so" grep -q "evrun-replay: job $job was removed by retention while it was read: its .* above may be cut short" "$tmp/rp.err"
+}
+
+case_readprune() {
+  fresh readprune
+  read_pruned --job
+  read_pruned --output
+}
+
+bus_script_cases "keep age lost prune lock nostore readprune" "$@"
 bus_script_end

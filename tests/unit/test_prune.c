@@ -1,12 +1,15 @@
 /*  test_prune: retention (store/evr_prune.c) on a real LMDB in a
     temporary directory: removal by count per pipeline and by age in
-    bounded batches (jobs and events) with the kv records of each job, a dry run that
-    changes nothing, output dropped with the other events kept, running
-    jobs and jobs not yet acknowledged never touched, `evrun-replay
-    --verify`'s check clean afterwards, and the used pages of the file
-    bounded over rounds of appends and prunes. */
+    bounded batches (jobs and events) with the kv records of each job, a
+    dry run that changes nothing (also of a store at its map size), output
+    dropped with the other events kept, running jobs and jobs not yet
+    acknowledged never touched, `evrun-replay --verify`'s check clean
+    afterwards (and while retention removes jobs), and the used pages of
+    the file bounded over rounds of appends and prunes. */
+#include <lmdb.h>
 #include <unistd.h>
 
+#include "evr_event.h"
 #include "evr_prune.h"
 #include "evr_rebuild.h"
 #include "evr_stest.h"
@@ -261,6 +264,171 @@ test_batch_events(void)
     free(dir);
 }
 
+/*  Puts an event the state machine refuses (jseq 2 of a job never
+    accepted) at the log's next seq, as no writer of evrun does, with
+    LMDB alone: --verify reports it (its one difference) while reading the
+    log, and its report is the moment a test acts "while checking". */
+static void
+s_put_illegal(const char *dir)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi events, meta;
+    CHECK(mdb_env_create(&env) == 0);
+    mdb_env_set_maxdbs(env, 8);
+    CHECK(mdb_env_open(env, dir, 0, 0600) == 0);
+    CHECK(mdb_txn_begin(env, NULL, 0, &txn) == 0);
+    CHECK(mdb_dbi_open(txn, "events", 0, &events) == 0);
+    CHECK(mdb_dbi_open(txn, "meta", 0, &meta) == 0);
+    MDB_val mk = { 8, "last_seq" }, mv;
+    CHECK(mdb_get(txn, meta, &mk, &mv) == 0 && mv.mv_size == 8);
+    uint8_t key[8];
+    uint64_t seq = 0;
+    for (int i = 0; i < 8; i++)
+        seq = seq << 8 | ((const uint8_t *) mv.mv_data)[i];
+    seq++;
+    for (int i = 7; i >= 0; i--)
+        key[7 - i] = (uint8_t) (seq >> (8 * i));
+    evr_event_t *ev = evr_event_new(EVR_EV_JOB_STARTED);
+    ev->seq = seq;
+    ev->job = evr_strdup("01JQ7ZK3M8X2V9T4B6N9999999");
+    ev->jseq = 2;
+    ev->time = evr_now_ns();
+    uint8_t *buf;
+    size_t len;
+    evr_event_encode(ev, &buf, &len);
+    MDB_val k = { 8, key }, v = { len, buf };
+    CHECK(mdb_put(txn, events, &k, &v, 0) == 0);
+    mv = (MDB_val) { 8, key };
+    CHECK(mdb_put(txn, meta, &mk, &mv, 0) == 0);
+    CHECK(mdb_txn_commit(txn) == 0);
+    mdb_env_close(env);
+    free(buf);
+    evr_event_destroy(&ev);
+}
+
+typedef struct {
+    evr_store_t *st;
+    int lines, pruned;
+    bool said_other;
+} s_during_t;
+
+/*  --verify's report: at its first line (the illegal event) retention
+    removes every finished job; any other line is a difference it found. */
+static void
+s_prune_during(const char *line, void *arg)
+{
+    s_during_t *d = arg;
+    if (d->lines++ == 0) {
+        evr_prune_policy_t pol = { .max_age_ms = 1 };
+        evr_prune_stats_t ps = { 0 };
+        bool more = true;
+        evr_err_t err;
+        for (int k = 0; more && k < 100; k++)
+            CHECK(evr_store_prune(d->st, &pol, evr_now_ns() + 1000000000ull, 10000, false,
+                                  NULL, NULL, &ps, &more, &err) == EVR_OK);
+        d->pruned = (int) ps.jobs;
+    }
+    if (!strstr(line, "illegal event")) {
+        d->said_other = true;
+        fprintf(stderr, "  verify: %s\n", line);
+    }
+}
+
+/*  Retention that removes jobs while --verify reads the log (a live
+    broker's or runner's store): the jobs it removed after their events
+    were read, and the gaps it left in the part of the log read after it,
+    are no difference (they were "in the log, but no projection is
+    stored", and "N gaps" in the sequence, before).  The log's first 3
+    jobs come before the illegal event, 250 (about 4,750 events) after
+    it, past the first read transaction's 4,096 entries. */
+static void
+test_verify_while_pruned(void)
+{
+    char *dir = evr_stest_dir("verifyprune");
+    evr_store_t *st;
+    evr_err_t err;
+    CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
+    for (int i = 1; i <= 3; i++)
+        s_job(st, i, "a", false);
+    evr_store_destroy(&st);
+    s_put_illegal(dir);
+    CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
+    for (int i = 4; i <= 253; i++)
+        s_job(st, i, "a", false);
+    s_job(st, 254, "a", true);     /* running: kept */
+    s_during_t d = { .st = st };
+    evr_rebuild_verify_t v;
+    CHECK(evr_rebuild_verify(st, s_prune_during, &d, &v, &err) == EVR_OK);
+    CHECK(d.pruned == 253);
+    CHECK(!d.said_other && d.lines == 1 && v.differences == 1);
+    CHECK(v.changed > 3 && v.changed < 253);   /* those read before they went */
+    fprintf(stderr, "  verify while pruned: %llu events, %llu jobs, %llu changed\n",
+            (unsigned long long) v.events, (unsigned long long) v.jobs,
+            (unsigned long long) v.changed);
+    /* once done, the check that counts is clean but for the illegal event */
+    s_during_t after = { .st = NULL, .lines = 1 };
+    CHECK(evr_rebuild_verify(st, s_prune_during, &after, &v, &err) == EVR_OK);
+    CHECK(!after.said_other && after.lines == 2 && v.differences == 1 && v.changed == 0
+          && v.pruned == 253);
+    evr_store_destroy(&st);
+    evr_stest_rm_rf(dir);
+    free(dir);
+}
+
+/*  A dry run of a store filled to just below its map size: its batch's
+    transaction needs fresh pages (copy-on-write) that the map has no room
+    for; the map grows as for the prune written, and the dry run counts
+    what the prune then removes (it failed with MDB_MAP_FULL before).  The
+    first store finds how many jobs fill the map; the second holds one
+    fewer (LMDB lays out the same appends alike). */
+static void
+test_dry_run_near_map_size(void)
+{
+    char *dir = evr_stest_dir("mapfull1");
+    evr_store_t *st;
+    evr_err_t err;
+    CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
+    size_t map0 = evr_store_mapsize(st);
+    int fill = 0;
+    for (int i = 1; i <= 200000 && !fill; i++) {
+        s_job(st, i, "a", false);
+        if (evr_store_mapsize(st) != map0)
+            fill = i;
+    }
+    CHECK(fill > 100);
+    evr_store_destroy(&st);
+    evr_stest_rm_rf(dir);
+    free(dir);
+
+    dir = evr_stest_dir("mapfull2");
+    CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
+    for (int i = 1; i < fill; i++)
+        s_job(st, i, "a", false);
+    CHECK(evr_store_mapsize(st) == map0);
+    evr_prune_policy_t pol = { .max_age_ms = 1 };
+    uint64_t later = evr_now_ns() + 1000000000ull;
+    evr_prune_stats_t dry = { 0 }, done = { 0 };
+    bool more = true;
+    evr_rc_t rc = evr_store_prune(st, &pol, later, 10000, true, NULL, NULL, &dry, &more, &err);
+    if (rc)
+        fprintf(stderr, "  dry run: %s\n", err.msg);
+    CHECK(rc == EVR_OK && !more && dry.jobs == (uint64_t) fill - 1);
+    CHECK(s_known(st, 1) && s_known(st, fill - 1));
+    s_verify_clean(st, 0);
+    int rounds = 0;
+    do
+        CHECK(evr_store_prune(st, &pol, later, 10000, false, NULL, NULL, &done, &more, &err)
+              == EVR_OK);
+    while (more && ++rounds < 1000);
+    CHECK(done.jobs == dry.jobs && done.events == dry.events && done.bytes == dry.bytes
+          && done.records == dry.records);
+    CHECK(!s_known(st, 1) && !s_known(st, fill - 1));
+    evr_store_destroy(&st);
+    evr_stest_rm_rf(dir);
+    free(dir);
+}
+
 /*  Rounds of 40 jobs each, pruned to 10 per pipeline after each round:
     the file's used pages stop growing (LMDB reuses the freed pages). */
 static void
@@ -306,6 +474,8 @@ main(void)
     EVR_TEST_RUN(test_max_age_and_output);
     EVR_TEST_RUN(test_batch_events);
     EVR_TEST_RUN(test_pages_bounded);
+    EVR_TEST_RUN(test_dry_run_near_map_size);
+    EVR_TEST_RUN(test_verify_while_pruned);
     evr_stest_rm_rf(evr_stest_root);
     EVR_TEST_END();
 }

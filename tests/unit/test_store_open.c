@@ -2,7 +2,8 @@
     temporary directory: a new store and its meta, reopening read-only, and
     what is refused with a message that says why (a format this build does
     not read, a foreign or empty LMDB environment, a data.mdb that is no
-    LMDB file, a broker's store for a runner and a runner's for a broker).
+    LMDB file, a broker's store for a runner and a runner's for a broker),
+    and a dry run's open that writes nothing.
     Appending, reading and verifying are test_store's. */
 #include <sys/stat.h>
 
@@ -44,7 +45,14 @@ test_open(void)
     /* a format this build does not read */
     CHECK(evr_stest_raw_put(dir, "meta", false, "format", 6, "evrun-store 99", 14));
     CHECK(evr_store_open(dir, EVR_STORE_SYNC, &st, &err) == EVR_ERR_STORE);
-    CHECK_CONTAINS(err.msg, "format \"evrun-store 99\", but this evrun reads \"evrun-store 1\"");
+    CHECK_CONTAINS(err.msg, "format \"evrun-store 99\", but this evrun reads \"evrun-store 1\": "
+                   "a newer evrun wrote it; use that evrun (or a newer one) with this directory");
+    CHECK(evr_store_open(dir, EVR_STORE_RDONLY, &st, &err) == EVR_ERR_STORE);
+    CHECK_CONTAINS(err.msg, "a newer evrun wrote it");
+    /* one no evrun wrote: no such advice */
+    CHECK(evr_stest_raw_put(dir, "meta", false, "format", 6, "evrun-store 0x", 14));
+    CHECK(evr_store_open(dir, EVR_STORE_RDONLY, &st, &err) == EVR_ERR_STORE);
+    CHECK(!strstr(err.msg, "newer") && strstr(err.msg, "format \"evrun-store 0x\""));
 
     /* a foreign LMDB environment */
     char *foreign = evr_stest_dir("foreign");
@@ -157,6 +165,46 @@ test_kind(void)
     free(r);
 }
 
+/*  EVR_STORE_NOMARK (evrun-runner --prune --dry-run): the open writes
+    nothing, neither the kind of an older store without one (recorded
+    before) nor a new store where there is none (made before); the other
+    kind is still refused. */
+static void
+test_nomark(void)
+{
+    char *old = evr_stest_dir("nomark-old"), *empty = evr_stest_dir("nomark-empty");
+    evr_store_t *st;
+    evr_err_t err;
+    char *v = NULL;
+    CHECK(evr_store_open(old, EVR_STORE_SYNC, &st, &err) == EVR_OK);   /* no kind */
+    evr_store_destroy(&st);
+    CHECK(evr_store_open(old, EVR_STORE_RUNNER | EVR_STORE_NOMARK, &st, &err) == EVR_OK);
+    evr_store_destroy(&st);
+    CHECK(evr_store_open(old, EVR_STORE_RDONLY, &st, &err) == EVR_OK);
+    CHECK(evr_store_meta_get(st, "kind", &v, &err) == EVR_ERR_NOTFOUND);
+    free(v);
+    v = NULL;
+    evr_store_destroy(&st);
+    /* a store of the other kind: refused all the same */
+    CHECK(evr_store_open(old, EVR_STORE_BROKER, &st, &err) == EVR_OK);
+    evr_store_destroy(&st);
+    CHECK(evr_store_open(old, EVR_STORE_RUNNER | EVR_STORE_NOMARK, &st, &err)
+          == EVR_ERR_STORE);
+    CHECK_CONTAINS(err.msg, "a broker's event store, not a runner's");
+    /* no store: refused, nothing made */
+    CHECK(mkdir(empty, 0700) == 0);
+    CHECK(evr_store_open(empty, EVR_STORE_RUNNER | EVR_STORE_NOMARK, &st, &err)
+          == EVR_ERR_STORE);
+    CHECK_CONTAINS(err.msg, "no evrun store here (no data.mdb)");
+    char *data = evr_asprintf("%s/data.mdb", empty), *lock = evr_asprintf("%s/lock.mdb", empty);
+    struct stat sb;
+    CHECK(stat(data, &sb) != 0 && stat(lock, &sb) != 0);
+    free(data);
+    free(lock);
+    free(old);
+    free(empty);
+}
+
 int
 main(void)
 {
@@ -164,6 +212,7 @@ main(void)
         return 1;
     EVR_TEST_RUN(test_open);
     EVR_TEST_RUN(test_kind);
+    EVR_TEST_RUN(test_nomark);
     evr_stest_rm_rf(evr_stest_root);
     EVR_TEST_END();
 }
