@@ -120,6 +120,11 @@ main(int argc, char **argv)
         fprintf(stderr, "evrun-tail: give exactly one of --job ID, --pipeline NAME, --all\n");
         status = 2;
     }
+    if (!status && job && fo.from_start) {   /* not taken in silence: it does nothing there */
+        fprintf(stderr, "evrun-tail: --from-start goes with --pipeline or --all (--job prints "
+                "the job from its first line)\n");
+        status = 2;
+    }
     if (status) {
         evr_cli_brief("evrun-tail", s_help_cb, NULL);
         free(job);
