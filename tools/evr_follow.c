@@ -1,6 +1,8 @@
 /*  evr_follow.c: see evr_follow.h. */
 #include "evr_follow.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <string.h>
 
 #include "evr_bus.h"
@@ -10,12 +12,15 @@
 
 #define S_LINE_MAX (64u * 1024u)    /* a longer line is printed in pieces */
 #define S_JOBS_MAX 4096             /* jobs tracked at once (--all) */
+#define S_SHOW_NS 100000000ull      /* a line with no newline yet is shown after this */
 
 typedef struct s_line {
     char *step;
     int stream;
     char *buf;
     size_t len;
+    size_t shown;           /* of buf, the bytes on the screen (the open line's) */
+    uint64_t since;         /* mono ns: the first byte of buf not shown came */
     struct s_line *next;
 } s_line_t;
 
@@ -48,6 +53,8 @@ typedef struct {
     uint64_t asked_time;    /* wall clock when the last request was sent */
     uint64_t lost_time;     /* ... the first failed one of this outage */
     uint64_t retry_ns;      /* no request before (a second after one that failed) */
+    s_line_t *open;         /* the line shown without its newline yet (live only) */
+    int write_err;          /* errno of a failed write to o->out: nothing more printed */
     int base_ms;            /* the client's timeout_ms; doubled in an outage up to cap_ms */
     int cap_ms;
     volatile sig_atomic_t *stop;
@@ -75,10 +82,12 @@ s_job(s_follow_t *f, const char *id)
 }
 
 static void
-s_free_lines(s_fjob_t *j)
+s_free_lines(s_follow_t *f, s_fjob_t *j)
 {
     while (j->lines) {
         s_line_t *l = j->lines;
+        if (f->open == l)
+            f->open = NULL;     /* (flushed before: not on the screen) */
         j->lines = l->next;
         free(l->step);
         free(l->buf);
@@ -96,7 +105,7 @@ s_trim(s_follow_t *f)
         s_fjob_t *j = *pp;
         if (j->done) {
             *pp = j->next;
-            s_free_lines(j);
+            s_free_lines(f, j);
             free(j->status);
             evr_strmap_free(&j->started);
             free(j);
@@ -109,13 +118,58 @@ s_trim(s_follow_t *f)
 
 /* ------------------------------------------------------------ printing */
 
+/*  After a print: a write to o->out that failed ends the follow, nothing
+    more printed.  Its reader gone (EPIPE: `evrun-tail --all | head`) sets
+    *stop, as SIGINT would, and is not said; another error (a full disk)
+    is said, exit 2. */
 static void
-s_prefix(const s_follow_t *f, const s_fjob_t *j, const char *step)
+s_wrote(s_follow_t *f)
 {
+    FILE *out = f->o->out;
+    errno = 0;
+    if ((fflush(out) == 0 && !ferror(out)) || f->write_err)
+        return;
+    int e = errno, fd = fileno(out);
+    struct pollfd p = { .fd = fd, .events = POLLOUT };
+    if (e != EPIPE && fd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & POLLERR))
+        e = EPIPE;      /* a pipe whose reader is gone (an earlier write's errno lost) */
+    f->write_err = e ? e : EIO;
+    if (f->write_err == EPIPE && f->stop) {
+        *f->stop = 1;
+        return;
+    }
+    fprintf(stderr, "%s: writing %s: %s\n", f->prog, out == stdout ? "to stdout" : "the output",
+            strerror(f->write_err));
+    f->failed = true;
+}
+
+/*  o->out for a line of its own: a line shown without its newline yet
+    (s_show) is ended first, and the bytes of it shown are done with: its
+    rest comes later as a line of its own ("step | rest"), as
+    `evrun-runner --exec` prints it. */
+static FILE *
+s_out(s_follow_t *f)
+{
+    s_line_t *l = f->open;
+    if (l) {
+        fputc('\n', f->o->out);
+        memmove(l->buf, l->buf + l->shown, l->len - l->shown);
+        l->len -= l->shown;
+        l->shown = 0;
+        l->since = evr_mono_ns();
+        f->open = NULL;
+    }
+    return f->o->out;
+}
+
+static void
+s_prefix(s_follow_t *f, const s_fjob_t *j, const char *step)
+{
+    FILE *out = s_out(f);
     if (f->o->job_prefix)
-        fprintf(f->o->out, "%s/%s | ", j->id, step ? step : "-");
+        fprintf(out, "%s/%s | ", j->id, step ? step : "-");
     else
-        fprintf(f->o->out, "%s | ", step ? step : "-");
+        fprintf(out, "%s | ", step ? step : "-");
 }
 
 static s_line_t *
@@ -133,29 +187,35 @@ s_line(s_fjob_t *j, const char *step, int stream)
     return l;
 }
 
+/*  Prints l's line with its newline: the open line's rest after what is
+    shown of it, any other whole. */
 static void
-s_flush_line(const s_follow_t *f, const s_fjob_t *j, s_line_t *l)
+s_flush_line(s_follow_t *f, const s_fjob_t *j, s_line_t *l)
 {
     if (!l->len)
         return;
-    s_prefix(f, j, l->step);
-    fwrite(l->buf, 1, l->len, f->o->out);
+    if (f->open != l)
+        s_prefix(f, j, l->step);
+    fwrite(l->buf + l->shown, 1, l->len - l->shown, f->o->out);
     fputc('\n', f->o->out);
-    l->len = 0;
+    l->len = l->shown = 0;
+    if (f->open == l)
+        f->open = NULL;
 }
 
 /*  A line of S_LINE_MAX bytes before byte c: printed up to its last
     character boundary, a character c goes on (one cut short) carried into
-    the next piece, so a piece never ends inside a character. */
+    the next piece, so a piece never ends inside a character (unless
+    its first bytes were shown already). */
 static void
-s_flush_long(const s_follow_t *f, const s_fjob_t *j, s_line_t *l, uint8_t c)
+s_flush_long(s_follow_t *f, const s_fjob_t *j, s_line_t *l, uint8_t c)
 {
     size_t at = l->len;
     if ((c & 0xc0) == 0x80) {
         size_t lead = evr_utf8_cut(l->buf, l->len, l->len - 1, false);
         uint8_t b = (uint8_t) l->buf[lead];
         size_t need = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
-        if (lead > 0 && l->len - lead < need)
+        if (lead > 0 && l->len - lead < need && lead >= l->shown)
             at = lead;
     }
     size_t tail = l->len - at;
@@ -163,18 +223,44 @@ s_flush_long(const s_follow_t *f, const s_fjob_t *j, s_line_t *l, uint8_t c)
     s_flush_line(f, j, l);
     memmove(l->buf, l->buf + at, tail);
     l->len = tail;
+    l->since = evr_mono_ns();
 }
 
 static void
-s_flush_step(const s_follow_t *f, s_fjob_t *j, const char *step)
+s_flush_step(s_follow_t *f, s_fjob_t *j, const char *step)
 {
     for (s_line_t *l = j->lines; l; l = l->next)
         if (!step || !strcmp(l->step, step))
             s_flush_line(f, j, l);
 }
 
+/*  While following live, the bytes of a line with no newline yet (a
+    step printing dots, a prompt) that waited S_SHOW_NS are printed as
+    they are, the line left open: more of it goes on it, and anything
+    else printed first ends it there (s_out). */
 static void
-s_output(const s_follow_t *f, s_fjob_t *j, const evr_event_t *ev)
+s_show(s_follow_t *f)
+{
+    uint64_t now = evr_mono_ns();
+    bool shown = false;
+    for (s_fjob_t *j = f->jobs; j; j = j->next)
+        for (s_line_t *l = j->lines; l && j->match && !f->o->json; l = l->next) {
+            if (l->len <= l->shown || now - l->since < S_SHOW_NS)
+                continue;
+            if (f->open != l) {
+                s_prefix(f, j, l->step);
+                f->open = l;
+            }
+            fwrite(l->buf + l->shown, 1, l->len - l->shown, f->o->out);
+            l->shown = l->len;
+            shown = true;
+        }
+    if (shown)
+        s_wrote(f);
+}
+
+static void
+s_output(s_follow_t *f, s_fjob_t *j, const evr_event_t *ev)
 {
     const evr_evdata_t *d = &ev->data;
     if (!d->bytes.len && d->raw) {
@@ -200,6 +286,8 @@ s_output(const s_follow_t *f, s_fjob_t *j, const evr_event_t *ev)
         }
         if (l->len == S_LINE_MAX)
             s_flush_long(f, j, l, c);
+        if (l->len == l->shown)
+            l->since = evr_mono_ns();   /* the first byte not shown */
         l->buf[l->len++] = (char) c;
     }
 }
@@ -216,10 +304,10 @@ s_started(const s_fjob_t *j, const evr_evdata_t *d)
 }
 
 static void
-s_lifecycle(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
+s_lifecycle(s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
 {
     const evr_evdata_t *d = &ev->data;
-    FILE *out = f->o->out;
+    FILE *out = s_out(f);
     if (f->o->job_prefix)
         fprintf(out, "%s%s%s -- %s", j->id, d->step ? "/" : "", d->step ? d->step : "",
                 evr_evtype_name(evr_event_kind(ev)));
@@ -260,10 +348,10 @@ s_lifecycle(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
 /*  A pull's progress, shown as output is (without --events too): one
     line per event, "image NAME | text" (image.progress: one per layer). */
 static void
-s_image(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
+s_image(s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
 {
     const evr_evdata_t *d = &ev->data;
-    FILE *out = f->o->out;
+    FILE *out = s_out(f);
     if (f->o->job_prefix)
         fprintf(out, "%s/", j->id);
     fprintf(out, "image %s | ", d->image ? d->image : "?");
@@ -283,10 +371,10 @@ s_image(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
 /*  A lifecycle hook's run, shown as images are: "hook NAME (PHASE) |
     started", then "| succeeded (12 ms)" or "| refused: why (12 ms)". */
 static void
-s_hook(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
+s_hook(s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
 {
     const evr_evdata_t *d = &ev->data;
-    FILE *out = f->o->out;
+    FILE *out = s_out(f);
     if (f->o->job_prefix)
         fprintf(out, "%s/", j->id);
     fprintf(out, "hook %s (%s) | ", d->name ? d->name : "?", d->phase ? d->phase : "?");
@@ -304,12 +392,12 @@ s_hook(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
     after 2000 ms", "STEP > failed (exit 1, attempt 2)" for a retry,
     "STEP > failed: image ..." for one that never started. */
 static void
-s_step_end(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
+s_step_end(s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
 {
     const evr_evdata_t *d = &ev->data;
     if (!d->status || !strcmp(d->status, "succeeded"))
         return;
-    FILE *out = f->o->out;
+    FILE *out = s_out(f);
     if (f->o->job_prefix)
         fprintf(out, "%s/", j->id);
     fprintf(out, "%s > %s%s", d->step ? d->step : "?", d->status, d->allowed ? " (allowed)" : "");
@@ -326,37 +414,39 @@ s_step_end(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
 /*  ... a skipped step too, as `evrun-runner --exec` says it: "STEP >
     skipped: step a before it did not succeed". */
 static void
-s_step_skip(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
+s_step_skip(s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
 {
     const evr_evdata_t *d = &ev->data;
+    FILE *out = s_out(f);
     if (f->o->job_prefix)
-        fprintf(f->o->out, "%s/", j->id);
-    fprintf(f->o->out, "%s > skipped%s%s\n", d->step ? d->step : "?", d->reason ? ": " : "",
+        fprintf(out, "%s/", j->id);
+    fprintf(out, "%s > skipped%s%s\n", d->step ? d->step : "?", d->reason ? ": " : "",
             d->reason ? d->reason : "");
 }
 
 /*  ... and (job_end) a job that ended other than succeeded, as the last
     line of `run --follow` says it: "job ID failed: REASON". */
 static void
-s_job_end(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
+s_job_end(s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
 {
     const evr_evdata_t *d = &ev->data;
     if (!f->o->job_end || !d->status || !strcmp(d->status, "succeeded"))
         return;
-    fprintf(f->o->out, "job %s %s%s%s\n", j->id, d->status, d->reason ? ": " : "",
+    fprintf(s_out(f), "job %s %s%s%s\n", j->id, d->status, d->reason ? ": " : "",
             d->reason ? d->reason : "");
 }
 
 /*  ... and a retry's start says so: "STEP > retrying (attempt 2)". */
 static void
-s_step_retry(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
+s_step_retry(s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
 {
     const evr_evdata_t *d = &ev->data;
     if (d->attempt < 2)
         return;
+    FILE *out = s_out(f);
     if (f->o->job_prefix)
-        fprintf(f->o->out, "%s/", j->id);
-    fprintf(f->o->out, "%s > retrying (attempt %u)\n", d->step ? d->step : "?", d->attempt);
+        fprintf(out, "%s/", j->id);
+    fprintf(out, "%s > retrying (attempt %u)\n", d->step ? d->step : "?", d->attempt);
 }
 
 static void
@@ -377,7 +467,7 @@ s_print(s_follow_t *f, s_fjob_t *j, const evr_event_t *ev)
         if (t == EVR_EV_STEP_OUTPUT || f->o->events) {
             json_t *js = evr_json_from_rec(&evr_event_type, ev);
             char *s = json_dumps(js, JSON_COMPACT);
-            fprintf(f->o->out, "%s\n", s);
+            fprintf(s_out(f), "%s\n", s);
             free(s);
             json_decref(js);
         }
@@ -404,7 +494,7 @@ s_print(s_follow_t *f, s_fjob_t *j, const evr_event_t *ev)
         else if (t == EVR_EV_STEP_STARTED)
             s_step_retry(f, j, ev);
     }
-    fflush(f->o->out);
+    s_wrote(f);
 }
 
 /* ------------------------------------------------------------ ordering */
@@ -520,7 +610,7 @@ s_history(s_follow_t *f, const char *job, uint32_t from, bool reask)
         more = end.more;
         evr_msg_clear(&end);
     } while (rc == EVR_OK && more && f->page > 0 && s_job(f, job)->last > before
-             && !s_job(f, job)->done);
+             && !s_job(f, job)->done && !f->write_err);
     f->in_history = false;
     s_job(f, job)->retry = rc == EVR_ERR_IO || (rc == EVR_ERR_STATE && s_cut(f, &err));
     if (rc == EVR_ERR_IO) {
@@ -681,8 +771,8 @@ s_check_queued(s_follow_t *f, const s_fjob_t *j)
 static void
 s_take(s_follow_t *f, const evr_event_t *ev)
 {
-    if (f->failed)
-        return;     /* ended (--step names no step): nothing more printed */
+    if (f->failed || f->write_err)
+        return;     /* ended (--step names no step, stdout gone): nothing more printed */
     s_fjob_t *j = s_job(f, ev->job);
     if (!s_matches(f, j, ev)) {
         j->done = j->known;     /* not followed: s_trim may forget it */
@@ -703,7 +793,7 @@ s_take(s_follow_t *f, const evr_event_t *ev)
         return;
     s_print(f, j, ev);
     if (evr_event_kind(ev) == EVR_EV_JOB_FINISHED) {
-        s_free_lines(j);    /* flushed by s_print; a long tail keeps no buffers */
+        s_free_lines(f, j);    /* flushed by s_print; a long tail keeps no buffers */
         j->done = true;
         free(j->status);
         evr_strmap_free(&j->started);
@@ -789,7 +879,7 @@ s_free(s_follow_t *f)
     while (f->jobs) {
         s_fjob_t *j = f->jobs;
         f->jobs = j->next;
-        s_free_lines(j);
+        s_free_lines(f, j);
         free(j->status);
         evr_strmap_free(&j->started);
         free(j);
@@ -846,7 +936,7 @@ s_live(s_follow_t *f, zsock_t *sub, volatile sig_atomic_t *stop)
     uint64_t quiet_since = evr_mono_ns();
     while (!f->failed && !(stop && *stop) && !(mine && mine->done)) {
         zmq_pollitem_t it = { zsock_resolve(sub), 0, ZMQ_POLLIN, 0 };
-        zmq_poll(&it, 1, 200);
+        zmq_poll(&it, 1, (long) (S_SHOW_NS / 1000000));
         for (int i = 0; i < 1024 && evr_bus_readable(sub); i++) {
             char *topic = NULL;
             evr_msg_t m = { 0 };
@@ -870,6 +960,7 @@ s_live(s_follow_t *f, zsock_t *sub, volatile sig_atomic_t *stop)
             s_reask(f, mine, quiet);
             quiet_since = evr_mono_ns();
         }
+        s_show(f);
         s_trim(f);
     }
 }
@@ -904,9 +995,9 @@ evr_follow(const char *prog, const evr_config_t *cfg, evr_client_t *client,
     if (sub)
         s_live(&f, sub, stop);
     for (s_fjob_t *j = f.jobs; j; j = j->next)
-        if (j->match && !o->json)
+        if (j->match && !o->json && !f.write_err)
             s_flush_step(&f, j, NULL);
-    fflush(o->out);
+    s_wrote(&f);
     int status = s_status_code(&f, o->job ? s_job(&f, o->job) : NULL);
     evr_client_set_timeout(client, f.base_ms);
     zsock_destroy(&sub);

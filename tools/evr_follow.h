@@ -22,6 +22,13 @@
 
     Output lines are printed whole, as "job/step | line" (or "step | line"
     when following one job from evrun-cli), assembled across chunks.
+    While following live, a line with no newline yet that waited 100 ms
+    (a step printing dots, a prompt) is printed as it is and left open:
+    more of it goes on it, and anything else printed first ends it there,
+    its rest printed later as a line of its own, as `evrun-runner --exec`
+    prints it.  A write to `out` that fails ends the follow: its reader
+    gone (EPIPE) sets *stop, as a signal would; another error is said on
+    stderr (exit 2).
 */
 #ifndef EVR_FOLLOW_H_INCLUDED
 #define EVR_FOLLOW_H_INCLUDED
@@ -50,18 +57,19 @@ typedef struct {
     FILE *out;
 } evr_follow_opts_t;
 
-/*  Follows until the job ends (job mode), the stream has nothing more
-    (follow false) or *stop is set.  Returns the exit status: 0 the job
-    succeeded (or no job mode), 1 it failed, was cancelled or timed out,
-    2 the broker was unreachable, knows no such job, or the job has no step
-    `step` (message on stderr, prefixed with prog); not for a broker that stops answering while
-    following (see above). */
 /*  Whether want (--step) names one of a job's steps: the same name, a
     combination of a matrix step's written name, or on_error; when not,
     names gets the steps, ", "-joined (cut at size). */
 bool evr_follow_step_named(const char *want, const evr_strlist_t *steps, char *names,
                            size_t size);
 
+/*  Follows until the job ends (job mode), the stream has nothing more
+    (follow false) or *stop is set.  Returns the exit status: 0 the job
+    succeeded (or no job mode), 1 it failed, was cancelled or timed out,
+    2 the broker was unreachable, knows no such job, the job has no step
+    `step`, or `out` could not be written (message on stderr, prefixed
+    with prog); not for a broker that stops answering while following
+    (see above), nor for a reader of `out` that went away (*stop set). */
 int evr_follow(const char *prog, const evr_config_t *cfg, evr_client_t *client,
                const evr_follow_opts_t *o, volatile sig_atomic_t *stop);
 

@@ -35,7 +35,9 @@ s_help(FILE *out)
             "last (up to 8x --timeout-ms, at most 60 s); the lines come when it answers.\n"
             "A step that did not succeed gets a line (`job/step > failed (exit 1)`,\n"
             "`job/step > skipped: why`), and so does a job that did not (`job ID failed:\n"
-            "why`).\n"
+            "why`).  A line with no newline yet is printed once it waited 100 ms, and\n"
+            "more of it goes on it until another line comes first.  A reader of stdout\n"
+            "that goes away (`| head`) ends it as SIGINT does.\n"
             "\n"
             "  --job ID             one job, from its first line; exits when the job ends,\n"
             "                       with its status (started after the end: prints the\n"
@@ -53,7 +55,7 @@ s_help(FILE *out)
             "\n"
             "exit status: 0 the job succeeded (without --job: stopped by SIGINT or SIGTERM);\n"
             "1 the job failed, was cancelled or timed out, or --job was interrupted before\n"
-            "it ended; 2 usage, no such job, or the broker unreachable\n");
+            "it ended; 2 usage, no such job, the broker unreachable, or stdout not written\n");
 }
 
 static void
@@ -116,6 +118,11 @@ main(int argc, char **argv)
     }
     if (!status && (job != NULL) + (fo.pipeline != NULL) + all != 1) {
         fprintf(stderr, "evrun-tail: give exactly one of --job ID, --pipeline NAME, --all\n");
+        status = 2;
+    }
+    if (!status && job && fo.from_start) {   /* not taken in silence: it does nothing there */
+        fprintf(stderr, "evrun-tail: --from-start goes with --pipeline or --all (--job prints "
+                "the job from its first line)\n");
         status = 2;
     }
     if (status) {

@@ -84,6 +84,13 @@ for v in "" "a b"; do
     grep -qxF "evrun-tail: --pipeline \"$v\": expected a pipeline name: letters, digits, _ . - (at most 64 bytes)" "$tmp/err"
 done
 
+# --from-start does nothing with --job (which prints the job from its
+# first line): it was taken in silence
+run "$bin/evrun-tail" --job $job --from-start
+check "evrun-tail --job --from-start: exit 2" [ $rc -eq 2 ]
+check "evrun-tail --job --from-start: says it goes with --pipeline or --all" \
+  grep -qxF "evrun-tail: --from-start goes with --pipeline or --all (--job prints the job from its first line)" "$tmp/err"
+
 # --step "" (S unset) or a name no step can have matched nothing: evrun-tail
 # --all or --pipeline waited for ever, printing nothing
 for v in "" "a b" "t[os=a b]"; do

@@ -9,6 +9,7 @@
     or after S_DEADLINE_MS: the checks then fail on what was not printed,
     never on how long anything took. */
 #include <fcntl.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -36,7 +37,16 @@ struct s_fake {
     uint64_t hist_ns[32];   /* when each history request came */
     volatile sig_atomic_t stop;
     uint32_t cseq;
+    FILE *out_fp;           /* evr_follow's out, when not a memory stream */
+    const char *out_path;   /* ... or this file (read into *out after) */
+    uint64_t rest_at;       /* mono ns: read out_path into seen, then publish job
+                               A's rest (test_partial_live) */
+    bool rest_sent;
+    bool cut_line;          /* a stderr line before the rest */
+    char seen[256];
 };
+
+static void s_partial_events(s_fake_t *fk, zframe_t *rid, uint32_t from);
 
 static void
 s_send_event(s_fake_t *fk, zframe_t *rid, const char *job, uint32_t jseq, bool finished)
@@ -125,6 +135,17 @@ s_fake(zsock_t *pipe, void *arg)
             s_send_event(fk, NULL, JOBC, ++fk->cseq, false);
             next_pub = now + 50000000ull;
         }
+        if (fk->rest_at && now >= fk->rest_at) {
+            fk->rest_at = 0;
+            FILE *fp = fopen(fk->out_path, "r");
+            if (fp) {
+                size_t got = fread(fk->seen, 1, sizeof fk->seen - 1, fp);
+                fk->seen[got] = 0;
+                fclose(fp);
+            }
+            s_partial_events(fk, NULL, 2);
+            fk->rest_sent = true;
+        }
         if (fk->subscribed && fk->publish_a) {
             fk->publish_a = false;
             s_send_event(fk, NULL, JOBA, 1, false);
@@ -158,7 +179,12 @@ s_follow(s_fake_t *fk, evr_follow_opts_t *o, int timeout_ms, char **out, char **
     evr_err_t err;
     int status = -1;
     size_t n;
-    o->out = open_memstream(out, &n);
+    if (fk->out_fp)
+        o->out = fk->out_fp;
+    else if (fk->out_path)
+        o->out = fopen(fk->out_path, "w");
+    else
+        o->out = open_memstream(out, &n);
     fflush(stderr);
     int saved = dup(2), fd = open(errf, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     dup2(fd, 2);
@@ -169,6 +195,17 @@ s_follow(s_fake_t *fk, evr_follow_opts_t *o, int timeout_ms, char **out, char **
     dup2(saved, 2);
     close(saved);
     fclose(o->out);
+    if (fk->out_path) {
+        FILE *fp = fopen(fk->out_path, "r");
+        *out = evr_calloc(1, 65536);
+        size_t got = fp ? fread(*out, 1, 65535, fp) : 0;
+        (*out)[got] = 0;
+        if (fp)
+            fclose(fp);
+        unlink(fk->out_path);
+    }
+    else if (fk->out_fp)
+        *out = evr_strdup("");
     evr_client_destroy(&c);
     evr_config_destroy(&cfg);
     zactor_destroy(&actor);
@@ -491,6 +528,147 @@ test_backoff(void)
     free(errs);
 }
 
+/*  Job A's step prints "wait..." and, a while later, "done\n": the
+    follower shows "wait..." before the rest comes, and the rest goes on
+    the same line.  Before, nothing showed until the newline.  With
+    cut_line, a line of stderr comes between: it ends the shown part
+    there, and the rest is a line of its own, prefixed again. */
+static void
+s_output_ev(s_fake_t *fk, zframe_t *rid, uint32_t jseq, const char *text)
+{
+    evr_event_t ev = { .seq = jseq, .job = JOBA, .jseq = jseq, .time = evr_now_ns(),
+                       .type = EVR_EV_STEP_OUTPUT };
+    ev.data.step = "count";
+    ev.data.stream = strncmp(text, "err", 3) ? "stdout" : "stderr";
+    ev.data.bytes.data = (uint8_t *) text;
+    ev.data.bytes.len = ev.data.raw = (uint32_t) strlen(text);
+    evr_err_t err;
+    if (rid) {
+        evr_msg_t m = { .type = EVR_MSG_EVENT, .event = &ev };
+        evr_bus_send(fk->router, rid, &m, &err);
+    }
+    else
+        evr_bus_publish_event(fk->pub, &ev, &err);
+}
+
+/*  Job A's events from jseq `from`: "wait...", then once sent, the rest
+    (rid NULL: published). */
+static void
+s_partial_events(s_fake_t *fk, zframe_t *rid, uint32_t from)
+{
+    static const char *const rest[] = { "wait...", "done\n" };
+    static const char *const cut[] = { "wait...", "err\n", "done\n" };
+    const char *const *texts = fk->cut_line ? cut : rest;
+    uint32_t n = fk->cut_line ? 3 : 2;
+    for (uint32_t s = from ? from : 1; s <= n; s++)
+        if (s == 1 ? rid != NULL : fk->rest_sent || !rid)
+            s_output_ev(fk, rid, s, texts[s - 1]);
+    if (fk->rest_sent || !rid)
+        s_send_event(fk, rid, JOBA, n + 1, true);
+}
+
+static bool
+s_partial_handle(s_fake_t *fk, zframe_t *rid, const evr_msg_t *req)
+{
+    if (req->type != EVR_MSG_HISTORY)
+        return false;
+    s_partial_events(fk, rid, req->from);
+    s_end(fk, rid);
+    if (!fk->rest_sent && !fk->rest_at)
+        fk->rest_at = evr_mono_ns() + 900000000ull;
+    return false;
+}
+
+static void
+test_partial_live(void)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/out", s_dir);
+    s_fake_t fk = { .handle = s_partial_handle, .out_path = path };
+    evr_follow_opts_t o = { .job = JOBA, .follow = true };
+    char *out = NULL, *errs = NULL;
+    CHECK(s_follow(&fk, &o, 2000, &out, &errs) == 0);
+    CHECK_STR(fk.seen, "count | wait...");
+    CHECK_STR(out, "count | wait...done\n");
+    free(out);
+    free(errs);
+}
+
+static void
+test_partial_cut(void)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/out", s_dir);
+    s_fake_t fk = { .handle = s_partial_handle, .out_path = path, .cut_line = true };
+    evr_follow_opts_t o = { .job = JOBA, .follow = true };
+    char *out = NULL, *errs = NULL;
+    CHECK(s_follow(&fk, &o, 2000, &out, &errs) == 0);
+    CHECK_STR(fk.seen, "count | wait...");
+    CHECK_STR(out, "count | wait...\ncount | err\ncount | done\n");
+    free(out);
+    free(errs);
+}
+
+/*  The reader of the output goes away (EPIPE): the follow ends at once,
+    quietly, as if interrupted (*stop set).  Before, evrun-tail --all |
+    head went on until a signal, writing nowhere. */
+static bool
+s_gone_handle(s_fake_t *fk, zframe_t *rid, const evr_msg_t *req)
+{
+    evr_err_t err;
+    if (req->type == EVR_MSG_JOBS) {
+        evr_msg_t j = { .type = EVR_MSG_JOB, .job = JOBA, .status = "running", .pipeline = "p" };
+        evr_bus_send(fk->router, rid, &j, &err);
+        s_end(fk, rid);
+    }
+    else if (req->type == EVR_MSG_HISTORY) {
+        s_send_event(fk, rid, JOBA, 1, false);
+        s_end(fk, rid);
+    }
+    return false;   /* never done: the fake stops the follow at S_DEADLINE_MS */
+}
+
+static void
+test_reader_gone(void)
+{
+    int p[2];
+    CHECK(pipe(p) == 0);
+    close(p[0]);
+    s_fake_t fk = { .handle = s_gone_handle, .out_fp = fdopen(p[1], "w") };
+    evr_follow_opts_t o = { .follow = true, .job_prefix = true };
+    char *out = NULL, *errs = NULL;
+    uint64_t t0 = evr_mono_ns();
+    CHECK(s_follow(&fk, &o, 2000, &out, &errs) == 0);
+    CHECK(evr_mono_ns() - t0 < 5000000000ull);
+    CHECK(fk.stop);
+    CHECK(!strstr(errs, "writing"));
+    free(out);
+    free(errs);
+}
+
+/*  A write that fails otherwise (a full disk) is said, exit 2.  Before:
+    nothing said, exit 0. */
+static bool
+s_full_handle(s_fake_t *fk, zframe_t *rid, const evr_msg_t *req)
+{
+    if (req->type == EVR_MSG_HISTORY)
+        s_history_a(fk, rid, req->from);
+    return false;
+}
+
+static void
+test_output_full(void)
+{
+    s_fake_t fk = { .handle = s_full_handle, .out_fp = fopen("/dev/full", "w") };
+    evr_follow_opts_t o = { .job = JOBA };
+    char *out = NULL, *errs = NULL;
+    CHECK(fk.out_fp != NULL);
+    CHECK(s_follow(&fk, &o, 2000, &out, &errs) == 2);
+    CHECK_CONTAINS(errs, "test: writing the output: No space left on device");
+    free(out);
+    free(errs);
+}
+
 int
 main(void)
 {
@@ -500,6 +678,11 @@ main(void)
     }
     zsys_init();
     zsys_handler_set(NULL);
+    signal(SIGPIPE, SIG_IGN);   /* as evrun-tail: a reader gone is EPIPE */
+    EVR_TEST_RUN(test_partial_live);
+    EVR_TEST_RUN(test_partial_cut);
+    EVR_TEST_RUN(test_reader_gone);
+    EVR_TEST_RUN(test_output_full);
     EVR_TEST_RUN(test_cut_history);
     EVR_TEST_RUN(test_long_line_utf8);
     EVR_TEST_RUN(test_jobs_asked_again);
