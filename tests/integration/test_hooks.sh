@@ -25,6 +25,20 @@ run() {
   job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$out" | head -n 1)
 }
 
+# interrupt_when NAME FILE: runs $tmp/NAME.yml as run does (--grace 1) and
+# sends it SIGINT once FILE is written; sets $rc $job $state
+interrupt_when() {
+  local name=$1 ready=$2
+  state=$tmp/$name
+  "$bin/evrun-runner" --exec "$tmp/$name.yml" --config "$tmp/$name.set" --state-dir "$state" \
+    --executors process --grace 1 > "$tmp/$name.out" 2> "$tmp/$name.err" &
+  local pid=$!
+  for _ in $(seq 1 100); do [ -s "$ready" ] && break; sleep 0.1; done
+  kill -INT "$pid"
+  wait "$pid"; rc=$?
+  job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$tmp/$name.out" | head -n 1)
+}
+
 verified() { "$bin/evrun-replay" "$state" --verify > /dev/null; }
 events() { "$bin/evrun-replay" "$state" --job "$job"; }
 
@@ -660,14 +674,7 @@ hooks:
     run: echo post broke >&2; exit 4
 EOF
   two_steps acancel "echo \$\$ > $tmp/acancel.pid; exec sleep 30"
-  state=$tmp/acancel
-  "$bin/evrun-runner" --exec "$tmp/acancel.yml" --config "$tmp/acancel.set" --state-dir "$state" \
-    --executors process --grace 1 > "$tmp/acancel.out" 2> "$tmp/acancel.err" &
-  local pid=$!
-  for _ in $(seq 1 100); do [ -s "$tmp/acancel.pid" ] && break; sleep 0.1; done
-  kill -INT "$pid"
-  wait "$pid"; rc=$?
-  job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$tmp/acancel.out" | head -n 1)
+  interrupt_when acancel "$tmp/acancel.pid"
   check "a POST_EXECUTION hook after a cancel: exit 1" [ "$rc" -eq 1 ]
   events > "$tmp/acancel.job"
   check "... cancelled" grep -q "^job $job .* status cancelled" "$tmp/acancel.job"
@@ -688,14 +695,7 @@ steps:
   - { name: one, run: echo should not run }
   - { name: last, when: always, run: echo always ran }
 EOF
-  state=$tmp/cpe
-  "$bin/evrun-runner" --exec "$tmp/cpe.yml" --config "$tmp/cpe.set" --state-dir "$state" \
-    --executors process --grace 1 > "$tmp/cpe.out" 2> "$tmp/cpe.err" &
-  local pid=$!
-  for _ in $(seq 1 100); do [ -s "$tmp/cpe.pid" ] && break; sleep 0.1; done
-  kill -INT "$pid"
-  wait "$pid"; rc=$?
-  job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$tmp/cpe.out" | head -n 1)
+  interrupt_when cpe "$tmp/cpe.pid"
   check "exit 1" [ "$rc" -eq 1 ]
   events > "$tmp/cpe.job"
   check "cancelled" grep -q "^job $job .* status cancelled" "$tmp/cpe.job"
