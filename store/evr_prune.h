@@ -44,10 +44,19 @@ bool evr_prune_enabled(const evr_prune_policy_t *pol);
     dry run), so the caller removes its files (artifacts). */
 typedef void (evr_prune_removed_fn)(const char *job, void *arg);
 
-/*  One batch: picks the finished jobs the policy removes (oldest first)
-    and those whose output it drops, at most max_jobs of them (1..10000)
-    and, past the first, at most 50,000 of their events, and removes them
-    in one write transaction.  With dry_run nothing is
+/*  One batch of a pass: picks the finished jobs the policy removes
+    (oldest first) and those whose output it drops, at most max_jobs of
+    them (1..10000) and, past the first, at most 50,000 of their events,
+    and removes them in one write transaction.  The first call of a pass
+    walks every projection and keeps what it decided in self; while *more
+    says jobs are left, the next call with the same max_age_ms,
+    keep_per_pipeline and output_max_age_ms (and a now_ns not earlier)
+    takes its next batch from there, each job checked again in the batch's
+    transaction (its projection still stored, final, with the last seq
+    the walk saw; upto_seq and busy asked again): one that changed, and
+    one that finished after the walk, wait for the next pass, which
+    begins when a call finds none left (or another policy, or an error).
+    With dry_run nothing is
     written (each batch's transaction is aborted) and every job the policy
     would touch is counted, not only max_jobs.  now_ns is the time the ages
     count from.  Adds to *st; *more says jobs are left for another batch.
