@@ -18,9 +18,12 @@
     does, later, and a job that changed is left to the next walk.
 */
 #include <czmq.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "evr_codec.h"
 #include "evr_codec_read.h"
@@ -649,4 +652,34 @@ evr_store_pages(evr_store_t *self, uint64_t *last_pgno, uint32_t *psize, evr_err
     *last_pgno = info.me_last_pgno;
     *psize = stat.ms_psize;
     return EVR_OK;
+}
+
+evr_rc_t
+evr_store_compact_copy(evr_store_t *self, const char *out_dir, uint64_t *bytes, evr_err_t *err)
+{
+    *bytes = 0;
+    char *file = evr_asprintf("%s/data.mdb", out_dir);
+    struct stat sb;
+    evr_rc_t rc = EVR_OK;
+    if (mkdir(out_dir, 0700) != 0 && errno != EEXIST)
+        rc = evr_err_set(err, EVR_ERR_STORE, "store: %s: %s", out_dir, strerror(errno));
+    else if (stat(out_dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        rc = evr_err_set(err, EVR_ERR_STORE, "store: %s: not a directory", out_dir);
+    else if (lstat(file, &sb) == 0)
+        rc = evr_err_set(err, EVR_ERR_STORE, "store: %s: already holds a data.mdb; a copy "
+                         "goes to a directory without one", out_dir);
+    if (rc) {
+        free(file);
+        return rc;
+    }
+    int mrc = mdb_env_copy2(self->env, out_dir, MDB_CP_COMPACT);
+    if (mrc) {
+        unlink(file);
+        rc = evr_err_set(err, EVR_ERR_STORE, "store: copying %s to %s: %s", self->dir, out_dir,
+                         mdb_strerror(mrc));
+    }
+    else if (stat(file, &sb) == 0)
+        *bytes = (uint64_t) sb.st_size;
+    free(file);
+    return rc;
 }

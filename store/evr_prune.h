@@ -79,4 +79,17 @@ evr_rc_t evr_store_pruned(evr_store_t *self, evr_prune_meta_t *out, evr_err_t *e
 evr_rc_t evr_store_pages(evr_store_t *self, uint64_t *last_pgno, uint32_t *psize,
                          evr_err_t *err);
 
+/*  A compacted copy of the store into out_dir (made 0700 when missing; it
+    must hold no data.mdb): LMDB's mdb_env_copy2 with MDB_CP_COMPACT, one
+    read transaction's snapshot (a live writer goes on; what it commits
+    later is not in the copy), the free pages left out and the pages
+    renumbered, so the copy's file is as large as the pages in use.
+    Retention frees pages but never shrinks the file: this is how the
+    space comes back (the copy put in place of DIR/data.mdb while no
+    process uses the store).  *bytes gets the copy's size.  Errors:
+    EVR_ERR_STORE naming out_dir (it cannot be made, already holds a
+    data.mdb) or LMDB's text (a full disk); a partial copy is removed. */
+evr_rc_t evr_store_compact_copy(evr_store_t *self, const char *out_dir, uint64_t *bytes,
+                                evr_err_t *err);
+
 #endif

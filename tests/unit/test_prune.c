@@ -7,8 +7,10 @@
     afterwards (and while retention removes jobs), the used pages of
     the file bounded over rounds of appends and prunes, and a pass that
     walks the projections once, not once per batch, whose later batches
-    check each job again. */
+    check each job again; and a compacted copy that gets the file's space
+    back. */
 #include <lmdb.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -601,6 +603,65 @@ test_pass_checks_again(void)
     free(dir);
 }
 
+static uint64_t
+s_file_size(const char *dir)
+{
+    char *path = evr_asprintf("%s/data.mdb", dir);
+    struct stat sb;
+    uint64_t n = stat(path, &sb) == 0 ? (uint64_t) sb.st_size : 0;
+    free(path);
+    return n;
+}
+
+/*  Retention frees pages but the file keeps its size; a compacted copy
+    (evrun-replay --compact) is as large as the pages in use, put in place
+    of the store's data.mdb (its lock.mdb kept) it opens as the writer's
+    store again, verifies with the removed jobs counted, and takes new
+    events.  A copy into a directory that holds a data.mdb is refused. */
+static void
+test_compact_copy(void)
+{
+    char *dir = evr_stest_dir("compact"), *copy = evr_asprintf("%s-copy", dir);
+    evr_store_t *st;
+    evr_err_t err;
+    CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
+    for (int i = 1; i <= 400; i++)
+        s_job(st, i, "a", false);
+    uint64_t full = s_file_size(dir);
+    evr_prune_policy_t pol = { .keep_per_pipeline = 10 };
+    evr_prune_stats_t ps = { 0 };
+    bool more = true;
+    for (int k = 0; more && k < 100; k++)
+        CHECK(evr_store_prune(st, &pol, evr_now_ns(), 200, false, NULL, NULL, &ps, &more, &err)
+              == EVR_OK);
+    CHECK(ps.jobs == 390);
+    CHECK(s_file_size(dir) >= full);   /* pages freed, the file as large */
+    uint64_t bytes = 0;
+    CHECK(evr_store_compact_copy(st, copy, &bytes, &err) == EVR_OK);
+    fprintf(stderr, "  400 jobs: %llu bytes; 390 removed: %llu; compacted copy: %llu\n",
+            (unsigned long long) full, (unsigned long long) s_file_size(dir),
+            (unsigned long long) bytes);
+    CHECK(bytes == s_file_size(copy) && bytes > 0 && bytes < full / 10);
+    CHECK(evr_store_compact_copy(st, copy, &bytes, &err) == EVR_ERR_STORE);
+    CHECK_CONTAINS(err.msg, "already holds a data.mdb");
+    evr_store_destroy(&st);
+    char *from = evr_asprintf("%s/data.mdb", copy), *to = evr_asprintf("%s/data.mdb", dir);
+    CHECK(rename(from, to) == 0);
+    CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
+    CHECK(s_known(st, 400) && !s_known(st, 390));
+    s_verify_clean(st, 390);
+    s_job(st, 401, "a", false);
+    CHECK(s_known(st, 401));
+    s_verify_clean(st, 390);
+    evr_store_destroy(&st);
+    free(from);
+    free(to);
+    evr_stest_rm_rf(dir);
+    evr_stest_rm_rf(copy);
+    free(copy);
+    free(dir);
+}
+
 int
 main(void)
 {
@@ -614,6 +675,7 @@ main(void)
     EVR_TEST_RUN(test_verify_while_pruned);
     EVR_TEST_RUN(test_pass_walks_once);
     EVR_TEST_RUN(test_pass_checks_again);
+    EVR_TEST_RUN(test_compact_copy);
     evr_stest_rm_rf(evr_stest_root);
     EVR_TEST_END();
 }
