@@ -16,6 +16,7 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <czmq.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -71,9 +72,10 @@ s_is_link(struct archive_entry *e)
 #define S_SHOWN 256
 
 /*  The checks every entry passes, artifact or resource (name is the
-    entry's name as it will be used); rc, or EVR_OK.  links: how a link is
-    refused ("entry ...: links are not LINKS"); NULL: a link passes (the
-    caller leaves it out). */
+    entry's name as it will be used); rc, or EVR_OK.  links: how a
+    symbolic link is refused ("entry ...: symbolic links are not LINKS");
+    NULL: it passes (the caller leaves it out).  A hard link passes: the
+    caller checks what it names. */
 static evr_rc_t
 s_check_entry(struct archive_entry *e, const char *name, uint32_t *entries, const char *links,
               evr_err_t *err)
@@ -82,13 +84,15 @@ s_check_entry(struct archive_entry *e, const char *name, uint32_t *entries, cons
         return evr_err_set(err, EVR_ERR_LIMIT, "more than %d entries (a fixed limit)",
                            EVR_ARTIFACT_MAX_ENTRIES);
     const char *why = name ? evr_spec_path_problem(name) : "no name";
+    bool refused = links && s_is_link(e) && !archive_entry_hardlink(e);
     char shown[S_SHOWN];
-    if (why || (links && s_is_link(e)))
+    if (why || refused)
         evr_text_escape_ctl(name ? name : "", shown, sizeof shown);
     if (why)
         return evr_err_set(err, EVR_ERR_IO, "entry \"%s\": %s", shown, why);
-    if (links && s_is_link(e))
-        return evr_err_set(err, EVR_ERR_IO, "entry \"%s\": links are not %s", shown, links);
+    if (refused)
+        return evr_err_set(err, EVR_ERR_IO, "entry \"%s\": symbolic links are not %s", shown,
+                           links);
     return EVR_OK;
 }
 
@@ -442,6 +446,51 @@ s_hardlink(struct archive_entry *e, const char *dest, char *path, uint64_t max_b
     return rc;
 }
 
+/*  A workspace's hard link entry (its name checked) at path: a second
+    name of the file it names, which this unpack wrote before it (a
+    resource's tar holds no other: evr_resource_tar); an older file at
+    path set aside as s_write_file does.  Anything else is refused, the
+    entry named. */
+static evr_rc_t
+s_link_ws(struct archive_entry *e, const char *dest, const char *path, s_written_t *w,
+          evr_err_t *err)
+{
+    const char *to = archive_entry_hardlink(e);
+    char *from = evr_spec_path_problem(to) ? NULL : evr_asprintf("%s/%s", dest, to);
+    char *old = evr_asprintf("%s.evrun-old", path);
+    struct stat sb;
+    evr_rc_t rc = EVR_OK;
+    char kind = 'f';
+    if (!from || !s_written_has(w, from) || lstat(from, &sb) != 0 || !S_ISREG(sb.st_mode)
+        || strcmp(from, path) == 0) {
+        char shown[S_SHOWN], shown_to[S_SHOWN];
+        evr_text_escape_ctl(archive_entry_pathname(e), shown, sizeof shown);
+        evr_text_escape_ctl(to, shown_to, sizeof shown_to);
+        rc = evr_err_set(err, EVR_ERR_IO, "entry \"%s\": a hard link to \"%s\", which is no "
+                         "file this archive unpacked before it", shown, shown_to);
+    }
+    if (!rc)
+        rc = s_parent((char *) path, w, err);
+    if (!rc && lstat(path, &sb) == 0 && !S_ISDIR(sb.st_mode)) {
+        if (s_written_has(w, path))   /* a name of this unpack's: its own undo stands */
+            unlink(path);
+        else if (rename(path, old) != 0)
+            rc = evr_err_set(err, EVR_ERR_IO, "rename %s: %s", path, strerror(errno));
+        else
+            kind = 'b';
+    }
+    if (!rc && link(from, path) != 0) {
+        rc = evr_err_set(err, EVR_ERR_IO, "link %s: %s", path, strerror(errno));
+        if (kind == 'b')
+            rename(old, path);
+    }
+    if (!rc)
+        s_written_add(w, path, kind);
+    free(old);
+    free(from);
+    return rc;
+}
+
 /*  Second pass: the entries written under dest (list: an artifact's,
     links left out, a hard link's file copied). */
 static evr_rc_t
@@ -460,8 +509,10 @@ s_extract(struct archive *a, const char *dest, uint64_t max_bytes, uint64_t job_
         char *path = evr_asprintf("%s/%s", dest, archive_entry_pathname(e));
         mode_t type = archive_entry_filetype(e);
         struct stat sb;
-        if (archive_entry_hardlink(e))   /* an artifact's (checked): copied, or left out */
+        if (archive_entry_hardlink(e) && list)   /* an artifact's (checked): copied, or left out */
             rc = s_hardlink(e, dest, path, max_bytes, job_room, &total, files, w, list, err);
+        else if (archive_entry_hardlink(e))   /* a workspace's: a second name */
+            rc = s_link_ws(e, dest, path, w, err);
         else if (s_is_link(e))   /* never followed, never made */
             s_link_add(list, archive_entry_pathname(e));
         else if (type == AE_IFDIR) {
@@ -543,13 +594,107 @@ evr_artifact_unpack_list(const char *tar_path, const char *dest, uint64_t max_by
 
 /* ------------------------------------------------------------- resources */
 
+/*  What a hard link later in a resource's tar may name: an entry written
+    before it, by its tidy name (evr_spec_path_tidy): a file (its size, its
+    name as written) or a directory (refused). */
+typedef struct {
+    bool dir;
+    uint64_t size;
+    char name[];
+} s_seen_t;
+
+static void
+s_seen_free(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
+
+static void
+s_seen_put(zhashx_t *seen, const char *name, bool dir, uint64_t size)
+{
+    size_t n = strlen(name);
+    s_seen_t *x = evr_malloc(sizeof *x + n + 1);
+    x->dir = dir;
+    x->size = size;
+    memcpy(x->name, name, n + 1);
+    char *key = evr_spec_path_tidy(name);
+    zhashx_update(seen, key, x);
+    free(key);
+}
+
+/*  An entry name in a message: escaped (evr_text_escape_ctl), at most
+    this many bytes with the cut mark. */
+#define S_NAME_SHOWN 128
+
+/*  A hard link entry name -> to re-rooted under dest: to must name a
+    file an earlier entry of this tar unpacked (so it is inside dest,
+    passed every check, and is no directory nor symbolic link: those are
+    refused), not the entry itself.  The file's size counts against
+    max_bytes again (the process executor makes a link, but the limit
+    is said of what the tar unpacks). */
+static evr_rc_t
+s_reroot_link(const s_sink_t *sink, struct archive_entry *e, const char *name, const char *to,
+              const char *dest, uint64_t max_bytes, uint64_t *total, zhashx_t *seen,
+              evr_err_t *err)
+{
+    char shown[S_NAME_SHOWN], shown_to[S_NAME_SHOWN];
+    evr_text_escape_ctl(name, shown, sizeof shown);
+    evr_text_escape_ctl(to, shown_to, sizeof shown_to);
+    while (to[0] == '.' && to[1] == '/')
+        to += 2;
+    const char *why = evr_spec_path_problem(to);
+    if (why)
+        return evr_err_set(err, EVR_ERR_IO, "entry \"%s\": a hard link to \"%s\": %s", shown,
+                           shown_to, why);
+    char *key = evr_spec_path_tidy(to), *own = evr_spec_path_tidy(name);
+    const s_seen_t *t = zhashx_lookup(seen, key);
+    evr_rc_t rc = EVR_OK;
+    if (strcmp(key, own) == 0)
+        rc = evr_err_set(err, EVR_ERR_IO, "entry \"%s\": a hard link to itself", shown);
+    else if (!t)
+        rc = evr_err_set(err, EVR_ERR_IO, "entry \"%s\": a hard link to \"%s\", which no "
+                         "earlier entry of the archive unpacked (a hard link names a file "
+                         "before it)", shown, shown_to);
+    else if (t->dir)
+        rc = evr_err_set(err, EVR_ERR_IO, "entry \"%s\": a hard link to \"%s\", a directory",
+                         shown, shown_to);
+    else if (t->size > max_bytes - *total)
+        rc = s_limit(err, max_bytes);
+    free(key);
+    free(own);
+    if (rc)
+        return rc;
+    uint64_t size = t->size;
+    *total += size;
+    struct archive_entry *o = archive_entry_new();
+    char *path = evr_asprintf("%s/%s", dest, name), *target = evr_asprintf("%s/%s", dest, t->name);
+    archive_entry_set_pathname(o, path);
+    archive_entry_set_hardlink(o, target);
+    archive_entry_set_filetype(o, AE_IFREG);
+    archive_entry_set_perm(o, archive_entry_perm(e) & 0777);
+    archive_entry_set_size(o, 0);
+    if (archive_write_header(sink->out, o) != ARCHIVE_OK)
+        rc = s_tar_write_err(sink, err);
+    else
+        s_seen_put(seen, name, false, size);
+    archive_entry_free(o);
+    free(path);
+    free(target);
+    return rc;
+}
+
 /*  One entry of `in` re-rooted under dest into the tar of sink (devices,
-    fifos and sockets are left out); *total counts the declared sizes. */
+    fifos and sockets are refused, a hard link checked: s_reroot_link);
+    *total counts the declared sizes, seen the entries written. */
 static evr_rc_t
 s_reroot_entry(struct archive *in, const s_sink_t *sink, struct archive_entry *e,
                const char *name, const char *dest, uint64_t max_bytes, uint64_t *total,
-               evr_err_t *err)
+               zhashx_t *seen, evr_err_t *err)
 {
+    if (archive_entry_hardlink(e))
+        return s_reroot_link(sink, e, name, archive_entry_hardlink(e), dest, max_bytes, total,
+                             seen, err);
     mode_t type = archive_entry_filetype(e);
     if (type != AE_IFREG && type != AE_IFDIR)   /* never dropped unsaid */
         return evr_err_set(err, EVR_ERR_IO, "entry \"%s\": %s: only files and directories "
@@ -579,12 +724,10 @@ s_reroot_entry(struct archive *in, const s_sink_t *sink, struct archive_entry *e
     else if (type == AE_IFREG)   /* the declared size bounds what is copied */
         rc = s_pump(in, -1, sink, (uint64_t) archive_entry_size(e), &copied, err);
     archive_entry_free(o);
+    if (!rc)
+        s_seen_put(seen, name, type == AE_IFDIR, type == AE_IFREG ? copied : 0);
     return rc;
 }
-
-/*  An entry name in a message: escaped (evr_text_escape_ctl), at most
-    this many bytes with the cut mark. */
-#define S_NAME_SHOWN 128
 
 /*  At most this many bytes a path in the workspace (dest/name): the
     system's PATH_MAX (4096, its NUL included) less room for where the
@@ -636,6 +779,8 @@ s_reroot(struct archive *in, const s_sink_t *sink, const char *dest, uint64_t ma
     uint64_t total = 0;
     int r;
     evr_rc_t rc = EVR_OK;
+    zhashx_t *seen = zhashx_new();
+    zhashx_set_destructor(seen, s_seen_free);
     while (!rc && (r = archive_read_next_header(in, &e)) == ARCHIVE_OK) {
         const char *name = archive_entry_pathname(e);
         while (name && name[0] == '.' && name[1] == '/')
@@ -646,8 +791,9 @@ s_reroot(struct archive *in, const s_sink_t *sink, const char *dest, uint64_t ma
         if (!rc)
             rc = s_check_entry(e, name, &entries, "unpacked", err);
         if (!rc)
-            rc = s_reroot_entry(in, sink, e, name, dest, max_bytes, &total, err);
+            rc = s_reroot_entry(in, sink, e, name, dest, max_bytes, &total, seen, err);
     }
+    zhashx_destroy(&seen);
     if (!rc && r != ARCHIVE_EOF)
         rc = evr_err_set(err, EVR_ERR_IO, "a damaged tar archive: %s", archive_error_string(in));
     return rc;

@@ -4,8 +4,9 @@
     unpacked with libarchive into a destination directory with path
     checks: no absolute names, no "..", no links (symbolic or hard) that
     could point outside (an artifact's symbolic links are left out, its
-    hard links copied from the file they name; elsewhere a link is
-    refused), at most EVR_ARTIFACT_MAX_ENTRIES entries and
+    hard links copied from the file they name; elsewhere a symbolic link
+    is refused, and a hard link is made only to a file the same tar
+    unpacked before it), at most EVR_ARTIFACT_MAX_ENTRIES entries and
     the caller's limit of bytes (no default here: the runner's
     artifact_max_bytes and resource_max_bytes settings).  The
     whole tar is checked before anything is written; each file is written
@@ -67,16 +68,21 @@ evr_rc_t evr_artifact_unpack_list(const char *tar_path, const char *dest, uint64
     files written.  Errors name the entry and the reason: EVR_ERR_LIMIT
     ("more than N entries", or "the contents are over the limit of N
     bytes": nothing written then),
-    EVR_ERR_IO (a bad name, a link, a damaged tar, a write that failed:
-    whatever was written is removed again). */
+    EVR_ERR_IO (a bad name, a symbolic link, a hard link to anything but
+    a file this unpack wrote before it, a damaged tar, a write that
+    failed: whatever was written is removed again).  A hard link is made
+    as one (link(2)): a second name of that file. */
 evr_rc_t evr_artifact_unpack(const char *tar_path, const char *dest, uint64_t max_bytes,
                              uint32_t *files, evr_err_t *err);
 
 /*  Resources: writes into the file tar_out the tar to upload into
     /workspace from a downloaded file.  A tar archive (optionally gzip,
     bzip2 or xz compressed) is unpacked under dest (a safe relative path)
-    with the same checks as artifacts, links refused (not left out);
-    any other file
+    with the same checks as artifacts, symbolic links refused (not left
+    out); a hard link kept as one, re-rooted, when it names a file an
+    earlier entry unpacked (EVR_ERR_IO naming the entry for a link to a
+    later entry, a directory, itself or a name that is not a safe relative
+    path), its file's size counted again against max_bytes; any other file
     becomes the single file dest (EVR_ERR_IO when dest is the workspace
     itself, "." or "./": it names no file).  A tar whose first header is
     damaged is a damaged tar (EVR_ERR_IO "a damaged tar archive: ..."),

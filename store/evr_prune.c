@@ -1,18 +1,29 @@
 /*  evr_prune.c: retention of finished jobs (evr_prune.h).
 
-    A batch first walks the projections (short read transactions, as
+    A pass first walks the projections (short read transactions, as
     every reader) and notes of each finished job its id, pipeline, end
     time and last seq; then picks, oldest first, the jobs past max_age or
     beyond keep_per_pipeline (counted from the newest finished job of
     each pipeline) to remove, and the jobs past output_max_age to drop
     the output of; then rewrites at most max_jobs of them in one write
     transaction, so a long backlog goes in bounded steps and never holds
-    the writer long.
+    the writer long.  What the walk decided is kept in the store handle
+    (the plan) and the next call takes its next batch from there, so a
+    pass over N jobs that removes K costs one walk and K removals, not one
+    walk per batch.  The plan holds while the policy is the same and time
+    does not go back; each job is checked again in the batch's own
+    transaction (still stored, finished, no event since the walk, not held
+    by the caller), so a plan made a while ago never removes what the
+    walk would not remove now: a job whose age or count let it go still
+    does, later, and a job that changed is left to the next walk.
 */
 #include <czmq.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "evr_codec.h"
 #include "evr_codec_read.h"
@@ -30,6 +41,7 @@ typedef struct {
     uint32_t events;            /* its per-job events (last_jseq) */
     bool output_dropped;
     uint8_t act;                /* S_KEEP, S_REMOVE, S_DROP */
+    bool done;                  /* removed or dropped by its batch's transaction */
 } s_cand_t;
 
 enum { S_KEEP, S_REMOVE, S_DROP };
@@ -38,6 +50,15 @@ typedef struct {
     s_cand_t *v;
     size_t n, cap;
 } s_cands_t;
+
+/*  A pass under way (evr_store_int.h): the walk's candidates, decided,
+    and the policy and time they were decided with. */
+struct evr_prune_plan {
+    s_cands_t c;
+    size_t next;                /* the first candidate no batch took yet */
+    uint64_t max_age_ms, output_max_age_ms, now_ns;
+    uint32_t keep_per_pipeline;
+};
 
 static int
 s_note(const evr_job_t *job, void *arg)
@@ -119,6 +140,22 @@ s_peek(const uint8_t *buf, size_t len, evr_job_t *job)
     return true;
 }
 
+/*  The fields s_note reads of the projection of id stored in v: peeked,
+    or else decoded whole.  The caller frees *job (evr_rec_free) also on
+    error.  Errors: EVR_ERR_STORE, a projection that does not decode. */
+static evr_rc_t
+s_read(const char *id, const MDB_val *v, evr_job_t *job, evr_err_t *err)
+{
+    if (s_peek(v->mv_data, v->mv_size, job))
+        return EVR_OK;
+    evr_rec_free(&evr_job_type, job);
+    memset(job, 0, sizeof *job);
+    if (evr_codec_decode(v->mv_data, v->mv_size, &evr_job_type, job, "job", err))
+        return evr_err_set(err, EVR_ERR_STORE, "store: projection of job %s: %s", id,
+                           err ? err->msg : "");
+    return EVR_OK;
+}
+
 /*  One stored projection (an evr_store_walk_fn) into the candidates. */
 static evr_rc_t
 s_note_raw(evr_store_t *self, MDB_txn *txn, const MDB_val *k, const MDB_val *v, void *arg,
@@ -133,21 +170,15 @@ s_note_raw(evr_store_t *self, MDB_txn *txn, const MDB_val *k, const MDB_val *v, 
     char id[EVR_ULID_LEN + 1];
     memcpy(id, k->mv_data, EVR_ULID_LEN);
     id[EVR_ULID_LEN] = '\0';
-    if (!s_peek(v->mv_data, v->mv_size, &job)) {
-        evr_rec_free(&evr_job_type, &job);
-        memset(&job, 0, sizeof job);
-        if (evr_codec_decode(v->mv_data, v->mv_size, &evr_job_type, &job, "job", err)) {
-            evr_rec_free(&evr_job_type, &job);
-            return evr_err_set(err, EVR_ERR_STORE, "store: projection of job %s: %s", id,
-                               err ? err->msg : "");
-        }
+    evr_rc_t rc = s_read(id, v, &job, err);
+    if (!rc) {
+        char *own = job.id;
+        job.id = id;
+        s_note(&job, arg);
+        job.id = own;
     }
-    char *own = job.id;
-    job.id = id;
-    s_note(&job, arg);
-    job.id = own;
     evr_rec_free(&evr_job_type, &job);
-    return EVR_OK;
+    return rc;
 }
 
 static void
@@ -156,6 +187,42 @@ s_cands_free(s_cands_t *c)
     for (size_t i = 0; i < c->n; i++)
         free(c->v[i].pipeline);
     free(c->v);
+}
+
+void
+evr_prune_plan_free(evr_store_t *self)
+{
+    if (!self->prune_plan)
+        return;
+    s_cands_free(&self->prune_plan->c);
+    free(self->prune_plan);
+    self->prune_plan = NULL;
+}
+
+/*  Whether the candidate x, as the walk noted it, is still so in txn:
+    its projection stored and finished, with the same last seq (no event
+    of it since) and, for a drop, its output not dropped yet.  *mdbrc is
+    LMDB's code of a failed read. */
+static evr_rc_t
+s_unchanged(evr_store_t *self, MDB_txn *txn, const s_cand_t *x, bool *same, evr_err_t *err,
+            int *mdbrc)
+{
+    *same = false;
+    MDB_val k = { EVR_ULID_LEN, (void *) x->id }, v;
+    int rc = mdb_get(txn, self->jobs, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return EVR_OK;
+    if (rc) {
+        *mdbrc = rc;
+        return evr_store_mdb_err(err, "prune: mdb_get jobs", rc);
+    }
+    evr_job_t job = { 0 };
+    evr_rc_t erc = s_read(x->id, &v, &job, err);
+    if (!erc)
+        *same = evr_job_is_final(&job) && job.last_seq == x->last_seq
+             && (x->act != S_DROP || !job.output_dropped);
+    evr_rec_free(&evr_job_type, &job);
+    return erc;
 }
 
 bool
@@ -392,10 +459,16 @@ s_batch_txn(evr_store_t *self, MDB_txn *txn, void *arg, evr_err_t *err, int *mdb
     memset(&b->st, 0, sizeof b->st);
     b->upto[0] = '\0';
     for (size_t i = 0; i < b->n; i++) {
-        const s_cand_t *x = b->v[i];
+        s_cand_t *x = b->v[i];
+        bool same;
+        evr_rc_t erc = s_unchanged(self, txn, x, &same, err, mdbrc);
+        if (erc)
+            return erc;
+        x->done = same;
+        if (!same)
+            continue;   /* changed since the walk: the next walk decides */
         if (x->act == S_DROP) {
-            evr_rc_t erc = s_drop_job(self, txn, x->id, &b->st, err, mdbrc);
-            if (erc)
+            if ((erc = s_drop_job(self, txn, x->id, &b->st, err, mdbrc)))
                 return erc;
             continue;
         }
@@ -448,6 +521,51 @@ s_add(evr_prune_stats_t *to, const evr_prune_stats_t *from)
     to->bytes += from->bytes;
 }
 
+/*  Whether a candidate the walk picked may still go now: the caller's
+    acknowledged seq and busy jobs are asked again (a plan outlives the
+    call that walked). */
+static bool
+s_may_go(const evr_prune_policy_t *pol, const s_cand_t *x)
+{
+    if (x->act == S_KEEP || (pol->upto_seq && x->last_seq > pol->upto_seq))
+        return false;
+    return !pol->busy || !pol->busy(x->id, pol->busy_arg);
+}
+
+/*  The plan of this pass: the one under way when it was decided with the
+    same policy, no later than now_ns and has candidates left; else a new
+    walk's (a dry run's is its own: *own set, the caller frees it). */
+static evr_rc_t
+s_plan(evr_store_t *self, const evr_prune_policy_t *pol, uint64_t now_ns, bool dry_run,
+       struct evr_prune_plan **out, evr_err_t *err)
+{
+    struct evr_prune_plan *p = self->prune_plan;
+    if (!dry_run && p && p->next < p->c.n && p->now_ns <= now_ns
+        && p->max_age_ms == pol->max_age_ms && p->output_max_age_ms == pol->output_max_age_ms
+        && p->keep_per_pipeline == pol->keep_per_pipeline) {
+        *out = p;
+        return EVR_OK;
+    }
+    if (!dry_run)
+        evr_prune_plan_free(self);
+    p = evr_calloc(1, sizeof *p);
+    p->max_age_ms = pol->max_age_ms;
+    p->output_max_age_ms = pol->output_max_age_ms;
+    p->keep_per_pipeline = pol->keep_per_pipeline;
+    p->now_ns = now_ns;
+    evr_rc_t erc = evr_store_walk(self, self->jobs, "jobs", NULL, 0, s_note_raw, &p->c, err);
+    if (erc) {
+        s_cands_free(&p->c);
+        free(p);
+        return erc;
+    }
+    s_decide(&p->c, pol, now_ns);
+    if (!dry_run)
+        self->prune_plan = p;
+    *out = p;
+    return EVR_OK;
+}
+
 evr_rc_t
 evr_store_prune(evr_store_t *self, const evr_prune_policy_t *pol, uint64_t now_ns,
                 uint32_t max_jobs, bool dry_run, evr_prune_removed_fn *removed, void *arg,
@@ -460,19 +578,20 @@ evr_store_prune(evr_store_t *self, const evr_prune_policy_t *pol, uint64_t now_n
         return EVR_OK;
     if (max_jobs == 0 || max_jobs > S_MAX_BATCH)
         max_jobs = S_MAX_BATCH;
-    s_cands_t c = { 0 };
-    evr_rc_t erc = evr_store_walk(self, self->jobs, "jobs", NULL, 0, s_note_raw, &c, err);
-    if (!erc)
-        s_decide(&c, pol, now_ns);
+    struct evr_prune_plan *p;
+    evr_rc_t erc = s_plan(self, pol, now_ns, dry_run, &p, err);
+    if (erc)
+        return erc;
+    s_cands_t *c = &p->c;
     s_batch_t b = { .pol = pol, .v = evr_calloc(max_jobs, sizeof(s_cand_t *)) };
-    size_t i = 0;
-    while (!erc && i < c.n) {
+    size_t i = p->next;
+    while (!erc && i < c->n) {
         b.n = 0;
         uint64_t events = 0;
-        for (; i < c.n && b.n < max_jobs && (b.n == 0 || events < S_MAX_EVENTS); i++)
-            if (c.v[i].act != S_KEEP) {
-                b.v[b.n++] = &c.v[i];
-                events += c.v[i].events;
+        for (; i < c->n && b.n < max_jobs && (b.n == 0 || events < S_MAX_EVENTS); i++)
+            if (s_may_go(pol, &c->v[i])) {
+                b.v[b.n++] = &c->v[i];
+                events += c->v[i].events;
             }
         if (!b.n)
             break;
@@ -482,17 +601,24 @@ evr_store_prune(evr_store_t *self, const evr_prune_policy_t *pol, uint64_t now_n
             break;
         s_add(st, &b.st);
         for (size_t j = 0; j < b.n && !dry_run && removed; j++)
-            if (b.v[j]->act == S_REMOVE)
+            if (b.v[j]->act == S_REMOVE && b.v[j]->done)
                 removed(b.v[j]->id, arg);
         if (!dry_run) {
-            while (i < c.n && c.v[i].act == S_KEEP)
+            while (i < c->n && c->v[i].act == S_KEEP)
                 i++;
-            *more = i < c.n;
+            *more = i < c->n;
             break;
         }
     }
     free(b.v);
-    s_cands_free(&c);
+    if (dry_run) {
+        s_cands_free(c);
+        free(p);
+    }
+    else if (erc || !*more)
+        evr_prune_plan_free(self);   /* done (or failed): the next pass walks again */
+    else
+        p->next = i;
     return erc;
 }
 
@@ -526,4 +652,34 @@ evr_store_pages(evr_store_t *self, uint64_t *last_pgno, uint32_t *psize, evr_err
     *last_pgno = info.me_last_pgno;
     *psize = stat.ms_psize;
     return EVR_OK;
+}
+
+evr_rc_t
+evr_store_compact_copy(evr_store_t *self, const char *out_dir, uint64_t *bytes, evr_err_t *err)
+{
+    *bytes = 0;
+    char *file = evr_asprintf("%s/data.mdb", out_dir);
+    struct stat sb;
+    evr_rc_t rc = EVR_OK;
+    if (mkdir(out_dir, 0700) != 0 && errno != EEXIST)
+        rc = evr_err_set(err, EVR_ERR_STORE, "store: %s: %s", out_dir, strerror(errno));
+    else if (stat(out_dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        rc = evr_err_set(err, EVR_ERR_STORE, "store: %s: not a directory", out_dir);
+    else if (lstat(file, &sb) == 0)
+        rc = evr_err_set(err, EVR_ERR_STORE, "store: %s: already holds a data.mdb; a copy "
+                         "goes to a directory without one", out_dir);
+    if (rc) {
+        free(file);
+        return rc;
+    }
+    int mrc = mdb_env_copy2(self->env, out_dir, MDB_CP_COMPACT);
+    if (mrc) {
+        unlink(file);
+        rc = evr_err_set(err, EVR_ERR_STORE, "store: copying %s to %s: %s", self->dir, out_dir,
+                         mdb_strerror(mrc));
+    }
+    else if (stat(file, &sb) == 0)
+        *bytes = (uint64_t) sb.st_size;
+    free(file);
+    return rc;
 }

@@ -44,10 +44,19 @@ bool evr_prune_enabled(const evr_prune_policy_t *pol);
     dry run), so the caller removes its files (artifacts). */
 typedef void (evr_prune_removed_fn)(const char *job, void *arg);
 
-/*  One batch: picks the finished jobs the policy removes (oldest first)
-    and those whose output it drops, at most max_jobs of them (1..10000)
-    and, past the first, at most 50,000 of their events, and removes them
-    in one write transaction.  With dry_run nothing is
+/*  One batch of a pass: picks the finished jobs the policy removes
+    (oldest first) and those whose output it drops, at most max_jobs of
+    them (1..10000) and, past the first, at most 50,000 of their events,
+    and removes them in one write transaction.  The first call of a pass
+    walks every projection and keeps what it decided in self; while *more
+    says jobs are left, the next call with the same max_age_ms,
+    keep_per_pipeline and output_max_age_ms (and a now_ns not earlier)
+    takes its next batch from there, each job checked again in the batch's
+    transaction (its projection still stored, final, with the last seq
+    the walk saw; upto_seq and busy asked again): one that changed, and
+    one that finished after the walk, wait for the next pass, which
+    begins when a call finds none left (or another policy, or an error).
+    With dry_run nothing is
     written (each batch's transaction is aborted) and every job the policy
     would touch is counted, not only max_jobs.  now_ns is the time the ages
     count from.  Adds to *st; *more says jobs are left for another batch.
@@ -69,5 +78,18 @@ evr_rc_t evr_store_pruned(evr_store_t *self, evr_prune_meta_t *out, evr_err_t *e
     steady load with retention this stays bounded. */
 evr_rc_t evr_store_pages(evr_store_t *self, uint64_t *last_pgno, uint32_t *psize,
                          evr_err_t *err);
+
+/*  A compacted copy of the store into out_dir (made 0700 when missing; it
+    must hold no data.mdb): LMDB's mdb_env_copy2 with MDB_CP_COMPACT, one
+    read transaction's snapshot (a live writer goes on; what it commits
+    later is not in the copy), the free pages left out and the pages
+    renumbered, so the copy's file is as large as the pages in use.
+    Retention frees pages but never shrinks the file: this is how the
+    space comes back (the copy put in place of DIR/data.mdb while no
+    process uses the store).  *bytes gets the copy's size.  Errors:
+    EVR_ERR_STORE naming out_dir (it cannot be made, already holds a
+    data.mdb) or LMDB's text (a full disk); a partial copy is removed. */
+evr_rc_t evr_store_compact_copy(evr_store_t *self, const char *out_dir, uint64_t *bytes,
+                                evr_err_t *err);
 
 #endif

@@ -554,6 +554,7 @@ evr_store_destroy(evr_store_t **self_p)
     evr_store_t *self = *self_p;
     if (!self)
         return;
+    evr_prune_plan_free(self);
     if (self->env)
         mdb_env_close(self->env);
     free(self->dir);

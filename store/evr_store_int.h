@@ -27,7 +27,13 @@ struct evr_store {
     char job_max[EVR_ULID_LEN + 1];
     bool job_max_known;
     uint64_t ahead_used;    /* LMDB's used bytes at the last s_ahead (evr_store.c) */
+    /* retention's pass under way: what its walk of the projections decided,
+       taken batch by batch (evr_prune.c); NULL between passes */
+    struct evr_prune_plan *prune_plan;
 };
+
+/*  Frees a pass of retention left under way (evr_prune.c). */
+void evr_prune_plan_free(evr_store_t *self);
 
 /*  An LMDB failure as EVR_ERR_STORE, keeping LMDB's text. */
 evr_rc_t evr_store_mdb_err(evr_err_t *err, const char *what, int rc);

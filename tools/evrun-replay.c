@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,6 +61,7 @@ s_help(FILE *out)
             "       evrun-replay DIR --events [--from SEQ] [--to SEQ] [--json]\n"
             "       evrun-replay DIR --output ID[/STEP] [--json]\n"
             "       evrun-replay DIR --verify [--json]\n"
+            "       evrun-replay DIR --compact OUT [--json]\n"
             "\n"
             "Reads the event store in DIR (a runner's --state-dir store, or a broker's)\n"
             "read-only; safe while its owner is writing.\n"
@@ -79,6 +81,12 @@ s_help(FILE *out)
             "                    event decoded whole, the by_job index checked against\n"
             "                    the events, no event past the last seq the store\n"
             "                    records, each database's pages checked first)\n"
+            "  --compact OUT     write a compacted copy of the store into OUT (made when\n"
+            "                    missing; it must hold no data.mdb): the pages in use\n"
+            "                    only, so the file is as small as the store can be (the\n"
+            "                    store's own file never shrinks: retention frees pages\n"
+            "                    for reuse); a snapshot of one moment.  Put OUT/data.mdb\n"
+            "                    in place of DIR/data.mdb while no process uses DIR\n"
             "  --json            JSON lines instead of tables, for every view\n"
             "  -h, --help        this text\n"
             "  --version         print the version, exit (given alone)\n"
@@ -87,7 +95,8 @@ s_help(FILE *out)
             "it) in the store, or one removed while read (what was printed, cut short);\n"
             "2 usage error (an unknown option, a bad SEQ, --from above --to, an ID that\n"
             "is no job id, a STEP no step could be named), or DIR missing or not an evrun store, or a store error (an\n"
-            "event that does not decode), or stdout not writable;\n"
+            "event that does not decode; --compact: OUT unusable, a full disk), or stdout\n"
+            "not writable;\n"
             "a reader that stops reading (| head) ends it quietly, status 0\n");
 }
 
@@ -597,6 +606,29 @@ s_verify(evr_store_t *store, const s_opts_t *o)
     return v.differences ? 1 : 0;
 }
 
+/* -------------------------------------------------------------- compact */
+
+static int
+s_compact(evr_store_t *store, const char *out, const s_opts_t *o)
+{
+    uint64_t bytes = 0;
+    evr_err_t err;
+    if (evr_store_compact_copy(store, out, &bytes, &err)) {
+        s_store_error(evr_store_dir(store), &err);
+        return 2;
+    }
+    char *was_path = evr_asprintf("%s/data.mdb", evr_store_dir(store));
+    struct stat sb;
+    unsigned long long was = stat(was_path, &sb) == 0 ? (unsigned long long) sb.st_size : 0;
+    free(was_path);
+    if (o->json)
+        printf("{\"bytes\":%llu,\"was_bytes\":%llu}\n", (unsigned long long) bytes, was);
+    else
+        printf("compacted: %s/data.mdb, %llu bytes (the store's file: %llu bytes)\n", out,
+               (unsigned long long) bytes, was);
+    return 0;
+}
+
 /* ----------------------------------------------------------------- main */
 
 /*  The exit status once the store is closed: a signal's own (the default
@@ -678,10 +710,11 @@ main(int argc, char **argv)
         { "from", required_argument, NULL, 'f' }, { "to", required_argument, NULL, 't' },
         { "as-of", required_argument, NULL, 'a' }, { "output", required_argument, NULL, 'o' },
         { "json", no_argument, NULL, 'J' }, { "verify", no_argument, NULL, 'v' },
+        { "compact", required_argument, NULL, 'c' },
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
     };
     s_opts_t o = { 0 };
-    char *job = NULL, *output = NULL;
+    char *job = NULL, *output = NULL, *compact = NULL;
     bool events = false, verify = false;
     int c, views;
     while ((c = evr_getopt("evrun-replay", argc, argv, "h", opts)) != -1) {
@@ -690,6 +723,7 @@ main(int argc, char **argv)
         case 'e': events = true; break;
         case 'o': output = optarg; break;
         case 'v': verify = true; break;
+        case 'c': compact = optarg; break;
         case 'J': o.json = true; break;
         case 'f': if (!s_seq_arg("--from", optarg, &o.from)) return 2; break;
         case 't':
@@ -706,11 +740,11 @@ main(int argc, char **argv)
         default: evr_usage_brief("evrun-replay", s_help_cb, NULL); return 2;
         }
     }
-    views = (job != NULL) + events + (output != NULL) + verify;
+    views = (job != NULL) + events + (output != NULL) + verify + (compact != NULL);
     if (optind != argc - 1 || views > 1) {
         fprintf(stderr, optind != argc - 1 ? "evrun-replay: give exactly one DIR\n"
                                            : "evrun-replay: choose one of --job, --events, "
-                                             "--output, --verify\n");
+                                             "--output, --verify, --compact\n");
         evr_usage_brief("evrun-replay", s_help_cb, NULL);
         return 2;
     }
@@ -730,7 +764,11 @@ main(int argc, char **argv)
         fprintf(stderr, "evrun-replay: --from and --to go with --events\n");
         return 2;
     }
-    if (o.as_of_given && (events || output || verify)) {
+    if (compact && !*compact) {
+        fprintf(stderr, "evrun-replay: --compact \"\": expected a directory for the copy\n");
+        return 2;
+    }
+    if (o.as_of_given && (events || output || verify || compact)) {
         fprintf(stderr, "evrun-replay: --as-of goes with the job list or --job\n");
         return 2;
     }
@@ -752,6 +790,8 @@ main(int argc, char **argv)
         status = s_output(store, output, &o);
     else if (verify)
         status = s_verify(store, &o);
+    else if (compact)
+        status = s_compact(store, compact, &o);
     else
         status = s_list(store, &o);
     evr_store_destroy(&store);

@@ -14,6 +14,11 @@
        times the newest page of jobs from the store (evr_store_list) and
        through the real user path: `evrun-cli jobs` against an
        evrun-broker started on that store (binaries beside this one).
+    4. With --prune-jobs P: builds a store of P finished one-step jobs
+       and times retention as the broker runs it (evr_store_prune in
+       batches of 200 until none is left): a pass that finds nothing, a
+       dry run, and the pass that removes every job, with its slowest
+       batch (one run each: the pass is destructive).
     Each timing is the median of --runs runs; *_cpu_* figures are the CPU
     time of the same runs (less moved by the other processes of a shared
     machine than the wall clock the targets are about).  Prints one
@@ -34,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "evr_prune.h"
 #include "evr_rebuild.h"
 #include "evr_store.h"
 #include "evr_synth.h"
@@ -42,7 +48,7 @@
 
 typedef struct {
     const char *dir;
-    long jobs, steps, bytes, batch, scale, list, runs;
+    long jobs, steps, bytes, batch, scale, list, prune, runs;
     bool nosync;
     char bindir[4096];      /* where evrun-replay, evrun-cli, evrun-broker are */
 } s_opts_t;
@@ -52,9 +58,9 @@ s_usage(FILE *out)
 {
     fprintf(out, "usage: evrun-bench-store --dir D [--jobs N] [--steps S] [--output-bytes B]\n"
                  "                         [--batch K] [--nosync] [--scale-events E]\n"
-                 "                         [--list-jobs J] [--runs R]\n"
+                 "                         [--list-jobs J] [--prune-jobs P] [--runs R]\n"
                  "  --dir D           directory for the stores (created; D/store, D/raw,\n"
-                 "                    D/scale, D/list)\n"
+                 "                    D/scale, D/list, D/prune)\n"
                  "  --jobs N          jobs to write in part 1 (default 2000)\n"
                  "  --steps S         steps per job (default 4)\n"
                  "  --output-bytes B  output bytes per step, in 4 KiB chunks (default 8192)\n"
@@ -63,6 +69,7 @@ s_usage(FILE *out)
                  "  --scale-events E  events of the replay and verify store (default 1000000;\n"
                  "                    0 skips part 2)\n"
                  "  --list-jobs J     jobs of the listing store (default 100000; 0 skips part 3)\n"
+                 "  --prune-jobs P    jobs of the retention store (default 0: skips part 4)\n"
                  "  --runs R          timed runs of each figure, median printed (default 3)\n");
 }
 
@@ -459,6 +466,60 @@ s_part_list(const s_opts_t *o)
     return 0;
 }
 
+/*  Part 4: retention over o->prune finished jobs, batches of 200. */
+static int
+s_part_prune(const s_opts_t *o)
+{
+    char *dir = evr_asprintf("%s/prune", o->dir);
+    evr_store_t *st;
+    evr_err_t err;
+    size_t events;
+    if (evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err))
+        return s_die("open", err.msg);
+    if (s_fill(st, o->prune, 1, 4096, 4096, &events))
+        return 1;
+    uint64_t later = evr_now_ns() + 1000000000ull;
+    evr_prune_policy_t none = { .max_age_ms = 3650ull * 86400000 }, all = { .max_age_ms = 1 };
+    evr_prune_stats_t ps = { 0 };
+    bool more = false;
+    uint64_t t0 = evr_mono_ns();
+    if (evr_store_prune(st, &none, later, 200, false, NULL, NULL, &ps, &more, &err))
+        return s_die("prune", err.msg);
+    double idle = s_secs(t0);
+    t0 = evr_mono_ns();
+    if (evr_store_prune(st, &all, later, 200, true, NULL, NULL, &ps, &more, &err))
+        return s_die("prune --dry-run", err.msg);
+    double dry = s_secs(t0);
+    if (ps.jobs != (uint64_t) o->prune)
+        return s_die("prune --dry-run", "wrong count");
+    memset(&ps, 0, sizeof ps);
+    double slowest = 0, c0 = s_cpu();
+    long batches = 0;
+    t0 = evr_mono_ns();
+    do {
+        uint64_t b0 = evr_mono_ns();
+        if (evr_store_prune(st, &all, later, 200, false, NULL, NULL, &ps, &more, &err))
+            return s_die("prune", err.msg);
+        double b = s_secs(b0);
+        slowest = b > slowest ? b : slowest;
+        batches++;
+    } while (more);
+    double pass = s_secs(t0), cpu = s_cpu() - c0;
+    if (ps.jobs != (uint64_t) o->prune)
+        return s_die("prune", "wrong count");
+    evr_store_destroy(&st);
+    free(dir);
+    printf("prune_jobs: %ld\n", o->prune);
+    printf("prune_events: %zu\n", events);
+    printf("prune_idle_ms: %.1f\n", idle * 1e3);
+    printf("prune_dry_run_s: %.3f\n", dry);
+    printf("prune_pass_s: %.3f\n", pass);
+    printf("prune_pass_cpu_s: %.3f\n", cpu);
+    printf("prune_batches: %ld\n", batches);
+    printf("prune_batch_max_ms: %.1f\n", slowest * 1e3);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -468,7 +529,8 @@ main(int argc, char **argv)
         { "output-bytes", required_argument, NULL, 'b' },
         { "batch", required_argument, NULL, 'k' }, { "nosync", no_argument, NULL, 'n' },
         { "scale-events", required_argument, NULL, 'e' },
-        { "list-jobs", required_argument, NULL, 'l' }, { "runs", required_argument, NULL, 'r' },
+        { "list-jobs", required_argument, NULL, 'l' },
+        { "prune-jobs", required_argument, NULL, 'p' }, { "runs", required_argument, NULL, 'r' },
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
     };
     s_opts_t o = { .jobs = 2000, .steps = 4, .bytes = 8192, .batch = 256, .scale = 1000000,
@@ -484,6 +546,7 @@ main(int argc, char **argv)
         case 'n': o.nosync = true; break;
         case 'e': o.scale = atol(optarg); break;
         case 'l': o.list = atol(optarg); break;
+        case 'p': o.prune = atol(optarg); break;
         case 'r': o.runs = atol(optarg); break;
         case 'h': s_usage(stdout); return 0;
         default: s_usage(stderr); return 2;
@@ -491,7 +554,8 @@ main(int argc, char **argv)
     }
     if (!o.dir || o.jobs < 1 || o.jobs > 99999999 || o.steps < 1 || o.steps > 256 || o.bytes < 0
         || o.batch < 1 || o.batch > EVR_STORE_MAX_BATCH || o.scale < 0 || o.scale > 100000000
-        || o.list < 0 || o.list > 99999999 || o.runs < 1 || o.runs > S_RUNS_MAX) {
+        || o.list < 0 || o.list > 99999999 || o.prune < 0 || o.prune > 99999999
+        || o.runs < 1 || o.runs > S_RUNS_MAX) {
         s_usage(stderr);
         return 2;
     }
@@ -501,8 +565,8 @@ main(int argc, char **argv)
         return s_die("/proc/self/exe", "cannot find the directory of this binary");
     *slash = '\0';
     mkdir(o.dir, 0700);
-    char *cmd = evr_asprintf("rm -rf '%s/store' '%s/raw' '%s/scale' '%s/list'", o.dir, o.dir,
-                             o.dir, o.dir);
+    char *cmd = evr_asprintf("rm -rf '%s/store' '%s/raw' '%s/scale' '%s/list' '%s/prune'", o.dir,
+                             o.dir, o.dir, o.dir, o.dir);
     if (system(cmd) != 0)
         return s_die("rm", cmd);
     free(cmd);
@@ -512,5 +576,7 @@ main(int argc, char **argv)
         rc = s_part_scale(&o);
     if (!rc && o.list)
         rc = s_part_list(&o);
+    if (!rc && o.prune)
+        rc = s_part_prune(&o);
     return rc;
 }

@@ -65,6 +65,22 @@ check "--verify counts" grep -q "verified: 75 events, 5 jobs verified, 0 compact
 "$bin/evrun-replay" "$store" --verify --json > "$tmp/verify.json"
 check "--verify --json" grep -q '"differences":0' "$tmp/verify.json"
 
+# --compact OUT: a copy of the pages in use, which reads and verifies as
+# the store; OUT holding a data.mdb refused (exit 2), nothing written
+"$bin/evrun-replay" "$store" --compact "$tmp/compact" > "$tmp/compact.txt" 2>&1
+check "--compact exits 0" [ $? -eq 0 ]
+check "--compact says the sizes" grep -Eq "^compacted: $tmp/compact/data.mdb, [0-9]+ bytes \(the store's file: [0-9]+ bytes\)$" "$tmp/compact.txt"
+"$bin/evrun-replay" "$tmp/compact" --verify > "$tmp/cverify.txt"
+check "the copy verifies, the same counts" grep -q "verified: 75 events, 5 jobs verified" "$tmp/cverify.txt"
+check "the copy lists the same jobs" cmp <("$bin/evrun-replay" "$store") <("$bin/evrun-replay" "$tmp/compact")
+before=$(stat -c %Y.%s "$tmp/compact/data.mdb")
+"$bin/evrun-replay" "$store" --compact "$tmp/compact" > "$tmp/compact2.txt" 2>&1
+check "--compact into a store: exit 2" [ $? -eq 2 ]
+check "... saying so" grep -q "$tmp/compact: already holds a data.mdb" "$tmp/compact2.txt"
+check "... the copy untouched" [ "$(stat -c %Y.%s "$tmp/compact/data.mdb")" = "$before" ]
+check "--compact --json" sh -c "'$bin/evrun-replay' '$store' --compact '$tmp/compact3' --json | grep -Eq '^\{\"bytes\":[0-9]+,\"was_bytes\":[0-9]+\}\$'"
+check "--compact with --verify: usage, exit 2" status_is 2 "$bin/evrun-replay" "$store" --verify --compact "$tmp/c4"
+
 # --verify reads what the other views read: every value of a spec (a NUL
 # byte in a step's run: --events cannot decode it), the by_job index
 # against the events (an entry that points to another event; a page of

@@ -3,14 +3,20 @@
     killed with SIGKILL at random moments, again and again.  After every
     kill the store must open, hold dense seqs 1..last, every job whole
     (its batch was committed entirely or not at all), and pass verify.
+    Then a pruner process removes finished jobs in batches of 50 (a
+    retention pass, its plan kept across batches) from a store of 3,000
+    jobs, and is killed likewise: after every kill each job is whole or
+    gone, the jobs and events left and those `meta` counts removed add up
+    to what was written, and verify is clean.
 
-    EVR_CRASH_ROUNDS sets the number of kills (default 25).
+    EVR_CRASH_ROUNDS sets the number of kills of each (default 25).
 */
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "evr_prune.h"
 #include "evr_rebuild.h"
 #include "evr_store.h"
 #include "evr_synth.h"
@@ -104,6 +110,96 @@ s_report(const char *line, void *arg)
     fprintf(stderr, "  verify: %s\n", line);
 }
 
+/*  Appends jobs first..first+n-1 (the writer's shape) to the store in dir. */
+static void
+s_fill(const char *dir, uint32_t first, uint32_t n)
+{
+    evr_store_t *st;
+    evr_err_t err;
+    CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
+    for (uint32_t i = first; st && i < first + n; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "01JQ7ZK3M8X2V9T4B6N%07u", i);
+        size_t k;
+        evr_event_t **evs = evr_synth_job(id, STEPS, BYTES, CHUNK, &k);
+        CHECK(evr_store_append(st, evs, k, &err) == EVR_OK);
+        evr_synth_free(evs, k);
+    }
+    evr_store_destroy(&st);
+}
+
+/*  The pruner: retention's passes in batches of 50 until nothing is left. */
+static void
+s_pruner(const char *dir)
+{
+    evr_store_t *st;
+    evr_err_t err;
+    if (evr_store_open(dir, EVR_STORE_SYNC, &st, &err))
+        _exit(3);
+    evr_prune_policy_t pol = { .max_age_ms = 1 };
+    evr_prune_stats_t ps = { 0 };
+    bool more = true;
+    while (more)
+        if (evr_store_prune(st, &pol, evr_now_ns() + 1000000000ull, 50, false, NULL, NULL, &ps,
+                            &more, &err)) {
+            fprintf(stderr, "pruner: %s\n", err.msg);
+            _exit(5);
+        }
+    evr_store_destroy(&st);
+    _exit(0);
+}
+
+/*  Rounds of a pruner killed at random moments; jobs refilled when none
+    is left.  The number of jobs removed over all rounds. */
+static uint64_t
+s_prune_rounds(const char *store_dir, int rounds)
+{
+    uint32_t written = 0;
+    uint64_t pruned = 0;
+    for (int round = 0; round < rounds; round++) {
+        if (written == pruned) {
+            s_fill(store_dir, written + 1, 3000);
+            written += 3000;
+        }
+        pid_t pid = fork();
+        if (pid == 0)
+            s_pruner(store_dir);
+        struct timespec ts = { 0, (2 + rand() % 59) * 1000000L };
+        nanosleep(&ts, NULL);
+        kill(pid, SIGKILL);
+        int status;
+        waitpid(pid, &status, 0);
+        CHECK((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+              || (WIFEXITED(status) && WEXITSTATUS(status) == 0));
+
+        evr_store_t *st;
+        evr_err_t err;
+        CHECK(evr_store_open(store_dir, EVR_STORE_RDONLY, &st, &err) == EVR_OK);
+        if (!st)
+            break;
+        evr_prune_meta_t pm;
+        CHECK(evr_store_pruned(st, &pm, &err) == EVR_OK);
+        uint64_t last = 0;
+        CHECK(evr_store_last_seq(st, &last, &err) == EVR_OK);
+        s_dense_t d = { 1, true, 0 };
+        CHECK(evr_store_scan(st, 1, 0, s_dense, &d, &err) == EVR_OK);
+        CHECK(d.count + pm.events == last);
+        s_whole_t w = { 0, 0 };
+        CHECK(evr_store_jobs(st, EVR_JOB_NONE, s_whole, &w, &err) == EVR_OK);
+        CHECK(w.whole == w.jobs && w.jobs + pm.jobs == written);
+        CHECK((uint64_t) w.jobs * s_events_per_job == d.count);
+        evr_rebuild_verify_t v;
+        CHECK(evr_rebuild_verify(st, s_report, NULL, &v, &err) == EVR_OK);
+        CHECK(v.differences == 0 && v.pruned == pm.jobs);
+        if (w.whole != w.jobs || v.differences)
+            fprintf(stderr, "  prune round %d: %u of %u jobs whole, %llu differences\n", round,
+                    w.whole, w.jobs, (unsigned long long) v.differences);
+        pruned = pm.jobs;
+        evr_store_destroy(&st);
+    }
+    return pruned;
+}
+
 int
 main(void)
 {
@@ -166,6 +262,12 @@ main(void)
     }
     fprintf(stderr, "%d kills, %u jobs stored, progress in %d rounds\n", rounds, last_jobs, grew);
     CHECK(last_jobs > 0);   /* the writer got work done between kills */
+    char prune_dir[300];
+    snprintf(prune_dir, sizeof prune_dir, "%s/pruned", dir);
+    uint64_t pruned = s_prune_rounds(prune_dir, rounds);
+    fprintf(stderr, "%d kills of a pruner, %llu jobs removed\n", rounds,
+            (unsigned long long) pruned);
+    CHECK(pruned > 0);      /* the pruner got work done between kills */
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)

@@ -549,6 +549,7 @@ case_resource() {
   mkdir -p "$www/tree/sub"
   echo "plain resource" > "$www/notes.txt"
   echo "from the archive" > "$www/tree/sub/inside.txt"
+  ln "$www/tree/sub/inside.txt" "$www/tree/also.txt"   # GNU tar: a hard link entry
   tar -C "$www/tree" -czf "$www/src.tar.gz" .
   serve_dir "$www" || fails=$((fails + 1))
   port=$serve_port httpd_pid=$serve_pid
@@ -563,11 +564,13 @@ steps:
     run: |
       cat docs/notes.txt
       cat src/sub/inside.txt
+      echo "linked: \$(cat src/also.txt), \$(stat -c %h src/also.txt) names"
 YML
   run resource "$tmp/resource.yml"
   check "exit 0" [ "$rc" -eq 0 ]
   check "plain file in /workspace" grep -q "^use | plain resource$" "$out"
   check "archive unpacked" grep -q "^use | from the archive$" "$out"
+  check "a hard link: one file, two names" grep -q "^use | linked: from the archive, 2 names$" "$out"
   check "the resource's line" grep -q "^evrun-runner: resource notes: [0-9]* bytes from .* into docs/notes.txt in /workspace$" "$out"
   # the same into a process pipeline's workspace (a directory on the host)
   sed 's|^image: .*|executor: process|' "$tmp/resource.yml" > "$tmp/resource-proc.yml"
@@ -575,6 +578,7 @@ YML
   check "process: exit 0" [ "$rc" -eq 0 ]
   check "process: plain file in the workspace" grep -q "^use | plain resource$" "$out"
   check "process: archive unpacked" grep -q "^use | from the archive$" "$out"
+  check "process: a hard link: one file, two names" grep -q "^use | linked: from the archive, 2 names$" "$out"
   check "process: the workspace is no /workspace" \
     grep -q "^evrun-runner: resource notes: [0-9]* bytes from .* into docs/notes.txt in the workspace directory$" "$out"
   check "process: /workspace named nowhere" sh -c "! grep -q /workspace '$out'"

@@ -18,7 +18,8 @@
 static char s_dir[64];
 
 /*  Writes a tar to path: entries "name" with size bytes of 'x', a
-    symbolic link for "name->target", a hard link for "name=>target". */
+    symbolic link for "name->target", a hard link for "name=>target", a
+    directory for "name/". */
 static void
 s_tar(const char *path, const char *const *names, const size_t *sizes, size_t n)
 {
@@ -41,6 +42,11 @@ s_tar(const char *path, const char *const *names, const size_t *sizes, size_t n)
         else if (arrow) {
             archive_entry_set_filetype(e, AE_IFLNK);
             archive_entry_set_symlink(e, arrow + 2);
+        }
+        else if (name[0] && name[strlen(name) - 1] == '/') {
+            archive_entry_set_filetype(e, AE_IFDIR);
+            archive_entry_set_perm(e, 0755);
+            arrow = name;   /* no data */
         }
         else {
             archive_entry_set_filetype(e, AE_IFREG);
@@ -251,7 +257,7 @@ test_unpack_link_leaves_nothing(void)
     uint32_t files = 0;
     evr_err_t err;
     CHECK(evr_artifact_unpack(tar, dest, 1 << 20, &files, &err) == EVR_ERR_IO);
-    CHECK_CONTAINS(err.msg, "entry \"out/z\": links are not copied out");
+    CHECK_CONTAINS(err.msg, "entry \"out/z\": symbolic links are not copied out");
     CHECK(s_files_under(dest) == 0);
 }
 
@@ -797,6 +803,199 @@ test_resource_big_tar_gz_bounded(void)
     unlink(out);
 }
 
+/*  A tree with hard links, as `cp -l` or git's packs leave one: a.txt
+    (1000 bytes), sub/b.txt a second name of it, sub/c.txt (500 bytes). */
+static void
+s_linked_tree(const char *tree)
+{
+    char path[256], other[256];
+    snprintf(path, sizeof path, "%s/sub", tree);
+    CHECK(mkdir(tree, 0755) == 0 && mkdir(path, 0755) == 0);
+    snprintf(path, sizeof path, "%s/a.txt", tree);
+    FILE *fp = fopen(path, "w");
+    for (int i = 0; fp && i < 100; i++)
+        fputs("0123456789", fp);
+    if (fp)
+        fclose(fp);
+    snprintf(other, sizeof other, "%s/sub/b.txt", tree);
+    CHECK(link(path, other) == 0);
+    snprintf(path, sizeof path, "%s/sub/c.txt", tree);
+    fp = fopen(path, "w");
+    for (int i = 0; fp && i < 50; i++)
+        fputs("abcdefghij", fp);
+    if (fp)
+        fclose(fp);
+}
+
+/*  tree written to the tar at path by libarchive as bsdtar does: read
+    from the disk, each file's second name made a hard link entry by
+    archive_entry_linkresolver (pax). */
+static void
+s_libarchive_tar(const char *tree, const char *path)
+{
+    struct archive *disk = archive_read_disk_new(), *a = archive_write_new();
+    archive_write_set_format_pax_restricted(a);
+    CHECK(archive_write_open_filename(a, path) == ARCHIVE_OK);
+    struct archive_entry_linkresolver *lr = archive_entry_linkresolver_new();
+    archive_entry_linkresolver_set_strategy(lr, archive_format(a));
+    CHECK(archive_read_disk_open(disk, tree) == ARCHIVE_OK);
+    struct archive_entry *e;
+    while (archive_read_next_header(disk, &e) == ARCHIVE_OK) {
+        archive_read_disk_descend(disk);
+        const char *full = archive_entry_pathname(e);
+        size_t n = strlen(tree);
+        struct archive_entry *c = archive_entry_clone(e), *spare = NULL;
+        archive_entry_set_pathname(c, full[n] == '/' ? full + n + 1 : ".");
+        char src[512];
+        snprintf(src, sizeof src, "%s", full);
+        archive_entry_linkify(lr, &c, &spare);
+        if (c && archive_entry_hardlink(c)) {   /* the link's name relative too */
+            const char *to = archive_entry_hardlink(c);
+            char rel[512];
+            snprintf(rel, sizeof rel, "%s", strncmp(to, tree, n) == 0 ? to + n + 1 : to);
+            archive_entry_copy_hardlink(c, rel);
+        }
+        if (c) {
+            CHECK(archive_write_header(a, c) == ARCHIVE_OK);
+            if (archive_entry_size(c) > 0) {
+                char buf[4096];
+                int fd = open(src, O_RDONLY);
+                ssize_t k;
+                while (fd >= 0 && (k = read(fd, buf, sizeof buf)) > 0)
+                    archive_write_data(a, buf, (size_t) k);
+                if (fd >= 0)
+                    close(fd);
+            }
+            archive_entry_free(c);
+        }
+        archive_entry_free(spare);
+    }
+    archive_entry_linkresolver_free(lr);
+    archive_read_free(disk);
+    archive_write_close(a);
+    archive_write_free(a);
+}
+
+/*  The hard link entries of the tar at path, "NAME=>TARGET" joined by ",". */
+static void
+s_links_of(const char *path, char *out, size_t size)
+{
+    struct archive *a = archive_read_new();
+    archive_read_support_filter_all(a);
+    archive_read_support_format_tar(a);
+    struct archive_entry *e;
+    out[0] = '\0';
+    if (archive_read_open_filename(a, path, 65536) == ARCHIVE_OK)
+        while (archive_read_next_header(a, &e) == ARCHIVE_OK)
+            if (archive_entry_hardlink(e))
+                snprintf(out + strlen(out), size - strlen(out), "%s%s=>%s", out[0] ? "," : "",
+                         archive_entry_pathname(e), archive_entry_hardlink(e));
+    archive_read_free(a);
+}
+
+/*  A resource's tar with a hard link, made by GNU tar (plain and gzip)
+    and by libarchive: re-rooted with the link kept (its target under the
+    resource's path too), the link's file counted against the limit again,
+    and unpacked into a workspace (the process executor) as a second name
+    of the same file.  They were refused: "links are not unpacked". */
+static void
+test_resource_hard_links(void)
+{
+    char tree[128], tar[128], tgz[128], latar[128], out[128], ws[160], cmd[1024];
+    snprintf(tree, sizeof tree, "%s/hltree", s_dir);
+    snprintf(tar, sizeof tar, "%s/hl-gnu.tar", s_dir);
+    snprintf(tgz, sizeof tgz, "%s/hl-gnu.tar.gz", s_dir);
+    snprintf(latar, sizeof latar, "%s/hl-la.tar", s_dir);
+    snprintf(out, sizeof out, "%s/hl.out.tar", s_dir);
+    s_linked_tree(tree);
+    snprintf(cmd, sizeof cmd, "tar -C '%s' -cf '%s' . && tar -C '%s' -czf '%s' a.txt sub",
+             tree, tar, tree, tgz);
+    CHECK(system(cmd) == 0);
+    s_libarchive_tar(tree, latar);
+    const char *tars[] = { tar, tgz, latar };
+    for (int i = 0; i < 3; i++) {
+        evr_err_t err;
+        char links[512];
+        s_links_of(tars[i], links, sizeof links);
+        CHECK(strstr(links, "=>") != NULL);   /* the tool made a link entry */
+        evr_rc_t rc = evr_resource_tar(tars[i], "res", 2500, out, &err);
+        if (rc)
+            fprintf(stderr, "  %s: %s\n", tars[i], err.msg);
+        CHECK(rc == EVR_OK);
+        s_links_of(out, links, sizeof links);   /* the first name read is the file */
+        CHECK(strcmp(links, "res/sub/b.txt=>res/a.txt") == 0
+              || strcmp(links, "res/a.txt=>res/sub/b.txt") == 0);
+        CHECK(evr_resource_tar(tars[i], "res", 2499, out, &err) == EVR_ERR_LIMIT);
+        CHECK_CONTAINS(err.msg, "over the limit of 2499 bytes");
+        CHECK(access(out, F_OK) != 0);
+        CHECK(evr_resource_tar(tars[i], "res", 2500, out, &err) == EVR_OK);
+        /* the process executor's workspace: one file, two names */
+        snprintf(ws, sizeof ws, "%s/hlws%d", s_dir, i);
+        uint32_t files = 0;
+        CHECK(evr_artifact_unpack(out, ws, UINT64_MAX, &files, &err) == EVR_OK);
+        CHECK(files == 2);
+        char a[200], b[200];
+        snprintf(a, sizeof a, "%s/res/a.txt", ws);
+        snprintf(b, sizeof b, "%s/res/sub/b.txt", ws);
+        struct stat sa, sb;
+        CHECK(stat(a, &sa) == 0 && stat(b, &sb) == 0);
+        CHECK(sa.st_ino == sb.st_ino && sa.st_nlink == 2 && sb.st_size == 1000);
+    }
+}
+
+/*  Hard links that would reach past what the tar unpacked are refused,
+    naming the entry, and leave no tar: to a later entry, out of the tree,
+    absolute, to a directory, to itself, through a symbolic link (the
+    link refused first).  A workspace's unpack links only to a file it
+    wrote: not to one that was there before. */
+static void
+test_resource_hard_link_refusals(void)
+{
+    char tar[128], out[128], ws[128], path[200];
+    snprintf(tar, sizeof tar, "%s/hlbad.tar", s_dir);
+    snprintf(out, sizeof out, "%s/hlbad.out.tar", s_dir);
+    const struct {
+        const char *names[2];
+        const char *says;
+    } cases[] = {
+        { { "l=>a.txt", "a.txt" }, "entry \"l\": a hard link to \"a.txt\", which no earlier "
+                                    "entry of the archive unpacked" },
+        { { "a.txt", "l=>../../etc/passwd" }, "entry \"l\": a hard link to "
+                                               "\"../../etc/passwd\": " },
+        { { "a.txt", "l=>/etc/passwd" }, "entry \"l\": a hard link to \"/etc/passwd\": " },
+        { { "a.txt", "l=>./../a.txt" }, "entry \"l\": a hard link to \"./../a.txt\": " },
+        { { "d/", "l=>d" }, "entry \"l\": a hard link to \"d\", a directory" },
+        { { "a.txt", "l=>l" }, "entry \"l\": a hard link to itself" },
+        { { "s->/etc/passwd", "l=>s" }, "entry \"s\": symbolic links are not unpacked" },
+    };
+    const size_t sizes[] = { 10, 10 };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        s_tar(tar, cases[i].names, sizes, 2);
+        evr_err_t err;
+        CHECK(evr_resource_tar(tar, "res", 65536, out, &err) == EVR_ERR_IO);
+        CHECK_CONTAINS(err.msg, cases[i].says);
+        CHECK(access(out, F_OK) != 0);
+    }
+    /* the workspace: a file there before is no target */
+    snprintf(ws, sizeof ws, "%s/hlws-old", s_dir);
+    CHECK(mkdir(ws, 0755) == 0);
+    snprintf(path, sizeof path, "%s/secret", ws);
+    FILE *fp = fopen(path, "w");
+    if (fp)
+        fclose(fp);
+    const char *names[] = { "a.txt", "l=>secret" };
+    s_tar(tar, names, sizes, 2);
+    uint32_t files = 0;
+    evr_err_t err;
+    CHECK(evr_artifact_unpack(tar, ws, UINT64_MAX, &files, &err) == EVR_ERR_IO);
+    CHECK_CONTAINS(err.msg, "entry \"l\": a hard link to \"secret\", which is no file this "
+                            "archive unpacked before it");
+    snprintf(path, sizeof path, "%s/a.txt", ws);
+    CHECK(access(path, F_OK) != 0);   /* all taken back */
+    snprintf(path, sizeof path, "%s/l", ws);
+    CHECK(access(path, F_OK) != 0);
+}
+
 int
 main(void)
 {
@@ -822,6 +1021,8 @@ main(void)
     EVR_TEST_RUN(test_resource_disk_full);
     EVR_TEST_RUN(test_resource_odd_entries);
     EVR_TEST_RUN(test_resource_read_error);
+    EVR_TEST_RUN(test_resource_hard_links);
+    EVR_TEST_RUN(test_resource_hard_link_refusals);
     nftw(s_dir, s_rm_one, 16, FTW_DEPTH | FTW_PHYS);
     EVR_TEST_END();
 }
