@@ -5,8 +5,9 @@
     `--recover` finishes what a previous run left; `--broker EP` serves a
     broker (evr_daemon).  main() only wires things: settings and the
     command line (evr_runner_opts.c), the event loop, the executors
-    (s_executors), store, engine, signals that set a flag.  Started as `evrun-runner --shim DIR` it is the supervisor of a
-    process step instead (evr_shim.h).
+    (s_executors), store, engine, signals that set a flag.  Started as
+    `evrun-runner --shim DIR` it is the supervisor of a process step
+    instead (evr_shim.h).
 */
 #include <errno.h>
 #include <signal.h>
@@ -28,6 +29,7 @@
 #include "evr_keep.h"
 #include "evr_lock.h"
 #include "evr_offer.h"
+#include "evr_offload.h"
 #include "evr_paths.h"
 #include "evr_runner_id.h"
 #include "evr_runner_opts.h"
@@ -41,6 +43,9 @@
 /*  --once: how long the broker has to acknowledge the whole log and the
     artifacts after the job's end. */
 #define S_ONCE_SYNC_S 60
+/*  --exec, --recover: how long the offloaded children still working at
+    the end (a sweep, a removal put off) get to finish. */
+#define S_OFFLOAD_WAIT_S 5
 
 static volatile sig_atomic_t s_interrupts, s_terms;
 
@@ -332,6 +337,18 @@ s_run_exec(const evr_runner_opts_t *o, evr_engine_t *eng, const evr_spec_t *spec
     return evr_engine_all_succeeded(eng) && ok ? 0 : 1;
 }
 
+/*  --exec, --recover, at the end: the offloaded children still working
+    get up to S_OFFLOAD_WAIT_S (a signal ends the wait); those left are
+    killed and named (evr_offload_abandon). */
+static void
+s_offload_wait(evr_loop_t *loop)
+{
+    uint64_t until = evr_mono_ns() + S_OFFLOAD_WAIT_S * 1000000000ull;
+    while (evr_offload_running() && evr_mono_ns() < until && !(s_interrupts + s_terms))
+        evr_loop_once(loop, 50);
+    evr_offload_abandon("evrun-runner");
+}
+
 static uint64_t
 s_acked(void *arg)
 {
@@ -360,17 +377,19 @@ s_once_status(evr_store_t *store, const char *job, const char *who)
 }
 
 /*  After the loop: the broker gets the rest of the log and the artifacts
-    queued before the exit (5 s at most; --once: S_ONCE_SYNC_S).  True
-    when it holds everything; *idle: no job runs nor an ended one's
-    cleanup (else --clean keeps the directory for the next start). */
+    queued before the exit, and the offloaded children (evr_offload.h)
+    their time to finish (5 s at most; --once: S_ONCE_SYNC_S; a second
+    signal ends the wait).  True when the broker holds everything; *idle:
+    no job runs nor an ended one's cleanup (else --clean keeps the
+    directory for the next start). */
 static bool
 s_daemon_flush(const evr_runner_opts_t *o, evr_daemon_t *d, evr_engine_t *eng, const char *who,
                bool *idle)
 {
     const char *kept = o->clean ? " (--clean: the state directory is kept)" : "";
     uint64_t until = evr_mono_ns() + (o->once ? S_ONCE_SYNC_S : 5) * 1000000000ull;
-    while ((!evr_daemon_synced(d) || evr_daemon_shipping(d, false)) && evr_mono_ns() < until
-           && s_interrupts + s_terms < 2)
+    while ((!evr_daemon_synced(d) || evr_daemon_shipping(d, false) || evr_offload_running())
+           && evr_mono_ns() < until && s_interrupts + s_terms < 2)
         evr_daemon_turn(d, 50);
     uint32_t unshipped = evr_daemon_shipping(d, true);    /* the queue read again: exact */
     bool synced = evr_daemon_synced(d), all = synced && !unshipped;
@@ -497,6 +516,7 @@ s_run_daemon(const evr_runner_opts_t *o, evr_config_t *cfg, evr_store_t *store, 
                       "and artifacts; the state directory keeps them", job);
         status = 2;
     }
+    evr_offload_abandon(who);   /* the flush was their time */
     *all = *all && idle;
     evr_keep_destroy(&keep);
     evr_daemon_destroy(&d);
@@ -671,6 +691,8 @@ main(int argc, char **argv)
         printf("evrun-runner: no unfinished jobs in %s\n", state_dir);
     status = daemon ? s_run_daemon(&o, cfg, store, eng, id, lv, &all)
                     : s_run_exec(&o, eng, &spec, &args, state_dir, execs, follow);
+    if (!daemon)
+        s_offload_wait(loop);
 out:
     evr_followup_destroy(&follow);
     evr_engine_destroy(&eng);

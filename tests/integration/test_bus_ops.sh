@@ -260,6 +260,41 @@ case_runner_id_kept() {
   check "an empty log under another --id: not refused (runs until stopped)" [ $? -eq 124 ]
 }
 
+# An offloaded child that never ends (the test hook: as one stuck at a
+# lock another thread held as the runner forked): SIGTERM still ends the
+# runner within its wait for the broker (5 s), which kills the child and
+# says what it gave up waiting for.
+case_stop_offload_hang() {
+  fresh ohang
+  local p kid t0 t1
+  mkdir -p "$tmp/r/work/.rm-old/sub"   # what an earlier run left: the start's sweep
+  : > "$tmp/hang"
+  EVR_TEST_OFFLOAD_HANG=$tmp/hang "$bin/evrun-runner" --broker "ipc://$tmp/bus/nobroker" \
+    --id ohang --state-dir "$tmp/r" --executors process > "$tmp/ohang.log" 2>&1 &
+  p=$!
+  bus_pids+=("$p")
+  for _ in $(seq 1 100); do
+    kid=$(cat /proc/"$p"/task/*/children 2>/dev/null | tr -s ' ' '\n' | grep . | head -n 1)
+    [ -n "$kid" ] && grep -q "connecting to the broker" "$tmp/ohang.log" && break
+    sleep 0.05
+  done
+  check "the sweep's child runs (hung)" [ -n "$kid" ]
+  t0=$(date +%s%N)
+  kill -TERM "$p"
+  wait "$p"
+  check "SIGTERM: exit 0" [ $? -eq 0 ]
+  t1=$(date +%s%N)
+  check "... within its 5 s wait for the broker ($(( (t1 - t0) / 1000000 )) ms)" \
+    [ $(( (t1 - t0) / 1000000 )) -lt 8000 ]
+  check "... saying what it gave up waiting for" grep -q "ohang: warn: exiting: gave up waiting for the child process $kid (process executor: removing what an earlier run left in $tmp/r (1 directories, $tmp/r/work/.rm-sweep-.* first), running for [0-9]* ms): killed; what it did not finish is done again at the next start" "$tmp/ohang.log"
+  for _ in $(seq 1 50); do [ -e "/proc/$kid" ] || break; sleep 0.1; done
+  check "... the child is gone" [ ! -e "/proc/$kid" ]
+  rm "$tmp/hang"
+  timeout 2 "$bin/evrun-runner" --broker "ipc://$tmp/bus/nobroker" --id ohang \
+    --state-dir "$tmp/r" --executors process >> "$tmp/ohang.log" 2>&1
+  check "the next start sweeps it" bash -c "[ -z \"\$(ls -A '$tmp/r/work')\" ]"
+}
+
 case_state_refused() {
   fresh refused
   local st=$tmp/s victim=$tmp/victim
@@ -738,5 +773,5 @@ YML
   check "evrun-tail --step on_error: its output" grep -q "on_error | in-on-error" "$tmp/ls"
 }
 
-bus_script_cases "curve up_down up_ping up_process up_process_only runner_id_kept state_refused up_fresh_home up_json wait_signal cli_errors" "$@"
+bus_script_cases "curve up_down up_ping up_process up_process_only runner_id_kept stop_offload_hang state_refused up_fresh_home up_json wait_signal cli_errors" "$@"
 bus_script_end
