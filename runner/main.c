@@ -8,6 +8,17 @@
     (s_executors), store, engine, signals that set a flag.  Started as
     `evrun-runner --shim DIR` it is the supervisor of a process step
     instead (evr_shim.h).
+
+    Signals: the handler counts SIGTERM and SIGINT for the loops, with
+    two exceptions.  The same signal again from the same process within
+    S_SIG_SAME_MS is the same request (timeout(1) sends its SIGTERM to
+    the runner and again to its process group): counted twice, it made a
+    daemon skip its wait for the broker and exit at once, while timeout
+    was still sending its SIGCONTs, and one of those that lands in
+    LeakSanitizer's check at exit (an ASan build) leaves that check
+    waiting for ever.  And once main has left its loops (s_leaving: the
+    teardown, the flush, exit handlers), a second signal ends the process
+    there and then (_exit), whatever the teardown waits for.
 */
 #include <errno.h>
 #include <signal.h>
@@ -15,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "evr_bus.h"
@@ -47,15 +59,46 @@
     the end (a sweep, a removal put off) get to finish. */
 #define S_OFFLOAD_WAIT_S 5
 
+/*  The same signal from the same process within this long is one
+    request (see the top of the file). */
+#define S_SIG_SAME_MS 1000
+
 static volatile sig_atomic_t s_interrupts, s_terms;
+static volatile sig_atomic_t s_leaving = -1;    /* >= 0: leaving, the exit status */
+static volatile sig_atomic_t s_last_sig, s_last_from;
+static volatile long long s_last_ms;
 
 static void
-s_on_signal(int sig)
+s_on_signal(int sig, siginfo_t *si, void *ctx)
 {
+    (void) ctx;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long long ms = (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int from = si && si->si_code == SI_USER ? (int) si->si_pid : 0;
+    if (from > 0 && sig == s_last_sig && from == s_last_from && ms - s_last_ms < S_SIG_SAME_MS)
+        return;   /* the same request, sent to the pid and to its group */
+    s_last_sig = sig;
+    s_last_from = from;
+    s_last_ms = ms;
+    if (s_leaving >= 0 && s_interrupts + s_terms > 0) {
+        static const char msg[] = "evrun-runner: a second signal while exiting: exiting now\n";
+        ssize_t w = write(2, msg, sizeof msg - 1);
+        (void) w;
+        _exit(s_leaving);
+    }
     if (sig == SIGTERM)
         s_terms++;
     else
         s_interrupts++;
+}
+
+/*  From here on main tears down (status: what it will return): a second
+    signal ends the process at once with it. */
+static void
+s_leave(int status)
+{
+    s_leaving = status;
 }
 
 /*  A `copy:` source of a pipeline run with --exec names a directory of
@@ -516,6 +559,7 @@ s_run_daemon(const evr_runner_opts_t *o, evr_config_t *cfg, evr_store_t *store, 
                       "and artifacts; the state directory keeps them", job);
         status = 2;
     }
+    s_leave(status);
     evr_offload_abandon(who);   /* the flush was their time */
     *all = *all && idle;
     evr_keep_destroy(&keep);
@@ -637,8 +681,10 @@ main(int argc, char **argv)
        (store, podman, recovery) stops the runner at its first turn, the
        way one in the loop does, so --clean still removes an untouched
        state directory (a provisioner's runner stopped as it starts) */
-    signal(SIGINT, s_on_signal);
-    signal(SIGTERM, s_on_signal);
+    struct sigaction sa = { .sa_sigaction = s_on_signal, .sa_flags = SA_SIGINFO | SA_RESTART };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     artifacts = evr_asprintf("%s/artifacts", state_dir);
     cache = evr_asprintf("%s/git-cache", state_dir);
@@ -694,6 +740,7 @@ main(int argc, char **argv)
     if (!daemon)
         s_offload_wait(loop);
 out:
+    s_leave(status);
     evr_followup_destroy(&follow);
     evr_engine_destroy(&eng);
     evr_store_destroy(&store);

@@ -260,6 +260,39 @@ case_runner_id_kept() {
   check "an empty log under another --id: not refused (runs until stopped)" [ $? -eq 124 ]
 }
 
+# timeout(1) sends its SIGTERM to the runner and again to its process
+# group: one request, counted once (the runner waits for the broker as
+# after any first signal; counted twice, it exited at once, while timeout
+# still sent SIGCONTs, one of which could leave an ASan build's leak check
+# at exit waiting for ever).  Another process's signal is a second one.
+case_term_same_sender() {
+  fresh tsame
+  local p t0 t1
+  "$bin/evrun-runner" --broker "ipc://$tmp/bus/nobroker" --id tsame --state-dir "$tmp/r" \
+    --executors process > "$tmp/tsame.log" 2>&1 &
+  p=$!
+  bus_pids+=("$p")
+  for _ in $(seq 1 100); do grep -q "connecting to the broker" "$tmp/tsame.log" && break; sleep 0.05; done
+  /usr/bin/python3 -c 'import os, signal, sys, time
+p = int(sys.argv[1]); os.kill(p, signal.SIGTERM); time.sleep(0.05); os.kill(p, signal.SIGTERM)' "$p"
+  sleep 1.5
+  check "SIGTERM twice from one process, 50 ms apart: still waiting for the broker" kill -0 "$p"
+  check "... stopping said once" [ "$(grep -c "stopping: no new jobs" "$tmp/tsame.log")" -eq 1 ]
+  t0=$(date +%s%N)
+  kill -TERM "$p"
+  wait "$p"
+  t1=$(date +%s%N)
+  check "a SIGTERM from another process then: exits at once ($(( (t1 - t0) / 1000000 )) ms)" \
+    [ $(( (t1 - t0) / 1000000 )) -lt 2500 ]
+  check "... said stopped" grep -q "tsame: stopped" "$tmp/tsame.log"
+  # under timeout(1), as test cases run it: exits 5 s after (124), well before -k's SIGKILL
+  timeout -k 10 2 "$bin/evrun-runner" --broker "ipc://$tmp/bus/nobroker" --id tsame \
+    --state-dir "$tmp/r" --executors process >> "$tmp/tsame.log" 2>&1
+  check "timeout's SIGTERM: exit 124 (not killed by -k's SIGKILL)" [ $? -eq 124 ]
+  check "... after waiting for the broker" \
+    grep -q "tsame: warn: the broker has not acknowledged the whole log" "$tmp/tsame.log"
+}
+
 # An offloaded child that never ends (the test hook: as one stuck at a
 # lock another thread held as the runner forked): SIGTERM still ends the
 # runner within its wait for the broker (5 s), which kills the child and
@@ -773,5 +806,5 @@ YML
   check "evrun-tail --step on_error: its output" grep -q "on_error | in-on-error" "$tmp/ls"
 }
 
-bus_script_cases "curve up_down up_ping up_process up_process_only runner_id_kept stop_offload_hang state_refused up_fresh_home up_json wait_signal cli_errors" "$@"
+bus_script_cases "curve up_down up_ping up_process up_process_only runner_id_kept term_same_sender stop_offload_hang state_refused up_fresh_home up_json wait_signal cli_errors" "$@"
 bus_script_end
