@@ -54,7 +54,7 @@ case_curve() {
   for _ in $(seq 1 50); do [ -s "$tmp/r-cv-2/curve/runner.cert" ] && break; sleep 0.1; done
   kill "$p2" 2>/dev/null; wait "$p2" 2>/dev/null
   cp "$tmp/r-cv-2/curve/runner.cert" "$tmp/curve/runners/cv-2.cert"
-  timeout 30 "$bin/evrun-runner" --broker "$ep" --id cv-1 --state-dir "$tmp/r-cv-2" \
+  timeout -k 10 30 "$bin/evrun-runner" --broker "$ep" --id cv-1 --state-dir "$tmp/r-cv-2" \
     --broker-key "$tmp/curve/broker.cert" > "$tmp/cv2.out" 2>&1
   check "an id taken by another key: the runner stops" [ $? -ne 0 ]
   check "... saying so" grep -q "belongs to another admitted key" "$tmp/cv2.out"
@@ -63,7 +63,7 @@ case_curve() {
   check "a job over tcp with CURVE" grep -qx "greet | hello, world" "$tmp/cv.run"
   local j
   j=$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$tmp/cv.run")
-  timeout 20 "$bin/evrun-tail" --job "$j" --broker "$cep" > "$tmp/cv.tail" 2>&1
+  timeout -k 10 20 "$bin/evrun-tail" --job "$j" --broker "$cep" > "$tmp/cv.tail" 2>&1
   check "evrun-tail over the CURVE event stream" grep -qx "$j/greet | hello, world" "$tmp/cv.tail"
   EVRUN_STATE_DIR=$other "$bin/evrun-cli" jobs --broker "$cep" --broker-key "$tmp/curve/broker.cert" \
     --timeout-ms 2000 > "$tmp/cv.other" 2>&1
@@ -89,11 +89,11 @@ case_curve() {
     --timeout-ms 3000 > "$tmp/cv.atevents" 2>&1
   check "a client at the events endpoint: exit 2" [ $? -eq 2 ]
   check "... naming the endpoint" grep -q "and $eep its client endpoint (not its events one)?" "$tmp/cv.atevents"
-  timeout 5 "$bin/evrun-runner" --broker "$cep" --id cv-3 --state-dir "$tmp/r-cv-2" \
+  timeout -k 10 5 "$bin/evrun-runner" --broker "$cep" --id cv-3 --state-dir "$tmp/r-cv-2" \
     --broker-key "$tmp/curve/broker.cert" > "$tmp/cv.atclient" 2>&1
   check "an admitted runner at the client endpoint names the endpoint" \
     grep -q "if it is there already, $cep is not the broker's runner endpoint but its client one" "$tmp/cv.atclient"
-  timeout 5 "$bin/evrun-runner" --broker "$eep" --id cv-3 --state-dir "$tmp/r-cv-2" \
+  timeout -k 10 5 "$bin/evrun-runner" --broker "$eep" --id cv-3 --state-dir "$tmp/r-cv-2" \
     --broker-key "$tmp/curve/broker.cert" > "$tmp/cv.atevents2" 2>&1
   check "... and at the events endpoint" grep -q "and $eep its runner endpoint (not its events one)?" "$tmp/cv.atevents2"
   check "the broker's key given as its 40 characters" "$bin/evrun-cli" jobs --broker "$cep" \
@@ -236,7 +236,7 @@ case_runner_id_kept() {
   j=$(submit "$tmp/rk.yml")
   check "a job on rk (its log holds events)" [ "$(wait_job "$j")" = succeeded ]
   kill "$runner_pid_rk" && wait "$runner_pid_rk" 2>/dev/null
-  timeout 20 "$bin/evrun-runner" --broker "ipc://$tmp/bus/runners" --id rother \
+  timeout -k 10 20 "$bin/evrun-runner" --broker "ipc://$tmp/bus/runners" --id rother \
     --state-dir "$tmp/r-rk" > "$tmp/other.out" 2>&1
   check "another --id on rk's state directory: exit 2" [ $? -eq 2 ]
   check "... naming the runner whose log it holds, and what to do" \
@@ -255,7 +255,7 @@ case_runner_id_kept() {
   q=$!
   sleep 1
   kill "$q" && wait "$q" 2>/dev/null
-  timeout 3 "$bin/evrun-runner" --broker "ipc://$tmp/bus/nobroker" --id fresh2 \
+  timeout -k 10 3 "$bin/evrun-runner" --broker "ipc://$tmp/bus/nobroker" --id fresh2 \
     --state-dir "$tmp/r-new" --executors process > "$tmp/new2.out" 2>&1
   check "an empty log under another --id: not refused (runs until stopped)" [ $? -eq 124 ]
 }
@@ -323,7 +323,7 @@ case_stop_offload_hang() {
   for _ in $(seq 1 50); do [ -e "/proc/$kid" ] || break; sleep 0.1; done
   check "... the child is gone" [ ! -e "/proc/$kid" ]
   rm "$tmp/hang"
-  timeout 2 "$bin/evrun-runner" --broker "ipc://$tmp/bus/nobroker" --id ohang \
+  timeout -k 10 2 "$bin/evrun-runner" --broker "ipc://$tmp/bus/nobroker" --id ohang \
     --state-dir "$tmp/r" --executors process >> "$tmp/ohang.log" 2>&1
   check "the next start sweeps it" bash -c "[ -z \"\$(ls -A '$tmp/r/work')\" ]"
 }
@@ -376,7 +376,7 @@ case_state_refused() {
   kill "$lp"; wait "$lp" 2>/dev/null
   rm -f "$st/bus/clients"
   mkdir -p "$st/broker" "$st/runners/1" && chmod 0777 "$st/broker" "$st/runners/1"
-  timeout 20 "$bin/evrun-broker" --local --state-dir "$st" > "$tmp/broker.out" 2>&1
+  timeout -k 10 20 "$bin/evrun-broker" --local --state-dir "$st" > "$tmp/broker.out" 2>&1
   check "the broker refuses an other-writable broker/ (exit 2)" [ $? -eq 2 ]
   check "the broker names it" grep -q "$st/broker: writable by others" "$tmp/broker.out"
   "$bin/evrun-runner" --exec "$src/examples/hello.yml" --state-dir "$st/runners/1" > "$tmp/runner.out" 2>&1
@@ -743,7 +743,7 @@ case_cli_errors() {
   check "jobs on the runner socket: exit 1" [ $? -eq 1 ]
   check "... names the client socket" grep -q "this is the broker's runner socket; a client (evrun-cli) connects to its client socket, ipc://$tmp/bus/clients" "$tmp/ws.err"
   check "... no table header" [ ! -s "$tmp/ws" ]
-  timeout 20 "$bin/evrun-runner" --broker "ipc://$tmp/bus/clients" --state-dir "$tmp/r-ws" \
+  timeout -k 10 20 "$bin/evrun-runner" --broker "ipc://$tmp/bus/clients" --state-dir "$tmp/r-ws" \
     --executors process > "$tmp/ws.err" 2>&1
   check "runner on the client socket: exits 2 at once" [ $? -eq 2 ]
   check "... names the runner socket" grep -q "error: --broker is the broker's client socket, not its runner socket: .*connects to its runner socket, ipc://$tmp/bus/runners" "$tmp/ws.err"
