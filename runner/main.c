@@ -16,9 +16,10 @@
     daemon skip its wait for the broker and exit at once, while timeout
     was still sending its SIGCONTs, and one of those that lands in
     LeakSanitizer's check at exit (an ASan build) leaves that check
-    waiting for ever.  And once main has left its loops (s_leaving: the
-    teardown, the flush, exit handlers), a second signal ends the process
-    there and then (_exit), whatever the teardown waits for.
+    waiting for ever.  And once main has left its loops and waits (s_leave:
+    after the daemon's flush and goodbye, after --exec's last turn), a
+    second signal ends the process there and then (_exit), whatever the
+    teardown or an exit handler waits for.
 */
 #include <errno.h>
 #include <signal.h>
@@ -56,7 +57,8 @@
     artifacts after the job's end. */
 #define S_ONCE_SYNC_S 60
 /*  --exec, --recover: how long the offloaded children still working at
-    the end (a sweep, a removal put off) get to finish. */
+    the end (a sweep, a removal put off) get to finish, and the jobs to
+    end after a second signal (s_turns). */
 #define S_OFFLOAD_WAIT_S 5
 
 /*  The same signal from the same process within this long is one
@@ -300,11 +302,16 @@ s_open(const char *state_dir, evr_config_t *cfg, evr_loop_t *loop, const evr_run
 }
 
 /*  The engine's loop until every job is done; a signal cancels them all
-    (the first gracefully, a second at once). */
+    (the first gracefully, a second at once).  After a second one the
+    loop gives the jobs S_OFFLOAD_WAIT_S more to end and be cleaned up (a
+    child removing a workspace that never ends would hold it for the
+    removal's time limit), then stops, saying so: what is left is
+    recovered, or swept, at the next start. */
 static void
-s_turns(evr_engine_t *eng)
+s_turns(evr_engine_t *eng, const char *state_dir)
 {
     static int seen;
+    static uint64_t until;
     while (evr_engine_turn(eng, 100) > 0) {
         int sig = s_interrupts + s_terms;
         if (sig != seen) {
@@ -313,6 +320,15 @@ s_turns(evr_engine_t *eng)
                                        : s_terms ? "interrupted (SIGTERM)"
                                                  : "interrupted (SIGINT)",
                                   seen > 1);
+            if (seen > 1 && !until)
+                until = evr_mono_ns() + S_OFFLOAD_WAIT_S * 1000000000ull;
+        }
+        if (until && evr_mono_ns() > until) {
+            fprintf(stderr, "evrun-runner: interrupted twice: gave up waiting %d s for %u "
+                    "running and %u ending jobs (their cleanup); evrun-runner --recover "
+                    "--state-dir %s takes them up\n", S_OFFLOAD_WAIT_S,
+                    evr_engine_active(eng), evr_engine_ending(eng), state_dir);
+            break;
         }
     }
 }
@@ -327,7 +343,7 @@ s_follow(const evr_runner_opts_t *o, evr_engine_t *eng, evr_followup_t *f, const
     const char *msg;
     while (!(s_interrupts + s_terms) && !evr_engine_failure(eng, &msg)
            && evr_followup_start(f, job, o->print, &failed) > 0) {
-        s_turns(eng);
+        s_turns(eng, state_dir);
         evr_followup_ended(f, job);
         evr_engine_summary(eng, job, stdout);   /* as the first job's, also with --quiet */
         printf("history: evrun-replay %s --job %s\n", state_dir, job);
@@ -362,7 +378,7 @@ s_run_exec(const evr_runner_opts_t *o, evr_engine_t *eng, const evr_spec_t *spec
             return 2;
         }
     }
-    s_turns(eng);
+    s_turns(eng, state_dir);
     const char *msg;
     if (evr_engine_failure(eng, &msg)) {
         fprintf(stderr, "evrun-runner: the event store failed: %s\n", msg);
@@ -381,13 +397,16 @@ s_run_exec(const evr_runner_opts_t *o, evr_engine_t *eng, const evr_spec_t *spec
 }
 
 /*  --exec, --recover, at the end: the offloaded children still working
-    get up to S_OFFLOAD_WAIT_S (a signal ends the wait); those left are
-    killed and named (evr_offload_abandon). */
+    get up to S_OFFLOAD_WAIT_S (none after a second signal; one that
+    comes meanwhile ends the wait); those left are killed and named
+    (evr_offload_abandon). */
 static void
 s_offload_wait(evr_loop_t *loop)
 {
     uint64_t until = evr_mono_ns() + S_OFFLOAD_WAIT_S * 1000000000ull;
-    while (evr_offload_running() && evr_mono_ns() < until && !(s_interrupts + s_terms))
+    int seen = s_interrupts + s_terms;
+    while (seen < 2 && evr_offload_running() && evr_mono_ns() < until
+           && s_interrupts + s_terms == seen)
         evr_loop_once(loop, 50);
     evr_offload_abandon("evrun-runner");
 }

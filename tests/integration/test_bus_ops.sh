@@ -326,6 +326,38 @@ case_stop_offload_hang() {
   timeout -k 10 2 "$bin/evrun-runner" --broker "ipc://$tmp/bus/nobroker" --id ohang \
     --state-dir "$tmp/r" --executors process >> "$tmp/ohang.log" 2>&1
   check "the next start sweeps it" bash -c "[ -z \"\$(ls -A '$tmp/r/work')\" ]"
+  # --exec: every child hung (the job's workspace removal too, cut by its
+  # time limit, made short): the job's end gives them 5 s, then kills and
+  # names them; the job's status is the exit's
+  mkdir -p "$tmp/x/work/.rm-old"
+  : > "$tmp/hang"
+  printf 'pipeline: oh\nexecutor: process\nsteps:\n  - {name: s, run: "true"}\n' > "$tmp/oh.yml"
+  t0=$(date +%s%N)
+  EVR_TEST_OFFLOAD_HANG=$tmp/hang EVR_TEST_RM_LIMIT_MS=1500 timeout -k 10 60 \
+    "$bin/evrun-runner" --exec "$tmp/oh.yml" --state-dir "$tmp/x" --executors process \
+    > "$tmp/ohx.out" 2> "$tmp/ohx.err"
+  check "--exec, its children hung: exit 0 (the job succeeded)" [ $? -eq 0 ]
+  t1=$(( ($(date +%s%N) - t0) / 1000000 ))
+  check "... after giving them 5 s ($t1 ms)" [ "$t1" -ge 5000 -a "$t1" -lt 30000 ]
+  check "... then naming them on stderr" grep -q "evrun-runner: warn: exiting: gave up waiting for the child process [0-9]* (process executor: removing what an earlier run left in $tmp/x " "$tmp/ohx.err"
+  # without the short limit the removal would hold the end 5 minutes: a
+  # second SIGINT gives it 5 s more, then the runner exits, saying so
+  EVR_TEST_OFFLOAD_HANG=$tmp/hang "$bin/evrun-runner" --exec "$tmp/oh.yml" --state-dir "$tmp/y" \
+    --executors process > "$tmp/ohy.out" 2> "$tmp/ohy.err" &
+  p=$!
+  bus_pids+=("$p")
+  for _ in $(seq 1 100); do grep -q "succeeded$" "$tmp/ohy.out" && break; sleep 0.05; done
+  sleep 0.5
+  kill -INT "$p"
+  sleep 1.2   # (within a second, the same sender's signal is the same request)
+  t0=$(date +%s%N)
+  kill -INT "$p"
+  wait "$p"
+  t1=$(( ($(date +%s%N) - t0) / 1000000 ))
+  check "--exec, its cleanup hung, SIGINT twice: exits within 5 s and a bit ($t1 ms)" \
+    [ "$t1" -lt 9000 ]
+  check "... saying what it gave up" grep -q "^evrun-runner: interrupted twice: gave up waiting 5 s for 0 running and 1 ending jobs (their cleanup); evrun-runner --recover --state-dir $tmp/y takes them up$" "$tmp/ohy.err"
+  rm "$tmp/hang"
 }
 
 case_state_refused() {
