@@ -690,6 +690,7 @@ s_put(evr_exec_t *base, const char *job_id, evr_exec_area_t area, const char *im
     }
     op->file = evr_strdup(tar_file);
     op->work = evr_offload_start(ex->base.loop, s_put_work, sizeof(s_put_t), s_put_done, op);
+    evr_offload_what(op->work, "unpacking %s into the workspace of %s", op->file, op->name);
 }
 
 static bool

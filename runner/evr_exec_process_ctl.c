@@ -321,6 +321,7 @@ s_rm_go(evr_xp_op_t *op)
     ex->removing++;
     op->work = evr_offload_start(ex->base.loop, op->rm_work, sizeof(evr_xp_rm_t), op->rm_done,
                                  op);
+    evr_offload_what(op->work, "process executor: removing %s", op->name);
     op->rm_timer = evr_loop_timer_add(ex->base.loop, ex->rm_limit_ms, s_rm_late, op);
 }
 
@@ -535,6 +536,8 @@ s_trash_start(evr_xp_t *ex)
     ex->removing++;
     ex->trash_work = evr_offload_start(ex->base.loop, s_trash_work, sizeof(s_trashed_t),
                                        s_trashed, ex);
+    evr_offload_what(ex->trash_work, "process executor: removing %u trees put off (%s first)",
+                     ex->trash_taken, ex->trash[0]);
     ex->trash_late = evr_loop_timer_add(ex->base.loop, ex->rm_limit_ms, s_trash_late, ex);
 }
 
@@ -635,9 +638,13 @@ evr_xp_sweep_start(evr_xp_t *ex)
 {
     evr_unit_sweep_aside(ex->units, &ex->swept, &ex->nswept);
     evr_unit_sweep_aside(ex->work, &ex->swept, &ex->nswept);
-    if (ex->nswept)
+    if (ex->nswept) {
         ex->sweep = evr_offload_start(ex->base.loop, s_sweep_work, sizeof(s_swept_t), s_swept,
                                       ex);
+        evr_offload_what(ex->sweep, "process executor: removing what an earlier run left in "
+                         "%s (%zu directories, %s first)", ex->state_dir, ex->nswept,
+                         ex->swept[0]);
+    }
 }
 
 void

@@ -221,8 +221,11 @@ s_sweep_scan(evr_keep_t *k)
         return;
     closedir(k->scan);
     k->scan = NULL;
-    if (k->ndoomed)
+    if (k->ndoomed) {
         k->work = evr_offload_start(k->loop, s_sweep_work, sizeof(s_swept_t), s_swept, k);
+        evr_offload_what(k->work, "retention: removing %zu artifact directories (%s first)",
+                         k->ndoomed, k->doomed[0]);
+    }
 }
 
 /*  The seq the broker acknowledged, kept in meta when it moved on. */

@@ -4,12 +4,15 @@
     child is done, a short timer reaps it.  A cancelled work's child is
     killed and reaped the same way, by a timer (1 ms, then doubling up to
     S_REAP_MAX_MS): the loop never waits in waitpid for a child that may
-    take its time to die (a write to a slow disk finishing first). */
+    take its time to die (a write to a slow disk finishing first).  The
+    works under way are on a list (s_live) that the runner's exit reads:
+    what is still running then is killed and named (evr_offload_abandon). */
 #define _GNU_SOURCE
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "evr_log.h"
 #include "evr_offload.h"
 #include "evr_unit.h"
 
@@ -40,13 +44,31 @@ struct evr_offload {
     bool tree[EVR_OFFLOAD_TEMPS];   /* the temp is a directory, removed whole */
     size_t ntemps;
     uint64_t reap_ms;       /* cancelled: the next look for its exit */
+    uint64_t t0;            /* evr_mono_ns at the start */
+    char what[160];         /* what the work does, in words (evr_offload_what) */
     evr_offload_t *next;    /* on s_killed */
+    evr_offload_t *live;    /* on s_live while its child runs, watched */
 };
 
 /*  The cancelled works whose killed child is not reaped yet.  Kept on a
     list so that a loop destroyed first (the runner shutting down; the
     child then dies with it) leaves them reachable, not lost. */
 static evr_offload_t *s_killed;
+
+/*  The works whose child runs and is watched: started, not yet reported
+    nor cancelled. */
+static evr_offload_t *s_live;
+
+static void
+s_unlive(evr_offload_t *self)
+{
+    for (evr_offload_t **p = &s_live; *p; p = &(*p)->live)
+        if (*p == self) {
+            *p = self->live;
+            self->live = NULL;
+            return;
+        }
+}
 
 static void s_report(evr_offload_t *self);
 
@@ -112,6 +134,7 @@ s_report(evr_offload_t *self)
         self->ntemps = 0;
     }
     evr_rc_t rc = ok ? EVR_OK : self->unstarted ? EVR_ERR_LIMIT : EVR_ERR_IO;
+    s_unlive(self);
     evr_offload_cancel(&self);   /* a child still there (not watched): its files removed, now
                                     and once it is reaped */
     done(rc, ok ? "" : why, out, arg);
@@ -129,11 +152,16 @@ s_start_failed(evr_loop_t *loop, void *arg)
 /*  The child: closes what it inherited but its end of the pipe, works,
     writes the result, exits (no atexit handler of the parent's runs). */
 static void __attribute__((noreturn))
-s_child(pid_t parent, int wfd, int maxfd, evr_offload_work_fn *work, void *arg, size_t size)
+s_child(pid_t parent, int wfd, int maxfd, evr_offload_work_fn *work, void *arg, size_t size,
+        bool hang)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
         _exit(3);
+    /* the runner's handlers only count: a SIGTERM to the runner's process
+       group (timeout(1), a service manager) ends the child too */
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
     /* where close_range fails (a kernel before 5.9, a seccomp filter), a
        loop up to the soft limit: no lock, pipe or socket of the runner's
        may stay open in the child (a conmon reader waits for its pipe's
@@ -143,6 +171,9 @@ s_child(pid_t parent, int wfd, int maxfd, evr_offload_work_fn *work, void *arg, 
         for (int fd = 3; fd < maxfd; fd++)
             if (fd != wfd)
                 close(fd);
+    if (hang)   /* the test hook: as a child stuck at its first lock would */
+        for (;;)
+            pause();
     unsigned char out[EVR_OFFLOAD_MAX];
     memset(out, 0, size);
     work(arg, out, size);
@@ -158,17 +189,29 @@ s_child(pid_t parent, int wfd, int maxfd, evr_offload_work_fn *work, void *arg, 
     _exit(0);
 }
 
-/*  Test hook (tests only): with EVR_TEST_OFFLOAD_FORK_FAIL=FILE in the
-    environment, a work started while FILE exists fails as a fork that
-    failed with EAGAIN (a runner past RLIMIT_NPROC) would: no child. */
-static pid_t
-s_fork(void)
+/*  True when the test hook NAME (an environment variable) names a file
+    that exists. */
+static bool
+s_hook(const char *name)
 {
-    const char *f = getenv("EVR_TEST_OFFLOAD_FORK_FAIL");
-    if (f && *f && access(f, F_OK) == 0) {
+    const char *f = getenv(name);
+    return f && *f && access(f, F_OK) == 0;
+}
+
+/*  Test hooks (tests only), the one seam: with
+    EVR_TEST_OFFLOAD_FORK_FAIL=FILE in the environment, a work started
+    while FILE exists fails as a fork that failed with EAGAIN (a runner
+    past RLIMIT_NPROC) would: no child.  With EVR_TEST_OFFLOAD_HANG=FILE,
+    its child never works nor ends (*hang), as one stuck at a lock
+    another thread of the runner held as it forked would. */
+static pid_t
+s_fork(bool *hang)
+{
+    if (s_hook("EVR_TEST_OFFLOAD_FORK_FAIL")) {
         errno = EAGAIN;
         return -1;
     }
+    *hang = s_hook("EVR_TEST_OFFLOAD_HANG");
     return fork();
 }
 
@@ -181,6 +224,8 @@ evr_offload_start(evr_loop_t *loop, evr_offload_work_fn *work, size_t size,
     self->done = done;
     self->arg = arg;
     self->fd = -1;
+    self->t0 = evr_mono_ns();
+    snprintf(self->what, sizeof self->what, "offloaded work");
     assert(size <= EVR_OFFLOAD_MAX);   /* a programmer's error: raise EVR_OFFLOAD_MAX */
     self->size = size < EVR_OFFLOAD_MAX ? size : EVR_OFFLOAD_MAX;
     int p[2];
@@ -195,10 +240,11 @@ evr_offload_start(evr_loop_t *loop, evr_offload_work_fn *work, size_t size,
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t) S_CLOSE_MAX)
         maxfd = (int) rl.rlim_cur;
     pid_t parent = getpid();
-    pid_t pid = s_fork();
+    bool hang = false;
+    pid_t pid = s_fork(&hang);
     int fork_errno = errno;   /* the closes below may change it */
     if (pid == 0)
-        s_child(parent, p[1], maxfd, work, arg, self->size);
+        s_child(parent, p[1], maxfd, work, arg, self->size, hang);
     close(p[1]);
     if (pid < 0) {
         close(p[0]);
@@ -219,8 +265,47 @@ evr_offload_start(evr_loop_t *loop, evr_offload_work_fn *work, size_t size,
         close(self->fd);
         self->fd = -1;
         self->timer = evr_loop_timer_add(loop, 0, s_start_failed, self);
+        return self;
     }
+    self->live = s_live;
+    s_live = self;
     return self;
+}
+
+void
+evr_offload_what(evr_offload_t *self, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(self->what, sizeof self->what, fmt, ap);
+    va_end(ap);
+}
+
+uint32_t
+evr_offload_running(void)
+{
+    uint32_t n = 0;
+    for (const evr_offload_t *o = s_live; o; o = o->live)
+        n += o->fd >= 0;
+    return n;
+}
+
+uint32_t
+evr_offload_abandon(const char *who)
+{
+    uint32_t n = 0;
+    uint64_t now = evr_mono_ns();
+    for (evr_offload_t *o = s_live; o; o = o->live) {
+        if (o->fd < 0)   /* its result read: exiting, not working */
+            continue;
+        n++;
+        kill(o->pid, SIGKILL);
+        evr_log_warn(who, "exiting: gave up waiting for the child process %ld (%s, running "
+                     "for %llu ms): killed; what it did not finish is done again at the "
+                     "next start", (long) o->pid, o->what,
+                     (unsigned long long) ((now - o->t0) / 1000000));
+    }
+    return n;
 }
 
 static void
@@ -294,6 +379,7 @@ evr_offload_cancel(evr_offload_t **self_p)
     if (!self)
         return;
     *self_p = NULL;
+    s_unlive(self);
     evr_loop_timer_cancel(self->loop, self->timer);
     self->timer = 0;
     if (self->fd >= 0) {

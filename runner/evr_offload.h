@@ -17,12 +17,23 @@
 
     In the child, work must not touch the loop, sockets or locks of other
     threads (stdio included): plain files, libarchive and malloc only.
+    The child of a process with threads (ZeroMQ's, a conmon reader) may
+    still find a lock taken for good: malloc's, where the allocator does
+    not take its locks across fork (glibc's does; the AddressSanitizer of
+    GCC 12 does not).  Such a child never ends: a work with a time limit
+    is cancelled by its caller then, and the runner's exit kills and names
+    every child still working (evr_offload_abandon).  Its SIGTERM and
+    SIGINT are the default ones (the runner's handlers only count): a
+    signal to the runner's process group ends it.
     Called from the loop's thread only.
 
-    Test hook (tests only): EVR_TEST_OFFLOAD_FORK_FAIL=FILE in the
+    Test hooks (tests only): EVR_TEST_OFFLOAD_FORK_FAIL=FILE in the
     environment makes every work started while FILE exists fail as a
     fork that failed with EAGAIN would (done gets EVR_ERR_LIMIT, "fork:
     ..."), as a runner past its process limit sees.
+    EVR_TEST_OFFLOAD_HANG=FILE makes the child of every work started
+    while FILE exists wait for ever instead of working, as a child stuck
+    at a lock would.
 */
 #ifndef EVR_OFFLOAD_H_INCLUDED
 #define EVR_OFFLOAD_H_INCLUDED
@@ -53,6 +64,24 @@ typedef void (evr_offload_done_fn)(evr_rc_t rc, const char *msg, const void *out
     turn of loop.  size at most EVR_OFFLOAD_MAX.  Never NULL. */
 evr_offload_t *evr_offload_start(evr_loop_t *loop, evr_offload_work_fn *work, size_t size,
                                  evr_offload_done_fn *done, void *arg);
+
+/*  What the work does, in words, for the runner's log (its exit names a
+    child it killed: evr_offload_abandon); printf-style.  Default
+    "offloaded work". */
+void evr_offload_what(evr_offload_t *self, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/*  How many works have a child working (started, its result not read
+    yet, not cancelled). */
+uint32_t evr_offload_running(void);
+
+/*  At the runner's exit, once it has waited what it waits: every child
+    still working is killed (SIGKILL, by its pid) and named in a warning
+    of who's log ("exiting: gave up waiting for the child process PID
+    (WHAT, running for N ms): killed; ..."); their works stay the
+    callers', whose cancel or destroy follows (done is not called).
+    Returns how many. */
+uint32_t evr_offload_abandon(const char *who);
 
 /*  The most files named with evr_offload_temp. */
 #define EVR_OFFLOAD_TEMPS 4

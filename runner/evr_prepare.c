@@ -727,6 +727,7 @@ s_res_fetched(const evr_fetch_result_t *r, void *arg)
     evr_eng_prep_doing(job, "unpacking resource %s", res->name);
     job->res_work = evr_offload_start(job->eng->loop, s_res_work, sizeof(s_res_made_t),
                                       s_res_made, job);
+    evr_offload_what(job->res_work, "job %s: unpacking resource %s", job->id, res->name);
     evr_offload_temp(job->res_work, job->res_tar);   /* gone with a cancel */
 }
 

@@ -270,6 +270,7 @@ s_walks_next(evr_engine_t *e)
         m->queued = false;
         e->walking++;
         m->work = evr_offload_start(e->loop, s_du_work, sizeof(uint64_t), s_du_done, m);
+        evr_offload_what(m->work, "measuring cache %s in %s", m->volume, m->path);
         m->timer = evr_loop_timer_add(e->loop, s_walk_limit_ms(), s_walk_late, m);
     }
 }

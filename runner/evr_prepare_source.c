@@ -239,6 +239,8 @@ s_src_make(evr_eng_job_t *job)
     evr_eng_prep_doing(job, "making the tar of %s", s_src_key[job->src_index]);
     job->src_work = evr_offload_start(job->eng->loop, s_make_work, sizeof(s_made_t), s_src_made,
                                       job);
+    evr_offload_what(job->src_work, "job %s: making the tar of %s", job->id,
+                     s_src_key[job->src_index]);
     evr_offload_temp(job->src_work, job->src_tar);   /* gone with a cancel */
     if (evr_eng_trigger_files_wanted(job, job->src_index)) {   /* the same */
         char *dir = evr_eng_trigger_files_dir(job);
@@ -368,6 +370,7 @@ s_src_trim(evr_engine_t *e)
         if (j->src_req)
             return;
     e->src_trim = evr_offload_start(e->loop, s_trim_work, sizeof(s_trimmed_t), s_trimmed, e);
+    evr_offload_what(e->src_trim, "trimming the git cache %s", e->opts.source_cache_dir);
     e->src_trim_timer = evr_loop_timer_add(e->loop, S_TRIM_MAX_MS, s_trim_late, e);
 }
 

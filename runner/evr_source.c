@@ -526,6 +526,7 @@ s_merge_start(evr_source_req_t *req, unsigned subs)
 {
     req->subs = subs;
     req->merge = evr_offload_start(req->loop, s_merge_work, sizeof(s_merged_t), s_merged, req);
+    evr_offload_what(req->merge, "merging the submodules' trees of %s", req->url);
     char *tmp = evr_asprintf("%s.merged", req->tar_out);
     evr_offload_temp(req->merge, tmp);
     evr_offload_temp(req->merge, req->tar_out);   /* rename()d onto as it ends */

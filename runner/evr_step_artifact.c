@@ -630,6 +630,7 @@ s_unpack_start(evr_engine_t *e, s_artifact_t *a)
     }
     close(fd);
     a->work = evr_offload_start(e->loop, s_unpack_work, sizeof(s_unpacked_t), s_unpacked, a);
+    evr_offload_what(a->work, "unpacking artifact %s into %s", a->path, a->dest);
     evr_offload_temp(a->work, a->list_file);
 }
 

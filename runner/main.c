@@ -5,8 +5,21 @@
     `--recover` finishes what a previous run left; `--broker EP` serves a
     broker (evr_daemon).  main() only wires things: settings and the
     command line (evr_runner_opts.c), the event loop, the executors
-    (s_executors), store, engine, signals that set a flag.  Started as `evrun-runner --shim DIR` it is the supervisor of a
-    process step instead (evr_shim.h).
+    (s_executors), store, engine, signals that set a flag.  Started as
+    `evrun-runner --shim DIR` it is the supervisor of a process step
+    instead (evr_shim.h).
+
+    Signals: the handler counts SIGTERM and SIGINT for the loops, with
+    two exceptions.  The same signal again from the same process within
+    S_SIG_SAME_MS is the same request (timeout(1) sends its SIGTERM to
+    the runner and again to its process group): counted twice, it made a
+    daemon skip its wait for the broker and exit at once, while timeout
+    was still sending its SIGCONTs, and one of those that lands in
+    LeakSanitizer's check at exit (an ASan build) leaves that check
+    waiting for ever.  And once main has left its loops and waits (s_leave:
+    after the daemon's flush and goodbye, after --exec's last turn), a
+    second signal ends the process there and then (_exit), whatever the
+    teardown or an exit handler waits for.
 */
 #include <errno.h>
 #include <signal.h>
@@ -14,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "evr_bus.h"
@@ -28,6 +42,7 @@
 #include "evr_keep.h"
 #include "evr_lock.h"
 #include "evr_offer.h"
+#include "evr_offload.h"
 #include "evr_paths.h"
 #include "evr_runner_id.h"
 #include "evr_runner_opts.h"
@@ -41,16 +56,51 @@
 /*  --once: how long the broker has to acknowledge the whole log and the
     artifacts after the job's end. */
 #define S_ONCE_SYNC_S 60
+/*  --exec, --recover: how long the offloaded children still working at
+    the end (a sweep, a removal put off) get to finish, and the jobs to
+    end after a second signal (s_turns). */
+#define S_OFFLOAD_WAIT_S 5
+
+/*  The same signal from the same process within this long is one
+    request (see the top of the file). */
+#define S_SIG_SAME_MS 1000
 
 static volatile sig_atomic_t s_interrupts, s_terms;
+static volatile sig_atomic_t s_leaving = -1;    /* >= 0: leaving, the exit status */
+static volatile sig_atomic_t s_last_sig, s_last_from;
+static volatile long long s_last_ms;
 
 static void
-s_on_signal(int sig)
+s_on_signal(int sig, siginfo_t *si, void *ctx)
 {
+    (void) ctx;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long long ms = (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int from = si && si->si_code == SI_USER ? (int) si->si_pid : 0;
+    if (from > 0 && sig == s_last_sig && from == s_last_from && ms - s_last_ms < S_SIG_SAME_MS)
+        return;   /* the same request, sent to the pid and to its group */
+    s_last_sig = sig;
+    s_last_from = from;
+    s_last_ms = ms;
+    if (s_leaving >= 0 && s_interrupts + s_terms > 0) {
+        static const char msg[] = "evrun-runner: a second signal while exiting: exiting now\n";
+        ssize_t w = write(2, msg, sizeof msg - 1);
+        (void) w;
+        _exit(s_leaving);
+    }
     if (sig == SIGTERM)
         s_terms++;
     else
         s_interrupts++;
+}
+
+/*  From here on main tears down (status: what it will return): a second
+    signal ends the process at once with it. */
+static void
+s_leave(int status)
+{
+    s_leaving = status;
 }
 
 /*  A `copy:` source of a pipeline run with --exec names a directory of
@@ -252,11 +302,16 @@ s_open(const char *state_dir, evr_config_t *cfg, evr_loop_t *loop, const evr_run
 }
 
 /*  The engine's loop until every job is done; a signal cancels them all
-    (the first gracefully, a second at once). */
+    (the first gracefully, a second at once).  After a second one the
+    loop gives the jobs S_OFFLOAD_WAIT_S more to end and be cleaned up (a
+    child removing a workspace that never ends would hold it for the
+    removal's time limit), then stops, saying so: what is left is
+    recovered, or swept, at the next start. */
 static void
-s_turns(evr_engine_t *eng)
+s_turns(evr_engine_t *eng, const char *state_dir)
 {
     static int seen;
+    static uint64_t until;
     while (evr_engine_turn(eng, 100) > 0) {
         int sig = s_interrupts + s_terms;
         if (sig != seen) {
@@ -265,6 +320,15 @@ s_turns(evr_engine_t *eng)
                                        : s_terms ? "interrupted (SIGTERM)"
                                                  : "interrupted (SIGINT)",
                                   seen > 1);
+            if (seen > 1 && !until)
+                until = evr_mono_ns() + S_OFFLOAD_WAIT_S * 1000000000ull;
+        }
+        if (until && evr_mono_ns() > until) {
+            fprintf(stderr, "evrun-runner: interrupted twice: gave up waiting %d s for %u "
+                    "running and %u ending jobs (their cleanup); evrun-runner --recover "
+                    "--state-dir %s takes them up\n", S_OFFLOAD_WAIT_S,
+                    evr_engine_active(eng), evr_engine_ending(eng), state_dir);
+            break;
         }
     }
 }
@@ -279,7 +343,7 @@ s_follow(const evr_runner_opts_t *o, evr_engine_t *eng, evr_followup_t *f, const
     const char *msg;
     while (!(s_interrupts + s_terms) && !evr_engine_failure(eng, &msg)
            && evr_followup_start(f, job, o->print, &failed) > 0) {
-        s_turns(eng);
+        s_turns(eng, state_dir);
         evr_followup_ended(f, job);
         evr_engine_summary(eng, job, stdout);   /* as the first job's, also with --quiet */
         printf("history: evrun-replay %s --job %s\n", state_dir, job);
@@ -314,7 +378,7 @@ s_run_exec(const evr_runner_opts_t *o, evr_engine_t *eng, const evr_spec_t *spec
             return 2;
         }
     }
-    s_turns(eng);
+    s_turns(eng, state_dir);
     const char *msg;
     if (evr_engine_failure(eng, &msg)) {
         fprintf(stderr, "evrun-runner: the event store failed: %s\n", msg);
@@ -330,6 +394,21 @@ s_run_exec(const evr_runner_opts_t *o, evr_engine_t *eng, const evr_spec_t *spec
         return 2;
     }
     return evr_engine_all_succeeded(eng) && ok ? 0 : 1;
+}
+
+/*  --exec, --recover, at the end: the offloaded children still working
+    get up to S_OFFLOAD_WAIT_S (none after a second signal; one that
+    comes meanwhile ends the wait); those left are killed and named
+    (evr_offload_abandon). */
+static void
+s_offload_wait(evr_loop_t *loop)
+{
+    uint64_t until = evr_mono_ns() + S_OFFLOAD_WAIT_S * 1000000000ull;
+    int seen = s_interrupts + s_terms;
+    while (seen < 2 && evr_offload_running() && evr_mono_ns() < until
+           && s_interrupts + s_terms == seen)
+        evr_loop_once(loop, 50);
+    evr_offload_abandon("evrun-runner");
 }
 
 static uint64_t
@@ -360,17 +439,19 @@ s_once_status(evr_store_t *store, const char *job, const char *who)
 }
 
 /*  After the loop: the broker gets the rest of the log and the artifacts
-    queued before the exit (5 s at most; --once: S_ONCE_SYNC_S).  True
-    when it holds everything; *idle: no job runs nor an ended one's
-    cleanup (else --clean keeps the directory for the next start). */
+    queued before the exit, and the offloaded children (evr_offload.h)
+    their time to finish (5 s at most; --once: S_ONCE_SYNC_S; a second
+    signal ends the wait).  True when the broker holds everything; *idle:
+    no job runs nor an ended one's cleanup (else --clean keeps the
+    directory for the next start). */
 static bool
 s_daemon_flush(const evr_runner_opts_t *o, evr_daemon_t *d, evr_engine_t *eng, const char *who,
                bool *idle)
 {
     const char *kept = o->clean ? " (--clean: the state directory is kept)" : "";
     uint64_t until = evr_mono_ns() + (o->once ? S_ONCE_SYNC_S : 5) * 1000000000ull;
-    while ((!evr_daemon_synced(d) || evr_daemon_shipping(d, false)) && evr_mono_ns() < until
-           && s_interrupts + s_terms < 2)
+    while ((!evr_daemon_synced(d) || evr_daemon_shipping(d, false) || evr_offload_running())
+           && evr_mono_ns() < until && s_interrupts + s_terms < 2)
         evr_daemon_turn(d, 50);
     uint32_t unshipped = evr_daemon_shipping(d, true);    /* the queue read again: exact */
     bool synced = evr_daemon_synced(d), all = synced && !unshipped;
@@ -497,6 +578,8 @@ s_run_daemon(const evr_runner_opts_t *o, evr_config_t *cfg, evr_store_t *store, 
                       "and artifacts; the state directory keeps them", job);
         status = 2;
     }
+    s_leave(status);
+    evr_offload_abandon(who);   /* the flush was their time */
     *all = *all && idle;
     evr_keep_destroy(&keep);
     evr_daemon_destroy(&d);
@@ -617,8 +700,10 @@ main(int argc, char **argv)
        (store, podman, recovery) stops the runner at its first turn, the
        way one in the loop does, so --clean still removes an untouched
        state directory (a provisioner's runner stopped as it starts) */
-    signal(SIGINT, s_on_signal);
-    signal(SIGTERM, s_on_signal);
+    struct sigaction sa = { .sa_sigaction = s_on_signal, .sa_flags = SA_SIGINFO | SA_RESTART };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     artifacts = evr_asprintf("%s/artifacts", state_dir);
     cache = evr_asprintf("%s/git-cache", state_dir);
@@ -671,7 +756,10 @@ main(int argc, char **argv)
         printf("evrun-runner: no unfinished jobs in %s\n", state_dir);
     status = daemon ? s_run_daemon(&o, cfg, store, eng, id, lv, &all)
                     : s_run_exec(&o, eng, &spec, &args, state_dir, execs, follow);
+    if (!daemon)
+        s_offload_wait(loop);
 out:
+    s_leave(status);
     evr_followup_destroy(&follow);
     evr_engine_destroy(&eng);
     evr_store_destroy(&store);

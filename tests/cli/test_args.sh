@@ -74,11 +74,11 @@ done
 
 # --pipeline "" (P unset) listed no job, and evrun-tail waited for ever
 for v in "" "a b"; do
-  run timeout 10 "$bin/evrun-cli" jobs --pipeline "$v"
+  run timeout -k 10 10 "$bin/evrun-cli" jobs --pipeline "$v"
   check "jobs --pipeline '$v': exit 2" [ $rc -eq 2 ]
   check "jobs --pipeline '$v': says what a name is" \
     said "evrun-cli jobs: --pipeline \"$v\": expected a pipeline name: letters, digits, _ . - (at most 64 bytes)"
-  run timeout 10 "$bin/evrun-tail" --pipeline "$v"
+  run timeout -k 10 10 "$bin/evrun-tail" --pipeline "$v"
   check "evrun-tail --pipeline '$v': exit 2" [ $rc -eq 2 ]
   check "evrun-tail --pipeline '$v': says what a name is" \
     grep -qxF "evrun-tail: --pipeline \"$v\": expected a pipeline name: letters, digits, _ . - (at most 64 bytes)" "$tmp/err"
@@ -97,7 +97,7 @@ for v in "" "a b" "t[os=a b]"; do
   for c in "evrun-tail --all|evrun-tail" "evrun-tail --pipeline p|evrun-tail" \
            "evrun-cli logs $job|evrun-cli logs" "evrun-cli artifacts $job|evrun-cli artifacts"; do
     # shellcheck disable=SC2086
-    run timeout 10 $bin/${c%%|*} --step "$v"
+    run timeout -k 10 10 $bin/${c%%|*} --step "$v"
     check "${c%%|*} --step '$v': exit 2" [ $rc -eq 2 ]
     check "${c%%|*} --step '$v': says what a step name is" \
       grep -qxF "${c#*|}: --step \"$v\": expected a step name: letters, digits, _ . - (at most 64 bytes), or one combination of a matrix step, NAME[K=v,...]" "$tmp/err"
@@ -511,7 +511,7 @@ run env EVRUN_RUNNER_ID= "$bin/evrun-runner" --broker ipc://x --print-config
 check "runner EVRUN_RUNNER_ID='': exit 2, naming the variable" \
   grep -qF 'runner_id = "" (from env EVRUN_RUNNER_ID): expected a runner id' "$tmp/err"
 mkdir -p -m 0700 "$tmp/rid"
-run timeout 10 "$bin/evrun-runner" --broker "ipc://$tmp/nobroker" --executors process --state-dir "$tmp/rid" --id ""
+run timeout -k 10 10 "$bin/evrun-runner" --broker "ipc://$tmp/nobroker" --executors process --state-dir "$tmp/rid" --id ""
 check "runner --id '': refused at a start too, before it connects" \
   grep -qF 'runner_id = "" (from flag): expected a runner id' "$tmp/err"
 
@@ -566,7 +566,7 @@ for ep in tcp://127.0.0.1:99999 tcp://127.0.0.1 tcp://:7700 tcp://127.0.0.1:7700
   check "evrun-cli --broker $ep: says what it expects" \
     said "evrun-cli jobs: $ep: expected tcp://HOST:PORT, PORT from 1 to 65535"
 done
-run timeout 10 "$bin/evrun-broker" --state-dir "$tmp/b" --client-endpoint tcp://127.0.0.1:99999
+run timeout -k 10 10 "$bin/evrun-broker" --state-dir "$tmp/b" --client-endpoint tcp://127.0.0.1:99999
 check "broker --client-endpoint :99999: refused before serving" \
   said "evrun-broker: client endpoint: tcp://127.0.0.1:99999: expected tcp://HOST:PORT, PORT from 1 to 65535"
 

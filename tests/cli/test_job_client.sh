@@ -16,7 +16,7 @@ for _ in $(seq 1 100); do [ -S "$EVRUN_CONTROL" ] && break; sleep 0.05; done
 big=01K0000000000000000000B1G0
 
 # run CMD...: its status in $rc, its stdout in $tmp/out, its stderr in $tmp/err
-run() { timeout 60 "$@" > "$tmp/out" 2> "$tmp/err" < /dev/null; rc=$?; }
+run() { timeout -k 10 60 "$@" > "$tmp/out" 2> "$tmp/err" < /dev/null; rc=$?; }
 
 run "$bin/evrun-job" hello
 check "hello: exit 0" [ $rc -eq 0 ]
@@ -46,7 +46,7 @@ check "result of an unknown job: the runner's words" \
 # a refusal's text as any JSON encoder may escape it: printed as the text
 # it stands for (\u00e9 was '?', \r 'r', \/ '/' by chance)
 printf 'value' > "$tmp/value"
-timeout 60 "$bin/evrun-job" secret NAME < "$tmp/value" > "$tmp/out" 2> "$tmp/err"
+timeout -k 10 60 "$bin/evrun-job" secret NAME < "$tmp/value" > "$tmp/out" 2> "$tmp/err"
 rc=$?
 check "secret refused: exit 2" [ $rc -eq 2 ]
 check "secret refused: the runner's words, unescaped" /usr/bin/python3 -c 'import sys

@@ -140,7 +140,7 @@ start_runner() {
 job_of() { sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$1.out" | head -n 1; }
 
 recover() {   # recover STATE: runs --recover to the end; sets $rc
-  timeout 120 "${runner[@]}" --recover --state-dir "$1" --grace 1 > "$1.rec.out" 2> "$1.rec.err"
+  timeout -k 10 120 "${runner[@]}" --recover --state-dir "$1" --grace 1 > "$1.rec.out" 2> "$1.rec.err"
   rc=$?
 }
 
@@ -553,7 +553,7 @@ for how in unkilled point moment; do
   state=$tmp/fast-$how
   if [ "$how" = unkilled ]; then
     # the same step without a crash: the output read live (attach) is whole
-    timeout 120 "${runner[@]}" --exec "$tmp/fast.yml" --state-dir "$state" > "$state.out" 2> "$state.err"
+    timeout -k 10 120 "${runner[@]}" --exec "$tmp/fast.yml" --state-dir "$state" > "$state.out" 2> "$state.err"
     rc=$?
     job=$(job_of "$state")
     : > "$state.rec.out"; : > "$state.rec.err"
@@ -606,7 +606,7 @@ adapt "$tmp/live.yml"
 { seq 1 3000; echo partrest; seq 3001 6000; } > "$tmp/want.live"
 state=$tmp/live
 pause_and_kill "$state" "$tmp/live.yml" running:live
-timeout 120 "${runner[@]}" --recover --state-dir "$state" --grace 1 > "$state.rec.out" 2> "$state.rec.err" &
+timeout -k 10 120 "${runner[@]}" --recover --state-dir "$state" --grace 1 > "$state.rec.out" 2> "$state.rec.err" &
 pid=$!
 bgpids+=("$pid")
 stored=0

@@ -99,7 +99,7 @@ YML
   check "the broker noted the refusal" grep -q "^too_large	[0-9a-f]\{64\}	one	[abc].bin	1000 bytes, with the 1000 bytes" "$tmp/broker/artifacts/$j/.refused"
   # a file refused for good is not waited for: the longest --wait, and
   # timeout(1) to end a fetch that would wait for it anyway (124)
-  timeout 120 "$bin/evrun-cli" artifacts "$j" -o "$tmp/got" --wait 3600 > "$tmp/cap.out" 2> "$tmp/cap.err"
+  timeout -k 10 120 "$bin/evrun-cli" artifacts "$j" -o "$tmp/got" --wait 3600 > "$tmp/cap.out" 2> "$tmp/cap.err"
   check "fetching: exit 1, no wait for the refused file" [ $? -eq 1 ]
   check "the file the broker took fetched" [ "$(find "$tmp/got/one" -type f -size 1000c | wc -l)" -eq 1 ]
   check "the refused one: named with the broker's reason" grep -q "^evrun-cli artifacts: one/[abc].bin: too_large: the broker refused artifact [abc].bin of step one of job $j for good (it never comes): 1000 bytes, with the 1000 bytes the job holds, over the broker's limit of 1500 bytes a job (its artifact_job_max_bytes setting)$" "$tmp/cap.err"

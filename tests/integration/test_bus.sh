@@ -173,7 +173,7 @@ case_process_label() {
   sleep 0.5
   check "a hand-made executor label: refused" grep -q 'executor labels come from the executors setting' "$tmp/runner-pl-bad.log"
   # at most 32 labels, counting the executor labels: none dropped or replaced
-  timeout 20 "$bin/evrun-runner" --broker "ipc://$tmp/bus/runners" --id pl-many \
+  timeout -k 10 20 "$bin/evrun-runner" --broker "ipc://$tmp/bus/runners" --id pl-many \
     --labels "$(seq -s, -f 'l%g' 1 31)" --executors podman,process \
     --state-dir "$tmp/r-pl-many" > "$tmp/many.out" 2>&1
   check "31 labels and 2 executors': exit 2" [ $? -eq 2 ]
@@ -406,7 +406,7 @@ YML
   j=$(submit "$tmp/send.yml")
   # evrun-tail --job exits as job.finished comes: the workspace (20,000
   # files) is still being removed then
-  timeout 120 "$bin/evrun-tail" --job "$j" > "$tmp/send.tail" 2>&1
+  timeout -k 10 120 "$bin/evrun-tail" --job "$j" > "$tmp/send.tail" 2>&1
   kill -TERM "$runner_pid_se_1"
   for _ in $(seq 1 400); do kill -0 "$runner_pid_se_1" 2>/dev/null || break; sleep 0.1; done
   check "the job succeeded" [ "$(wait_job "$j" 10)" = succeeded ]

@@ -22,9 +22,9 @@ case_tail() {
   sleep 0.5
   j=$(submit "$tmp/tailp.yml")
   for _ in $(seq 1 50); do [ "$(cli logs "$j" | grep -c tick)" -ge 10 ] && break; sleep 0.1; done
-  timeout 60 "$bin/evrun-tail" --job "$j" > "$tmp/during.out" 2> "$tmp/during.err"
+  timeout -k 10 60 "$bin/evrun-tail" --job "$j" > "$tmp/during.out" 2> "$tmp/during.err"
   check "tail during: exits 0 with the job" [ $? -eq 0 ]
-  timeout 20 "$bin/evrun-tail" --job "$j" > "$tmp/after.out" 2>&1
+  timeout -k 10 20 "$bin/evrun-tail" --job "$j" > "$tmp/after.out" 2>&1
   check "tail after: exits 0" [ $? -eq 0 ]
   sleep 0.5
   kill "$tpid"; wait "$tpid" 2>/dev/null
@@ -50,7 +50,7 @@ case_long_history() {
   check "long job succeeded" [ "$(wait_job "$j" 120)" = succeeded ]
   n=$("$bin/evrun-replay" "$tmp/broker" --job "$j" --json | grep -c '"type":"step.output"')
   check "more than 1000 output events ($n)" [ "$n" -gt 1000 ]
-  timeout 60 "$bin/evrun-tail" --job "$j" > "$tmp/lh.out" 2>&1
+  timeout -k 10 60 "$bin/evrun-tail" --job "$j" > "$tmp/lh.out" 2>&1
   check "tail after: exit 0" [ $? -eq 0 ]
   local s got
   for s in a b c d; do
@@ -136,7 +136,7 @@ case_runner_killed() {
   ticks rk 30 0.1
   local j
   j=$(submit "$tmp/rk.yml")
-  timeout 90 "$bin/evrun-tail" --job "$j" > "$tmp/rk.out" 2>&1 &
+  timeout -k 10 90 "$bin/evrun-tail" --job "$j" > "$tmp/rk.out" 2>&1 &
   local tpid=$!
   for _ in $(seq 1 50); do [ "$(cli logs "$j" | grep -c tick)" -ge 8 ] && break; sleep 0.1; done
   kill -9 "$runner_pid_rk_1"
@@ -202,7 +202,7 @@ YML
   check "... every line once" exactly_once "$tmp/rl.retry" 50
   check "the lost job's kept submit is gone, the retry's too once it ended" \
     bash -c "for _ in \$(seq 1 50); do ! mdb_dump -p -s kv '$tmp/broker' | grep -q '^ s/' && exit 0; sleep 0.1; done; exit 1"
-  timeout 20 "$bin/evrun-tail" --job "$j1" > "$tmp/rl.tail" 2>&1
+  timeout -k 10 20 "$bin/evrun-tail" --job "$j1" > "$tmp/rl.tail" 2>&1
   check "tail of the lost job exits 1" [ $? -eq 1 ]
   kill -CONT "$runner_pid_rl_1"
   for _ in $(seq 1 200); do grep -q "$j1: rl-1 finished its copy" "$tmp/broker.log" && break; sleep 0.1; done

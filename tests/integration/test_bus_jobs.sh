@@ -76,7 +76,7 @@ YML
   check "follow: its last line counts it too" grep -q "^job $j failed (1 step failed (allowed)): step build failed" "$tmp/flow.out"
   check "jobs: the allowed failure counted" grep -q "^$j .*failed .*1 failed (allowed)$" <(cli jobs)
   check "steps: on_error counted" grep -q "^steps     6/6 done" <(cli status "$j")
-  timeout 20 "$bin/evrun-tail" --job "$j" --events > "$tmp/flow.tail" 2>&1
+  timeout -k 10 20 "$bin/evrun-tail" --job "$j" --events > "$tmp/flow.tail" 2>&1
   check "tail: failed (allowed)" grep -q "^$j/lint -- step.finished: failed (allowed)" "$tmp/flow.tail"
   # only an allowed failure: the job succeeds, on_error is skipped
   pipeline flowok <<'YML'
@@ -184,13 +184,13 @@ EOF
   j=$(submit "$tmp/yes.yml")
   check "the job succeeds" [ "$(wait_job "$j")" = succeeded ]
   check "the hook's secret masked" grep -q "token=\*\*\*$" <(cli logs "$j")
-  timeout 20 "$bin/evrun-tail" --job "$j" > "$tmp/tail.out" 2>&1
+  timeout -k 10 20 "$bin/evrun-tail" --job "$j" > "$tmp/tail.out" 2>&1
   check "evrun-tail shows the hooks from the broker" \
     grep -q "^$j/hook vault (PRE_EXECUTION) | succeeded (" "$tmp/tail.out"
   k=$(submit "$tmp/nope.yml")
   check "refused: failed" [ "$(wait_job "$k")" = failed ]
   check "... the hook's message is the reason" grep -q "pipeline nope is frozen" <(cli status "$k")
-  timeout 20 "$bin/evrun-tail" --job "$k" > "$tmp/tailk.out" 2>&1
+  timeout -k 10 20 "$bin/evrun-tail" --job "$k" > "$tmp/tailk.out" 2>&1
   check "... hook.finished refused at the broker" grep -q "hook gate (PRE_VALIDATION) | refused: pipeline nope is frozen" "$tmp/tailk.out"
   check "CLEANUP ran for both" [ "$(grep -c clean "$tmp/clean.log")" -eq 2 ]
   check "the secret's value is in no state" sh -c "! grep -rq 'bus-tok-51x' '$tmp/broker' '$tmp/r-hk-1'"
@@ -502,7 +502,7 @@ YML
     grep -qx "slow > timed_out (exit 143): timed out after 1000 ms" "$tmp/fln.out"
   check "follow: no line for a success" bash -c "! grep -q 'flaky > succeeded' '$tmp/fln.out'"
   check "logs: the same line" grep -qx "slow > timed_out (exit 143): timed out after 1000 ms" <(cli logs "$j")
-  timeout 20 "$bin/evrun-tail" --job "$j" > "$tmp/fln.tail" 2>&1
+  timeout -k 10 20 "$bin/evrun-tail" --job "$j" > "$tmp/fln.tail" 2>&1
   check "tail: the same, prefixed" grep -qx "$j/slow > timed_out (exit 143): timed out after 1000 ms" "$tmp/fln.tail"
   check "follow: the job's end names the failed step" \
     grep -qx "job $j failed: step slow timed_out (exit 143): timed out after 1000 ms" "$tmp/fln.out"
@@ -671,7 +671,7 @@ YML
   why="its command exited 0, but artifact nope.txt: no such file or directory"
   check "follow: the 0 is not the cause" grep -q "^missing > failed: $why" "$tmp/nxart.out"
   check "follow: the job's end" grep -q "^job $j failed: step missing failed: $why" "$tmp/nxart.out"
-  timeout 20 "$bin/evrun-tail" --job "$j" > "$tmp/nxart.tail" 2>&1
+  timeout -k 10 20 "$bin/evrun-tail" --job "$j" > "$tmp/nxart.tail" 2>&1
   check "tail: the same, prefixed" grep -q "^$j/missing > failed: $why" "$tmp/nxart.tail"
 }
 
@@ -698,7 +698,7 @@ YML
   check "status: the reason" grep -q "^reason    $why" <(cli status "$j")
   check "status --json: the reason" grep -q "\"reason\":\"$why" <(cli status "$j" --json)
   check "logs: the job's end" grep -q "^job $j failed: $why" <(cli logs "$j")
-  timeout 20 "$bin/evrun-tail" --job "$j" > "$tmp/sfr.tail" 2>&1
+  timeout -k 10 20 "$bin/evrun-tail" --job "$j" > "$tmp/sfr.tail" 2>&1
   check "tail: the job's end" grep -q "^job $j failed: $why" "$tmp/sfr.tail"
   check "tail: the skipped step" grep -q "^$j/a > skipped: $why" "$tmp/sfr.tail"
   pipeline sft <<'YML'
@@ -753,13 +753,13 @@ YML
   done
   cli logs "$j" --json > "$tmp/sq.out" 2> "$tmp/sq.err"
   check "queued: logs --json: no note" [ ! -s "$tmp/sq.err" ]
-  timeout 10 "$bin/evrun-cli" logs "$j" --step nosuch --follow > "$tmp/sq.out" 2>&1
+  timeout -k 10 10 "$bin/evrun-cli" logs "$j" --step nosuch --follow > "$tmp/sq.out" 2>&1
   check "queued: logs --follow --step nosuch: exit 2 at once" [ $? -eq 2 ]
   check "... naming the steps" grep -qxF "evrun-cli logs: job $j has no step \"nosuch\" (names are case-sensitive); its steps: $names" "$tmp/sq.out"
-  timeout 10 "$bin/evrun-tail" --job "$j" --step nosuch > "$tmp/sq.out" 2>&1
+  timeout -k 10 10 "$bin/evrun-tail" --job "$j" --step nosuch > "$tmp/sq.out" 2>&1
   check "queued: evrun-tail --step nosuch: exit 2 at once" [ $? -eq 2 ]
   check "... naming the steps" grep -qxF "evrun-tail: job $j has no step \"nosuch\" (names are case-sensitive); its steps: $names" "$tmp/sq.out"
-  timeout 2 "$bin/evrun-tail" --job "$j" --step a > "$tmp/sq.out" 2>&1
+  timeout -k 10 2 "$bin/evrun-tail" --job "$j" --step a > "$tmp/sq.out" 2>&1
   check "queued: evrun-tail --step a: waits for the job (no error)" [ $? -eq 124 ] && check "... printing nothing" [ ! -s "$tmp/sq.out" ]
   cli pause "$j" > /dev/null
   check "paused in the queue" [ "$(field "$j" status)" = paused ]

@@ -54,7 +54,7 @@ case_curve() {
   for _ in $(seq 1 50); do [ -s "$tmp/r-cv-2/curve/runner.cert" ] && break; sleep 0.1; done
   kill "$p2" 2>/dev/null; wait "$p2" 2>/dev/null
   cp "$tmp/r-cv-2/curve/runner.cert" "$tmp/curve/runners/cv-2.cert"
-  timeout 30 "$bin/evrun-runner" --broker "$ep" --id cv-1 --state-dir "$tmp/r-cv-2" \
+  timeout -k 10 30 "$bin/evrun-runner" --broker "$ep" --id cv-1 --state-dir "$tmp/r-cv-2" \
     --broker-key "$tmp/curve/broker.cert" > "$tmp/cv2.out" 2>&1
   check "an id taken by another key: the runner stops" [ $? -ne 0 ]
   check "... saying so" grep -q "belongs to another admitted key" "$tmp/cv2.out"
@@ -63,7 +63,7 @@ case_curve() {
   check "a job over tcp with CURVE" grep -qx "greet | hello, world" "$tmp/cv.run"
   local j
   j=$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$tmp/cv.run")
-  timeout 20 "$bin/evrun-tail" --job "$j" --broker "$cep" > "$tmp/cv.tail" 2>&1
+  timeout -k 10 20 "$bin/evrun-tail" --job "$j" --broker "$cep" > "$tmp/cv.tail" 2>&1
   check "evrun-tail over the CURVE event stream" grep -qx "$j/greet | hello, world" "$tmp/cv.tail"
   EVRUN_STATE_DIR=$other "$bin/evrun-cli" jobs --broker "$cep" --broker-key "$tmp/curve/broker.cert" \
     --timeout-ms 2000 > "$tmp/cv.other" 2>&1
@@ -89,11 +89,11 @@ case_curve() {
     --timeout-ms 3000 > "$tmp/cv.atevents" 2>&1
   check "a client at the events endpoint: exit 2" [ $? -eq 2 ]
   check "... naming the endpoint" grep -q "and $eep its client endpoint (not its events one)?" "$tmp/cv.atevents"
-  timeout 5 "$bin/evrun-runner" --broker "$cep" --id cv-3 --state-dir "$tmp/r-cv-2" \
+  timeout -k 10 5 "$bin/evrun-runner" --broker "$cep" --id cv-3 --state-dir "$tmp/r-cv-2" \
     --broker-key "$tmp/curve/broker.cert" > "$tmp/cv.atclient" 2>&1
   check "an admitted runner at the client endpoint names the endpoint" \
     grep -q "if it is there already, $cep is not the broker's runner endpoint but its client one" "$tmp/cv.atclient"
-  timeout 5 "$bin/evrun-runner" --broker "$eep" --id cv-3 --state-dir "$tmp/r-cv-2" \
+  timeout -k 10 5 "$bin/evrun-runner" --broker "$eep" --id cv-3 --state-dir "$tmp/r-cv-2" \
     --broker-key "$tmp/curve/broker.cert" > "$tmp/cv.atevents2" 2>&1
   check "... and at the events endpoint" grep -q "and $eep its runner endpoint (not its events one)?" "$tmp/cv.atevents2"
   check "the broker's key given as its 40 characters" "$bin/evrun-cli" jobs --broker "$cep" \
@@ -236,7 +236,7 @@ case_runner_id_kept() {
   j=$(submit "$tmp/rk.yml")
   check "a job on rk (its log holds events)" [ "$(wait_job "$j")" = succeeded ]
   kill "$runner_pid_rk" && wait "$runner_pid_rk" 2>/dev/null
-  timeout 20 "$bin/evrun-runner" --broker "ipc://$tmp/bus/runners" --id rother \
+  timeout -k 10 20 "$bin/evrun-runner" --broker "ipc://$tmp/bus/runners" --id rother \
     --state-dir "$tmp/r-rk" > "$tmp/other.out" 2>&1
   check "another --id on rk's state directory: exit 2" [ $? -eq 2 ]
   check "... naming the runner whose log it holds, and what to do" \
@@ -255,9 +255,109 @@ case_runner_id_kept() {
   q=$!
   sleep 1
   kill "$q" && wait "$q" 2>/dev/null
-  timeout 3 "$bin/evrun-runner" --broker "ipc://$tmp/bus/nobroker" --id fresh2 \
+  timeout -k 10 3 "$bin/evrun-runner" --broker "ipc://$tmp/bus/nobroker" --id fresh2 \
     --state-dir "$tmp/r-new" --executors process > "$tmp/new2.out" 2>&1
   check "an empty log under another --id: not refused (runs until stopped)" [ $? -eq 124 ]
+}
+
+# timeout(1) sends its SIGTERM to the runner and again to its process
+# group: one request, counted once (the runner waits for the broker as
+# after any first signal; counted twice, it exited at once, while timeout
+# still sent SIGCONTs, one of which could leave an ASan build's leak check
+# at exit waiting for ever).  Another process's signal is a second one.
+case_term_same_sender() {
+  fresh tsame
+  local p t0 t1
+  "$bin/evrun-runner" --broker "ipc://$tmp/bus/nobroker" --id tsame --state-dir "$tmp/r" \
+    --executors process > "$tmp/tsame.log" 2>&1 &
+  p=$!
+  bus_pids+=("$p")
+  for _ in $(seq 1 100); do grep -q "connecting to the broker" "$tmp/tsame.log" && break; sleep 0.05; done
+  /usr/bin/python3 -c 'import os, signal, sys, time
+p = int(sys.argv[1]); os.kill(p, signal.SIGTERM); time.sleep(0.05); os.kill(p, signal.SIGTERM)' "$p"
+  sleep 1.5
+  check "SIGTERM twice from one process, 50 ms apart: still waiting for the broker" kill -0 "$p"
+  check "... stopping said once" [ "$(grep -c "stopping: no new jobs" "$tmp/tsame.log")" -eq 1 ]
+  t0=$(date +%s%N)
+  kill -TERM "$p"
+  wait "$p"
+  t1=$(date +%s%N)
+  check "a SIGTERM from another process then: exits at once ($(( (t1 - t0) / 1000000 )) ms)" \
+    [ $(( (t1 - t0) / 1000000 )) -lt 2500 ]
+  check "... said stopped" grep -q "tsame: stopped" "$tmp/tsame.log"
+  # under timeout(1), as test cases run it: exits 5 s after (124), well before -k's SIGKILL
+  timeout -k 10 2 "$bin/evrun-runner" --broker "ipc://$tmp/bus/nobroker" --id tsame \
+    --state-dir "$tmp/r" --executors process >> "$tmp/tsame.log" 2>&1
+  check "timeout's SIGTERM: exit 124 (not killed by -k's SIGKILL)" [ $? -eq 124 ]
+  check "... after waiting for the broker" \
+    grep -q "tsame: warn: the broker has not acknowledged the whole log" "$tmp/tsame.log"
+}
+
+# An offloaded child that never ends (the test hook: as one stuck at a
+# lock another thread held as the runner forked): SIGTERM still ends the
+# runner within its wait for the broker (5 s), which kills the child and
+# says what it gave up waiting for.
+case_stop_offload_hang() {
+  fresh ohang
+  local p kid t0 t1
+  mkdir -p "$tmp/r/work/.rm-old/sub"   # what an earlier run left: the start's sweep
+  : > "$tmp/hang"
+  EVR_TEST_OFFLOAD_HANG=$tmp/hang "$bin/evrun-runner" --broker "ipc://$tmp/bus/nobroker" \
+    --id ohang --state-dir "$tmp/r" --executors process > "$tmp/ohang.log" 2>&1 &
+  p=$!
+  bus_pids+=("$p")
+  for _ in $(seq 1 100); do
+    kid=$(cat /proc/"$p"/task/*/children 2>/dev/null | tr -s ' ' '\n' | grep . | head -n 1)
+    [ -n "$kid" ] && grep -q "connecting to the broker" "$tmp/ohang.log" && break
+    sleep 0.05
+  done
+  check "the sweep's child runs (hung)" [ -n "$kid" ]
+  t0=$(date +%s%N)
+  kill -TERM "$p"
+  wait "$p"
+  check "SIGTERM: exit 0" [ $? -eq 0 ]
+  t1=$(date +%s%N)
+  check "... within its 5 s wait for the broker ($(( (t1 - t0) / 1000000 )) ms)" \
+    [ $(( (t1 - t0) / 1000000 )) -lt 8000 ]
+  check "... saying what it gave up waiting for" grep -q "ohang: warn: exiting: gave up waiting for the child process $kid (process executor: removing what an earlier run left in $tmp/r (1 directories, $tmp/r/work/.rm-sweep-.* first), running for [0-9]* ms): killed; what it did not finish is done again at the next start" "$tmp/ohang.log"
+  for _ in $(seq 1 50); do [ -e "/proc/$kid" ] || break; sleep 0.1; done
+  check "... the child is gone" [ ! -e "/proc/$kid" ]
+  rm "$tmp/hang"
+  timeout -k 10 2 "$bin/evrun-runner" --broker "ipc://$tmp/bus/nobroker" --id ohang \
+    --state-dir "$tmp/r" --executors process >> "$tmp/ohang.log" 2>&1
+  check "the next start sweeps it" bash -c "[ -z \"\$(ls -A '$tmp/r/work')\" ]"
+  # --exec: every child hung (the job's workspace removal too, cut by its
+  # time limit, made short): the job's end gives them 5 s, then kills and
+  # names them; the job's status is the exit's
+  mkdir -p "$tmp/x/work/.rm-old"
+  : > "$tmp/hang"
+  printf 'pipeline: oh\nexecutor: process\nsteps:\n  - {name: s, run: "true"}\n' > "$tmp/oh.yml"
+  t0=$(date +%s%N)
+  EVR_TEST_OFFLOAD_HANG=$tmp/hang EVR_TEST_RM_LIMIT_MS=1500 timeout -k 10 60 \
+    "$bin/evrun-runner" --exec "$tmp/oh.yml" --state-dir "$tmp/x" --executors process \
+    > "$tmp/ohx.out" 2> "$tmp/ohx.err"
+  check "--exec, its children hung: exit 0 (the job succeeded)" [ $? -eq 0 ]
+  t1=$(( ($(date +%s%N) - t0) / 1000000 ))
+  check "... after giving them 5 s ($t1 ms)" [ "$t1" -ge 5000 -a "$t1" -lt 30000 ]
+  check "... then naming them on stderr" grep -q "evrun-runner: warn: exiting: gave up waiting for the child process [0-9]* (process executor: removing what an earlier run left in $tmp/x " "$tmp/ohx.err"
+  # without the short limit the removal would hold the end 5 minutes: a
+  # second SIGINT gives it 5 s more, then the runner exits, saying so
+  EVR_TEST_OFFLOAD_HANG=$tmp/hang "$bin/evrun-runner" --exec "$tmp/oh.yml" --state-dir "$tmp/y" \
+    --executors process > "$tmp/ohy.out" 2> "$tmp/ohy.err" &
+  p=$!
+  bus_pids+=("$p")
+  for _ in $(seq 1 100); do grep -q "succeeded$" "$tmp/ohy.out" && break; sleep 0.05; done
+  sleep 0.5
+  kill -INT "$p"
+  sleep 1.2   # (within a second, the same sender's signal is the same request)
+  t0=$(date +%s%N)
+  kill -INT "$p"
+  wait "$p"
+  t1=$(( ($(date +%s%N) - t0) / 1000000 ))
+  check "--exec, its cleanup hung, SIGINT twice: exits within 5 s and a bit ($t1 ms)" \
+    [ "$t1" -lt 9000 ]
+  check "... saying what it gave up" grep -q "^evrun-runner: interrupted twice: gave up waiting 5 s for 0 running and 1 ending jobs (their cleanup); evrun-runner --recover --state-dir $tmp/y takes them up$" "$tmp/ohy.err"
+  rm "$tmp/hang"
 }
 
 case_state_refused() {
@@ -308,7 +408,7 @@ case_state_refused() {
   kill "$lp"; wait "$lp" 2>/dev/null
   rm -f "$st/bus/clients"
   mkdir -p "$st/broker" "$st/runners/1" && chmod 0777 "$st/broker" "$st/runners/1"
-  timeout 20 "$bin/evrun-broker" --local --state-dir "$st" > "$tmp/broker.out" 2>&1
+  timeout -k 10 20 "$bin/evrun-broker" --local --state-dir "$st" > "$tmp/broker.out" 2>&1
   check "the broker refuses an other-writable broker/ (exit 2)" [ $? -eq 2 ]
   check "the broker names it" grep -q "$st/broker: writable by others" "$tmp/broker.out"
   "$bin/evrun-runner" --exec "$src/examples/hello.yml" --state-dir "$st/runners/1" > "$tmp/runner.out" 2>&1
@@ -675,7 +775,7 @@ case_cli_errors() {
   check "jobs on the runner socket: exit 1" [ $? -eq 1 ]
   check "... names the client socket" grep -q "this is the broker's runner socket; a client (evrun-cli) connects to its client socket, ipc://$tmp/bus/clients" "$tmp/ws.err"
   check "... no table header" [ ! -s "$tmp/ws" ]
-  timeout 20 "$bin/evrun-runner" --broker "ipc://$tmp/bus/clients" --state-dir "$tmp/r-ws" \
+  timeout -k 10 20 "$bin/evrun-runner" --broker "ipc://$tmp/bus/clients" --state-dir "$tmp/r-ws" \
     --executors process > "$tmp/ws.err" 2>&1
   check "runner on the client socket: exits 2 at once" [ $? -eq 2 ]
   check "... names the runner socket" grep -q "error: --broker is the broker's client socket, not its runner socket: .*connects to its runner socket, ipc://$tmp/bus/runners" "$tmp/ws.err"
@@ -738,5 +838,5 @@ YML
   check "evrun-tail --step on_error: its output" grep -q "on_error | in-on-error" "$tmp/ls"
 }
 
-bus_script_cases "curve up_down up_ping up_process up_process_only runner_id_kept state_refused up_fresh_home up_json wait_signal cli_errors" "$@"
+bus_script_cases "curve up_down up_ping up_process up_process_only runner_id_kept term_same_sender stop_offload_hang state_refused up_fresh_home up_json wait_signal cli_errors" "$@"
 bus_script_end

@@ -938,7 +938,7 @@ which this runner does not offer: start it with --executors podman,process"
   "$bin/evrun-runner" --recover --state-dir "$state" > "$tmp/procnap.r1" 2>&1
   check "--recover without process: exit 2" [ $? -eq 2 ]
   check "... naming the job and the fix" grep -qxF "$want" "$tmp/procnap.r1"
-  timeout 20 "$bin/evrun-runner" --broker "ipc://$tmp/procnap-none" --state-dir "$state" \
+  timeout -k 10 20 "$bin/evrun-runner" --broker "ipc://$tmp/procnap-none" --state-dir "$state" \
     > "$tmp/procnap.r2" 2>&1
   check "--broker without process: exit 2" [ $? -eq 2 ]
   check "... naming the job and the fix" grep -qxF "$want" "$tmp/procnap.r2"

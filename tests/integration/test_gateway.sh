@@ -867,7 +867,7 @@ case_taken_port() {
   fresh taken
   bus_broker && gateway && gw_port
   local rc
-  timeout 20 "$bin/evrun-gateway" --state-dir "$tmp" --listen "127.0.0.1:$url_port" > "$tmp/taken.out" 2>&1
+  timeout -k 10 20 "$bin/evrun-gateway" --state-dir "$tmp" --listen "127.0.0.1:$url_port" > "$tmp/taken.out" 2>&1
   rc=$?
   check "a taken port: exits at once, non-zero ($rc)" [ "$rc" -ne 0 ]
   check "a taken port: exits at once, non-zero ($rc) [rc -ne 124]" [ "$rc" -ne 124 ]

@@ -238,7 +238,7 @@ case_status() {
   "$bin/evrun-provisioner" --status > "$tmp/s1.out" 2>&1; rc=$?
   check "status: exit 0 while it runs (got $rc)" [ "$rc" -eq 0 ]
   check "status: exit 0 while it runs (got $rc) [by the running provisioner s1.out]" grep -q "by the running provisioner" "$tmp/s1.out"
-  timeout 10 "$bin/evrun-provisioner" --config "$tmp/p.yml" > "$tmp/second.out" 2>&1; rc=$?
+  timeout -k 10 10 "$bin/evrun-provisioner" --config "$tmp/p.yml" > "$tmp/second.out" 2>&1; rc=$?
   check "status: a second provisioner on the directory: exit 2 (got $rc)" [ "$rc" -eq 2 ]
   check "status: a second provisioner on the directory: exit 2 (got $rc) [provisioner/lock: the state directory is in u...]" grep -q "$tmp/provisioner/lock: the state directory is in use by evrun-provisioner pid $prov_pid" "$tmp/second.out"
   stop_prov
@@ -262,7 +262,7 @@ case_hup() {
   bus_broker
   printf 'providers: [ { name: h, labels: [h], kind: process, executors: [process] } ]\n' > "$tmp/p.yml"
   local rc
-  timeout 5 "$bin/evrun-provisioner" --config "$tmp/p.yml" --poll-ms 100abc > "$tmp/poll.out" 2>&1; rc=$?
+  timeout -k 10 5 "$bin/evrun-provisioner" --config "$tmp/p.yml" --poll-ms 100abc > "$tmp/poll.out" 2>&1; rc=$?
   check "hup: --poll-ms 100abc: exit 2 (got $rc)" [ "$rc" -eq 2 ]
   check "hup: --poll-ms 100abc: exit 2 (got $rc) [poll-ms 100abc: expected a whole number of mi...]" grep -q "poll-ms 100abc: expected a whole number of milliseconds, 50 to 600000" "$tmp/poll.out"
   prov "$tmp/p.yml"

@@ -66,7 +66,7 @@ case_once() {
   cli drain o-5 > /dev/null
   wait "$p"; once_rc=$?
   check "once: exit 3 when drained before a job (got $once_rc)" [ "$once_rc" -eq 3 ]
-  timeout 20 "$bin/evrun-runner" --broker "ipc://$tmp/nobroker" --id o-6 --once --clean \
+  timeout -k 10 20 "$bin/evrun-runner" --broker "ipc://$tmp/nobroker" --id o-6 --once --clean \
     --state-dir "$tmp/r-o-6" --executors process >> "$tmp/runner-o-6.log" 2>&1 &
   p=$!
   sleep 1

@@ -338,10 +338,10 @@ case_follow() {   # through a broker: run --follow and evrun-tail show the pull,
   mkdir -p "$tmp"
   . "$(dirname "$0")/bus_lib.sh"
   bus_broker && bus_runner reg-1 "" 1 --secrets-dir "$top/secrets" && bus_wait_runners 1
-  timeout 120 "$bin/evrun-cli" run "$top/follow.yml" --follow > "$top/follow.out" 2>&1
+  timeout -k 10 120 "$bin/evrun-cli" run "$top/follow.yml" --follow > "$top/follow.out" 2>&1
   rc=$?
   job=$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$top/follow.out")
-  timeout 30 "$bin/evrun-tail" --job "$job" > "$top/tail.out" 2>&1
+  timeout -k 10 30 "$bin/evrun-tail" --job "$job" > "$top/tail.out" 2>&1
   bus_stop
   tmp=$top
   unset EVRUN_STATE_DIR
@@ -544,15 +544,15 @@ case_memo() {   # a warm runner asks podman once a while per image; a removed on
   bus_broker && bus_runner memo-1 "" 1 --registry-auth "$top/auth.json" && bus_wait_runners 1
   export EVRUN_PODMAN_URL=unix://$sock
   unset EVR_TEST_IMAGE_MEMO_MS
-  timeout 60 "$bin/evrun-cli" run "$top/memo.yml" --follow > "$top/memo-1.out" 2>&1; rc1=$?
-  timeout 60 "$bin/evrun-cli" run "$top/memo.yml" --follow > "$top/memo-2.out" 2>&1; rc2=$?
+  timeout -k 10 60 "$bin/evrun-cli" run "$top/memo.yml" --follow > "$top/memo-1.out" 2>&1; rc1=$?
+  timeout -k 10 60 "$bin/evrun-cli" run "$top/memo.yml" --follow > "$top/memo-2.out" 2>&1; rc2=$?
   pulls2=$(grep -c "/images/pull" "$calls")
   for _ in $(seq 50); do   # once the last job's container is gone
     forget
     no_image && break
     sleep 0.1
   done
-  timeout 60 "$bin/evrun-cli" run "$top/memo.yml" --follow > "$top/memo-3.out" 2>&1; rc3=$?
+  timeout -k 10 60 "$bin/evrun-cli" run "$top/memo.yml" --follow > "$top/memo-3.out" 2>&1; rc3=$?
   pulls3=$(grep -c "/images/pull" "$calls")
   creates3=$(grep -c "/containers/create" "$calls")
   bus_stop

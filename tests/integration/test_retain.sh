@@ -238,22 +238,22 @@ case_lock() {
   job lk
   bus_broker && bus_runner lk "" 1 --executors process && bus_wait_runners 1
   local rpid=$runner_pid_lk
-  timeout 20 "$bin/evrun-broker" --local --state-dir "$tmp" > "$tmp/b2.out" 2>&1
+  timeout -k 10 20 "$bin/evrun-broker" --local --state-dir "$tmp" > "$tmp/b2.out" 2>&1
   check "second broker: exit 2" [ $? -eq 2 ]
   check "... naming the pid" grep -q "in use by evrun-broker pid $broker_pid" "$tmp/b2.out"
-  timeout 20 "$bin/evrun-runner" --broker "ipc://$tmp/bus/runners" --id lk2 --executors process \
+  timeout -k 10 20 "$bin/evrun-runner" --broker "ipc://$tmp/bus/runners" --id lk2 --executors process \
     --state-dir "$tmp/r-lk" > "$tmp/r2.out" 2>&1
   check "second runner: exit 2" [ $? -eq 2 ]
   check "... naming the pid" grep -q "in use by evrun-runner pid $rpid" "$tmp/r2.out"
-  timeout 20 "$bin/evrun-runner" --exec "$tmp/lk.yml" --executors process \
+  timeout -k 10 20 "$bin/evrun-runner" --exec "$tmp/lk.yml" --executors process \
     --state-dir "$tmp/r-lk" > "$tmp/x2.out" 2>&1
   check "--exec on it: exit 2 naming the pid" grep -q "in use by evrun-runner pid $rpid" "$tmp/x2.out"
-  timeout 20 "$bin/evrun-runner" --prune --state-dir "$tmp/r-lk" > "$tmp/p2.out" 2>&1
+  timeout -k 10 20 "$bin/evrun-runner" --prune --state-dir "$tmp/r-lk" > "$tmp/p2.out" 2>&1
   check "--prune on it: exit 2" [ $? -eq 2 ]
   check "... naming the pid" grep -q "in use by evrun-runner pid $rpid" "$tmp/p2.out"
   check "the first ones still serve" run_jobs lk 1
   bus_stop
-  timeout 20 "$bin/evrun-runner" --exec "$tmp/lk.yml" --executors process -q \
+  timeout -k 10 20 "$bin/evrun-runner" --exec "$tmp/lk.yml" --executors process -q \
     --state-dir "$tmp/r-lk" > "$tmp/x3.out" 2>&1
   check "once stopped, the directory is free again" [ $? -eq 0 ]
 }
@@ -268,7 +268,7 @@ case_nostore() {
   local dry d rc
   for d in empty bst; do
     for dry in --dry-run ""; do
-      timeout 20 "$bin/evrun-runner" --prune $dry --retention-max-age 5s --state-dir "$tmp/$d" \
+      timeout -k 10 20 "$bin/evrun-runner" --prune $dry --retention-max-age 5s --state-dir "$tmp/$d" \
         > "$tmp/ns.out" 2>&1
       rc=$?
       check "--prune $dry on $d (no store): exit 2" [ "$rc" -eq 2 ]

@@ -393,7 +393,7 @@ YML
     kill -9 "$runpid"; wait "$runpid" 2>/dev/null; runpid=
     job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$s.out" | head -n 1)
     state=$s
-    timeout 120 "${rl_as[@]}" "$bin/evrun-runner" --recover --state-dir "$s" --grace 1 \
+    timeout -k 10 120 "${rl_as[@]}" "$bin/evrun-runner" --recover --state-dir "$s" --grace 1 \
       > "$s.rec.out" 2> "$s.rec.err"
     check "$point: recovery exit 0" [ $? -eq 0 ]
     check "$point: job succeeded" grep -Eq "^$job +rl-crash +succeeded +3/3 " <(replay)

@@ -559,11 +559,11 @@ steps:
   - name: list
     run: find . | sort; sh /job/ci/hello.sh; touch /job/ci/x || echo ci is read-only
 YML
-  EVRUN_STATE_DIR=$b timeout 120 "$bin/evrun-cli" run "$tmp/copyb.yml" --follow > "$tmp/copyb.out" 2>&1
+  EVRUN_STATE_DIR=$b timeout -k 10 120 "$bin/evrun-cli" run "$tmp/copyb.yml" --follow > "$tmp/copyb.out" 2>&1
   check "a link refused by the client: exit 2" [ $? -eq 2 ]
   check "... naming it, at the copy: key" grep -q "^$tmp/copyb.yml:3:[0-9]*: source.copy: copy .*/tree: link is a symbolic link, which a copy sent to a broker cannot carry (list it in .evrunignore)" "$tmp/copyb.out"
   echo link >> "$tmp/tree/.evrunignore"
-  EVRUN_STATE_DIR=$b timeout 120 "$bin/evrun-cli" run "$tmp/copyb.yml" --follow --events \
+  EVRUN_STATE_DIR=$b timeout -k 10 120 "$bin/evrun-cli" run "$tmp/copyb.yml" --follow --events \
     > "$tmp/copyb.out" 2>&1
   check "exit 0" [ $? -eq 0 ]
   check "--events shows the sources" grep -q "^job -- job.source: source copy tree$" "$tmp/copyb.out"
@@ -635,13 +635,13 @@ YML
     EVRUN_STATE_DIR=$b "$bin/evrun-cli" logs "$a" 2>/dev/null | grep -q "tick 5" && break
     sleep 0.1
   done
-  EVRUN_STATE_DIR=$b timeout 120 "$bin/evrun-cli" run "$tmp/bigres.yml" --follow > "$tmp/bigres.out" 2>&1 &
+  EVRUN_STATE_DIR=$b timeout -k 10 120 "$bin/evrun-cli" run "$tmp/bigres.yml" --follow > "$tmp/bigres.out" 2>&1 &
   c2=$!
-  EVRUN_STATE_DIR=$b timeout 120 "$bin/evrun-cli" run "$tmp/big.yml" --follow > "$tmp/big.out" 2>&1
+  EVRUN_STATE_DIR=$b timeout -k 10 120 "$bin/evrun-cli" run "$tmp/big.yml" --follow > "$tmp/big.out" 2>&1
   c=$?
   wait "$c2"
   c2=$?
-  EVRUN_STATE_DIR=$b timeout 60 "$bin/evrun-cli" logs "$a" --follow > "$tmp/ticks.out" 2>&1
+  EVRUN_STATE_DIR=$b timeout -k 10 60 "$bin/evrun-cli" logs "$a" --follow > "$tmp/ticks.out" 2>&1
   check "the large job: exit 0" [ "$c" -eq 0 ]
   check "... its pipeline file kept and triggered" grep -q "^show | [0-9A-Z]\{26\}$" "$tmp/big.out"
   check "the large resource's job: exit 0" [ "$c2" -eq 0 ]

@@ -4,7 +4,10 @@
     the child and returns without waiting for it (it is reaped from later
     turns, its temporary files removed), and done is not called; a fork
     that fails is reported as such (EVR_ERR_LIMIT, with the fork's errno,
-    not that of a close after it); a temporary directory goes whole. */
+    not that of a close after it); a temporary directory goes whole; the
+    children working are counted, and at the exit killed and named
+    (evr_offload_abandon), a hung one (the test hook) too; a SIGTERM, which
+    the parent's handler only counts, ends a child. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -381,6 +384,118 @@ test_cancel_dir(void)
     CHECK(rmdir(dir) == 0);
 }
 
+/*  A child that never ends (EVR_TEST_OFFLOAD_HANG: as one stuck at a
+    lock taken by another thread as it forked) is counted as working; at
+    the exit it is killed by its pid and named, and its cancel after that
+    reaps it; one whose result is read is no longer counted. */
+static void
+test_abandon(void)
+{
+    char dir[] = "/tmp/evr-test-offload-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char flag[300];
+    snprintf(flag, sizeof flag, "%s/hang", dir);
+    close(open(flag, O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+    setenv("EVR_TEST_OFFLOAD_HANG", flag, 1);
+    evr_loop_t *loop = evr_loop_new();
+    s_seen_t seen = { 0 }, quick = { 0 };
+    CHECK(evr_offload_running() == 0);
+    evr_offload_t *w = evr_offload_start(loop, s_work, sizeof(s_out_t), s_done, &seen);
+    evr_offload_what(w, "making %s", "a tar");
+    unsetenv("EVR_TEST_OFFLOAD_HANG");
+    evr_offload_start(loop, s_work, sizeof(s_out_t), s_done, &quick);
+    CHECK(evr_offload_running() == 2);
+    for (int i = 0; i < 1000 && !quick.calls; i++)
+        evr_loop_once(loop, 10);
+    CHECK(quick.calls == 1 && quick.rc == EVR_OK);
+    CHECK(seen.calls == 0);   /* the hung one: its work never ran */
+    CHECK(evr_offload_running() == 1);
+    /* its log line: stderr into a file for the call */
+    char log[300];
+    snprintf(log, sizeof log, "%s/log", dir);
+    int fd = open(log, O_CREAT | O_RDWR | O_CLOEXEC, 0600), saved = dup(2);
+    fflush(stderr);
+    dup2(fd, 2);
+    CHECK(evr_offload_abandon("test") == 1);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    char text[1024] = "";
+    ssize_t n = pread(fd, text, sizeof text - 1, 0);
+    text[n > 0 ? n : 0] = '\0';
+    close(fd);
+    CHECK(strstr(text, "test: warn: exiting: gave up waiting for the child process ") != NULL);
+    CHECK(strstr(text, " (making a tar, running for ") != NULL);
+    CHECK(strstr(text, "ms): killed; what it did not finish is done again at the next start")
+          != NULL);
+    if (!strstr(text, "(making a tar, running for "))
+        fprintf(stderr, "  said: %s\n", text);
+    evr_offload_cancel(&w);
+    CHECK(evr_offload_running() == 0);
+    for (int i = 0; i < 200 && !s_no_child(); i++)
+        evr_loop_once(loop, 10);
+    CHECK(s_no_child());   /* killed at the abandon: reaped at once */
+    CHECK(seen.calls == 0);
+    unlink(flag);
+    unlink(log);
+    evr_loop_destroy(&loop);
+    rmdir(dir);
+}
+
+static volatile sig_atomic_t s_terms;
+
+static void
+s_count(int sig)
+{
+    (void) sig;
+    s_terms++;
+}
+
+/*  The pid of this process's one child (/proc/self/task/TID/children),
+    or 0. */
+static pid_t
+s_child_pid(void)
+{
+    char path[64], buf[64] = "";
+    snprintf(path, sizeof path, "/proc/self/task/%ld/children", (long) getpid());
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    return (pid_t) atol(buf);
+}
+
+/*  The parent's SIGTERM handler only counts; the child's SIGTERM is the
+    default one: the signal sent to the runner's process group (timeout(1)
+    does) ends the child too. */
+static void
+test_child_sigterm(void)
+{
+    struct sigaction sa = { .sa_handler = s_count }, old;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, &old);
+    evr_loop_t *loop = evr_loop_new();
+    s_seen_t seen = { 0 };
+    evr_offload_start(loop, s_sleeps, sizeof(s_out_t), s_done, &seen);
+    pid_t kid = 0;
+    for (int i = 0; i < 100 && !(kid = s_child_pid()); i++)
+        evr_loop_once(loop, 10);
+    CHECK(kid > 0);
+    usleep(200000);   /* past its set-up */
+    if (kid > 0)
+        kill(kid, SIGTERM);
+    for (int i = 0; i < 300 && !seen.calls; i++)
+        evr_loop_once(loop, 10);
+    CHECK(s_terms == 0);
+    CHECK(seen.calls == 1 && seen.rc == EVR_ERR_IO);
+    CHECK(strstr(seen.msg, "killed by signal 15") != NULL);
+    if (!strstr(seen.msg, "killed by signal 15"))
+        fprintf(stderr, "  said: %s\n", seen.msg);
+    evr_loop_destroy(&loop);   /* (a child left, on a failure: it dies with this process) */
+    sigaction(SIGTERM, &old, NULL);
+}
+
 int
 main(void)
 {
@@ -393,5 +508,7 @@ main(void)
     EVR_TEST_RUN(test_unwatched);
     EVR_TEST_RUN(test_fork_fails);
     EVR_TEST_RUN(test_cancel_dir);
+    EVR_TEST_RUN(test_abandon);
+    EVR_TEST_RUN(test_child_sigterm);
     EVR_TEST_END();
 }
