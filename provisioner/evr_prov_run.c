@@ -484,12 +484,28 @@ s_read_handle(evr_prov_t *pv, evr_prov_inst_t *in)
     }
 }
 
+/*  How a child that wait status st describes ended, for the log: "exited
+    with status N", or "was killed by SIGKILL (signal 9)" (not 137, which
+    an exit could be too); into buf, returned. */
+static const char *
+s_ended(int st, char *buf, size_t size)
+{
+    char how[64];
+    if (WIFSIGNALED(st))
+        snprintf(buf, size, "was %s", evr_wait_text(st, how, sizeof how));
+    else
+        snprintf(buf, size, "exited with status %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    return buf;
+}
+
 /*  A child of in ended with status st. */
 static void
 s_reaped(evr_prov_t *pv, evr_prov_inst_t *in, int st)
 {
     evr_prov_provider_t *p = &pv->cfg.providers[in->provider];
     int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    char ended[96];
+    s_ended(st, ended, sizeof ended);
     in->pid = 0;
     if (in->ended)
         return;
@@ -498,8 +514,8 @@ s_reaped(evr_prov_t *pv, evr_prov_inst_t *in, int st)
         /* 0, 1: it ran a job; 3: it waited for one: it said hello */
         bool ran = code == 0 || code == 1 || code == 3;
         if (!in->registered && !in->stopping) {
-            snprintf(why, sizeof why, "the runner exited with status %d before saying hello "
-                     "(see %s/logs/%s.log)", code, pv->dir, in->id);
+            snprintf(why, sizeof why, "the runner %s before saying hello (see %s/logs/%s.log)",
+                     ended, pv->dir, in->id);
             s_counted(pv, in, ran, why);
         }
         s_end(pv, in);
@@ -508,8 +524,8 @@ s_reaped(evr_prov_t *pv, evr_prov_inst_t *in, int st)
     if (in->out >= 0)
         s_read_handle(pv, in);
     if (code && !in->registered && !in->stopping) {
-        snprintf(why, sizeof why, "the start command exited with status %d (see %s/logs/%s.log)%s",
-                 code, pv->dir, in->id, in->have_handle && p->stop ? "; its stop runs with the "
+        snprintf(why, sizeof why, "the start command %s (see %s/logs/%s.log)%s",
+                 ended, pv->dir, in->id, in->have_handle && p->stop ? "; its stop runs with the "
                  "handle it printed" : "");
         s_counted(pv, in, false, why);
         if (in->have_handle)   /* it may have started a runner: not left uncounted */
@@ -729,12 +745,12 @@ s_tend_ctr(evr_prov_t *pv, evr_prov_inst_t *in, bool listed, uint64_t now)
 static void
 s_stop_reaped(evr_prov_t *pv, evr_prov_inst_t *in, int st)
 {
-    int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    char ended[96];
     in->stop_pid = 0;
-    if (code)
-        evr_log_warn(S_WHO, "provider %s: runner %s: its stop exited with status %d (see "
-                     "%s/logs/%s.log)", pv->cfg.providers[in->provider].name, in->id, code,
-                     pv->dir, in->id);
+    if (!WIFEXITED(st) || WEXITSTATUS(st))
+        evr_log_warn(S_WHO, "provider %s: runner %s: its stop %s (see %s/logs/%s.log)",
+                     pv->cfg.providers[in->provider].name, in->id,
+                     s_ended(st, ended, sizeof ended), pv->dir, in->id);
 }
 
 /*  in's stop command still runs register_timeout after it started: SIGTERM

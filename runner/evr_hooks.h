@@ -95,6 +95,7 @@ typedef enum {
 typedef struct {
     evr_hook_end_t end;
     int exit_code;          /* EXITED: 0..255, or 128+N for a signal N */
+    int wait_status;        /* EXITED (or held): its wait status, for evr_wait_text */
     const char *out;        /* its stdout, NUL-terminated (at most EVR_HOOK_OUT_MAX bytes) */
     size_t out_len;
     bool out_cut;           /* it wrote more than EVR_HOOK_OUT_MAX bytes */

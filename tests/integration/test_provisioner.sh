@@ -493,7 +493,7 @@ YML
   check "hung stop: told to end after register_timeout" wait_for 10 grep -q \
     "provider sh: runner sh-[a-z0-9]*: its stop (pid $pid) still runs after 2 s (register_timeout): stopping it" "$tmp/prov.log"
   check "hung stop: killed 5 s later" wait_for 15 eval '! kill -0 "${pid:-1}" 2>/dev/null'
-  check "hung stop: its status said" wait_for 5 grep -q "provider sh: runner sh-[a-z0-9]*: its stop exited with status 137" "$tmp/prov.log"
+  check "hung stop: its status said" wait_for 5 grep -q "provider sh: runner sh-[a-z0-9]*: its stop was killed by SIGKILL (signal 9)" "$tmp/prov.log"
   stop_prov
   [ -n "$pid" ] && kill -9 -- "-$pid" 2>/dev/null   # a failed check's stop: not left running
 }
