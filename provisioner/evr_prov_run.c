@@ -59,6 +59,8 @@ evr_prov_new(evr_prov_config_t *cfg, const char *dir, const char *runner,
 static void s_stop(evr_prov_t *pv, evr_prov_inst_t *in, uint64_t now);
 static void s_ctr_gone(evr_prov_t *pv, evr_prov_inst_t *in);
 static void s_cmd_forget(const evr_prov_t *pv, const evr_prov_inst_t *in);
+static void s_err_write(const evr_prov_t *pv, const evr_prov_inst_t *in, evr_prov_errtail_t *t,
+                        const char *what);
 
 bool
 evr_prov_has_podman(const evr_prov_t *self)
@@ -100,6 +102,10 @@ evr_prov_destroy(evr_prov_t **self_p)
         evr_prov_inst_t *in = pv->inst[i];
         if (in->out >= 0)
             close(in->out);
+        if (in->start_err.fd >= 0)   /* what is kept of a command still running */
+            s_err_write(pv, in, &in->start_err, "start command");
+        if (in->stop_err.fd >= 0)
+            s_err_write(pv, in, &in->stop_err, "stop command");
         if (in->ended && in->pid <= 0)   /* gone for good: the next tend would have */
             s_cmd_forget(pv, in);
         free(in);
@@ -125,23 +131,44 @@ evr_prov_running(const evr_prov_t *self)
 
 /* -------------------------------------------------------------- children */
 
-/*  Forks a child in its own session: stdin /dev/null, stderr (and stdout
-    unless out_pipe) into log; argv run (execv).  out_pipe: the read end
-    of its stdout (non-blocking).  Returns the pid, or -1 (why in err). */
-static pid_t
-s_spawn(char *const *argv, const char *log, int *out_pipe, evr_err_t *err)
+/*  The parent's side of a child's pipe p once forked: the write end
+    closed, the read end non-blocking into *fd (closed when no child). */
+static void
+s_pipe_kept(int p[2], pid_t pid, int *fd)
 {
-    int p[2] = { -1, -1 };
-    if (out_pipe && pipe(p)) {
+    close(p[1]);
+    if (pid < 0) {
+        close(p[0]);
+        return;
+    }
+    fcntl(p[0], F_SETFL, O_NONBLOCK);
+    fcntl(p[0], F_SETFD, FD_CLOEXEC);
+    *fd = p[0];
+}
+
+/*  Forks a child in its own session: stdin /dev/null, stdout into log
+    unless out_pipe, stderr into log unless err_pipe; argv run (execv).
+    out_pipe, err_pipe: the read end of its stdout, its stderr
+    (non-blocking).  Returns the pid, or -1 (why in err). */
+static pid_t
+s_spawn(char *const *argv, const char *log, int *out_pipe, int *err_pipe, evr_err_t *err)
+{
+    int p[2] = { -1, -1 }, q[2] = { -1, -1 };
+    if ((out_pipe && pipe(p)) || (err_pipe && pipe(q))) {
         evr_err_set(err, EVR_ERR_IO, "pipe: %s", strerror(errno));
+        for (int i = 0; i < 2; i++)
+            if (p[i] >= 0)
+                close(p[i]);
         return -1;
     }
     int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (lfd < 0) {
         evr_err_set(err, EVR_ERR_IO, "%s: %s", log, strerror(errno));
-        if (out_pipe) {
-            close(p[0]);
-            close(p[1]);
+        for (int i = 0; i < 2; i++) {
+            if (p[i] >= 0)
+                close(p[i]);
+            if (q[i] >= 0)
+                close(q[i]);
         }
         return -1;
     }
@@ -151,7 +178,7 @@ s_spawn(char *const *argv, const char *log, int *out_pipe, evr_err_t *err)
         int nul = open("/dev/null", O_RDONLY);
         dup2(nul, 0);
         dup2(out_pipe ? p[1] : lfd, 1);
-        dup2(lfd, 2);
+        dup2(err_pipe ? q[1] : lfd, 2);
         signal(SIGPIPE, SIG_DFL);
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
@@ -161,16 +188,10 @@ s_spawn(char *const *argv, const char *log, int *out_pipe, evr_err_t *err)
     }
     int e = errno;
     close(lfd);
-    if (out_pipe) {
-        close(p[1]);
-        if (pid < 0)
-            close(p[0]);
-        else {
-            fcntl(p[0], F_SETFL, O_NONBLOCK);
-            fcntl(p[0], F_SETFD, FD_CLOEXEC);
-            *out_pipe = p[0];
-        }
-    }
+    if (out_pipe)
+        s_pipe_kept(p, pid, out_pipe);
+    if (err_pipe)
+        s_pipe_kept(q, pid, err_pipe);
     if (pid < 0)
         evr_err_set(err, EVR_ERR_IO, "fork: %s", strerror(e));
     return pid;
@@ -180,6 +201,62 @@ static char *
 s_log_path(const evr_prov_t *pv, const char *id)
 {
     return evr_asprintf("%s/logs/%s.log", pv->dir, id);
+}
+
+/* ------------------------------------------------- a command's stderr */
+
+/*  t's kept bytes (the last EVR_PROV_ERR_KEEP) into in's log, how many
+    were left out before them said first; t is closed. */
+static void
+s_err_write(const evr_prov_t *pv, const evr_prov_inst_t *in, evr_prov_errtail_t *t,
+            const char *what)
+{
+    close(t->fd);
+    t->fd = -1;
+    size_t off = t->len > EVR_PROV_ERR_KEEP ? t->len - EVR_PROV_ERR_KEEP : 0;
+    size_t kept = t->len - off;
+    char *log = s_log_path(pv, in->id);
+    FILE *fp = kept ? fopen(log, "ae") : NULL;
+    if (fp) {
+        if (t->total > kept)
+            fprintf(fp, "evrun-provisioner: the %s's stderr: %llu bytes left out, the last "
+                    "%zu follow\n", what, (unsigned long long) (t->total - kept), kept);
+        fwrite(t->buf + off, 1, kept, fp);
+        if (t->buf[t->len - 1] != '\n')
+            fputc('\n', fp);
+        if (fclose(fp))
+            evr_log_warn(S_WHO, "runner %s: %s: %s", in->id, log, strerror(errno));
+    }
+    else if (kept)
+        evr_log_warn(S_WHO, "runner %s: %s: %s", in->id, log, strerror(errno));
+    free(log);
+    t->len = 0;
+}
+
+/*  Reads what t's command wrote to its stderr since, keeping the last
+    EVR_PROV_ERR_KEEP bytes; written to in's log once it ends (what:
+    "start command", "stop command"). */
+static void
+s_err_read(const evr_prov_t *pv, const evr_prov_inst_t *in, evr_prov_errtail_t *t,
+           const char *what)
+{
+    while (t->fd >= 0) {
+        if (t->len == sizeof t->buf) {   /* full: the older half goes */
+            memmove(t->buf, t->buf + t->len - EVR_PROV_ERR_KEEP, EVR_PROV_ERR_KEEP);
+            t->len = EVR_PROV_ERR_KEEP;
+        }
+        ssize_t n = read(t->fd, t->buf + t->len, sizeof t->buf - t->len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        if (n <= 0) {
+            s_err_write(pv, in, t, what);
+            return;
+        }
+        t->len += (size_t) n;
+        t->total += (uint64_t) n;
+    }
 }
 
 /* ------------------------------------------------ command runners' records */
@@ -245,7 +322,7 @@ s_start_process(evr_prov_t *pv, const evr_prov_provider_t *p, evr_prov_inst_t *i
         argv[i] = (char *) fixed[i];
     for (uint32_t i = 0; i < p->args.n; i++)
         argv[nf + i] = p->args.v[i];
-    pid_t pid = s_spawn(argv, log, NULL, err);
+    pid_t pid = s_spawn(argv, log, NULL, NULL, err);
     free(argv);
     free(labels);
     free(execs);
@@ -273,13 +350,15 @@ s_start_podman(evr_prov_t *pv, const evr_prov_provider_t *p, evr_prov_inst_t *in
     return rc;
 }
 
-/*  /bin/sh -c CMD, its stdout a pipe when out. */
+/*  /bin/sh -c CMD, its stdout a pipe when out, its stderr a pipe into
+    err_fd (evr_prov_errtail_t). */
 static pid_t
-s_start_shell(evr_prov_t *pv, const char *cmd, const char *id, int *out, evr_err_t *err)
+s_start_shell(evr_prov_t *pv, const char *cmd, const char *id, int *out, int *err_fd,
+              evr_err_t *err)
 {
     char *log = s_log_path(pv, id);
     char *argv[] = { "/bin/sh", "-c", (char *) cmd, NULL };
-    pid_t pid = s_spawn(argv, log, out, err);
+    pid_t pid = s_spawn(argv, log, out, err_fd, err);
     free(log);
     return pid;
 }
@@ -334,7 +413,9 @@ s_stop(evr_prov_t *pv, evr_prov_inst_t *in, uint64_t now)
         return;
     evr_err_t err;
     char *cmd = evr_prov_expand(p->stop, "", "", in->id, pv->endpoint, in->handle, &err);
-    pid_t pid = cmd ? s_start_shell(pv, cmd, in->id, NULL, &err) : -1;
+    if (in->stop_err.fd >= 0)   /* a stop before: what it kept goes first */
+        s_err_write(pv, in, &in->stop_err, "stop command");
+    pid_t pid = cmd ? s_start_shell(pv, cmd, in->id, NULL, &in->stop_err.fd, &err) : -1;
     if (pid < 0)
         evr_log_warn(S_WHO, "provider %s: runner %s: stop: %s", p->name, in->id, err.msg);
     else {   /* reaped by evr_prov_tend (s_stop_reaped), ended past register_timeout */
@@ -354,6 +435,7 @@ s_inst_new(uint32_t pi, const char *id, uint64_t now)
     snprintf(in->id, sizeof in->id, "%s", id);
     in->provider = pi;
     in->out = -1;
+    in->start_err.fd = in->stop_err.fd = -1;
     in->started = now;
     return in;
 }
@@ -399,7 +481,7 @@ evr_prov_start_one(evr_prov_t *pv, uint32_t pi, const char *job, const char *wha
         char *labels = evr_prov_joined(jlabels);
         char *cmd = evr_prov_expand(p->start, job, labels, in->id, pv->endpoint, NULL, &err);
         in->pid = !cmd || s_cmd_save(pv, in, &err) ? -1
-                : s_start_shell(pv, cmd, in->id, &in->out, &err);
+                : s_start_shell(pv, cmd, in->id, &in->out, &in->start_err.fd, &err);
         free(cmd);
         free(labels);
     }
@@ -800,6 +882,8 @@ evr_prov_tend(evr_prov_t *self, const evr_prov_runner_t *runners, size_t nrunner
             in->started = now;
         if (in->out >= 0)
             s_read_handle(self, in);
+        s_err_read(self, in, &in->start_err, "start command");
+        s_err_read(self, in, &in->stop_err, "stop command");
         if (!in->ended)
             s_check_listed(self, in, runners, nrunners, now);
         else if (runners && !in->registered && s_listed(runners, nrunners, in->id))
@@ -830,7 +914,8 @@ evr_prov_tend(evr_prov_t *self, const evr_prov_runner_t *runners, size_t nrunner
             }
             in->kill_at = 0;
         }
-        if (in->ended && in->pid <= 0 && in->out < 0 && !in->ctr && in->stop_pid <= 0) {
+        if (in->ended && in->pid <= 0 && in->out < 0 && !in->ctr && in->stop_pid <= 0
+            && in->start_err.fd < 0 && in->stop_err.fd < 0) {
             s_cmd_forget(self, in);
             free(in);
         }

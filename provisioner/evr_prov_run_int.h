@@ -11,12 +11,29 @@
 
 #define EVR_PROV_HANDLE_MAX 256
 
+/*  What is kept of a command's stderr: its last bytes. */
+#define EVR_PROV_ERR_KEEP 4096
+
+/*  A command provider's start or stop command's stderr, read from a pipe
+    at each pass: its last EVR_PROV_ERR_KEEP bytes are kept and written
+    to the runner's log once it ends (how many were left out before
+    them said first), so a command that writes without end fills
+    neither the memory nor the disk. */
+typedef struct {
+    int fd;                 /* the pipe's read end; -1: none, or ended and written */
+    size_t len;             /* bytes in buf; the last EVR_PROV_ERR_KEEP are kept */
+    uint64_t total;         /* bytes read in all */
+    char buf[2 * EVR_PROV_ERR_KEEP];
+} evr_prov_errtail_t;
+
 /*  A runner started (evr_prov_run.c says when it counts). */
 typedef struct {
     char id[80];
     uint32_t provider;
     pid_t pid;              /* the child to reap; 0: none */
     int out;                /* command: the start command's stdout; -1: none */
+    evr_prov_errtail_t start_err;   /* command: the start command's stderr */
+    evr_prov_errtail_t stop_err;    /* command: the stop command's stderr */
     char handle[EVR_PROV_HANDLE_MAX + 1];
     size_t hlen;
     bool have_handle, registered, ended, stopping;
