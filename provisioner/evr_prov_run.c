@@ -1,6 +1,7 @@
 /*  evr_prov_run.c: starting, watching and stopping the runners of
     evrun-provisioner (evr_prov_run.h; its matching passes:
-    evr_prov_pass.c).
+    evr_prov_pass.c; the children themselves, their output and records:
+    evr_prov_child.c).
 
     Each runner started is an instance: its runner id (PROVIDER-SUFFIX),
     its provider, the child to reap (the process runner, or the command
@@ -10,7 +11,7 @@
     reaped; command: listed lost or stopped, or no longer listed, after
     its hello) or
     its start failed.  Children run in their own session with stdin from
-    /dev/null and output in DIR/logs/ID.log.
+    /dev/null and output in DIR/logs/ID.log (evr_prov_child.c).
 
     A command provider's runner has a record DIR/commands/ID, written
     before its start command runs and again when its handle is read and
@@ -21,8 +22,6 @@
     at the provisioner's stop before its hello).
 */
 #include <errno.h>
-#include <limits.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,9 +57,6 @@ evr_prov_new(evr_prov_config_t *cfg, const char *dir, const char *runner,
 
 static void s_stop(evr_prov_t *pv, evr_prov_inst_t *in, uint64_t now);
 static void s_ctr_gone(evr_prov_t *pv, evr_prov_inst_t *in);
-static void s_cmd_forget(const evr_prov_t *pv, const evr_prov_inst_t *in);
-static void s_err_write(const evr_prov_t *pv, const evr_prov_inst_t *in, evr_prov_errtail_t *t,
-                        const char *what);
 
 bool
 evr_prov_has_podman(const evr_prov_t *self)
@@ -103,11 +99,11 @@ evr_prov_destroy(evr_prov_t **self_p)
         if (in->out >= 0)
             close(in->out);
         if (in->start_err.fd >= 0)   /* what is kept of a command still running */
-            s_err_write(pv, in, &in->start_err, "start command");
+            evr_prov_child_err_write(pv, in, &in->start_err, "start command");
         if (in->stop_err.fd >= 0)
-            s_err_write(pv, in, &in->stop_err, "stop command");
+            evr_prov_child_err_write(pv, in, &in->stop_err, "stop command");
         if (in->ended && in->pid <= 0)   /* gone for good: the next tend would have */
-            s_cmd_forget(pv, in);
+            evr_prov_child_record_forget(pv, in);
         free(in);
     }
     free(pv->inst);
@@ -127,240 +123,6 @@ evr_prov_running(const evr_prov_t *self)
     for (size_t i = 0; i < self->n; i++)
         n += !self->inst[i]->ended;
     return n;
-}
-
-/* -------------------------------------------------------------- children */
-
-/*  The parent's side of a child's pipe p once forked: the write end
-    closed, the read end non-blocking into *fd (closed when no child). */
-static void
-s_pipe_kept(int p[2], pid_t pid, int *fd)
-{
-    close(p[1]);
-    if (pid < 0) {
-        close(p[0]);
-        return;
-    }
-    fcntl(p[0], F_SETFL, O_NONBLOCK);
-    fcntl(p[0], F_SETFD, FD_CLOEXEC);
-    *fd = p[0];
-}
-
-/*  Forks a child in its own session: stdin /dev/null, stdout into log
-    unless out_pipe, stderr into log unless err_pipe; argv run (execv).
-    out_pipe, err_pipe: the read end of its stdout, its stderr
-    (non-blocking).  Returns the pid, or -1 (why in err). */
-static pid_t
-s_spawn(char *const *argv, const char *log, int *out_pipe, int *err_pipe, evr_err_t *err)
-{
-    int p[2] = { -1, -1 }, q[2] = { -1, -1 };
-    if ((out_pipe && pipe(p)) || (err_pipe && pipe(q))) {
-        evr_err_set(err, EVR_ERR_IO, "pipe: %s", strerror(errno));
-        for (int i = 0; i < 2; i++)
-            if (p[i] >= 0)
-                close(p[i]);
-        return -1;
-    }
-    int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (lfd < 0) {
-        evr_err_set(err, EVR_ERR_IO, "%s: %s", log, strerror(errno));
-        for (int i = 0; i < 2; i++) {
-            if (p[i] >= 0)
-                close(p[i]);
-            if (q[i] >= 0)
-                close(q[i]);
-        }
-        return -1;
-    }
-    pid_t pid = fork();
-    if (pid == 0) {
-        setsid();
-        int nul = open("/dev/null", O_RDONLY);
-        dup2(nul, 0);
-        dup2(out_pipe ? p[1] : lfd, 1);
-        dup2(err_pipe ? q[1] : lfd, 2);
-        signal(SIGPIPE, SIG_DFL);
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-        execvp(argv[0], argv);
-        dprintf(2, "evrun-provisioner: cannot run %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    int e = errno;
-    close(lfd);
-    if (out_pipe)
-        s_pipe_kept(p, pid, out_pipe);
-    if (err_pipe)
-        s_pipe_kept(q, pid, err_pipe);
-    if (pid < 0)
-        evr_err_set(err, EVR_ERR_IO, "fork: %s", strerror(e));
-    return pid;
-}
-
-static char *
-s_log_path(const evr_prov_t *pv, const char *id)
-{
-    return evr_asprintf("%s/logs/%s.log", pv->dir, id);
-}
-
-/* ------------------------------------------------- a command's stderr */
-
-/*  t's kept bytes (the last EVR_PROV_ERR_KEEP) into in's log, how many
-    were left out before them said first; t is closed. */
-static void
-s_err_write(const evr_prov_t *pv, const evr_prov_inst_t *in, evr_prov_errtail_t *t,
-            const char *what)
-{
-    close(t->fd);
-    t->fd = -1;
-    size_t off = t->len > EVR_PROV_ERR_KEEP ? t->len - EVR_PROV_ERR_KEEP : 0;
-    size_t kept = t->len - off;
-    char *log = s_log_path(pv, in->id);
-    FILE *fp = kept ? fopen(log, "ae") : NULL;
-    if (fp) {
-        if (t->total > kept)
-            fprintf(fp, "evrun-provisioner: the %s's stderr: %llu bytes left out, the last "
-                    "%zu follow\n", what, (unsigned long long) (t->total - kept), kept);
-        fwrite(t->buf + off, 1, kept, fp);
-        if (t->buf[t->len - 1] != '\n')
-            fputc('\n', fp);
-        if (fclose(fp))
-            evr_log_warn(S_WHO, "runner %s: %s: %s", in->id, log, strerror(errno));
-    }
-    else if (kept)
-        evr_log_warn(S_WHO, "runner %s: %s: %s", in->id, log, strerror(errno));
-    free(log);
-    t->len = 0;
-}
-
-/*  Reads what t's command wrote to its stderr since, keeping the last
-    EVR_PROV_ERR_KEEP bytes; written to in's log once it ends (what:
-    "start command", "stop command"). */
-static void
-s_err_read(const evr_prov_t *pv, const evr_prov_inst_t *in, evr_prov_errtail_t *t,
-           const char *what)
-{
-    while (t->fd >= 0) {
-        if (t->len == sizeof t->buf) {   /* full: the older half goes */
-            memmove(t->buf, t->buf + t->len - EVR_PROV_ERR_KEEP, EVR_PROV_ERR_KEEP);
-            t->len = EVR_PROV_ERR_KEEP;
-        }
-        ssize_t n = read(t->fd, t->buf + t->len, sizeof t->buf - t->len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN)
-            return;
-        if (n <= 0) {
-            s_err_write(pv, in, t, what);
-            return;
-        }
-        t->len += (size_t) n;
-        t->total += (uint64_t) n;
-    }
-}
-
-/* ------------------------------------------------ command runners' records */
-
-static bool
-s_is_command(const evr_prov_t *pv, const evr_prov_inst_t *in)
-{
-    return pv->cfg.providers[in->provider].kind == EVR_PROV_COMMAND;
-}
-
-/*  in's record (a command provider's runner; evr_prov_record_save). */
-static evr_rc_t
-s_cmd_save(const evr_prov_t *pv, const evr_prov_inst_t *in, evr_err_t *err)
-{
-    return evr_prov_record_save(pv->dir, in->id, in->have_handle ? in->handle : NULL,
-                                in->registered, err);
-}
-
-/*  s_cmd_save for what changed of a started runner (a failure is said:
-    a provisioner started again would know less of it). */
-static void
-s_cmd_update(const evr_prov_t *pv, const evr_prov_inst_t *in)
-{
-    evr_err_t err;
-    if (s_is_command(pv, in) && s_cmd_save(pv, in, &err))
-        evr_log_warn(S_WHO, "runner %s: its record: %s", in->id, err.msg);
-}
-
-/*  in is gone: its record too (a command provider's). */
-static void
-s_cmd_forget(const evr_prov_t *pv, const evr_prov_inst_t *in)
-{
-    if (s_is_command(pv, in))
-        evr_prov_record_forget(pv->dir, in->id);
-}
-
-char *
-evr_prov_joined(const evr_strlist_t *l)
-{
-    char *s = evr_strdup("");
-    size_t len = 0;
-    for (uint32_t i = 0; i < l->n; i++) {
-        if (i)
-            evr_prov_append(&s, &len, ",", 1);
-        evr_prov_append(&s, &len, l->v[i], strlen(l->v[i]));
-    }
-    return s;
-}
-
-/*  evrun-runner --once --clean for in (a process provider). */
-static pid_t
-s_start_process(evr_prov_t *pv, const evr_prov_provider_t *p, evr_prov_inst_t *in, evr_err_t *err)
-{
-    char *labels = evr_prov_joined(&p->labels), *execs = evr_prov_joined(&p->executors);
-    char *state = evr_asprintf("%s/runners/%s", pv->dir, in->id);
-    char *log = s_log_path(pv, in->id);
-    const char *fixed[] = { pv->runner, "--broker", pv->endpoint, "--once", "--clean", "--id",
-                            in->id, "--labels", labels, "--executors", execs, "--state-dir",
-                            state };
-    size_t nf = EVR_ARRAY_LEN(fixed);
-    char **argv = evr_calloc(nf + p->args.n + 1, sizeof *argv);
-    for (size_t i = 0; i < nf; i++)
-        argv[i] = (char *) fixed[i];
-    for (uint32_t i = 0; i < p->args.n; i++)
-        argv[nf + i] = p->args.v[i];
-    pid_t pid = s_spawn(argv, log, NULL, NULL, err);
-    free(argv);
-    free(labels);
-    free(execs);
-    free(state);
-    free(log);
-    return pid;
-}
-
-/*  A runner in a container (a podman provider); the service's client is
-    made at the first start.  EVR_OK, or why in err. */
-static evr_rc_t
-s_start_podman(evr_prov_t *pv, const evr_prov_provider_t *p, evr_prov_inst_t *in, evr_err_t *err)
-{
-    if (!evr_prov_podman_client(pv, err))
-        return EVR_ERR_CONFIG;
-    char abs[PATH_MAX];
-    if (!realpath(pv->dir, abs))
-        return evr_err_set(err, EVR_ERR_IO, "%s: %s", pv->dir, strerror(errno));
-    char *labels = evr_prov_joined(&p->labels), *execs = evr_prov_joined(&p->executors);
-    evr_rc_t rc = evr_prov_podman_start(pv->podman, p, in->id, abs, pv->endpoint, labels,
-                                        execs, err);
-    in->ctr = !rc;
-    free(labels);
-    free(execs);
-    return rc;
-}
-
-/*  /bin/sh -c CMD, its stdout a pipe when out, its stderr a pipe into
-    err_fd (evr_prov_errtail_t). */
-static pid_t
-s_start_shell(evr_prov_t *pv, const char *cmd, const char *id, int *out, int *err_fd,
-              evr_err_t *err)
-{
-    char *log = s_log_path(pv, id);
-    char *argv[] = { "/bin/sh", "-c", (char *) cmd, NULL };
-    pid_t pid = s_spawn(argv, log, out, err_fd, err);
-    free(log);
-    return pid;
 }
 
 static void
@@ -414,8 +176,8 @@ s_stop(evr_prov_t *pv, evr_prov_inst_t *in, uint64_t now)
     evr_err_t err;
     char *cmd = evr_prov_expand(p->stop, "", "", in->id, pv->endpoint, in->handle, &err);
     if (in->stop_err.fd >= 0)   /* a stop before: what it kept goes first */
-        s_err_write(pv, in, &in->stop_err, "stop command");
-    pid_t pid = cmd ? s_start_shell(pv, cmd, in->id, NULL, &in->stop_err.fd, &err) : -1;
+        evr_prov_child_err_write(pv, in, &in->stop_err, "stop command");
+    pid_t pid = cmd ? evr_prov_child_shell(pv, cmd, in->id, NULL, &in->stop_err.fd, &err) : -1;
     if (pid < 0)
         evr_log_warn(S_WHO, "provider %s: runner %s: stop: %s", p->name, in->id, err.msg);
     else {   /* reaped by evr_prov_tend (s_stop_reaped), ended past register_timeout */
@@ -470,9 +232,9 @@ evr_prov_start_one(evr_prov_t *pv, uint32_t pi, const char *job, const char *wha
     }
     evr_err_t err = { 0 };
     if (p->kind == EVR_PROV_PROCESS)
-        in->pid = s_start_process(pv, p, in, &err);
+        in->pid = evr_prov_child_process(pv, p, in, &err);
     else if (p->kind == EVR_PROV_PODMAN) {
-        in->pid = s_start_podman(pv, p, in, &err) ? -1 : 0;
+        in->pid = evr_prov_child_podman(pv, p, in, &err) ? -1 : 0;
         in->started = evr_mono_ns();   /* register_timeout from now: the calls took time */
     }
     else {
@@ -480,8 +242,8 @@ evr_prov_start_one(evr_prov_t *pv, uint32_t pi, const char *job, const char *wha
            again after a kill can find */
         char *labels = evr_prov_joined(jlabels);
         char *cmd = evr_prov_expand(p->start, job, labels, in->id, pv->endpoint, NULL, &err);
-        in->pid = !cmd || s_cmd_save(pv, in, &err) ? -1
-                : s_start_shell(pv, cmd, in->id, &in->out, &in->start_err.fd, &err);
+        in->pid = !cmd || evr_prov_child_record_save(pv, in, &err) ? -1
+                : evr_prov_child_shell(pv, cmd, in->id, &in->out, &in->start_err.fd, &err);
         free(cmd);
         free(labels);
     }
@@ -513,7 +275,7 @@ s_handle_read(evr_prov_t *pv, evr_prov_inst_t *in)
     in->have_handle = true;
     evr_log_info(S_WHO, "provider %s: runner %s: handle %s", pv->cfg.providers[in->provider].name,
                  in->id, evr_text_escape_ctl(in->handle, shown, sizeof shown));
-    s_cmd_update(pv, in);
+    evr_prov_child_record_update(pv, in);
 }
 
 /*  in's first output line is longer than a handle is kept: none is (a
@@ -709,7 +471,7 @@ s_check_listed(evr_prov_t *pv, evr_prov_inst_t *in, const evr_prov_runner_t *run
     bool unknown = r && evr_msg_state_away(r->state) && (!r->labels || !r->labels->n);
     if (!in->registered && r) {   /* listed, lost too: it said hello (and maybe left) */
         in->registered = true;
-        s_cmd_update(pv, in);
+        evr_prov_child_record_update(pv, in);
         if (in->adopted)   /* not a start of this provisioner's: not counted */
             evr_log_info(S_WHO, "provider %s: adopted runner %s is listed (%s)", p->name,
                          in->id, r->state);
@@ -882,8 +644,8 @@ evr_prov_tend(evr_prov_t *self, const evr_prov_runner_t *runners, size_t nrunner
             in->started = now;
         if (in->out >= 0)
             s_read_handle(self, in);
-        s_err_read(self, in, &in->start_err, "start command");
-        s_err_read(self, in, &in->stop_err, "stop command");
+        evr_prov_child_err_read(self, in, &in->start_err, "start command");
+        evr_prov_child_err_read(self, in, &in->stop_err, "stop command");
         if (!in->ended)
             s_check_listed(self, in, runners, nrunners, now);
         else if (runners && !in->registered && s_listed(runners, nrunners, in->id))
@@ -916,7 +678,7 @@ evr_prov_tend(evr_prov_t *self, const evr_prov_runner_t *runners, size_t nrunner
         }
         if (in->ended && in->pid <= 0 && in->out < 0 && !in->ctr && in->stop_pid <= 0
             && in->start_err.fd < 0 && in->stop_err.fd < 0) {
-            s_cmd_forget(self, in);
+            evr_prov_child_record_forget(self, in);
             free(in);
         }
         else
@@ -1007,7 +769,7 @@ evr_prov_stop(evr_prov_t *self, const evr_prov_runner_t *runners, size_t n, uint
         }
         if (!in->registered && r) {
             in->registered = true;
-            s_cmd_update(self, in);
+            evr_prov_child_record_update(self, in);
         }
         if (!in->registered) {   /* no hello: no job (one it takes now it finishes) */
             evr_log_info(S_WHO, "runner %s has not said hello: stopping it", in->id);
@@ -1044,7 +806,7 @@ s_parted(evr_prov_t *pv, evr_prov_inst_t *in)
     char *top = evr_asprintf("%s/runners/%s", pv->dir, in->id);
     in->parting = false;
     in->ctr = false;
-    s_cmd_forget(pv, in);   /* a command's: its stop ran */
+    evr_prov_child_record_forget(pv, in);   /* a command's: its stop ran */
     rmdir(top);
     free(top);
 }

@@ -1,5 +1,6 @@
-/*  evr_prov_run_int.h: what evr_prov_run.c and evr_prov_pass.c share: a
-    runner started (an instance) and the provisioner's state. */
+/*  evr_prov_run_int.h: what evr_prov_run.c, evr_prov_child.c and
+    evr_prov_pass.c share: a runner started (an instance), the
+    provisioner's state, and the children's side (evr_prov_child.c). */
 #ifndef EVR_PROV_RUN_INT_H
 #define EVR_PROV_RUN_INT_H
 
@@ -76,5 +77,40 @@ bool evr_prov_start_one(evr_prov_t *pv, uint32_t pi, const char *job, const char
 
 /*  The items of l joined by commas; caller frees. */
 char *evr_prov_joined(const evr_strlist_t *l);
+
+/* ------------------------------------------ the children (evr_prov_child.c) */
+
+/*  evrun-runner --once --clean for in (a process provider), output in
+    its log.  Returns the pid, or -1 (why in err). */
+pid_t evr_prov_child_process(evr_prov_t *pv, const evr_prov_provider_t *p, evr_prov_inst_t *in,
+                             evr_err_t *err);
+/*  A runner in a container (a podman provider), in->ctr set; the
+    service's client is made at the first start.  EVR_OK, or why in err. */
+evr_rc_t evr_prov_child_podman(evr_prov_t *pv, const evr_prov_provider_t *p,
+                               evr_prov_inst_t *in, evr_err_t *err);
+/*  /bin/sh -c CMD for runner id: its stdout a pipe into *out when out
+    (else its log), its stderr a pipe into *err_fd (an
+    evr_prov_errtail_t's).  Returns the pid, or -1 (why in err). */
+pid_t evr_prov_child_shell(evr_prov_t *pv, const char *cmd, const char *id, int *out,
+                           int *err_fd, evr_err_t *err);
+/*  Reads what t's command wrote on its stderr since the last call,
+    keeping its last EVR_PROV_ERR_KEEP bytes; at its end, written to in's
+    log (evr_prov_child_err_write).  what: "start command", "stop
+    command". */
+void evr_prov_child_err_read(const evr_prov_t *pv, const evr_prov_inst_t *in,
+                             evr_prov_errtail_t *t, const char *what);
+/*  t's kept bytes into in's log, after a line saying how many came
+    before them when some did; t's pipe closed. */
+void evr_prov_child_err_write(const evr_prov_t *pv, const evr_prov_inst_t *in,
+                              evr_prov_errtail_t *t, const char *what);
+/*  in's record DIR/commands/ID (a command provider's runner;
+    evr_prov_record_save).  EVR_OK, or why in err. */
+evr_rc_t evr_prov_child_record_save(const evr_prov_t *pv, const evr_prov_inst_t *in,
+                                    evr_err_t *err);
+/*  evr_prov_child_record_save for what changed of a started command
+    runner (a failure is logged); nothing for other kinds. */
+void evr_prov_child_record_update(const evr_prov_t *pv, const evr_prov_inst_t *in);
+/*  in is gone: its record too (a command provider's). */
+void evr_prov_child_record_forget(const evr_prov_t *pv, const evr_prov_inst_t *in);
 
 #endif
