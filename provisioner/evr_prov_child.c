@@ -13,6 +13,7 @@
     memory nor the disk.  A command provider's runner also has a record,
     DIR/commands/ID, for a provisioner started again after a kill.
 */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -42,7 +43,6 @@ s_pipe_kept(int p[2], pid_t pid, int *fd)
         return;
     }
     fcntl(p[0], F_SETFL, O_NONBLOCK);
-    fcntl(p[0], F_SETFD, FD_CLOEXEC);
     *fd = p[0];
 }
 
@@ -54,7 +54,10 @@ static pid_t
 s_spawn(char *const *argv, const char *log, int *out_pipe, int *err_pipe, evr_err_t *err)
 {
     int p[2] = { -1, -1 }, q[2] = { -1, -1 };
-    if ((out_pipe && pipe(p)) || (err_pipe && pipe(q))) {
+    /* close-on-exec: the child has them as its stdout and stderr only
+       (dup2), so that what it leaves running with other output (a runner
+       started `>> FILE 2>&1 &`) does not hold them open */
+    if ((out_pipe && pipe2(p, O_CLOEXEC)) || (err_pipe && pipe2(q, O_CLOEXEC))) {
         evr_err_set(err, EVR_ERR_IO, "pipe: %s", strerror(errno));
         for (int i = 0; i < 2; i++)
             if (p[i] >= 0)
