@@ -46,8 +46,9 @@ s_pipe_kept(int p[2], pid_t pid, int *fd)
     *fd = p[0];
 }
 
-/*  Forks a child in its own session: stdin /dev/null, stdout into log
-    unless out_pipe, stderr into log unless err_pipe; argv run (execv).
+/*  Forks a child in its own session: stdin /dev/null, stdout into
+    out_pipe, else into err_pipe, else into log, stderr into err_pipe,
+    else into log; argv run (execv).
     out_pipe, err_pipe: the read end of its stdout, its stderr
     (non-blocking).  Returns the pid, or -1 (why in err). */
 static pid_t
@@ -80,7 +81,7 @@ s_spawn(char *const *argv, const char *log, int *out_pipe, int *err_pipe, evr_er
         setsid();
         int nul = open("/dev/null", O_RDONLY);
         dup2(nul, 0);
-        dup2(out_pipe ? p[1] : lfd, 1);
+        dup2(out_pipe ? p[1] : err_pipe ? q[1] : lfd, 1);   /* a stop's: kept as its stderr */
         dup2(err_pipe ? q[1] : lfd, 2);
         signal(SIGPIPE, SIG_DFL);
         signal(SIGINT, SIG_DFL);
@@ -122,7 +123,7 @@ evr_prov_child_err_write(const evr_prov_t *pv, const evr_prov_inst_t *in, evr_pr
     FILE *fp = kept ? fopen(log, "ae") : NULL;
     if (fp) {
         if (t->total > kept)
-            fprintf(fp, "evrun-provisioner: the %s's stderr: %llu bytes left out, the last "
+            fprintf(fp, "evrun-provisioner: the %s: %llu bytes left out, the last "
                     "%zu follow\n", what, (unsigned long long) (t->total - kept), kept);
         fwrite(t->buf + off, 1, kept, fp);
         if (t->buf[t->len - 1] != '\n')
@@ -138,7 +139,7 @@ evr_prov_child_err_write(const evr_prov_t *pv, const evr_prov_inst_t *in, evr_pr
 
 /*  Reads what t's command wrote to its stderr since, keeping the last
     EVR_PROV_ERR_KEEP bytes; written to in's log once it ends (what:
-    "start command", "stop command"). */
+    "start command", "stop command's output"). */
 void
 evr_prov_child_err_read(const evr_prov_t *pv, const evr_prov_inst_t *in, evr_prov_errtail_t *t,
            const char *what)

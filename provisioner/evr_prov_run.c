@@ -99,9 +99,9 @@ evr_prov_destroy(evr_prov_t **self_p)
         if (in->out >= 0)
             close(in->out);
         if (in->start_err.fd >= 0)   /* what is kept of a command still running */
-            evr_prov_child_err_write(pv, in, &in->start_err, "start command");
+            evr_prov_child_err_write(pv, in, &in->start_err, "start command's stderr");
         if (in->stop_err.fd >= 0)
-            evr_prov_child_err_write(pv, in, &in->stop_err, "stop command");
+            evr_prov_child_err_write(pv, in, &in->stop_err, "stop command's output");
         if (in->ended && in->pid <= 0)   /* gone for good: the next tend would have */
             evr_prov_child_record_forget(pv, in);
         free(in);
@@ -176,7 +176,7 @@ s_stop(evr_prov_t *pv, evr_prov_inst_t *in, uint64_t now)
     evr_err_t err;
     char *cmd = evr_prov_expand(p->stop, "", "", in->id, pv->endpoint, in->handle, &err);
     if (in->stop_err.fd >= 0)   /* a stop before: what it kept goes first */
-        evr_prov_child_err_write(pv, in, &in->stop_err, "stop command");
+        evr_prov_child_err_write(pv, in, &in->stop_err, "stop command's output");
     pid_t pid = cmd ? evr_prov_child_shell(pv, cmd, in->id, NULL, &in->stop_err.fd, &err) : -1;
     if (pid < 0)
         evr_log_warn(S_WHO, "provider %s: runner %s: stop: %s", p->name, in->id, err.msg);
@@ -644,8 +644,8 @@ evr_prov_tend(evr_prov_t *self, const evr_prov_runner_t *runners, size_t nrunner
             in->started = now;
         if (in->out >= 0)
             s_read_handle(self, in);
-        evr_prov_child_err_read(self, in, &in->start_err, "start command");
-        evr_prov_child_err_read(self, in, &in->stop_err, "stop command");
+        evr_prov_child_err_read(self, in, &in->start_err, "start command's stderr");
+        evr_prov_child_err_read(self, in, &in->stop_err, "stop command's output");
         if (!in->ended)
             s_check_listed(self, in, runners, nrunners, now);
         else if (runners && !in->registered && s_listed(runners, nrunners, in->id))

@@ -15,7 +15,8 @@
 /*  What is kept of a command's stderr: its last bytes. */
 #define EVR_PROV_ERR_KEEP 4096
 
-/*  A command provider's start or stop command's stderr, read from a pipe
+/*  A command provider's start command's stderr, or its stop command's
+    output (stdout and stderr), read from a pipe
     at each pass: its last EVR_PROV_ERR_KEEP bytes are kept and written
     to the runner's log once it ends (how many were left out before
     them said first), so a command that writes without end fills
@@ -34,7 +35,7 @@ typedef struct {
     pid_t pid;              /* the child to reap; 0: none */
     int out;                /* command: the start command's stdout; -1: none */
     evr_prov_errtail_t start_err;   /* command: the start command's stderr */
-    evr_prov_errtail_t stop_err;    /* command: the stop command's stderr */
+    evr_prov_errtail_t stop_err;    /* command: the stop command's stdout and stderr */
     char handle[EVR_PROV_HANDLE_MAX + 1];
     size_t hlen;
     bool have_handle, registered, ended, stopping;
@@ -89,14 +90,14 @@ pid_t evr_prov_child_process(evr_prov_t *pv, const evr_prov_provider_t *p, evr_p
 evr_rc_t evr_prov_child_podman(evr_prov_t *pv, const evr_prov_provider_t *p,
                                evr_prov_inst_t *in, evr_err_t *err);
 /*  /bin/sh -c CMD for runner id: its stdout a pipe into *out when out
-    (else its log), its stderr a pipe into *err_fd (an
+    (else with its stderr), its stderr a pipe into *err_fd (an
     evr_prov_errtail_t's).  Returns the pid, or -1 (why in err). */
 pid_t evr_prov_child_shell(evr_prov_t *pv, const char *cmd, const char *id, int *out,
                            int *err_fd, evr_err_t *err);
 /*  Reads what t's command wrote on its stderr since the last call,
     keeping its last EVR_PROV_ERR_KEEP bytes; at its end, written to in's
-    log (evr_prov_child_err_write).  what: "start command", "stop
-    command". */
+    log (evr_prov_child_err_write).  what: "start command's stderr",
+    "stop command's output". */
 void evr_prov_child_err_read(const evr_prov_t *pv, const evr_prov_inst_t *in,
                              evr_prov_errtail_t *t, const char *what);
 /*  t's kept bytes into in's log, after a line saying how many came

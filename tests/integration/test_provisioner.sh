@@ -536,9 +536,9 @@ YML
   return 0
 }
 
-# A start and a stop command that write without end on stderr: the
-# runner's log keeps the last 4 KiB of each, saying how much was left out
-# before them (it took all of it, unbounded).
+# A start command that writes without end on stderr, a stop command on
+# stdout: the runner's log keeps the last 4 KiB of each, saying how much
+# was left out before them (it took all of it, unbounded).
 case_command_stderr() {
   fresh cmdstderr
   bus_broker
@@ -550,7 +550,7 @@ providers:
     executors: [process]
     max: 1
     start: "head -c 300000 /dev/zero | tr '\\0' x >&2; echo start-end >&2; echo handle-1; exit 4"
-    stop: "echo stop-begin >&2; head -c 50000 /dev/zero | tr '\\0' y >&2; echo stop-end >&2"
+    stop: "echo stop-begin; head -c 50000 /dev/zero | tr '\\0' y; echo stop-end >&2"
 YML
   ppipe loudj "true" loud
   submit "$tmp/loudj.yml" > /dev/null 2>&1
@@ -565,7 +565,7 @@ YML
     grep -qx "evrun-provisioner: the start command's stderr: 295914 bytes left out, the last 4096 follow" "$log"
   check "stderr: ... then its end" grep -qx "x*start-end" "$log"
   check "stderr: the stop command's: how much was left out" \
-    grep -qx "evrun-provisioner: the stop command's stderr: 45924 bytes left out, the last 4096 follow" "$log"
+    grep -qx "evrun-provisioner: the stop command's output: 45924 bytes left out, the last 4096 follow" "$log"
   check "stderr: ... its beginning left out" bash -c "! grep -q stop-begin '$log'"
   check "stderr: the log is bounded ($(wc -c < "$log") bytes)" [ "$(wc -c < "$log")" -lt 9000 ]
 }
