@@ -1,6 +1,7 @@
 /*  evr_prov_run.c: starting, watching and stopping the runners of
     evrun-provisioner (evr_prov_run.h; its matching passes:
-    evr_prov_pass.c).
+    evr_prov_pass.c; the children themselves, their output and records:
+    evr_prov_child.c).
 
     Each runner started is an instance: its runner id (PROVIDER-SUFFIX),
     its provider, the child to reap (the process runner, or the command
@@ -10,7 +11,7 @@
     reaped; command: listed lost or stopped, or no longer listed, after
     its hello) or
     its start failed.  Children run in their own session with stdin from
-    /dev/null and output in DIR/logs/ID.log.
+    /dev/null and output in DIR/logs/ID.log (evr_prov_child.c).
 
     A command provider's runner has a record DIR/commands/ID, written
     before its start command runs and again when its handle is read and
@@ -21,8 +22,6 @@
     at the provisioner's stop before its hello).
 */
 #include <errno.h>
-#include <limits.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +57,6 @@ evr_prov_new(evr_prov_config_t *cfg, const char *dir, const char *runner,
 
 static void s_stop(evr_prov_t *pv, evr_prov_inst_t *in, uint64_t now);
 static void s_ctr_gone(evr_prov_t *pv, evr_prov_inst_t *in);
-static void s_cmd_forget(const evr_prov_t *pv, const evr_prov_inst_t *in);
 
 bool
 evr_prov_has_podman(const evr_prov_t *self)
@@ -100,8 +98,12 @@ evr_prov_destroy(evr_prov_t **self_p)
         evr_prov_inst_t *in = pv->inst[i];
         if (in->out >= 0)
             close(in->out);
+        if (in->start_err.fd >= 0)   /* what is kept of a command still running */
+            evr_prov_child_err_write(pv, in, &in->start_err, "start command's stderr");
+        if (in->stop_err.fd >= 0)
+            evr_prov_child_err_write(pv, in, &in->stop_err, "stop command's output");
         if (in->ended && in->pid <= 0)   /* gone for good: the next tend would have */
-            s_cmd_forget(pv, in);
+            evr_prov_child_record_forget(pv, in);
         free(in);
     }
     free(pv->inst);
@@ -121,167 +123,6 @@ evr_prov_running(const evr_prov_t *self)
     for (size_t i = 0; i < self->n; i++)
         n += !self->inst[i]->ended;
     return n;
-}
-
-/* -------------------------------------------------------------- children */
-
-/*  Forks a child in its own session: stdin /dev/null, stderr (and stdout
-    unless out_pipe) into log; argv run (execv).  out_pipe: the read end
-    of its stdout (non-blocking).  Returns the pid, or -1 (why in err). */
-static pid_t
-s_spawn(char *const *argv, const char *log, int *out_pipe, evr_err_t *err)
-{
-    int p[2] = { -1, -1 };
-    if (out_pipe && pipe(p)) {
-        evr_err_set(err, EVR_ERR_IO, "pipe: %s", strerror(errno));
-        return -1;
-    }
-    int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (lfd < 0) {
-        evr_err_set(err, EVR_ERR_IO, "%s: %s", log, strerror(errno));
-        if (out_pipe) {
-            close(p[0]);
-            close(p[1]);
-        }
-        return -1;
-    }
-    pid_t pid = fork();
-    if (pid == 0) {
-        setsid();
-        int nul = open("/dev/null", O_RDONLY);
-        dup2(nul, 0);
-        dup2(out_pipe ? p[1] : lfd, 1);
-        dup2(lfd, 2);
-        signal(SIGPIPE, SIG_DFL);
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-        execvp(argv[0], argv);
-        dprintf(2, "evrun-provisioner: cannot run %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    int e = errno;
-    close(lfd);
-    if (out_pipe) {
-        close(p[1]);
-        if (pid < 0)
-            close(p[0]);
-        else {
-            fcntl(p[0], F_SETFL, O_NONBLOCK);
-            fcntl(p[0], F_SETFD, FD_CLOEXEC);
-            *out_pipe = p[0];
-        }
-    }
-    if (pid < 0)
-        evr_err_set(err, EVR_ERR_IO, "fork: %s", strerror(e));
-    return pid;
-}
-
-static char *
-s_log_path(const evr_prov_t *pv, const char *id)
-{
-    return evr_asprintf("%s/logs/%s.log", pv->dir, id);
-}
-
-/* ------------------------------------------------ command runners' records */
-
-static bool
-s_is_command(const evr_prov_t *pv, const evr_prov_inst_t *in)
-{
-    return pv->cfg.providers[in->provider].kind == EVR_PROV_COMMAND;
-}
-
-/*  in's record (a command provider's runner; evr_prov_record_save). */
-static evr_rc_t
-s_cmd_save(const evr_prov_t *pv, const evr_prov_inst_t *in, evr_err_t *err)
-{
-    return evr_prov_record_save(pv->dir, in->id, in->have_handle ? in->handle : NULL,
-                                in->registered, err);
-}
-
-/*  s_cmd_save for what changed of a started runner (a failure is said:
-    a provisioner started again would know less of it). */
-static void
-s_cmd_update(const evr_prov_t *pv, const evr_prov_inst_t *in)
-{
-    evr_err_t err;
-    if (s_is_command(pv, in) && s_cmd_save(pv, in, &err))
-        evr_log_warn(S_WHO, "runner %s: its record: %s", in->id, err.msg);
-}
-
-/*  in is gone: its record too (a command provider's). */
-static void
-s_cmd_forget(const evr_prov_t *pv, const evr_prov_inst_t *in)
-{
-    if (s_is_command(pv, in))
-        evr_prov_record_forget(pv->dir, in->id);
-}
-
-char *
-evr_prov_joined(const evr_strlist_t *l)
-{
-    char *s = evr_strdup("");
-    size_t len = 0;
-    for (uint32_t i = 0; i < l->n; i++) {
-        if (i)
-            evr_prov_append(&s, &len, ",", 1);
-        evr_prov_append(&s, &len, l->v[i], strlen(l->v[i]));
-    }
-    return s;
-}
-
-/*  evrun-runner --once --clean for in (a process provider). */
-static pid_t
-s_start_process(evr_prov_t *pv, const evr_prov_provider_t *p, evr_prov_inst_t *in, evr_err_t *err)
-{
-    char *labels = evr_prov_joined(&p->labels), *execs = evr_prov_joined(&p->executors);
-    char *state = evr_asprintf("%s/runners/%s", pv->dir, in->id);
-    char *log = s_log_path(pv, in->id);
-    const char *fixed[] = { pv->runner, "--broker", pv->endpoint, "--once", "--clean", "--id",
-                            in->id, "--labels", labels, "--executors", execs, "--state-dir",
-                            state };
-    size_t nf = EVR_ARRAY_LEN(fixed);
-    char **argv = evr_calloc(nf + p->args.n + 1, sizeof *argv);
-    for (size_t i = 0; i < nf; i++)
-        argv[i] = (char *) fixed[i];
-    for (uint32_t i = 0; i < p->args.n; i++)
-        argv[nf + i] = p->args.v[i];
-    pid_t pid = s_spawn(argv, log, NULL, err);
-    free(argv);
-    free(labels);
-    free(execs);
-    free(state);
-    free(log);
-    return pid;
-}
-
-/*  A runner in a container (a podman provider); the service's client is
-    made at the first start.  EVR_OK, or why in err. */
-static evr_rc_t
-s_start_podman(evr_prov_t *pv, const evr_prov_provider_t *p, evr_prov_inst_t *in, evr_err_t *err)
-{
-    if (!evr_prov_podman_client(pv, err))
-        return EVR_ERR_CONFIG;
-    char abs[PATH_MAX];
-    if (!realpath(pv->dir, abs))
-        return evr_err_set(err, EVR_ERR_IO, "%s: %s", pv->dir, strerror(errno));
-    char *labels = evr_prov_joined(&p->labels), *execs = evr_prov_joined(&p->executors);
-    evr_rc_t rc = evr_prov_podman_start(pv->podman, p, in->id, abs, pv->endpoint, labels,
-                                        execs, err);
-    in->ctr = !rc;
-    free(labels);
-    free(execs);
-    return rc;
-}
-
-/*  /bin/sh -c CMD, its stdout a pipe when out. */
-static pid_t
-s_start_shell(evr_prov_t *pv, const char *cmd, const char *id, int *out, evr_err_t *err)
-{
-    char *log = s_log_path(pv, id);
-    char *argv[] = { "/bin/sh", "-c", (char *) cmd, NULL };
-    pid_t pid = s_spawn(argv, log, out, err);
-    free(log);
-    return pid;
 }
 
 static void
@@ -334,7 +175,9 @@ s_stop(evr_prov_t *pv, evr_prov_inst_t *in, uint64_t now)
         return;
     evr_err_t err;
     char *cmd = evr_prov_expand(p->stop, "", "", in->id, pv->endpoint, in->handle, &err);
-    pid_t pid = cmd ? s_start_shell(pv, cmd, in->id, NULL, &err) : -1;
+    if (in->stop_err.fd >= 0)   /* a stop before: what it kept goes first */
+        evr_prov_child_err_write(pv, in, &in->stop_err, "stop command's output");
+    pid_t pid = cmd ? evr_prov_child_shell(pv, cmd, in->id, NULL, &in->stop_err.fd, &err) : -1;
     if (pid < 0)
         evr_log_warn(S_WHO, "provider %s: runner %s: stop: %s", p->name, in->id, err.msg);
     else {   /* reaped by evr_prov_tend (s_stop_reaped), ended past register_timeout */
@@ -354,6 +197,7 @@ s_inst_new(uint32_t pi, const char *id, uint64_t now)
     snprintf(in->id, sizeof in->id, "%s", id);
     in->provider = pi;
     in->out = -1;
+    in->start_err.fd = in->stop_err.fd = -1;
     in->started = now;
     return in;
 }
@@ -388,9 +232,9 @@ evr_prov_start_one(evr_prov_t *pv, uint32_t pi, const char *job, const char *wha
     }
     evr_err_t err = { 0 };
     if (p->kind == EVR_PROV_PROCESS)
-        in->pid = s_start_process(pv, p, in, &err);
+        in->pid = evr_prov_child_process(pv, p, in, &err);
     else if (p->kind == EVR_PROV_PODMAN) {
-        in->pid = s_start_podman(pv, p, in, &err) ? -1 : 0;
+        in->pid = evr_prov_child_podman(pv, p, in, &err) ? -1 : 0;
         in->started = evr_mono_ns();   /* register_timeout from now: the calls took time */
     }
     else {
@@ -398,8 +242,8 @@ evr_prov_start_one(evr_prov_t *pv, uint32_t pi, const char *job, const char *wha
            again after a kill can find */
         char *labels = evr_prov_joined(jlabels);
         char *cmd = evr_prov_expand(p->start, job, labels, in->id, pv->endpoint, NULL, &err);
-        in->pid = !cmd || s_cmd_save(pv, in, &err) ? -1
-                : s_start_shell(pv, cmd, in->id, &in->out, &err);
+        in->pid = !cmd || evr_prov_child_record_save(pv, in, &err) ? -1
+                : evr_prov_child_shell(pv, cmd, in->id, &in->out, &in->start_err.fd, &err);
         free(cmd);
         free(labels);
     }
@@ -431,7 +275,7 @@ s_handle_read(evr_prov_t *pv, evr_prov_inst_t *in)
     in->have_handle = true;
     evr_log_info(S_WHO, "provider %s: runner %s: handle %s", pv->cfg.providers[in->provider].name,
                  in->id, evr_text_escape_ctl(in->handle, shown, sizeof shown));
-    s_cmd_update(pv, in);
+    evr_prov_child_record_update(pv, in);
 }
 
 /*  in's first output line is longer than a handle is kept: none is (a
@@ -484,12 +328,28 @@ s_read_handle(evr_prov_t *pv, evr_prov_inst_t *in)
     }
 }
 
+/*  How a child that wait status st describes ended, for the log: "exited
+    with status N", or "was killed by SIGKILL (signal 9)" (not 137, which
+    an exit could be too); into buf, returned. */
+static const char *
+s_ended(int st, char *buf, size_t size)
+{
+    char how[64];
+    if (WIFSIGNALED(st))
+        snprintf(buf, size, "was %s", evr_wait_text(st, how, sizeof how));
+    else
+        snprintf(buf, size, "exited with status %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    return buf;
+}
+
 /*  A child of in ended with status st. */
 static void
 s_reaped(evr_prov_t *pv, evr_prov_inst_t *in, int st)
 {
     evr_prov_provider_t *p = &pv->cfg.providers[in->provider];
     int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    char ended[96];
+    s_ended(st, ended, sizeof ended);
     in->pid = 0;
     if (in->ended)
         return;
@@ -498,8 +358,8 @@ s_reaped(evr_prov_t *pv, evr_prov_inst_t *in, int st)
         /* 0, 1: it ran a job; 3: it waited for one: it said hello */
         bool ran = code == 0 || code == 1 || code == 3;
         if (!in->registered && !in->stopping) {
-            snprintf(why, sizeof why, "the runner exited with status %d before saying hello "
-                     "(see %s/logs/%s.log)", code, pv->dir, in->id);
+            snprintf(why, sizeof why, "the runner %s before saying hello (see %s/logs/%s.log)",
+                     ended, pv->dir, in->id);
             s_counted(pv, in, ran, why);
         }
         s_end(pv, in);
@@ -508,8 +368,8 @@ s_reaped(evr_prov_t *pv, evr_prov_inst_t *in, int st)
     if (in->out >= 0)
         s_read_handle(pv, in);
     if (code && !in->registered && !in->stopping) {
-        snprintf(why, sizeof why, "the start command exited with status %d (see %s/logs/%s.log)%s",
-                 code, pv->dir, in->id, in->have_handle && p->stop ? "; its stop runs with the "
+        snprintf(why, sizeof why, "the start command %s (see %s/logs/%s.log)%s",
+                 ended, pv->dir, in->id, in->have_handle && p->stop ? "; its stop runs with the "
                  "handle it printed" : "");
         s_counted(pv, in, false, why);
         if (in->have_handle)   /* it may have started a runner: not left uncounted */
@@ -611,7 +471,7 @@ s_check_listed(evr_prov_t *pv, evr_prov_inst_t *in, const evr_prov_runner_t *run
     bool unknown = r && evr_msg_state_away(r->state) && (!r->labels || !r->labels->n);
     if (!in->registered && r) {   /* listed, lost too: it said hello (and maybe left) */
         in->registered = true;
-        s_cmd_update(pv, in);
+        evr_prov_child_record_update(pv, in);
         if (in->adopted)   /* not a start of this provisioner's: not counted */
             evr_log_info(S_WHO, "provider %s: adopted runner %s is listed (%s)", p->name,
                          in->id, r->state);
@@ -729,12 +589,12 @@ s_tend_ctr(evr_prov_t *pv, evr_prov_inst_t *in, bool listed, uint64_t now)
 static void
 s_stop_reaped(evr_prov_t *pv, evr_prov_inst_t *in, int st)
 {
-    int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    char ended[96];
     in->stop_pid = 0;
-    if (code)
-        evr_log_warn(S_WHO, "provider %s: runner %s: its stop exited with status %d (see "
-                     "%s/logs/%s.log)", pv->cfg.providers[in->provider].name, in->id, code,
-                     pv->dir, in->id);
+    if (!WIFEXITED(st) || WEXITSTATUS(st))
+        evr_log_warn(S_WHO, "provider %s: runner %s: its stop %s (see %s/logs/%s.log)",
+                     pv->cfg.providers[in->provider].name, in->id,
+                     s_ended(st, ended, sizeof ended), pv->dir, in->id);
 }
 
 /*  in's stop command still runs register_timeout after it started: SIGTERM
@@ -784,6 +644,8 @@ evr_prov_tend(evr_prov_t *self, const evr_prov_runner_t *runners, size_t nrunner
             in->started = now;
         if (in->out >= 0)
             s_read_handle(self, in);
+        evr_prov_child_err_read(self, in, &in->start_err, "start command's stderr");
+        evr_prov_child_err_read(self, in, &in->stop_err, "stop command's output");
         if (!in->ended)
             s_check_listed(self, in, runners, nrunners, now);
         else if (runners && !in->registered && s_listed(runners, nrunners, in->id))
@@ -814,8 +676,9 @@ evr_prov_tend(evr_prov_t *self, const evr_prov_runner_t *runners, size_t nrunner
             }
             in->kill_at = 0;
         }
-        if (in->ended && in->pid <= 0 && in->out < 0 && !in->ctr && in->stop_pid <= 0) {
-            s_cmd_forget(self, in);
+        if (in->ended && in->pid <= 0 && in->out < 0 && !in->ctr && in->stop_pid <= 0
+            && in->start_err.fd < 0 && in->stop_err.fd < 0) {
+            evr_prov_child_record_forget(self, in);
             free(in);
         }
         else
@@ -906,7 +769,7 @@ evr_prov_stop(evr_prov_t *self, const evr_prov_runner_t *runners, size_t n, uint
         }
         if (!in->registered && r) {
             in->registered = true;
-            s_cmd_update(self, in);
+            evr_prov_child_record_update(self, in);
         }
         if (!in->registered) {   /* no hello: no job (one it takes now it finishes) */
             evr_log_info(S_WHO, "runner %s has not said hello: stopping it", in->id);
@@ -943,7 +806,7 @@ s_parted(evr_prov_t *pv, evr_prov_inst_t *in)
     char *top = evr_asprintf("%s/runners/%s", pv->dir, in->id);
     in->parting = false;
     in->ctr = false;
-    s_cmd_forget(pv, in);   /* a command's: its stop ran */
+    evr_prov_child_record_forget(pv, in);   /* a command's: its stop ran */
     rmdir(top);
     free(top);
 }

@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 typedef void (s_cont_fn)(evr_eng_job_t *job, bool failed);
@@ -388,10 +389,13 @@ s_judge(evr_eng_job_t *job, const evr_hook_t *h, const evr_hook_result_t *r, cha
     if (r->end == EVR_HOOK_TIMED_OUT && r->held) {
         /* it ended, but its output did not: a process it moved out of its
            group (setsid CMD &) kept a pipe, and what it wrote is no answer */
-        snprintf(why, size, "timed out after %u s (its timeout): it had exited (exit %d), but a "
+        char how[64];
+        bool sig = WIFSIGNALED(r->wait_status);
+        snprintf(why, size, "timed out after %u s (its timeout): it had %s%s%s, but a "
                  "process it left running outside its process group kept its %s open; give "
                  "that process other output (CMD >/dev/null 2>&1 </dev/null)", h->timeout,
-                 r->exit_code, r->held == 1 ? "stdout" : r->held == 2 ? "stderr"
+                 sig ? "been " : "exited (", evr_wait_text(r->wait_status, how, sizeof how),
+                 sig ? "" : ")", r->held == 1 ? "stdout" : r->held == 2 ? "stderr"
                                                                    : "stdout and stderr");
         return "timed_out";
     }
@@ -401,15 +405,19 @@ s_judge(evr_eng_job_t *job, const evr_hook_t *h, const evr_hook_result_t *r, cha
     }
     if (r->exit_code) {
         bool pre = evr_hook_phase_pre(h->phase);
+        char how[64];
+        evr_wait_text(r->wait_status, how, sizeof how);
         if (r->err_text[0]) {
-            snprintf(why, size, "%s", r->err_text);
+            /* a signal that ended it first: its stderr may be cut at the end */
+            snprintf(why, size, "%s%s%s", WIFSIGNALED(r->wait_status) ? how : "",
+                     WIFSIGNALED(r->wait_status) ? ": " : "", r->err_text);
             *cut = r->err_cut;   /* why ends where its stderr was cut */
             if (h->phase <= EVR_HOOK_PRE_EXECUTION)
                 s_mask_answer(r, why, size, *cut);
         }
         else
-            snprintf(why, size, "%s (exit %d)", pre ? "refused the job" : "failed",
-                     r->exit_code);
+            snprintf(why, size, WIFSIGNALED(r->wait_status) ? "%s: %s" : "%s (%s)",
+                     pre ? "refused the job" : "failed", how);
         return pre ? "refused" : "failed";
     }
     if (h->phase > EVR_HOOK_PRE_EXECUTION)

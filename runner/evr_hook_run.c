@@ -107,9 +107,11 @@ s_finish(evr_hook_run_t *r)
         .err_cut = r->ecut,
         .duration_ms = (evr_mono_ns() - r->t0) / 1000000u, .msg = r->msg, .held = r->held,
     };
-    if (res.end == EVR_HOOK_EXITED || r->held)
+    if (res.end == EVR_HOOK_EXITED || r->held) {
         res.exit_code = WIFEXITED(r->status) ? WEXITSTATUS(r->status)
                                              : 128 + WTERMSIG(r->status);
+        res.wait_status = r->status;
+    }
     r->fn(&res, r->arg);
     s_free(r);
 }

@@ -472,6 +472,10 @@ s_answer_map(json_t *o, const char *which, evr_strmap_t *into, size_t *count, ev
         if (!s_env_name_ok(k))
             return evr_err_set(err, EVR_ERR_PROTO, "answer: %s: \"%.64s\": expected an "
                                "environment variable name ([A-Za-z_][A-Za-z0-9_]*)", which, k);
+        if (!strncmp(k, "EVRUN_", 6))   /* the runner's own: never overridden in silence */
+            return evr_err_set(err, EVR_ERR_PROTO, "answer: %s.%.64s: EVRUN_* names are the "
+                               "runner's own (EVRUN_OUTPUT, EVRUN_CONTROL, EVRUN_JOB_ID...): "
+                               "a hook may not set one; give it another name", which, k);
         if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
             return evr_err_set(err, EVR_ERR_PROTO, "answer: %s.%s: expected a string "
                                "(without NUL)", which, k);

@@ -95,6 +95,7 @@ typedef enum {
 typedef struct {
     evr_hook_end_t end;
     int exit_code;          /* EXITED: 0..255, or 128+N for a signal N */
+    int wait_status;        /* EXITED (or held): its wait status, for evr_wait_text */
     const char *out;        /* its stdout, NUL-terminated (at most EVR_HOOK_OUT_MAX bytes) */
     size_t out_len;
     bool out_cut;           /* it wrote more than EVR_HOOK_OUT_MAX bytes */
@@ -133,7 +134,8 @@ void evr_hook_run_stop(evr_hook_run_t *run, uint32_t grace_ms);
 /*  Reads a hook's answer: empty (or only white space), or a JSON object
     with optional "env" and "secrets", each an object of environment
     variable names to strings, added to env and secrets.  EVR_ERR_PROTO
-    with why (naming the key) otherwise. */
+    with why (naming the key) otherwise: an EVRUN_* name too (the
+    runner's own variables are not a hook's to set). */
 evr_rc_t evr_hook_answer(const char *out, size_t len, evr_strmap_t *env, evr_strmap_t *secrets,
                          evr_err_t *err);
 

@@ -7,6 +7,8 @@
 */
 #include "evr_offer.h"
 
+#include "evr_config.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +29,13 @@ evr_offer_parse(const char *list, evr_offer_t *out, evr_err_t *err)
     evr_rc_t rc = EVR_OK;
     uint32_t known = s_known(), n = 0;
     memset(out, 0, sizeof *out);
+    size_t empty = evr_config_list_empty(list);
+    if (empty) {   /* "podman,,process": refused, not read as podman,process */
+        free(copy);
+        return evr_err_set(err, EVR_ERR_CONFIG, "executors: item %zu of \"%s\" is empty (a "
+                           "comma too many?): give each item, as in podman,process", empty,
+                           list);
+    }
     for (char *save = NULL, *t = strtok_r(copy, ", ", &save); t && !rc;
          t = strtok_r(NULL, ", ", &save), n++) {
         uint32_t i = 0;

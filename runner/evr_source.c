@@ -562,6 +562,11 @@ s_report(evr_source_req_t *req)
     else if (code == 4)
         snprintf(msg, sizeof msg, "git: the tree is over the limit of %llu bytes (the runner's "
                  "resource_max_bytes setting)", (unsigned long long) req->max_bytes);
+    else if (code != 0 && req->status != -1 && WIFSIGNALED(req->status)) {
+        char how[64];   /* not by evrun: a timeout is said above */
+        snprintf(msg, sizeof msg, "git: the checkout was %s%s%.400s",
+                 evr_wait_text(req->status, how, sizeof how), *words ? ": " : "", words);
+    }
     else if (code != 0)
         snprintf(msg, sizeof msg, "git: %.400s", *words ? words : "the checkout failed");
     if (req->start_err || req->timed_out || code != 0)

@@ -1,12 +1,15 @@
 /*  evr_common.c: error strings, aborting allocators, clocks. */
+#define _GNU_SOURCE
 #include "evr_common.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "evr_codec.h"
@@ -319,4 +322,17 @@ evr_heap_down(void **h, size_t n, size_t i, evr_heap_before_fn *before)
         h[m] = t;
         i = m;
     }
+}
+
+const char *
+evr_wait_text(int st, char *buf, size_t size)
+{
+    if (WIFSIGNALED(st) && sigabbrev_np(WTERMSIG(st)))
+        snprintf(buf, size, "killed by SIG%s (signal %d)", sigabbrev_np(WTERMSIG(st)),
+                 WTERMSIG(st));
+    else if (WIFSIGNALED(st))   /* a real-time signal: no name */
+        snprintf(buf, size, "killed by signal %d", WTERMSIG(st));
+    else
+        snprintf(buf, size, "exit %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    return buf;
 }

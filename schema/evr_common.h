@@ -72,6 +72,13 @@ char *evr_text_escape(const char *s, char *out, size_t len);
 /*  Whether s holds a control character (below 0x20, or 0x7f). */
 bool evr_text_has_ctl(const char *s);
 
+/*  How a child that a wait status st describes ended, in the words
+    evrun's reasons use: "exit N", or "killed by SIGNAME (signal N)" (as
+    a host step that a limit ended is "killed by SIGKILL"; "killed by
+    signal N" for a real-time one); into buf (64
+    bytes or more), returned. */
+const char *evr_wait_text(int st, char *buf, size_t size);
+
 /*  A binary heap of pointers, its root the item before (below) every
     other by before(a, b) (true when a goes before b): the item at i of
     the heap h (n items) sifted up, or down, to its place. */

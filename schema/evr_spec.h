@@ -523,6 +523,14 @@ char *evr_spec_step_unit_form(const char *s);
 bool evr_spec_name_ok(const char *s);
 /*  True when s is an environment variable name: [A-Za-z_][A-Za-z0-9_]*. */
 bool evr_spec_env_name_ok(const char *s);
+/*  What the runner gives a step under name, when it is one of the
+    variables the runner sets over a step's env, args and secrets
+    (README "What a job gets": EVRUN_OUTPUT, EVRUN_CONTROL,
+    EVRUN_SOURCE_*, EVRUN_CI_SOURCE_*, EVRUN_FAILED_*,
+    EVRUN_PREPARE_FAILED, EVRUN_OUT_*), what it is: a pipeline that
+    names one is refused, rather than its value dropped.  NULL for any
+    other name (EVRUN_JOB_ID and the others env may set are not). */
+const char *evr_spec_env_runners(const char *name);
 /*  NULL when p is a safe relative path inside the workspace, else why. */
 const char *evr_spec_path_problem(const char *p);
 /*  p (a relative path) without its empty and "." components: "./out/"

@@ -109,16 +109,52 @@ s_check_repeats(const evr_strlist_t *list, const char *path, evr_diag_t *diag)
         }
 }
 
+const char *
+evr_spec_env_runners(const char *name)
+{
+    static const struct {
+        const char *name;   /* a prefix when it ends in _ */
+        const char *what;
+    } own[] = {
+        { "EVRUN_OUTPUT", "the file of the step's outputs" },
+        { "EVRUN_CONTROL", "the job's control channel" },
+        { "EVRUN_OUT_", "the outputs of the steps it needs" },
+        { "EVRUN_SOURCE_", "the job's source" },
+        { "EVRUN_CI_SOURCE_", "the job's ci_source" },
+        { "EVRUN_FAILED_", "the failed steps, for on_error and when: steps" },
+        { "EVRUN_PREPARE_FAILED", "why the job's preparation failed" },
+    };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(own); i++) {
+        size_t n = strlen(own[i].name);
+        if (own[i].name[n - 1] == '_' ? !strncmp(name, own[i].name, n)
+                                      : !strcmp(name, own[i].name))
+            return own[i].what;
+    }
+    return NULL;
+}
+
+/*  A name the runner sets over the pipeline's: said at path. */
+static void
+s_check_runners(const char *name, const char *path, evr_diag_t *diag)
+{
+    const char *what = evr_spec_env_runners(name);
+    if (what)
+        evr_diag_add(diag, path, "%s is the runner's (%s), which it sets over env, args and "
+                     "secrets: give yours another name", name, what);
+}
+
 static void
 s_check_envmap(const evr_strmap_t *env, const char *path, evr_diag_t *diag)
 {
-    for (uint32_t i = 0; i < env->n; i++)
-        if (!evr_spec_env_name_ok(env->k[i])) {
-            char p[256];
-            snprintf(p, sizeof p, "%s.%s", path, env->k[i]);
+    for (uint32_t i = 0; i < env->n; i++) {
+        char p[256];
+        snprintf(p, sizeof p, "%s.%s", path, env->k[i]);
+        if (!evr_spec_env_name_ok(env->k[i]))
             evr_diag_add(diag, p, "not a valid environment variable name "
                                   "(letters, digits and _, not starting with a digit)");
-        }
+        else
+            s_check_runners(env->k[i], p, diag);
+    }
 }
 
 /*  Length of the directory before path's first glob character (* ?):
@@ -712,6 +748,8 @@ s_validate(const evr_spec_t *spec, bool names, evr_diag_t *diag)
         if (!evr_spec_env_name_ok(spec->secrets.v[i]))
             evr_diag_add(diag, p, "invalid secret name \"%s\" (an environment variable name)",
                          spec->secrets.v[i]);
+        else
+            s_check_runners(spec->secrets.v[i], p, diag);
         if (evr_spec_item_repeats(&spec->secrets, i))
             evr_diag_add(diag, p, "\"%s\" is listed twice", spec->secrets.v[i]);
     }
@@ -722,6 +760,8 @@ s_validate(const evr_spec_t *spec, bool names, evr_diag_t *diag)
         snprintf(p, sizeof p, "args.%s", a->name);
         if (!evr_spec_env_name_ok(a->name))
             evr_diag_add(diag, p, "invalid arg name (an environment variable name)");
+        else
+            s_check_runners(a->name, p, diag);
     }
     s_check_envmap(&spec->env, "env", diag);
     s_check_cache(spec, &spec->cache, "cache", diag);

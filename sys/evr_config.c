@@ -729,6 +729,46 @@ evr_config_flag(const char **flags, size_t nflags, size_t max, const char *key,
     return nflags + 1;
 }
 
+size_t
+evr_config_list_empty(const char *list)
+{
+    if (!list || !list[strspn(list, " ")])
+        return 0;
+    size_t item = 1;
+    for (const char *p = list;; item++) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t) (comma - p) : strlen(p);
+        size_t blank = strspn(p, " ");
+        if (blank >= len)
+            return item;
+        if (!comma)
+            return 0;
+        p = comma + 1;
+    }
+}
+
+/*  The comma-separated settings (labels, executors, secrets_allow): an
+    item left empty ("a,,b", a variable unset in "a,$X") is refused, not
+    dropped, so that no label or executor is lost in silence. */
+static evr_rc_t
+s_check_lists(const evr_config_t *self, evr_err_t *err)
+{
+    static const char *const lists[] = { "labels", "executors", "secrets_allow" };
+    evr_rc_t rc = EVR_OK;
+    for (size_t l = 0; l < sizeof lists / sizeof lists[0]; l++) {
+        const char *v = evr_config_get(self, lists[l]);
+        size_t at = evr_config_list_empty(v);
+        evr_err_t e;
+        if (at && evr_config_problem(self, lists[l], &e, "item %zu of the comma-separated list "
+                                     "is empty (a comma too many?): give each item, as in "
+                                     "a,b", at) && !rc) {
+            *err = e;
+            rc = EVR_ERR_CONFIG;
+        }
+    }
+    return rc;
+}
+
 evr_rc_t
 evr_config_layer(evr_config_t *self, const char *file, const char *const *flags, size_t nflags,
                  evr_err_t *err)
@@ -776,6 +816,11 @@ evr_config_layer(evr_config_t *self, const char *file, const char *const *flags,
             *err = e;
             rc = EVR_ERR_CONFIG;
         }
+    }
+    evr_err_t e;
+    if (s_check_lists(self, &e) && !rc) {
+        *err = e;
+        rc = EVR_ERR_CONFIG;
     }
     long i = s_index(self, "state_dir");
     const char *v = i >= 0 ? self->vals[i].value : NULL;

@@ -162,6 +162,12 @@ void evr_config_endpoints(evr_config_t *self, bool local);
     was killed (connection refused) is no broker. */
 bool evr_config_local_up(const char *state_dir);
 
+/*  The position (from 1) of the first empty item of the comma-separated
+    list (nothing but spaces between two commas, or before the first or
+    after the last: "a,,b" is 2, "a," is 2), 0 when none is (an empty
+    list has no item). */
+size_t evr_config_list_empty(const char *list);
+
 /*  The config file to read: $EVRUN_CONFIG, else $XDG_CONFIG_HOME/evrun/
     evrun.yml or ~/.config/evrun/evrun.yml when it exists; NULL when none.
     Caller frees. */

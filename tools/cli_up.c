@@ -766,7 +766,16 @@ evr_cli_up(int argc, char **argv)
                 status = 2;
             break;
         }
-        case 'l': set[S_SET_LABELS] = (s_upset_t) { "labels", optarg, true }; break;
+        case 'l': {
+            size_t empty = evr_config_list_empty(optarg);
+            set[S_SET_LABELS] = (s_upset_t) { "labels", optarg, true };
+            if (empty) {   /* "a,,b": refused here, as the runners would */
+                fprintf(stderr, "%s: --labels \"%s\": item %zu is empty (a comma too many?): "
+                        "give each item, as in a,b\n", cli.prog, optarg, empty);
+                status = 2;
+            }
+            break;
+        }
         case 'x': {
             evr_offer_t offer;
             evr_err_t xerr;

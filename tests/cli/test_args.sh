@@ -577,5 +577,40 @@ check "labels: [a, b]: exit 2" [ $rc -eq 2 ]
 check "labels: [a, b]: how to write it" \
   said "evrun-runner: $tmp/list.yml:1:9: labels: expected a single value, the items comma-separated (labels: a,b)"
 
+# an empty item of a comma-separated list was dropped in silence
+# (--labels 'a,,b' was a,b; EVRUN_EXECUTORS 'podman,' was podman): refused,
+# naming the setting, where it came from and the item's place
+for c in "--labels 'a,,b'|labels = \"a,,b\" (from flag): item 2" \
+         "--labels ',a'|labels = \",a\" (from flag): item 1" \
+         "--labels 'a, b, '|labels = \"a, b, \" (from flag): item 3" \
+         "--executors 'process,,podman'|executors = \"process,,podman\" (from flag): item 2" \
+         "--secrets-allow 'A_*,'|secrets_allow = \"A_*,\" (from flag): item 2"; do
+  IFS='|' read -r args line <<< "$c"
+  eval "run \"\$bin\"/evrun-runner --broker ipc://x $args --print-config"
+  check "runner $args: exit 2" [ $rc -eq 2 ]
+  check "runner $args: names the empty item" \
+    said "evrun-runner: $line of the comma-separated list is empty (a comma too many?): give each item, as in a,b"
+done
+run env EVRUN_LABELS='gpu,,linux' "$bin/evrun-runner" --broker ipc://x --print-config
+check "runner EVRUN_LABELS 'gpu,,linux': exit 2, naming the variable" \
+  said "evrun-runner: labels = \"gpu,,linux\" (from env EVRUN_LABELS): item 2 of the comma-separated list is empty (a comma too many?): give each item, as in a,b"
+printf 'labels: "gpu,,linux"\n' > "$tmp/empty.yml"
+run "$bin/evrun-runner" --broker ipc://x --config "$tmp/empty.yml" --print-config
+check "runner labels: 'gpu,,linux' in a file: exit 2, at its place" \
+  said "evrun-runner: labels = \"gpu,,linux\" (from file $tmp/empty.yml:1:9): item 2 of the comma-separated list is empty (a comma too many?): give each item, as in a,b"
+run "$bin/evrun-runner" --broker ipc://x --labels 'a, b' --executors 'podman, process' --print-config
+check "runner --labels 'a, b': a space after a comma is no empty item" [ $rc -eq 0 ]
+run "$bin/evrun-runner" --broker ipc://x --labels '' --print-config
+check "runner --labels '': no labels, taken" [ $rc -eq 0 ]
+run "$bin/evrun-cli" up --labels 'a,,b'
+check "up --labels 'a,,b': exit 2" [ $rc -eq 2 ]
+check "up --labels 'a,,b': names the item, before anything starts" \
+  grep -qxF 'evrun-cli up: --labels "a,,b": item 2 is empty (a comma too many?): give each item, as in a,b' "$tmp/err"
+run "$bin/evrun-cli" up --executors 'process,'
+check "up --executors 'process,': exit 2" [ $rc -eq 2 ]
+check "up --executors 'process,': names the item" \
+  grep -qxF 'evrun-cli up: --executors: item 2 of "process," is empty (a comma too many?): give each item, as in podman,process' "$tmp/err"
+[ -e "$tmp/state/bus" ] && check "up refused: no broker started" false
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

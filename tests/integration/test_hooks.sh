@@ -705,6 +705,32 @@ EOF
   check "store verifies" verified
 }
 
-cases=${*:-order refuse env_secret optional after_steps keep_running bad_settings crash crash_group cancel timeout cancel_pre_exec held unkept after_reason crash_after_steps crash_cancel}
+case_killed() {   # a hook a signal ended says which signal, not "exit 137"
+  cat > "$tmp/kill.set" <<EOF
+hooks:
+  - { phase: PRE_VALIDATION, name: gate, run: "kill -KILL \$\$" }
+EOF
+  two_steps kill "echo should not run"
+  run kill "$tmp/kill.yml"
+  check "exit 1" [ "$rc" -eq 1 ]
+  events > "$tmp/kill.job"
+  check "the reason names the signal" grep -qx "reason: hook gate (PRE_VALIDATION): refused the job: killed by SIGKILL (signal 9)" "$tmp/kill.job"
+  check "... as --exec prints it" grep -qF 'hook gate (PRE_VALIDATION) refused: refused the job: killed by SIGKILL (signal 9) (' "$out"
+  # what it said on stderr follows the signal; after the steps: failed
+  cat > "$tmp/killerr.set" <<EOF
+hooks:
+  - { phase: POST_EXECUTION, name: post, run: "echo half done >&2; kill -TERM \$\$" }
+  - { phase: CLEANUP, name: clean, run: "kill -KILL \$\$" }
+EOF
+  two_steps killerr "true"
+  run killerr "$tmp/killerr.yml"
+  check "killerr: exit 1" [ "$rc" -eq 1 ]
+  events > "$tmp/killerr.job"
+  check "... its stderr after the signal" grep -q '"name":"post","status":"failed".*"reason":"killed by SIGTERM (signal 15): half done"' "$tmp/killerr.job"
+  check "... failed: killed by" grep -q '"name":"clean","status":"failed".*"reason":"failed: killed by SIGKILL (signal 9)"' "$tmp/killerr.job"
+  check "... nowhere exit 137 or 143" sh -c "! grep -Eq 'exit (137|143)' '$tmp/killerr.job' '$out'"
+}
+
+cases=${*:-order refuse killed env_secret optional after_steps keep_running bad_settings crash crash_group cancel timeout cancel_pre_exec held unkept after_reason crash_after_steps crash_cancel}
 # shellcheck disable=SC2086
 run_cases $cases

@@ -493,7 +493,7 @@ YML
   check "hung stop: told to end after register_timeout" wait_for 10 grep -q \
     "provider sh: runner sh-[a-z0-9]*: its stop (pid $pid) still runs after 2 s (register_timeout): stopping it" "$tmp/prov.log"
   check "hung stop: killed 5 s later" wait_for 15 eval '! kill -0 "${pid:-1}" 2>/dev/null'
-  check "hung stop: its status said" wait_for 5 grep -q "provider sh: runner sh-[a-z0-9]*: its stop exited with status 137" "$tmp/prov.log"
+  check "hung stop: its status said" wait_for 5 grep -q "provider sh: runner sh-[a-z0-9]*: its stop was killed by SIGKILL (signal 9)" "$tmp/prov.log"
   stop_prov
   [ -n "$pid" ] && kill -9 -- "-$pid" 2>/dev/null   # a failed check's stop: not left running
 }
@@ -534,6 +534,40 @@ YML
     tr '\0' ' ' 2>/dev/null < "/proc/${p:-0}/cmdline" | grep -q -- "$tmp/rs" && kill "$p"
   done
   return 0
+}
+
+# A start command that writes without end on stderr, a stop command on
+# stdout: the runner's log keeps the last 4 KiB of each, saying how much
+# was left out before them (it took all of it, unbounded).
+case_command_stderr() {
+  fresh cmdstderr
+  bus_broker
+  cat > "$tmp/p.yml" <<'YML'
+providers:
+  - name: loud
+    labels: [loud]
+    kind: command
+    executors: [process]
+    max: 1
+    start: "head -c 300000 /dev/zero | tr '\\0' x >&2; echo start-end >&2; echo handle-1; exit 4"
+    stop: "echo stop-begin; head -c 50000 /dev/zero | tr '\\0' y; echo stop-end >&2"
+YML
+  ppipe loudj "true" loud
+  submit "$tmp/loudj.yml" > /dev/null 2>&1
+  prov "$tmp/p.yml"
+  check "stderr: a failed start" wait_for 10 grep -q "provider loud: runner loud-[a-z0-9]*: a failed start: the start command exited with status 4" "$tmp/prov.log"
+  local id log
+  id=$(sed -n 's/.*provider loud: started runner \(loud-[a-z0-9]*\) .*/\1/p' "$tmp/prov.log" | head -1)
+  log=$tmp/provisioner/logs/$id.log
+  check "stderr: the stop's written" wait_for 10 grep -qx "y*stop-end" "$log"
+  stop_prov
+  check "stderr: the start command's: how much was left out" \
+    grep -qx "evrun-provisioner: the start command's stderr: 295914 bytes left out, the last 4096 follow" "$log"
+  check "stderr: ... then its end" grep -qx "x*start-end" "$log"
+  check "stderr: the stop command's: how much was left out" \
+    grep -qx "evrun-provisioner: the stop command's output: 45924 bytes left out, the last 4096 follow" "$log"
+  check "stderr: ... its beginning left out" bash -c "! grep -q stop-begin '$log'"
+  check "stderr: the log is bounded ($(wc -c < "$log") bytes)" [ "$(wc -c < "$log")" -lt 9000 ]
 }
 
 # evrun-cli up --runners 0 --provisioner FILE: no static runner; a job
@@ -789,4 +823,4 @@ YML
     || { find "$tmp/provisioner/runners" -ls; cat "$tmp/prov.log"; }
 }
 
-prov_run test_provisioner ${*:-once once_killed process burst command paused register_timeout dry_run killed broker_restart broker_restart_command command_lingers command_handle command_stop_hangs command_start_fails up worked_examples podman podman_missing podman_silent}
+prov_run test_provisioner ${*:-once once_killed process burst command paused register_timeout dry_run killed broker_restart broker_restart_command command_lingers command_handle command_stop_hangs command_start_fails command_stderr up worked_examples podman podman_missing podman_silent}

@@ -303,6 +303,24 @@ test_local_up(void)
     CHECK(system(cmd) == 0);
 }
 
+/*  The first empty item of a comma-separated list, from 1; 0: none. */
+static void
+test_list_empty(void)
+{
+    CHECK(evr_config_list_empty(NULL) == 0);
+    CHECK(evr_config_list_empty("") == 0);
+    CHECK(evr_config_list_empty("  ") == 0);
+    CHECK(evr_config_list_empty("a") == 0);
+    CHECK(evr_config_list_empty("a,b, c") == 0);
+    CHECK(evr_config_list_empty("a b") == 0);
+    CHECK(evr_config_list_empty("a,,b") == 2);
+    CHECK(evr_config_list_empty("a, ,b") == 2);
+    CHECK(evr_config_list_empty(",a") == 1);
+    CHECK(evr_config_list_empty("a,b,") == 3);
+    CHECK(evr_config_list_empty("a,b, ") == 3);
+    CHECK(evr_config_list_empty(",") == 1);
+}
+
 int
 main(void)
 {
@@ -311,5 +329,6 @@ main(void)
     EVR_TEST_RUN(test_retention_group);
     EVR_TEST_RUN(test_all_at_once);
     EVR_TEST_RUN(test_local_up);
+    EVR_TEST_RUN(test_list_empty);
     EVR_TEST_END();
 }

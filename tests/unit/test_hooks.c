@@ -145,10 +145,14 @@ test_answer(void)
     CHECK_STR(evr_strmap_get(&env, "A"), "1");
     CHECK_STR(evr_strmap_get(&sec, "TOKEN"), "xyz");
     const char *bad[] = { "not json", "[1]", "{\"envs\": {}}", "{\"env\": {\"1A\": \"x\"}}",
-                          "{\"env\": {\"A\": 1}}", "{\"secrets\": []}" };
+                          "{\"env\": {\"A\": 1}}", "{\"secrets\": []}",
+                          "{\"env\": {\"EVRUN_OUTPUT\": \"/tmp/x\"}}",
+                          "{\"secrets\": {\"EVRUN_JOB_ID\": \"x\"}}" };
     const char *why[] = { "not JSON", "expected a JSON object", "unknown key \"envs\"",
                           "\"1A\": expected an environment variable name", "env.A: expected a string",
-                          "\"secrets\": expected an object" };
+                          "\"secrets\": expected an object",
+                          "answer: env.EVRUN_OUTPUT: EVRUN_* names are the runner's own",
+                          "answer: secrets.EVRUN_JOB_ID: EVRUN_* names are the runner's own" };
     for (size_t i = 0; i < EVR_ARRAY_LEN(bad); i++) {
         CHECK(evr_hook_answer(bad[i], strlen(bad[i]), &env, &sec, &err) == EVR_ERR_PROTO);
         CHECK_CONTAINS(err.msg, why[i]);

@@ -451,6 +451,31 @@ test_review_errors(void)
     free(e);
 }
 
+/*  A variable the runner sets over env, args and secrets (EVRUN_OUTPUT,
+    EVRUN_CONTROL, EVRUN_OUT_*...) named by the pipeline is refused at its
+    key: the value was dropped in silence (podman and host steps alike).
+    The ones env may set (EVRUN_JOB_ID...) and other EVRUN_ names stay. */
+static void
+test_runners_env(void)
+{
+    size_t n;
+    char *e = evr_ytest_load("pipeline: p\nimage: i\nenv: {EVRUN_OUTPUT: x, EVRUN_JOB_ID: j}\n"
+                             "secrets: [EVRUN_SECRET_T, EVRUN_CONTROL]\n"
+                             "args: {EVRUN_OUT_A_K: {default: v}}\nsteps:\n"
+                             "  - {name: a, run: x, env: {EVRUN_FAILED_STEPS: s, EVRUN_MINE: m}}\n"
+                             "on_error: {run: x, env: {EVRUN_SOURCE_SHA: s}}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:7: env.EVRUN_OUTPUT: EVRUN_OUTPUT is the runner's (the file of "
+                      "the step's outputs), which it sets over env, args and secrets: give "
+                      "yours another name\n");
+    CHECK_CONTAINS(e, "secrets[1]: EVRUN_CONTROL is the runner's (the job's control channel)");
+    CHECK_CONTAINS(e, "args.EVRUN_OUT_A_K: EVRUN_OUT_A_K is the runner's");
+    CHECK_CONTAINS(e, "steps[0].env.EVRUN_FAILED_STEPS: EVRUN_FAILED_STEPS is the runner's");
+    CHECK_CONTAINS(e, "on_error.env.EVRUN_SOURCE_SHA: EVRUN_SOURCE_SHA is the runner's");
+    CHECK(n == 5);
+    CHECK(!strstr(e, "EVRUN_JOB_ID") && !strstr(e, "EVRUN_MINE") && !strstr(e, "SECRET_T"));
+    free(e);
+}
+
 int
 main(void)
 {
@@ -458,5 +483,6 @@ main(void)
     EVR_TEST_RUN(test_foreign_words);
     EVR_TEST_RUN(test_first_run_errors);
     EVR_TEST_RUN(test_review_errors);
+    EVR_TEST_RUN(test_runners_env);
     EVR_TEST_END();
 }

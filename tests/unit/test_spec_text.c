@@ -4,6 +4,7 @@
     credentials does not repeat them), and values with control characters
     quoted escaped, so that an error stays on its line.
 */
+#include <signal.h>
 #include <stdio.h>
 
 #include "evr_test.h"
@@ -153,6 +154,19 @@ test_escape_backslash(void)
     CHECK_STR(evr_text_escape("\\\\\\", six, sizeof six), "\\\\" EVR_CUT_MARK "");
 }
 
+/*  How a child ended, as reasons say it: a signal by name and number,
+    never as the 128+N an exit could be too. */
+static void
+test_wait_text(void)
+{
+    char buf[64];
+    CHECK_STR(evr_wait_text(3 << 8, buf, sizeof buf), "exit 3");
+    CHECK_STR(evr_wait_text(137 << 8, buf, sizeof buf), "exit 137");
+    CHECK_STR(evr_wait_text(SIGKILL, buf, sizeof buf), "killed by SIGKILL (signal 9)");
+    CHECK_STR(evr_wait_text(SIGTERM | 0x80, buf, sizeof buf), "killed by SIGTERM (signal 15)");
+    CHECK_STR(evr_wait_text(SIGRTMIN + 1, buf, sizeof buf), "killed by signal 35");
+}
+
 int
 main(void)
 {
@@ -161,5 +175,6 @@ main(void)
     EVR_TEST_RUN(test_control_characters_escaped);
     EVR_TEST_RUN(test_escape_ctl);
     EVR_TEST_RUN(test_escape_backslash);
+    EVR_TEST_RUN(test_wait_text);
     EVR_TEST_END();
 }
