@@ -9,6 +9,8 @@ sends one evrun-runner what no broker should, checking the runner goes on:
   2. an `ack` of seq 2^64-1, past every event the runner sent: ignored,
      so the events of the job dispatched next still come (they did not:
      the runner took every seq as acknowledged and sent nothing more);
+     a second job dispatched with it finds no free slot (capacity 1): it
+     is taken and run all the same;
   3. that job's artifact answered `artifact_ack` with an offset past the
      file's size: the runner asks again after a second, not at once (it
      asked some 3000 times a second, each a log line); then shipped;
@@ -30,8 +32,10 @@ import zmq
 PROTO = "evrun1"
 JOB = "01JQ7ZK3M8X2V9T4B6N0C5D7H0"
 OTHER = "01JQ7ZK3M8X2V9T4B6N0C5D7H1"
+SECOND = "01JQ7ZK3M8X2V9T4B6N0C5D7H2"
 SPEC = {"pipeline": "hostile", "executor": "process",
         "steps": [{"name": "a", "run": "printf hi > out.txt", "artifacts": ["out.txt"]}]}
+SPEC2 = {"pipeline": "hostile2", "executor": "process", "steps": [{"name": "b", "run": "true"}]}
 
 
 class Broker:
@@ -74,8 +78,9 @@ class Broker:
                 if ack is not None:
                     self.send("artifact_ack", ack)
 
-    def finished(self):
-        return any(e["type"] == "job.finished" for e in self.events)
+    def finished(self, job=None):
+        return any(e["type"] == "job.finished" and e.get("job") == (job or JOB)
+                   for e in self.events)
 
 
 def main():
@@ -105,10 +110,14 @@ def main():
     b.serve(0.3)
     b.on_chunk = lambda c: None
     b.send("dispatch", {"job": JOB, "spec": SPEC})
-    b.serve(15, b.finished)
+    b.send("dispatch", {"job": SECOND, "spec": SPEC2})
+    b.serve(15, lambda: b.finished() and b.finished(SECOND))
     kinds = [e["type"] for e in b.events if e.get("job") == JOB]
     if not b.finished():
         bad.append("2: the job's events after an ack past the log: got %s" % kinds)
+    if not b.finished(SECOND):
+        bad.append("2: the job past the capacity: got %s"
+                   % [e["type"] for e in b.events if e.get("job") == SECOND])
     # 3. an artifact_ack past the size for 3 s, then the right answers
     b.serve(5, lambda: b.chunks)
     if not b.chunks:

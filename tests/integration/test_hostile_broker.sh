@@ -4,9 +4,9 @@
 # executor only: no podman service) serves hostile_broker.py, a stand-in
 # broker written from PROTOCOL.md that sends them and checks the runner goes
 # on (see its header): malformed and unasked messages logged, an ack past
-# its log ignored, an artifact_ack past the file's size asked about again
-# after a second, and a welcome past its log ending the runner, exit 2,
-# saying why.
+# its log ignored, a dispatch past its capacity taken, an artifact_ack
+# past the file's size asked about again after a second, and a welcome
+# past its log ending the runner, exit 2, saying why.
 set -u
 bin=$1 src=$2
 . "$src/tests/integration/bus_lib.sh"
@@ -37,6 +37,8 @@ check "... saying the broker holds more than its log" \
   grep -q "the broker says it holds this runner's log up to seq [0-9]*, but the log ends at seq [0-9]*: another log under id hostile-1?" "$log"
 check "the ack past the log is said and ignored" \
   grep -q "the broker acknowledges seq 18446744073709551615, past the last sent, [0-9]*: ignored" "$log"
+check "a dispatch past the capacity is said and taken" \
+  grep -q "job 01JQ7ZK3M8X2V9T4B6N0C5D7H2 arrived with no free slot (capacity 1): taking it anyway" "$log"
 check "each malformed message is said" [ "$(grep -c 'a malformed message from the broker' "$log")" -ge 6 ]
 check "the artifact was shipped in the end" grep -q "artifact a/out.txt of job .* shipped to the broker" "$log"
 check "the ack past the size said a few times, not thousands" \
