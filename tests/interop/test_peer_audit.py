@@ -519,6 +519,16 @@ def test_runner_session(c):
     check("runners: pa-r1 with its capacity", me and me[0].get("capacity") == 1
           and me[0].get("state") in ("idle", "busy") and "executor:process" in me[0]["labels"],
           repr(me))
+    check("runners: running counts the job dispatched and not taken yet, busy",
+          me and me[0].get("running") == 1 and me[0].get("state") == "busy", repr(me))
+    check("runners: credit is the last credit less the jobs dispatched since",
+          me and me[0].get("credit") == 4, repr(me))
+    send(r, "heartbeat", {"running": 7})
+    time.sleep(0.2)
+    items, _, _ = stream(c, "runners")
+    me = [x[1] for x in items if x[1].get("runner") == "pa-r1"]
+    check("a heartbeat's running is not read: still 1", me and me[0].get("running") == 1,
+          repr(me))
     expect_error("pause of a dispatched job: conflict", ask(c, "pause", {"job": job}),
                  "conflict", "being handed to runner pa-r1")
     sp = d["spec"]
