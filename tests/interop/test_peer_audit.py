@@ -365,6 +365,14 @@ def test_lists(c):
           repr(b))
     check("jobs newest first", [x[1]["job"] for x in items]
           == sorted([x[1]["job"] for x in items], reverse=True))
+    for _ in range(120):
+        ask(c, "submit", {"job": new_ulid(), "spec": spec("pa-many", labels=["nobody-has"])})
+    for limit, n, more in ((0, 100, True), (2 ** 32 - 1, 120, False), (120, 120, False),
+                           (119, 119, True)):
+        items, t, b = stream(c, "jobs", {"pipeline": "pa-many", "limit": limit})
+        check(f"jobs of 120 with limit {limit}: {n}, more {more}", t == "end"
+              and len(items) == n and b.get("count") == n and bool(b.get("more")) == more,
+              f"{len(items)} {b!r}")
     items, t, b = stream(c, "runners")
     check("runners: a stream", t == "end", f"{t} {b!r}")
     items, t, b = stream(c, "pipelines")
