@@ -870,6 +870,30 @@ def test_bounds(c):
           "provider pb259 is not kept", repr(refused[-1:]))
 
 
+def test_resync(c):
+    """Decisions, Resync: after hello{seq: S} no work until the broker holds the log to S."""
+    r = dealer(REP)
+    j = new_ulid()
+    expect("a job for the resync runner",
+           ask(c, "submit", {"job": j, "spec": spec("pa-rs", labels=["pa-rs-x"])}), "accepted")
+    expect("hello seq 3 of a new id: welcome seq 0",
+           hello(r, "pa-rs", seq=3, labels=["pa-rs-x", "executor:process"]), "welcome",
+           lambda b: not b.get("seq"))
+    send(r, "credit", {"credit": 1})
+    t, b = recv(r, 0.7)
+    check("no dispatch before the broker holds the log", t is None, f"{t} {b!r}")
+    rs = {"runner": "pa-rs", "version": "v"}
+    expect("events 1-2", ask(r, "events", {"events": [ev(1, None, 0, "runner.started", rs),
+                                                      ev(2, None, 0, "runner.started", rs)]}),
+           "ack", lambda b: b.get("seq") == 2)
+    t, b = recv(r, 0.7)
+    check("none at 2 of 3 either", t is None, f"{t} {b!r}")
+    expect("event 3", ask(r, "events", {"events": [ev(3, None, 0, "runner.started", rs)]}),
+           "ack", lambda b: b.get("seq") == 3)
+    expect("at 3: the dispatch comes", recv(r), "dispatch", lambda b: b.get("job") == j)
+    r.close()
+
+
 def test_too_large_body(c):
     body = pack({"x": b"\0" * (4194305 - 8)})
     check("the body is 4 MiB + 1", len(body) == 4194305, str(len(body)))
@@ -892,6 +916,7 @@ def main():
     test_runner_session(c)
     test_more_limits(c)
     test_hostile_runner(c)
+    test_resync(c)
     test_bounds(c)
     test_too_large_body(c)
     t, b = ask(c, "runners")
