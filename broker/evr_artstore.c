@@ -10,7 +10,8 @@
     renamed to DIR/JOB/STEP/PATH, so that path never holds a partial file.
     A step name cannot start with '.', so ".partial" is no step.  DIR is
     the broker's (0700); a job's files, whole and partial, are at most
-    artifact_job_max_bytes (checked as each file starts).
+    artifact_job_max_bytes, and its partial files S_PARTIALS_MAX
+    (checked as each file starts).
     Clients read files with `fetch`, one bounded piece per request; a
     fetch naming a sha256 is served only by the copy of that sha256.
     The sha256 of each whole file is kept in DIR/JOB/.sha256/STEP/PATH
@@ -58,6 +59,11 @@
     walked again, when bytes go otherwise (a partial file dropped, a
     copy replaced).  Retention removes only jobs no runner ships for. */
 #define S_TOTALS 16
+/*  Partial files a job holds at most (files begun, not whole): a runner
+    ships one file at a time, so it leaves a few at most (one a crash);
+    without a bound a runner could begin millions of 1-byte files within
+    artifact_job_max_bytes, each an inode and a block of the disk. */
+#define S_PARTIALS_MAX 4096
 #define S_SUMS_KEPT 4096            /* digests of whole files kept in memory (evr_artsum) */
 #define S_SUM_INLINE (1u << 20)     /* files read on the loop, at most; larger: by the worker */
 #define S_REFUSED_MAX (256u << 10)    /* DIR/JOB/.refused, at most (notes past it: dropped) */
@@ -74,6 +80,7 @@ typedef struct {
 typedef struct {
     char job[EVR_ULID_LEN + 1];     /* "": a free slot */
     uint64_t bytes;                 /* its files, whole and partial (not sums, notes) */
+    uint32_t partials;              /* of them, partial files (begun, not whole) */
     uint64_t used;                  /* s_clock at the last use */
 } s_total_t;
 
@@ -270,6 +277,7 @@ s_note_received(evr_broker_t *b, const evr_msg_t *m)
     sha256 sums (a line a file; nftw has no argument: one walk at a
     time, the broker has one thread). */
 static uint64_t s_walk_total;
+static uint32_t s_walk_partials;
 static const char *s_walk_skip, *s_walk_skip_partial;
 static char *s_walk_sums;    /* JOBDIR/.sha256/ */
 
@@ -279,8 +287,11 @@ s_walk_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
     if (type == FTW_F && S_ISREG(sb->st_mode) && strcmp(path, s_walk_skip) != 0
         && strcmp(path, s_walk_skip_partial) != 0
         && strncmp(path, s_walk_sums, strlen(s_walk_sums)) != 0
-        && !(ftw->level == 1 && !strcmp(path + ftw->base, ".refused")))  /* notes, bounded */
+        && !(ftw->level == 1 && !strcmp(path + ftw->base, ".refused"))) {  /* notes, bounded */
         s_walk_total += (uint64_t) sb->st_size;
+        if (ftw->level == 2 && ftw->base >= 10 && !strncmp(path + ftw->base - 10, "/.partial/", 10))
+            s_walk_partials++;
+    }
     return 0;
 }
 
@@ -288,6 +299,7 @@ static uint64_t
 s_job_bytes(const char *jobdir, const char *skip, const char *skip_partial)
 {
     s_walk_total = 0;
+    s_walk_partials = 0;
     s_walk_skip = skip;
     s_walk_skip_partial = skip_partial;
     s_walk_sums = evr_asprintf("%s/.sha256/", jobdir);
@@ -307,9 +319,9 @@ s_total_find(evr_artstore_t *as, const char *job)
     return NULL;
 }
 
-/*  The bytes of job's files (jobdir), whole and partial: the kept total,
+/*  The total of job's files (jobdir), whole and partial: the one kept,
     or a walk of jobdir that is then kept. */
-static uint64_t
+static s_total_t *
 s_total_of(evr_artstore_t *as, const char *job, const char *jobdir)
 {
     s_total_t *t = s_total_find(as, job);
@@ -324,18 +336,23 @@ s_total_of(evr_artstore_t *as, const char *job, const char *jobdir)
         }
         snprintf(t->job, sizeof t->job, "%s", job);
         t->bytes = s_job_bytes(jobdir, "", "");
+        t->partials = s_walk_partials;
     }
     t->used = ++as->clock;
-    return t->bytes;
+    return t;
 }
 
-/*  n more bytes of job written (a piece appended), when its total is kept. */
+/*  n more bytes of job written (a piece appended), and partials more
+    partial files (1: the piece began one, -1: one became whole), when
+    its total is kept. */
 static void
-s_total_add(evr_artstore_t *as, const char *job, uint64_t n)
+s_total_add(evr_artstore_t *as, const char *job, uint64_t n, int partials)
 {
     s_total_t *t = s_total_find(as, job);
-    if (t)
+    if (t) {
         t->bytes += n;
+        t->partials = (uint32_t) ((int64_t) t->partials + partials);
+    }
 }
 
 /*  Bytes of job gone otherwise (a partial file dropped, a copy replaced):
@@ -354,13 +371,13 @@ s_total_forget(evr_artstore_t *as, const char *job)
 static uint64_t
 s_job_bytes_besides(evr_broker_t *b, const evr_msg_t *m, const char *jobdir, const char *final)
 {
-    uint64_t all = s_total_of(b->artstore, m->job, jobdir);
+    uint64_t all = s_total_of(b->artstore, m->job, jobdir)->bytes;
     struct stat sb;
     uint64_t own = lstat(final, &sb) == 0 && S_ISREG(sb.st_mode) ? (uint64_t) sb.st_size : 0;
     if (own <= all)
         return all - own;
     s_total_forget(b->artstore, m->job);    /* out of step: counted again */
-    return s_total_of(b->artstore, m->job, jobdir) - own;
+    return s_total_of(b->artstore, m->job, jobdir)->bytes - own;
 }
 
 /*  The sum of a whole file DIR/JOB/STEP/PATH is DIR/JOB/.sha256/STEP/PATH
@@ -580,6 +597,8 @@ s_complete(evr_broker_t *b, zframe_t *rid, const evr_msg_t *m, const char *parti
         rc = evr_err_set(&err, EVR_ERR_IO, "rename to %s: %s", final, strerror(errno));
     if (!rc && replaces)
         s_total_forget(b->artstore, m->job);
+    else if (!rc && m->size)     /* an empty file's partial was never counted */
+        s_total_add(b->artstore, m->job, 0, -1);
     if (!rc) {
         int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd >= 0) {
@@ -676,6 +695,12 @@ evr_artstore_chunk(evr_broker_t *b, zframe_t *rid, const char *runner, const evr
                      (unsigned long long) cap);
             goto out;
         }
+        if (lstat(partial, &sb) != 0
+            && s_total_of(b->artstore, m->job, jobdir)->partials >= S_PARTIALS_MAX) {
+            s_refuse(b, rid, m, EVR_CODE_TOO_LARGE, "the job holds %u files begun and not "
+                     "whole already, the broker's limit", S_PARTIALS_MAX);
+            goto out;
+        }
         char *pdir = evr_asprintf("%s/.partial", jobdir);
         evr_rc_t rc = evr_mkdirs(pdir, &err);
         free(pdir);
@@ -692,7 +717,7 @@ evr_artstore_chunk(evr_broker_t *b, zframe_t *rid, const char *runner, const evr
             s_refuse(b, rid, m, EVR_CODE_INTERNAL, "%s", err.msg);
             goto out;
         }
-        s_total_add(b->artstore, m->job, (uint64_t) now - held);
+        s_total_add(b->artstore, m->job, (uint64_t) now - held, held == 0 ? 1 : 0);
         s_hash_t *x = s_hash(b->artstore, m, held, held == 0);
         if (x) {
             evr_sha256_update(x->h, m->data.data, m->data.len);

@@ -9,7 +9,9 @@ copy replaces an earlier one and as bytes that do not match their sha256
 are dropped; and a file's start costs the broker the same however many
 files the job has: it walked the job's directory at each, so a job of N
 files cost it N^2 / 2 stats on its loop (2000 files: 13 s of a broker
-that served nothing else meanwhile).
+that served nothing else meanwhile); and a job holds at most 4096 files
+begun and not whole (each an inode and a block of the broker's disk,
+whatever its bytes).
 """
 import hashlib
 import os
@@ -124,6 +126,26 @@ def test_cost(c, r):
           "(it walked the job's files at each)", times[1] < 1.5 * times[0] + 0.5,
           "%.2f s then %.2f s" % tuple(times))
     print("test_artifact_room: 1000 files in %.2f s, the next 1000 in %.2f s" % tuple(times))
+    for i in range(2000, 4096):
+        data = b"%04d" % i
+        a = s.chunk(f"m/{i}", data, 0, data[:1])
+        if a.get("offset") != 1:
+            check(f"file {i} begun", False, repr(a))
+            return
+    a = s.chunk("m/4096", b"4096", 0, b"4")
+    check("the 4097th file begun and not whole: refused for good",
+          a.get("reason") == "the job holds 4096 files begun and not whole already, the "
+          "broker's limit", repr(a))
+    a = s.chunk("m/0", b"0000", 1, b"000")
+    check("... while a file begun goes on", a.get("done") is True, repr(a))
+    a = s.whole("m/0", b"zzzz")
+    check("a new copy of m/0 replaces the first (the job's files counted again)",
+          a.get("done") is True, repr(a))
+    a = s.chunk("m/4096", b"4096", 0, b"4")
+    check("... one more may begin, 4095 being held", a.get("offset") == 1, repr(a))
+    a = s.chunk("m/4097", b"4097", 0, b"4")
+    check("... and not another: the count of the files walked again is right",
+          (a.get("reason") or "").startswith("the job holds 4096 files begun"), repr(a))
 
 
 def main():
