@@ -10,7 +10,8 @@
     renamed to DIR/JOB/STEP/PATH, so that path never holds a partial file.
     A step name cannot start with '.', so ".partial" is no step.  DIR is
     the broker's (0700); a job's files, whole and partial, are at most
-    artifact_job_max_bytes (checked as each file starts).
+    artifact_job_max_bytes, and its partial files S_PARTIALS_MAX
+    (checked as each file starts).
     Clients read files with `fetch`, one bounded piece per request; a
     fetch naming a sha256 is served only by the copy of that sha256.
     The sha256 of each whole file is kept in DIR/JOB/.sha256/STEP/PATH
@@ -47,6 +48,22 @@
     A partial file with none (the broker restarted meanwhile) is read
     again when it is whole. */
 #define S_HASHES 16
+/*  The bytes of a job's files, whole and partial, kept in memory for the
+    jobs that ship (a few runners at once), the least recently used
+    replaced: a file's start checks artifact_job_max_bytes against them
+    instead of walking the job's directory (a walk a file made shipping
+    N files cost N^2 / 2 stats on the loop: a job of 2000 files took 13 s
+    of the broker, one of 100,000 small files would have stopped it for
+    hours).  Counted by one walk when first needed (after a restart
+    too), then kept up to date by each piece written; forgotten, to be
+    walked again, when bytes go otherwise (a partial file dropped, a
+    copy replaced).  Retention removes only jobs no runner ships for. */
+#define S_TOTALS 16
+/*  Partial files a job holds at most (files begun, not whole): a runner
+    ships one file at a time, so it leaves a few at most (one a crash);
+    without a bound a runner could begin millions of 1-byte files within
+    artifact_job_max_bytes, each an inode and a block of the disk. */
+#define S_PARTIALS_MAX 4096
 #define S_SUMS_KEPT 4096            /* digests of whole files kept in memory (evr_artsum) */
 #define S_SUM_INLINE (1u << 20)     /* files read on the loop, at most; larger: by the worker */
 #define S_REFUSED_MAX (256u << 10)    /* DIR/JOB/.refused, at most (notes past it: dropped) */
@@ -60,8 +77,16 @@ typedef struct {
     evr_sha256_t *h;        /* NULL: a free slot */
 } s_hash_t;
 
+typedef struct {
+    char job[EVR_ULID_LEN + 1];     /* "": a free slot */
+    uint64_t bytes;                 /* its files, whole and partial (not sums, notes) */
+    uint32_t partials;              /* of them, partial files (begun, not whole) */
+    uint64_t used;                  /* s_clock at the last use */
+} s_total_t;
+
 struct evr_artstore {
     s_hash_t hashes[S_HASHES];
+    s_total_t totals[S_TOTALS];
     uint64_t clock;
     evr_artsum_t *sums;
 };
@@ -252,6 +277,7 @@ s_note_received(evr_broker_t *b, const evr_msg_t *m)
     sha256 sums (a line a file; nftw has no argument: one walk at a
     time, the broker has one thread). */
 static uint64_t s_walk_total;
+static uint32_t s_walk_partials;
 static const char *s_walk_skip, *s_walk_skip_partial;
 static char *s_walk_sums;    /* JOBDIR/.sha256/ */
 
@@ -261,8 +287,11 @@ s_walk_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
     if (type == FTW_F && S_ISREG(sb->st_mode) && strcmp(path, s_walk_skip) != 0
         && strcmp(path, s_walk_skip_partial) != 0
         && strncmp(path, s_walk_sums, strlen(s_walk_sums)) != 0
-        && !(ftw->level == 1 && !strcmp(path + ftw->base, ".refused")))  /* notes, bounded */
+        && !(ftw->level == 1 && !strcmp(path + ftw->base, ".refused"))) {  /* notes, bounded */
         s_walk_total += (uint64_t) sb->st_size;
+        if (ftw->level == 2 && ftw->base >= 10 && !strncmp(path + ftw->base - 10, "/.partial/", 10))
+            s_walk_partials++;
+    }
     return 0;
 }
 
@@ -270,6 +299,7 @@ static uint64_t
 s_job_bytes(const char *jobdir, const char *skip, const char *skip_partial)
 {
     s_walk_total = 0;
+    s_walk_partials = 0;
     s_walk_skip = skip;
     s_walk_skip_partial = skip_partial;
     s_walk_sums = evr_asprintf("%s/.sha256/", jobdir);
@@ -277,6 +307,77 @@ s_job_bytes(const char *jobdir, const char *skip, const char *skip_partial)
     free(s_walk_sums);
     s_walk_sums = NULL;
     return s_walk_total;
+}
+
+/*  The kept total of job, NULL when none is kept. */
+static s_total_t *
+s_total_find(evr_artstore_t *as, const char *job)
+{
+    for (int i = 0; i < S_TOTALS; i++)
+        if (!strcmp(as->totals[i].job, job))
+            return &as->totals[i];
+    return NULL;
+}
+
+/*  The total of job's files (jobdir), whole and partial: the one kept,
+    or a walk of jobdir that is then kept. */
+static s_total_t *
+s_total_of(evr_artstore_t *as, const char *job, const char *jobdir)
+{
+    s_total_t *t = s_total_find(as, job);
+    if (!t) {
+        t = &as->totals[0];
+        for (int i = 0; i < S_TOTALS; i++) {
+            s_total_t *x = &as->totals[i];
+            if (!x->job[0] || x->used < t->used)
+                t = x;
+            if (!x->job[0])
+                break;
+        }
+        snprintf(t->job, sizeof t->job, "%s", job);
+        t->bytes = s_job_bytes(jobdir, "", "");
+        t->partials = s_walk_partials;
+    }
+    t->used = ++as->clock;
+    return t;
+}
+
+/*  n more bytes of job written (a piece appended), and partials more
+    partial files (1: the piece began one, -1: one became whole), when
+    its total is kept. */
+static void
+s_total_add(evr_artstore_t *as, const char *job, uint64_t n, int partials)
+{
+    s_total_t *t = s_total_find(as, job);
+    if (t) {
+        t->bytes += n;
+        t->partials = (uint32_t) ((int64_t) t->partials + partials);
+    }
+}
+
+/*  Bytes of job gone otherwise (a partial file dropped, a copy replaced):
+    its total walked again when next asked. */
+static void
+s_total_forget(evr_artstore_t *as, const char *job)
+{
+    s_total_t *t = s_total_find(as, job);
+    if (t)
+        t->job[0] = '\0';
+}
+
+/*  The bytes of m's job besides the copy at final (which a new copy
+    replaces): what s_job_bytes(jobdir, final, partial) counts when m's
+    partial file is empty or absent, as at a file's start. */
+static uint64_t
+s_job_bytes_besides(evr_broker_t *b, const evr_msg_t *m, const char *jobdir, const char *final)
+{
+    uint64_t all = s_total_of(b->artstore, m->job, jobdir)->bytes;
+    struct stat sb;
+    uint64_t own = lstat(final, &sb) == 0 && S_ISREG(sb.st_mode) ? (uint64_t) sb.st_size : 0;
+    if (own <= all)
+        return all - own;
+    s_total_forget(b->artstore, m->job);    /* out of step: counted again */
+    return s_total_of(b->artstore, m->job, jobdir)->bytes - own;
 }
 
 /*  The sum of a whole file DIR/JOB/STEP/PATH is DIR/JOB/.sha256/STEP/PATH
@@ -481,6 +582,7 @@ s_complete(evr_broker_t *b, zframe_t *rid, const evr_msg_t *m, const char *parti
         evr_broker_warn(b, "artifact %s/%s of job %s: the received bytes do not match its "
                         "sha256; asking for them again", m->step, m->path, m->job);
         unlink(partial);
+        s_total_forget(b->artstore, m->job);
         s_ack(b, rid, m, 0, false, NULL);
         return;
     }
@@ -489,8 +591,14 @@ s_complete(evr_broker_t *b, zframe_t *rid, const evr_msg_t *m, const char *parti
     unlink(sum);     /* the earlier copy's (would not count anyway: another inode) */
     free(sum);
     evr_rc_t rc = evr_mkdirs(dir, &err);
+    struct stat old;
+    bool replaces = lstat(final, &old) == 0;    /* an earlier copy's bytes go */
     if (!rc && rename(partial, final) != 0)
         rc = evr_err_set(&err, EVR_ERR_IO, "rename to %s: %s", final, strerror(errno));
+    if (!rc && replaces)
+        s_total_forget(b->artstore, m->job);
+    else if (!rc && m->size)     /* an empty file's partial was never counted */
+        s_total_add(b->artstore, m->job, 0, -1);
     if (!rc) {
         int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd >= 0) {
@@ -555,6 +663,7 @@ evr_artstore_chunk(evr_broker_t *b, zframe_t *rid, const char *runner, const evr
     uint64_t held = lstat(partial, &sb) == 0 && S_ISREG(sb.st_mode) ? (uint64_t) sb.st_size : 0;
     if (held > m->size) {
         unlink(partial);
+        s_total_forget(b->artstore, m->job);
         held = 0;
     }
     evr_err_t err;
@@ -577,13 +686,19 @@ evr_artstore_chunk(evr_broker_t *b, zframe_t *rid, const char *runner, const evr
             goto out;
         }
         /* partial files count too: a runner cannot pile them up */
-        uint64_t used = s_job_bytes(jobdir, final, partial);
+        uint64_t used = s_job_bytes_besides(b, m, jobdir, final);
         if (m->size > cap || used > cap - m->size) {
             s_refuse(b, rid, m, EVR_CODE_TOO_LARGE, "%llu bytes, with the %llu bytes the job "
                      "holds, over the "
                      "broker's limit of %llu bytes a job (its artifact_job_max_bytes setting)",
                      (unsigned long long) m->size, (unsigned long long) used,
                      (unsigned long long) cap);
+            goto out;
+        }
+        if (lstat(partial, &sb) != 0
+            && s_total_of(b->artstore, m->job, jobdir)->partials >= S_PARTIALS_MAX) {
+            s_refuse(b, rid, m, EVR_CODE_TOO_LARGE, "the job holds %u files begun and not "
+                     "whole already, the broker's limit", S_PARTIALS_MAX);
             goto out;
         }
         char *pdir = evr_asprintf("%s/.partial", jobdir);
@@ -598,9 +713,11 @@ evr_artstore_chunk(evr_broker_t *b, zframe_t *rid, const char *runner, const evr
         int64_t now = s_append(partial, m, held);
         if (now < 0) {
             evr_err_write(&err, partial, errno);
+            s_total_forget(b->artstore, m->job);    /* a short write may have left some */
             s_refuse(b, rid, m, EVR_CODE_INTERNAL, "%s", err.msg);
             goto out;
         }
+        s_total_add(b->artstore, m->job, (uint64_t) now - held, held == 0 ? 1 : 0);
         s_hash_t *x = s_hash(b->artstore, m, held, held == 0);
         if (x) {
             evr_sha256_update(x->h, m->data.data, m->data.len);

@@ -393,6 +393,27 @@ evr_gw_log_answer(const char *method, const char *url, int status, const char *r
                  reason ? s_log_safe(reason, lr, sizeof lr) : "", reason ? ")" : "");
 }
 
+/*  libmicrohttpd's own messages (MHD_OPTION_EXTERNAL_LOGGER): an answer
+    it gives itself (its 400, 414, 431, 500 with an HTML body), a pool it
+    ran out of, TLS set-up errors.  They went to stderr as they were, with
+    no time or component and with whatever of the request they quote;
+    each is now one warn line of the log, "libmicrohttpd: MESSAGE", its
+    trailing newline dropped and the rest made safe as the access lines
+    are. */
+static void __attribute__((format(printf, 2, 0)))
+s_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void) cls;
+    if (!evr_log_enabled(EVR_LOG_WARN))
+        return;
+    char msg[1024], safe[2048];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    evr_log_warn("gateway", "libmicrohttpd: %s", s_log_safe(msg, safe, sizeof safe));
+}
+
 /*  A request refused before it reached its route (req's error answer is
     set): logged as a routed one is, with the error's code and message. */
 static void
@@ -702,7 +723,8 @@ evr_gw_start(evr_gw_t *gw, evr_err_t *err)
                    | MHD_USE_POLL | MHD_USE_ERROR_LOG | (cert ? MHD_USE_TLS : 0);
     gw->daemon = MHD_start_daemon(
         flags, 0, evr_gw_conn_accept, gw,   /* http_max_per_ip, logged */
-        s_access, gw, MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sa,
+        s_access, gw, MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, NULL,   /* first, or some go to stderr */
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sa,
         MHD_OPTION_NOTIFY_COMPLETED, s_completed, gw,
         MHD_OPTION_NOTIFY_CONNECTION, evr_gw_conn_notify, gw,
         MHD_OPTION_CONNECTION_LIMIT, gw->max_conns,

@@ -508,6 +508,27 @@ s_control(evr_daemon_t *d, const evr_msg_t *m)
         s_info(d, "%s%s %s", c, m->force ? " (force)" : "", m->job);
 }
 
+/*  A welcome whose seq is past this log's last: the broker holds events
+    of this runner id that this log never wrote (another log under the
+    id, the case the broker itself refuses with conflict, see
+    schema/PROTOCOL.md Decisions).  Taken, it would have the runner send
+    nothing below that seq, and its retention free events never sent:
+    the runner stops (FATAL), as on a conflict.  True when so. */
+static bool
+s_welcome_past_log(evr_daemon_t *d, uint64_t seq)
+{
+    uint64_t last = 0;
+    evr_err_t err;
+    if (evr_store_last_seq(d->store, &last, &err) || seq <= last)
+        return false;
+    snprintf(d->fatal, sizeof d->fatal, "the broker says it holds this runner's log up to "
+             "seq %llu, but the log ends at seq %llu: another log under id %s? (a new state "
+             "directory under an old id takes a new --id)", (unsigned long long) seq,
+             (unsigned long long) last, d->opts.runner_id);
+    d->state = S_FATAL;
+    return true;
+}
+
 static void
 s_inbound(evr_daemon_t *d)
 {
@@ -527,6 +548,8 @@ s_inbound(evr_daemon_t *d)
         d->last_rx = evr_mono_ns();
         switch (m.type) {
         case EVR_MSG_WELCOME:
+            if (s_welcome_past_log(d, m.seq))
+                break;
             d->state = S_READY;
             d->warned = false;
             d->said = EVR_CURVE_OK;
@@ -537,10 +560,11 @@ s_inbound(evr_daemon_t *d)
                 evr_ship_reset(d->ship);
             break;
         case EVR_MSG_ACK:
-            if (m.seq > d->acked)
+            if (m.seq > d->sent)    /* taken, it would stop the stream and free the log */
+                s_warn(d, "the broker acknowledges seq %llu, past the last sent, %llu: "
+                       "ignored", (unsigned long long) m.seq, (unsigned long long) d->sent);
+            else if (m.seq > d->acked)
                 d->acked = m.seq;
-            if (d->acked > d->sent)
-                d->sent = d->acked;
             break;
         case EVR_MSG_DISPATCH: s_dispatch(d, &m); break;
         case EVR_MSG_CONTROL: s_control(d, &m); break;

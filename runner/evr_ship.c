@@ -471,6 +471,15 @@ evr_ship_on_ack(evr_ship_t *self, const evr_msg_t *a)
     if (!self->entry || !self->waiting || strcmp(a->job, self->job) || strcmp(a->step, self->step)
         || strcmp(a->path, self->path) || strcmp(a->sha256, self->sha256))
         return;
+    if (a->offset > self->size && !a->reason && !a->done) {
+        /*  no broker holds more than the size: asked again once the
+            probe's wait passes (at once, the two would loop) */
+        s_warn("artifact %s/%s of job %s: the broker says it holds %llu of %llu bytes: asking "
+               "again in a second", self->step, self->path, self->job,
+               (unsigned long long) a->offset, (unsigned long long) self->size);
+        self->probe = true;
+        return;
+    }
     self->waiting = false;
     if (a->reason) {
         s_warn("artifact %s/%s of job %s: the broker refuses it: %s", self->step, self->path,
@@ -481,12 +490,6 @@ evr_ship_on_ack(evr_ship_t *self, const evr_msg_t *a)
         s_info("artifact %s/%s of job %s shipped to the broker (%llu bytes)", self->step,
                self->path, self->job, (unsigned long long) self->size);
         s_end(self, true);
-    }
-    else if (a->offset > self->size) {
-        s_warn("artifact %s/%s of job %s: the broker says it holds %llu of %llu bytes: asking "
-               "again", self->step, self->path, self->job, (unsigned long long) a->offset,
-               (unsigned long long) self->size);
-        self->probe = true;
     }
     else {
         self->offset = a->offset;

@@ -67,7 +67,9 @@ void evr_ship_destroy(evr_ship_t **self_p);
     its acknowledgement (asked again after 10 s without one). */
 bool evr_ship_next(evr_ship_t *self, uint64_t now, evr_msg_t *msg);
 
-/*  An artifact_ack from the broker; one about another file is ignored. */
+/*  An artifact_ack from the broker; one about another file is ignored,
+    and one saying the broker holds more than the file's size is taken as
+    no answer (the file is asked about again after the probe's wait). */
 void evr_ship_on_ack(evr_ship_t *self, const evr_msg_t *ack);
 
 /*  The connection is new (welcome): the file under way is asked about

@@ -266,7 +266,8 @@ MSG(event, EVENT(true));
 #define EPHEMERAL M("ephemeral", EVR_FT_BOOL, false, 0, ephemeral, NULL, NULL, \
                     "true: a single-use runner (evrun-runner --once): it takes one job, then exits")
 MSG(runner, RUNNER(true), LABELS(false), U32("capacity", capacity, true, "jobs it runs at once"),
-    U32("running", running, false, "jobs running now"), TIME("heartbeat", heartbeat),
+    U32("running", running, false, "jobs the broker holds for it: dispatched to it (not "
+        "taken yet) or taken and not finished"), TIME("heartbeat", heartbeat),
     STATE(true), EPHEMERAL,
     U32("credit", credit, false, "free slots: the runner's last credit less the jobs "
         "dispatched to it since"));
@@ -285,7 +286,8 @@ MSG(credit, U32("credit", credit, true, "free slots: jobs the runner can take no
 MSG(goodbye, SEQ(true, "highest seq in the runner's log: it commits nothing after this"),
     M("reason", EVR_FT_STR, false, 1024, reason, NULL, NULL, "why it leaves, for people"));
 MSG(events, EVENTS(true));
-MSG(heartbeat, U32("running", running, false, "jobs running now (runner -> broker)"));
+MSG(heartbeat, U32("running", running, false, "jobs running now (runner -> broker; "
+                   "the broker does not read it: its `runner` counts the jobs it holds)"));
 MSG(welcome, RUNNER(true), SEQ(true, "highest seq of this runner the broker holds: resend above it"));
 MSG(dispatch, JOB(true), SPEC(true), ARGS(false), COPIES, PARENT_JOB, PARENT_STEP);
 MSG(control, COMMAND(true), JOB(false), REASON(false),

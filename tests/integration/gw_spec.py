@@ -828,6 +828,19 @@ def case_wire():
     line = log_line(log_with(says), says)
     check("a chunked body over the limit: 413, logged", st == 413 and line is not None
           and b"POST /api/v1/jobs -> " + says in line, repr(line))
+    # libmicrohttpd's own answers: its message is one warn line of the log, not raw stderr
+    st, head, body = raw(b"GET /" + b"m414" * 10000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    says = b"response code is 414"
+    line = log_line(log_with(says), says)
+    check("a request line past libmicrohttpd's 32 KiB: its 414, its message a line of the log "
+          "(gateway: warn: libmicrohttpd: ...)", st == 414 and line is not None
+          and b" gateway: warn: libmicrohttpd: Error processing request (HTTP response code is "
+          b"414" in line, repr(line)[:200])
+    st, head, body = raw(("POST %s/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                          "Content-Type: application/yaml\r\nTransfer-Encoding: chunked\r\n"
+                          "\r\n" % (API, W)).encode() + b"2;" + b"e" * 40000 + b"\r\nab\r\n0\r\n\r\n")
+    check("a chunk's size line past libmicrohttpd's 32 KiB: its own 500 (README, Limits)",
+          st == 500, head[:100])
     # a URL's escaped line breaks do not make lines of the gateway's log (test_gateway_spec.sh
     # writes it to STATE_DIR/gateway.log): no forged entry from a client without a token
     forged = "2026-01-01T00:00:00.000Z gateway: POST /api/v1/jobs -> 201 FORGED"
