@@ -90,7 +90,9 @@ test_offer_parse(void)
     CHECK_STR(err.msg, "executors: unknown executor \"procss\" (expected podman, process, "
                        "comma-separated)");
     CHECK(evr_offer_parse(" , ", &o, &err) == EVR_ERR_CONFIG);
-    CHECK_CONTAINS(err.msg, "executors: empty");
+    CHECK_CONTAINS(err.msg, "executors: item 1 of \" , \" is empty (a comma too many?)");
+    CHECK(evr_offer_parse("", &o, &err) == EVR_ERR_CONFIG);
+    CHECK_CONTAINS(err.msg, "executors: empty (expected podman, process");
 
     CHECK(evr_offer_parse("podman", &o, &err) == EVR_OK);
     CHECK(evr_offer_check(&o, EVR_EXECUTOR_PODMAN, &err) == EVR_OK);
