@@ -552,13 +552,14 @@ YML
   # connection, and the client waits for an answer that never comes
   bp=$(cat "$st/run/broker.pid")
   kill -9 "$bp"
-  for _ in $(seq 1 100); do
+  for _ in $(seq 1 600); do   # 30 s: a loaded machine tears a process down slowly
     [ -d "/proc/$bp" ] && ! grep -q '^State:.*Z' "/proc/$bp/status" 2>/dev/null || break
     sleep 0.05
   done
   EVRUN_STATE_DIR=$st cli jobs > "$tmp/k" 2>&1
   check "a killed broker's socket: no broker runs at the state directory" \
-    grep -q "no broker runs at the state directory $st" "$tmp/k"
+    grep -q "no broker runs at the state directory $st" "$tmp/k" \
+    || sed 's/^/  evrun-cli jobs said: /' "$tmp/k"
   # ... and the gateway, choosing the endpoint as the clients do, says the same
   local gw tok
   tok=$(EVRUN_STATE_DIR=$st cli token)

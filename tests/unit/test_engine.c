@@ -633,14 +633,24 @@ test_on_failure(void)
 
 /*  A step stopped for another's failure that ignores SIGTERM and whose
     own timeout falls in the grace stays cancelled: the job's reason names
-    the step that failed, not it as timed out. */
+    the step that failed, not it as timed out.  x fails once z runs (its
+    mark), z's timeout (400 ms) comes in a grace of a second: a loaded
+    machine has 400 ms for x to fail before z's timeout would come first. */
 static void
 test_stopped_not_timed_out(void)
 {
-    evr_etest_t *t = evr_etest_start(24, "steps:\n"
-                                         "  - name: x\n    needs: []\n    run: sleep 0.01; exit 1\n"
-                                         "  - name: z\n    needs: []\n    timeout: 25ms\n"
-                                         "    run: trap '' TERM; echo z; sleep 10\n");
+    evr_etest_t *t = evr_etest_new();
+    if (!t)
+        abort();
+    evr_exec_fake_set_grace_scale(t->fake, 1000);
+    char *yaml = evr_asprintf("%ssteps:\n"
+                              "  - name: x\n    needs: []\n"
+                              "    run: while [ ! -e %s/z-runs ]; do sleep 0.005; done; exit 1\n"
+                              "  - name: z\n    needs: []\n    timeout: 400ms\n"
+                              "    run: trap '' TERM; touch %s/z-runs; echo z; sleep 10\n",
+                              EVR_ETEST_HEAD, t->dir, t->dir);
+    CHECK(evr_etest_submit(t, evr_etest_job(24), yaml) == EVR_OK);
+    free(yaml);
     CHECK(evr_etest_run(t, S_MAX_MS));
     CHECK(evr_etest_job_status(t, evr_etest_job(24)) == EVR_JOB_FAILED);
     char *ev = evr_etest_events_of(t, 24);
