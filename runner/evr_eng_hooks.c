@@ -401,7 +401,7 @@ s_judge(evr_eng_job_t *job, const evr_hook_t *h, const evr_hook_result_t *r, cha
     }
     if (r->exit_code) {
         bool pre = evr_hook_phase_pre(h->phase);
-        if (r->err_text[0]) {
+        if (r->err_text[strspn(r->err_text, " \t\r\n")]) {   /* it said something */
             snprintf(why, size, "%s", r->err_text);
             *cut = r->err_cut;   /* why ends where its stderr was cut */
             if (h->phase <= EVR_HOOK_PRE_EXECUTION)
@@ -447,13 +447,23 @@ s_judge(evr_eng_job_t *job, const evr_hook_t *h, const evr_hook_result_t *r, cha
     it).  Masked first, then its control characters escaped (\x1b: no
     terminal escape reaches a log or the reason) and its backslashes
     (\\: the four characters \x1b a hook wrote are not read as ESC), then
-    cut to size, between characters. */
+    cut to size, between characters.  text is a hook's stderr as written:
+    it is masked before its end is trimmed and its newlines, CRs and tabs
+    made spaces, so a secret that holds them (or ends in one) is still
+    found whole. */
 static void
 s_mask(const evr_eng_job_t *job, char *text, size_t size, bool cut)
 {
     const char *const *secrets = (const char *const *) job->secrets;
     char *out = cut ? evr_mask_text_cut(secrets, job->nsecrets, text)
                     : evr_mask_text(secrets, job->nsecrets, text);
+    size_t n = strlen(out);
+    while (n && strchr(" \t\r\n", out[n - 1]))
+        n--;
+    out[n] = '\0';
+    for (char *c = out; *c; c++)   /* one line for reasons and logs */
+        if (*c == '\n' || *c == '\r' || *c == '\t')
+            *c = ' ';
     if (cut) {
         char *more = evr_asprintf("%s...", out);
         free(out);

@@ -261,6 +261,22 @@ EOF
   check "... a line alone masked in output" grep -qx 'two | \*\*\*' "$out"
   check "... and in the reason" grep -qx "reason: hook loud (POST_EXECUTION): bad line \*\*\* here" <(events)
   check "... the lines nowhere in the state" sh -c "! grep -Erq 'line-one-55|line-two-66' '$state'"
+  # a secret holding a tab, one of short lines, one ending in a space:
+  # masked whole in a message, before its tabs and newlines are made
+  # spaces and its end trimmed (they were made so first, and showed)
+  cat > "$tmp/ws.set" <<'EOF'
+hooks:
+  - { phase: PRE_EXECUTION, name: vault, run: "printf '%s' '{\"secrets\": {\"T\": \"tab\\tsep-secret-31\", \"S\": \"ab\\ncd\", \"E\": \"end-space-secret-47 \"}}'" }
+  - { phase: POST_EXECUTION, name: loud, run: "printf 'x tab\\tsep-secret-31 y ab\\ncd z end-space-secret-47 \\n' >&2; exit 1" }
+EOF
+  two_steps ws 'printf "%s|%s|%s\n" "$T" "$S" "$E"'
+  run ws "$tmp/ws.yml"
+  check "ws: exit 1" [ "$rc" -eq 1 ]
+  check "... output masked" grep -qx 'two | \*\*\*|\*\*\*|\*\*\*' "$out"
+  check "... the reason masked, one line" \
+    grep -qx "reason: hook loud (POST_EXECUTION): x \*\*\* y \*\*\* z \*\*\*" <(events)
+  check "... no part of them in the state or the output" \
+    sh -c "! grep -Erq 'sep-secret-31|ab cd|end-space-secret-47' '$state' '$out'"
 }
 
 case_optional() {   # an optional hook failing does not fail the job; a required one does
