@@ -407,7 +407,7 @@ s_judge(evr_eng_job_t *job, const evr_hook_t *h, const evr_hook_result_t *r, cha
         bool pre = evr_hook_phase_pre(h->phase);
         char how[64];
         evr_wait_text(r->wait_status, how, sizeof how);
-        if (r->err_text[0]) {
+        if (r->err_text[strspn(r->err_text, " \t\r\n")]) {   /* it said something */
             /* a signal that ended it first: its stderr may be cut at the end */
             snprintf(why, size, "%s%s%s", WIFSIGNALED(r->wait_status) ? how : "",
                      WIFSIGNALED(r->wait_status) ? ": " : "", r->err_text);
@@ -455,13 +455,23 @@ s_judge(evr_eng_job_t *job, const evr_hook_t *h, const evr_hook_result_t *r, cha
     it).  Masked first, then its control characters escaped (\x1b: no
     terminal escape reaches a log or the reason) and its backslashes
     (\\: the four characters \x1b a hook wrote are not read as ESC), then
-    cut to size, between characters. */
+    cut to size, between characters.  text is a hook's stderr as written:
+    it is masked before its end is trimmed and its newlines, CRs and tabs
+    made spaces, so a secret that holds them (or ends in one) is still
+    found whole. */
 static void
 s_mask(const evr_eng_job_t *job, char *text, size_t size, bool cut)
 {
     const char *const *secrets = (const char *const *) job->secrets;
     char *out = cut ? evr_mask_text_cut(secrets, job->nsecrets, text)
                     : evr_mask_text(secrets, job->nsecrets, text);
+    size_t n = strlen(out);
+    while (n && strchr(" \t\r\n", out[n - 1]))
+        n--;
+    out[n] = '\0';
+    for (char *c = out; *c; c++)   /* one line for reasons and logs */
+        if (*c == '\n' || *c == '\r' || *c == '\t')
+            *c = ' ';
     if (cut) {
         char *more = evr_asprintf("%s...", out);
         free(out);

@@ -425,6 +425,9 @@ evr_eng_step_t *evr_eng_live_end(void *tok);
 void evr_eng_attach(evr_eng_step_t *st);
 void evr_eng_step_log(const evr_eng_step_t *st, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/*  The step's reason, when it has none yet (the first is the cause): the
+    job's secrets masked in it (it may quote what the step made: a link's
+    target), then cut to EVR_REASON_MAX. */
 void evr_eng_set_reason(evr_eng_step_t *st, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /*  A note of the runner's in the step's stderr, after its output: each

@@ -93,13 +93,7 @@ static void
 s_finish(evr_hook_run_t *r)
 {
     r->obuf[r->olen] = '\0';
-    while (r->elen && (r->ebuf[r->elen - 1] == '\n' || r->ebuf[r->elen - 1] == ' '
-                       || r->ebuf[r->elen - 1] == '\r' || r->ebuf[r->elen - 1] == '\t'))
-        r->elen--;
-    r->ebuf[r->elen] = '\0';
-    for (size_t i = 0; i < r->elen; i++)   /* one line for reasons and logs (the engine */
-        if (r->ebuf[i] == '\n' || r->ebuf[i] == '\r' || r->ebuf[i] == '\t')   /* escapes */
-            r->ebuf[i] = ' ';                                /* other controls: \x1b) */
+    r->ebuf[r->elen] = '\0';   /* as written: the engine masks it, then makes it one line */
     evr_hook_result_t res = {
         .end = r->pid <= 0 ? EVR_HOOK_NOT_RUN : r->stopped ? EVR_HOOK_STOPPED
                : r->timed_out || r->held ? EVR_HOOK_TIMED_OUT : EVR_HOOK_EXITED,

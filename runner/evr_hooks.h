@@ -99,8 +99,10 @@ typedef struct {
     const char *out;        /* its stdout, NUL-terminated (at most EVR_HOOK_OUT_MAX bytes) */
     size_t out_len;
     bool out_cut;           /* it wrote more than EVR_HOOK_OUT_MAX bytes */
-    const char *err_text;   /* its stderr, trimmed, at most EVR_HOOK_ERR_MAX bytes, newlines
-                               and tabs as spaces (other control characters as they came) */
+    const char *err_text;   /* its stderr as written (up to a NUL byte), at most
+                               EVR_HOOK_ERR_MAX bytes: not trimmed, its newlines and tabs
+                               kept, so that a secret holding them is still masked whole
+                               before the text is made one line */
     bool err_cut;           /* it wrote more: err_text is cut short (may end inside a secret) */
     uint64_t duration_ms;
     const char *msg;        /* NOT_RUN: why */

@@ -256,14 +256,20 @@ evr_eng_set_reason(evr_eng_step_t *st, const char *fmt, ...)
 {
     if (st->reason)
         return;   /* the first reason is the cause */
-    char buf[EVR_REASON_MAX + 1];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    if (n > EVR_REASON_MAX)
-        evr_text_cut(buf, EVR_REASON_MAX);   /* the protocol's limit, "…" last */
-    st->reason = evr_strdup(buf);
+    char *buf = evr_malloc((size_t) (n < 0 ? 0 : n) + 1);
+    va_start(ap, fmt);
+    vsnprintf(buf, (size_t) (n < 0 ? 0 : n) + 1, fmt, ap);
+    va_end(ap);
+    /* masked whole, before the cut: a reason may quote what the step made
+       (an artifact's link target, a file name), which may hold a secret */
+    const evr_eng_job_t *job = st->job;
+    st->reason = evr_mask_text((const char *const *) job->secrets, job->nsecrets, buf);
+    free(buf);
+    evr_text_fit(st->reason, EVR_REASON_MAX);   /* the protocol's limit, "…" last */
 }
 
 void

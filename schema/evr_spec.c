@@ -291,7 +291,8 @@ const evr_rectype_t evr_matrix_type = { "matrix", sizeof(evr_matrix_t), s_matrix
       "resource limits of this step, over the pipeline's key by key; a key 0 or absent: "                      \
       "the pipeline's (none when it has none)"),                                                               \
     F(evr_step_t, "untrusted", EVR_FT_BOOL, false, 0, untrusted, NULL, NULL,                                   \
-      "the step runs untrusted code (the source's): it is given no secrets and mounts its caches read-only"),  \
+      "the step runs untrusted code (the source's): it is given no secrets and mounts its caches read-only; "  \
+      "podman only (refused in a process pipeline, whose steps can read the runner's secrets)"),                \
     { "pull", EVR_FT_ENUM, false, 0, offsetof(evr_step_t, pull), NULL, NULL, NULL,                             \
       "when its image is pulled: missing, always or never; default: the pipeline's",                           \
       evr_pull_names, NULL },                                                                                  \

@@ -126,6 +126,23 @@ s_check_podman_only(uint32_t executor, uint32_t pull, uint32_t network, const ch
     }
 }
 
+/*  untrusted in a process pipeline: its step would run as the runner's
+    user, who reads what the runner reads (the runner's environment and
+    --secrets-dir, the hooks' STATE/hooks/JOB.json, STATE/job-secrets): it
+    would be given no secret and could take them all. */
+static void
+s_check_untrusted(uint32_t executor, bool untrusted, const char *prefix, evr_diag_t *diag)
+{
+    char p[96];
+    if (!untrusted || executor != EVR_EXECUTOR_PROCESS)
+        return;
+    snprintf(p, sizeof p, "%suntrusted", prefix);
+    evr_diag_add(diag, p, "a process pipeline's steps run as the runner's user, who can read "
+                          "the job's secrets (the runner's environment and secrets directory, "
+                          "the hooks' and registered ones in its state directory): untrusted "
+                          "code needs executor podman");
+}
+
 void
 evr_spec_validate_run(const evr_spec_t *spec, evr_diag_t *diag)
 {
@@ -142,12 +159,14 @@ evr_spec_validate_run(const evr_spec_t *spec, evr_diag_t *diag)
         const evr_step_t *st = evr_spec_step(spec, i);
         evr_spec_path_idx(p, sizeof p, "steps[", i, "].");
         s_check_podman_only(spec->executor, st->pull, st->network, p, diag);
+        s_check_untrusted(spec->executor, st->untrusted, p, diag);
         evr_spec_path_idx(p, sizeof p, "steps[", i, "].limits");
         s_check_limits(&st->limits, spec->executor, p, diag);
     }
     if (spec->on_error.present) {
         s_check_podman_only(spec->executor, spec->on_error.pull, spec->on_error.network,
                             "on_error.", diag);
+        s_check_untrusted(spec->executor, spec->on_error.untrusted, "on_error.", diag);
         s_check_limits(&spec->on_error.limits, spec->executor, "on_error.limits", diag);
     }
 }

@@ -837,6 +837,25 @@ YML
   check "no link kept, nothing followed [(find a -type f | wc -l) -eq 2]" [ "$(find "$a" -type f | wc -l)" -eq 2 ]
 }
 
+case_process_link_secret() {   # a step's reason that quotes what it made: masked
+  pipeline proclinksec <<'YML'
+pipeline: proclinksec
+executor: process
+secrets: [LINK_SECRET]
+steps:
+  - name: s
+    run: ln -s "$LINK_SECRET" lnk
+    artifacts: [lnk]
+YML
+  LINK_SECRET=link-target-S3cret-61 run proclinksec "$tmp/proclinksec.yml" --executors process \
+    --secrets-allow LINK_SECRET
+  check "exit 1 (lnk)" [ "$rc" -eq 1 ]
+  check "the note masked" grep -q '^s | evrun: artifact lnk: a symbolic link (to "\*\*\*")' "$out"
+  check "the reason masked" grep -q '^s > failed ([0-9.]*s): its command exited 0, but artifact lnk: a symbolic link (to "\*\*\*")' "$out"
+  check "the secret nowhere in the output or the store" \
+    sh -c "! grep -rq 'link-target-S3cret-61' '$out' '$state'"
+}
+
 case_process_relative_state() {   # --state-dir relative to where the runner starts
   mkdir -p "$tmp/rel"
   local b
@@ -954,6 +973,6 @@ which this runner does not offer: start it with --executors podman,process"
   check "nothing left of the job" [ "$(process_left)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits no_newline parallel_partial stream_order conmon_reset artifact_dir timeout secret secret_lines resource artifact_full process_full unreachable bad_file usage term_at_start sigint process process_missing_artifact process_artifact_links process_relative_state process_refused process_image process_sigint process_unfinished}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits no_newline parallel_partial stream_order conmon_reset artifact_dir timeout secret secret_lines resource artifact_full process_full unreachable bad_file usage term_at_start sigint process process_missing_artifact process_artifact_links process_link_secret process_relative_state process_refused process_image process_sigint process_unfinished}
 # shellcheck disable=SC2086
 run_cases $cases
