@@ -313,7 +313,7 @@ s_answer(evr_gw_req_t *req, json_t *started, json_t *refused, s_refusal_t first,
         status = 202;
     else if (!json_array_size(refused)) {
         status = 200;
-        json_object_set_new(js, "message", json_string(none));
+        json_object_set_new(js, "message", evr_gw_text(none));
     }
     else
         req->retry_after = first.retry_after;
@@ -396,7 +396,7 @@ evr_gw_h_github(evr_gw_t *gw, evr_gw_req_t *req)
     if (strcmp(event, "push") && strcmp(event, "pull_request") && strcmp(event, "workflow_job")) {
         snprintf(none, sizeof none, "no pipeline matched: event \"%.64s\" is not handled (push, "
                  "pull_request and workflow_job are)", event);
-        evr_gw_json(req, 200, json_pack("{s:[],s:s}", "jobs", "message", none));
+        evr_gw_json(req, 200, json_pack("{s:[],s:o}", "jobs", "message", evr_gw_text(none)));
         return;
     }
     int r = evr_gw_github_parse(event, req->body ? req->body : "", req->len, &gh, why,
@@ -406,7 +406,7 @@ evr_gw_h_github(evr_gw_t *gw, evr_gw_req_t *req)
             evr_gw_error(req, 400, "bad_request", "%s", why);
         else {
             snprintf(none, sizeof none, "no pipeline matched: %s", why);
-            evr_gw_json(req, 200, json_pack("{s:[],s:s}", "jobs", "message", none));
+            evr_gw_json(req, 200, json_pack("{s:[],s:o}", "jobs", "message", evr_gw_text(none)));
         }
         return;
     }
