@@ -235,6 +235,15 @@ s_queue(evr_gw_req_t *req, const char *allow)
         resp = MHD_create_response_from_buffer(n, s, MHD_RESPMEM_MUST_FREE);
         MHD_add_response_header(resp, "Content-Type", "application/json");
     }
+    /* every answer shares the web UI's origin, whose session storage
+       holds the token: none is ever sniffed as markup (an error quoting
+       the URL, a text log of a step's output), run, or framed; the UI's
+       own files set their own policy (evr_gw_ui.c) */
+    if (!MHD_get_response_header(resp, "X-Content-Type-Options"))
+        MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (!MHD_get_response_header(resp, "Content-Security-Policy"))
+        MHD_add_response_header(resp, "Content-Security-Policy",
+                                "default-src 'none'; frame-ancestors 'none'");
     if (req->status == 401)
         MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"evrun\"");
     if (req->status == 405 && allow && *allow)
