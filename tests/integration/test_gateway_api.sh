@@ -357,7 +357,7 @@ github_post() {
 }
 
 # a GitHub delivery that starts nothing says why in its message, whatever
-# bytes it quotes (before: an event name that is no UTF-8, or an action or
+# bytes it quotes, and one whose body is no JSON object is 400 (ping too) (before: an event name that is no UTF-8, or an action or
 # tag cut between the bytes of a character, made no JSON: 200 with
 # {"error": {"code": "internal", "message": "no answer"}})
 case_hook_text() {
@@ -380,6 +380,23 @@ case_hook_text() {
   github_post push "$tmp/tag.json" > "$tmp/head"
   check "github: a tag push cut inside a character: 200" grep -q '^HTTP/1.1 200' "$tmp/head"
   check "... saying it starts nothing" says '(not a branch) starts nothing'
+  # a body that is no JSON object: 400 whatever the event (README; before:
+  # ping and an event not handled answered 200 for any body)
+  printf '[1]' > "$tmp/array.json"
+  : > "$tmp/none.json"
+  printf 'payload=%%7B%%7D' > "$tmp/form.json"
+  local ev f
+  for ev in ping issues; do
+    for f in array none form; do
+      github_post $ev "$tmp/$f.json" > "$tmp/head"
+      check "github: $ev with a body $f: 400" grep -q '^HTTP/1.1 400' "$tmp/head"
+      check "github: $ev with a body $f: 400 [error bad_request]" jerr bad_request
+    done
+  done
+  check "... a form told to set the content type" says 'set the webhook'"'"'s content type to application/json'
+  github_post ping "$tmp/empty.json" > "$tmp/head"
+  check "github: ping with {}: 200 pong" grep -q '^HTTP/1.1 200' "$tmp/head"
+  check "github: ping with {}: 200 pong [pong]" says pong
 }
 
 # metrics [CURL-ARGS...]: GET /metrics into $tmp/metrics (or $mout); prints "STATUS SECONDS"
