@@ -10,7 +10,8 @@
 # 409, queue_full 429 with Retry-After, /hooks/NAME and /hooks/github);
 # hook checks (a token in two headers, a spec sent to a hook, the
 # broker's note, a GitHub redelivery's answer, webhook headers twice; a
-# delivery that starts nothing quoting bytes that are no UTF-8).
+# delivery that starts nothing quoting bytes that are no UTF-8; a body
+# that is no JSON object).  A pipeline file whose name is no UTF-8.
 # GET /metrics: a broker that hangs (SIGSTOP) costs a scrape 2 s and
 # evrun_broker_up 0, and holds no other scrape; and against
 # metrics_broker.py (a stand-in broker): more pipelines than have labels
@@ -399,6 +400,28 @@ case_hook_text() {
   check "github: ping with {}: 200 pong [pong]" says pong
 }
 
+# a pipeline file whose name is no UTF-8 (or holds a newline) in the
+# broker's pipelines_dir: skipped and said, its bytes quoted (before: every
+# `pipelines` answer was malformed: GET /pipelines and each GitHub delivery
+# 503, evrun_broker_up 0 for good, and the newline forged a log line)
+case_pipeline_file_name() {
+  fresh plname
+  mkdir -m 0700 "$tmp/pipelines"
+  printf 'pipeline: gh\nexecutor: process\non: {github: {events: [push]}}\nsteps:\n  - {name: a, run: "true"}\n' > "$tmp/pipelines/gh.yml"
+  printf 'pipeline: [\n' > "$tmp/pipelines/"$'b\xff.yml'
+  printf 'pipeline: [\n' > "$tmp/pipelines/"$'n\nforged.yml'
+  bus_broker && gateway
+  check "GET /pipelines: 200" [ "$(api GET /pipelines)" = 200 ]
+  check "... gh alone" [ "$(jget '[p["name"] for p in d["pipelines"]]')" = "['gh']" ]
+  github_push d-name > "$tmp/head"
+  check "github: a push: 202" grep -q '^HTTP/1.1 202' "$tmp/head"
+  metrics > /dev/null
+  check "metrics: the broker is up" grep -qx 'evrun_broker_up 1' "$tmp/metrics"
+  check "the broker says the file is skipped, its bytes quoted" grep -qF 'file "b\xFF.yml" skipped' "$tmp/broker.log"
+  check "... the newline too: no forged line" grep -qF 'file "n\x0Aforged.yml" skipped' "$tmp/broker.log"
+  check "... no line starts with the name's rest" not_in '^forged' "$tmp/broker.log"
+}
+
 # metrics [CURL-ARGS...]: GET /metrics into $tmp/metrics (or $mout); prints "STATUS SECONDS"
 metrics() { curl -s -o "${mout:-$tmp/metrics}" -w '%{http_code} %{time_total}\n' "$@" "${url%/api/v1}/metrics"; }
 prom() { python3 "$src/tests/support/prom_check.py" "$tmp/metrics" "$@"; }
@@ -454,5 +477,5 @@ case_metrics_bounds() {
   touch "$tmp/fake/stop"
 }
 
-bus_script_cases "matrix refusals unknown_outcome utf8 checks hook_refusals hook_checks hook_text metrics_hung metrics_bounds" "$@"
+bus_script_cases "matrix refusals unknown_outcome utf8 checks hook_refusals hook_checks hook_text pipeline_file_name metrics_hung metrics_bounds" "$@"
 bus_script_end
