@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "evr_codec.h"
 #include "evr_paths.h"
 #include "evr_pipelines.h"
 #include "evr_yaml.h"
@@ -30,6 +31,17 @@ s_is_pipeline_file(const char *name)
     if (name[0] == '.' || n > 255)
         return false;
     return (n > 4 && !strcmp(name + n - 4, ".yml")) || (n > 5 && !strcmp(name + n - 5, ".yaml"));
+}
+
+/*  Whether a pipeline file's name can be listed: UTF-8 without control
+    characters. */
+static bool
+s_name_ok(const char *name)
+{
+    for (const char *c = name; *c; c++)
+        if ((unsigned char) *c < 0x20 || *c == 0x7f)
+            return false;
+    return evr_utf8_valid(name, strlen(name));
 }
 
 static void
@@ -302,7 +314,24 @@ s_list_dir(evr_broker_t *b, size_t *n, size_t *more)
     char **names = evr_calloc(EVR_PIPES_MAX_FILES + 1, sizeof *names);
     struct dirent *e;
     while ((e = readdir(d)))
-        if (s_is_pipeline_file(e->d_name)) {
+        if (s_is_pipeline_file(e->d_name) && !s_name_ok(e->d_name)) {
+            /* the file name goes into every `pipeline` answer (file), a
+               msgpack str: bytes that are no UTF-8 would make the whole
+               listing malformed for each client (GET /api/v1/pipelines,
+               /hooks/github, the metrics), a control character forge a
+               line of the log: skipped, said with its bytes quoted */
+            char q[4 * 256 + 1];
+            size_t k = 0;
+            for (const unsigned char *c = (const unsigned char *) e->d_name; *c; c++)
+                if (*c < 0x20 || *c >= 0x7f || *c == '\\')
+                    k += (size_t) snprintf(q + k, sizeof q - k, "\\x%02X", *c);
+                else
+                    q[k++] = (char) *c;
+            q[k] = '\0';
+            evr_broker_error(b, "pipelines_dir %s: file \"%s\" skipped: its name is no UTF-8 or "
+                             "holds a control character (rename it)", b->pipes->dir, q);
+        }
+        else if (s_is_pipeline_file(e->d_name)) {
             if (*n < EVR_PIPES_MAX_FILES)
                 names[(*n)++] = evr_strdup(e->d_name);
             else

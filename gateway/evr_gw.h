@@ -140,6 +140,11 @@ const char *evr_gw_origin_form(const char *url);
     none (a stray or overlong byte, a surrogate, past U+10FFFF). */
 size_t evr_gw_utf8_len(const unsigned char *p);
 
+/*  s as a JSON string, each byte of it that is no UTF-8 written \xHH (a
+    message quoting a header, or text cut by a %.Ns between the bytes of
+    a character): never NULL, as json_string() is for such bytes. */
+json_t *evr_gw_text(const char *s);
+
 /*  evr_gw_check.c: a request's head checked before it is routed.  Each
     that refuses sets req's answer and returns false. */
 /*  Content-Length and Transfer-Encoding (one of them, a coding read, none

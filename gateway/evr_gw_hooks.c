@@ -119,26 +119,36 @@ s_sha_ok(const char *s)
     return (n == 40 || n == 64) && strspn(s, "0123456789abcdef") == n;
 }
 
+/*  The body of a delivery as JSON, when it is an object (caller owns);
+    NULL with why set otherwise. */
+static json_t *
+s_body_object(const char *body, size_t len, char *why, size_t size)
+{
+    json_error_t je;
+    json_t *js = json_loadb(body, len, 0, &je);
+    if (json_is_object(js))
+        return js;
+    if (len >= 8 && !memcmp(body, "payload=", 8))   /* GitHub's default content type */
+        snprintf(why, size, "body: a form (application/x-www-form-urlencoded, payload=...), "
+                 "not JSON: set the webhook's content type to application/json");
+    else if (js)
+        snprintf(why, size, "body: expected a JSON object (GitHub's event), not %s",
+                 json_is_array(js) ? "an array" : "a scalar");
+    else
+        evr_gw_json_why(&je, why, size);
+    json_decref(js);
+    return NULL;
+}
+
 int
 evr_gw_github_parse(const char *event, const char *body, size_t len, evr_gw_github_t *gh,
                     char *why, size_t size)
 {
-    json_error_t je;
     memset(gh, 0, sizeof *gh);
-    json_t *js = json_loadb(body, len, 0, &je);
+    json_t *js = s_body_object(body, len, why, size);
     int r = 0;
-    if (!json_is_object(js)) {
-        if (len >= 8 && !memcmp(body, "payload=", 8))   /* GitHub's default content type */
-            snprintf(why, size, "body: a form (application/x-www-form-urlencoded, payload=...), "
-                     "not JSON: set the webhook's content type to application/json");
-        else if (js)
-            snprintf(why, size, "body: expected a JSON object (GitHub's event), not %s",
-                     json_is_array(js) ? "an array" : "a scalar");
-        else
-            evr_gw_json_why(&je, why, size);
-        json_decref(js);
+    if (!js)
         return -1;
-    }
     const char *action = s_str(js, "action"), *ref = NULL, *url = NULL, *sha = NULL;
     const char *where = "";
     snprintf(gh->event, sizeof gh->event, "%s", event);
@@ -313,7 +323,7 @@ s_answer(evr_gw_req_t *req, json_t *started, json_t *refused, s_refusal_t first,
         status = 202;
     else if (!json_array_size(refused)) {
         status = 200;
-        json_object_set_new(js, "message", json_string(none));
+        json_object_set_new(js, "message", evr_gw_text(none));
     }
     else
         req->retry_after = first.retry_after;
@@ -389,6 +399,14 @@ evr_gw_h_github(evr_gw_t *gw, evr_gw_req_t *req)
                      "ASCII characters (GitHub sends a UUID)");
         return;
     }
+    /* every event's body is a JSON object (GitHub sends nothing else):
+       one that is none is 400 whatever the event, ping too */
+    json_t *obj = s_body_object(req->body ? req->body : "", req->len, why, sizeof why);
+    if (!obj) {
+        evr_gw_error(req, 400, "bad_request", "%s", why);
+        return;
+    }
+    json_decref(obj);
     if (!strcmp(event, "ping")) {
         evr_gw_json(req, 200, json_pack("{s:[],s:s}", "jobs", "message", "pong"));
         return;
@@ -396,7 +414,7 @@ evr_gw_h_github(evr_gw_t *gw, evr_gw_req_t *req)
     if (strcmp(event, "push") && strcmp(event, "pull_request") && strcmp(event, "workflow_job")) {
         snprintf(none, sizeof none, "no pipeline matched: event \"%.64s\" is not handled (push, "
                  "pull_request and workflow_job are)", event);
-        evr_gw_json(req, 200, json_pack("{s:[],s:s}", "jobs", "message", none));
+        evr_gw_json(req, 200, json_pack("{s:[],s:o}", "jobs", "message", evr_gw_text(none)));
         return;
     }
     int r = evr_gw_github_parse(event, req->body ? req->body : "", req->len, &gh, why,
@@ -406,7 +424,7 @@ evr_gw_h_github(evr_gw_t *gw, evr_gw_req_t *req)
             evr_gw_error(req, 400, "bad_request", "%s", why);
         else {
             snprintf(none, sizeof none, "no pipeline matched: %s", why);
-            evr_gw_json(req, 200, json_pack("{s:[],s:s}", "jobs", "message", none));
+            evr_gw_json(req, 200, json_pack("{s:[],s:o}", "jobs", "message", evr_gw_text(none)));
         }
         return;
     }

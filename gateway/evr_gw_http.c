@@ -158,29 +158,36 @@ evr_gw_utf8_len(const unsigned char *p)
     return 0;
 }
 
+json_t *
+evr_gw_text(const char *s)
+{
+    size_t n = 0, size = 4 * strlen(s) + 1;
+    char *safe = evr_calloc(1, size);
+    for (const unsigned char *p = (const unsigned char *) s; *p;) {
+        size_t l = evr_gw_utf8_len(p);
+        if (l)
+            memcpy(safe + n, p, l), n += l, p += l;
+        else
+            n += (size_t) snprintf(safe + n, size - n, "\\x%02X", *p++);
+    }
+    safe[n] = '\0';
+    json_t *m = json_string(safe);
+    free(safe);
+    return m ? m : json_string("(the text could not be made UTF-8)");
+}
+
 void
 evr_gw_error(evr_gw_req_t *req, int status, const char *code, const char *fmt, ...)
 {
-    char msg[1024], safe[4 * sizeof msg];
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     /* a message quoting bad input may hold bytes that are no UTF-8: each
        is written \xHH, so the message stays JSON and still says what came */
-    size_t n = 0;
-    for (const unsigned char *p = (const unsigned char *) msg; *p && n + 5 < sizeof safe;) {
-        size_t l = evr_gw_utf8_len(p);
-        if (l)
-            memcpy(safe + n, p, l), n += l, p += l;
-        else
-            n += (size_t) snprintf(safe + n, sizeof safe - n, "\\x%02X", *p++);
-    }
-    safe[n] = '\0';
-    json_t *m = json_string(safe);
-    if (!m)
-        m = json_string("(the message could not be made UTF-8)");
-    evr_gw_json(req, status, json_pack("{s:{s:s,s:o}}", "error", "code", code, "message", m));
+    evr_gw_json(req, status, json_pack("{s:{s:s,s:o}}", "error", "code", code, "message",
+                                       evr_gw_text(msg)));
 }
 
 const char *
@@ -218,14 +225,25 @@ s_queue(evr_gw_req_t *req, const char *allow)
     struct MHD_Response *resp = req->resp;
     if (!resp) {
         char *s = req->json ? json_dumps(req->json, JSON_COMPACT) : NULL;
-        if (!s)
+        if (!s) {   /* no JSON could be made of it: the gateway's fault, never a 2xx */
             s = evr_strdup("{\"error\":{\"code\":\"internal\",\"message\":\"no answer\"}}");
+            req->status = 500;
+        }
         size_t n = strlen(s);
         s = evr_realloc(s, n + 2);
         s[n++] = '\n';
         resp = MHD_create_response_from_buffer(n, s, MHD_RESPMEM_MUST_FREE);
         MHD_add_response_header(resp, "Content-Type", "application/json");
     }
+    /* every answer shares the web UI's origin, whose session storage
+       holds the token: none is ever sniffed as markup (an error quoting
+       the URL, a text log of a step's output), run, or framed; the UI's
+       own files set their own policy (evr_gw_ui.c) */
+    if (!MHD_get_response_header(resp, "X-Content-Type-Options"))
+        MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (!MHD_get_response_header(resp, "Content-Security-Policy"))
+        MHD_add_response_header(resp, "Content-Security-Policy",
+                                "default-src 'none'; frame-ancestors 'none'");
     if (req->status == 401)
         MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"evrun\"");
     if (req->status == 405 && allow && *allow)

@@ -9,7 +9,9 @@
 # cancel, pause and resume bodies).  Hooks refused by the broker (busy
 # 409, queue_full 429 with Retry-After, /hooks/NAME and /hooks/github);
 # hook checks (a token in two headers, a spec sent to a hook, the
-# broker's note, a GitHub redelivery's answer, webhook headers twice).
+# broker's note, a GitHub redelivery's answer, webhook headers twice; a
+# delivery that starts nothing quoting bytes that are no UTF-8; a body
+# that is no JSON object).  A pipeline file whose name is no UTF-8.
 # GET /metrics: a broker that hangs (SIGSTOP) costs a scrape 2 s and
 # evrun_broker_up 0, and holds no other scrape; and against
 # metrics_broker.py (a stand-in broker): more pipelines than have labels
@@ -346,6 +348,80 @@ case_hook_checks() {
   check "github: X-Hub-Signature-256 twice: 400 [2 X-Hub-Signature-256 headers: send one]" says '2 X-Hub-Signature-256 headers: send one'
 }
 
+# github_post EVENT FILE: FILE signed, as GitHub's EVENT, on /hooks/github;
+# the head on stdout, the body in $tmp/body
+github_post() {
+  local sig
+  sig=$(python3 -c 'import hmac,hashlib,sys; print("sha256=" + hmac.new(open(sys.argv[1],"rb").read().strip(), open(sys.argv[2],"rb").read(), hashlib.sha256).hexdigest())' "$tmp/gateway/webhook.secret" "$2")
+  curl -s -D - -o "$tmp/body" -H "X-GitHub-Event: $1" -H "X-Hub-Signature-256: $sig" \
+    -H 'Content-Type: application/json' --data-binary @"$2" "${url%/api/v1}/hooks/github" | tr -d '\r'
+}
+
+# a GitHub delivery that starts nothing says why in its message, whatever
+# bytes it quotes, and one whose body is no JSON object is 400 (ping too) (before: an event name that is no UTF-8, or an action or
+# tag cut between the bytes of a character, made no JSON: 200 with
+# {"error": {"code": "internal", "message": "no answer"}})
+case_hook_text() {
+  fresh hooktext
+  gateway
+  local a63 e=$'\xc3\xa9'
+  a63=$(printf 'a%.0s' $(seq 1 63))
+  printf '{}' > "$tmp/empty.json"
+  github_post $'\xff\xfe' "$tmp/empty.json" > "$tmp/head"
+  check "github: an event name of bytes that are no UTF-8: 200" grep -q '^HTTP/1.1 200' "$tmp/head"
+  check "... saying it is not handled, its bytes quoted" says 'event \"\\xFF\\xFE\" is not handled'
+  github_post "$a63$e" "$tmp/empty.json" > "$tmp/head"
+  check "github: an event name cut inside a character: 200" grep -q '^HTTP/1.1 200' "$tmp/head"
+  check "... saying it is not handled" says 'is not handled (push, pull_request and workflow_job are)'
+  printf '{"action":"%s%s"}' "$a63" "$e" > "$tmp/pr.json"
+  github_post pull_request "$tmp/pr.json" > "$tmp/head"
+  check "github: a pull_request action cut inside a character: 200" grep -q '^HTTP/1.1 200' "$tmp/head"
+  check "... saying it starts nothing" says 'starts nothing (opened, synchronize and reopened do)'
+  printf '{"ref":"refs/tags/%s%s%s"}' "$(printf 'a%.0s' $(seq 1 189))" "$e" "$e" > "$tmp/tag.json"
+  github_post push "$tmp/tag.json" > "$tmp/head"
+  check "github: a tag push cut inside a character: 200" grep -q '^HTTP/1.1 200' "$tmp/head"
+  check "... saying it starts nothing" says '(not a branch) starts nothing'
+  # a body that is no JSON object: 400 whatever the event (README; before:
+  # ping and an event not handled answered 200 for any body)
+  printf '[1]' > "$tmp/array.json"
+  : > "$tmp/none.json"
+  printf 'payload=%%7B%%7D' > "$tmp/form.json"
+  local ev f
+  for ev in ping issues; do
+    for f in array none form; do
+      github_post $ev "$tmp/$f.json" > "$tmp/head"
+      check "github: $ev with a body $f: 400" grep -q '^HTTP/1.1 400' "$tmp/head"
+      check "github: $ev with a body $f: 400 [error bad_request]" jerr bad_request
+    done
+  done
+  check "... a form told to set the content type" says 'set the webhook'"'"'s content type to application/json'
+  github_post ping "$tmp/empty.json" > "$tmp/head"
+  check "github: ping with {}: 200 pong" grep -q '^HTTP/1.1 200' "$tmp/head"
+  check "github: ping with {}: 200 pong [pong]" says pong
+}
+
+# a pipeline file whose name is no UTF-8 (or holds a newline) in the
+# broker's pipelines_dir: skipped and said, its bytes quoted (before: every
+# `pipelines` answer was malformed: GET /pipelines and each GitHub delivery
+# 503, evrun_broker_up 0 for good, and the newline forged a log line)
+case_pipeline_file_name() {
+  fresh plname
+  mkdir -m 0700 "$tmp/pipelines"
+  printf 'pipeline: gh\nexecutor: process\non: {github: {events: [push]}}\nsteps:\n  - {name: a, run: "true"}\n' > "$tmp/pipelines/gh.yml"
+  printf 'pipeline: [\n' > "$tmp/pipelines/"$'b\xff.yml'
+  printf 'pipeline: [\n' > "$tmp/pipelines/"$'n\nforged.yml'
+  bus_broker && gateway
+  check "GET /pipelines: 200" [ "$(api GET /pipelines)" = 200 ]
+  check "... gh alone" [ "$(jget '[p["name"] for p in d["pipelines"]]')" = "['gh']" ]
+  github_push d-name > "$tmp/head"
+  check "github: a push: 202" grep -q '^HTTP/1.1 202' "$tmp/head"
+  metrics > /dev/null
+  check "metrics: the broker is up" grep -qx 'evrun_broker_up 1' "$tmp/metrics"
+  check "the broker says the file is skipped, its bytes quoted" grep -qF 'file "b\xFF.yml" skipped' "$tmp/broker.log"
+  check "... the newline too: no forged line" grep -qF 'file "n\x0Aforged.yml" skipped' "$tmp/broker.log"
+  check "... no line starts with the name's rest" not_in '^forged' "$tmp/broker.log"
+}
+
 # metrics [CURL-ARGS...]: GET /metrics into $tmp/metrics (or $mout); prints "STATUS SECONDS"
 metrics() { curl -s -o "${mout:-$tmp/metrics}" -w '%{http_code} %{time_total}\n' "$@" "${url%/api/v1}/metrics"; }
 prom() { python3 "$src/tests/support/prom_check.py" "$tmp/metrics" "$@"; }
@@ -401,5 +477,5 @@ case_metrics_bounds() {
   touch "$tmp/fake/stop"
 }
 
-bus_script_cases "matrix refusals unknown_outcome utf8 checks hook_refusals hook_checks metrics_hung metrics_bounds" "$@"
+bus_script_cases "matrix refusals unknown_outcome utf8 checks hook_refusals hook_checks hook_text pipeline_file_name metrics_hung metrics_bounds" "$@"
 bus_script_end

@@ -2,7 +2,7 @@
     (gateway/evr_gw_ui.c), without a broker: the paths it refuses before
     opening anything, the Content-Type of each served type, and a real
     server on a loopback port over a temporary ui_dir: no token needed,
-    ETag and 304, security headers, path tricks (.., %2e%2e, %2f, %00, a
+    ETag and 304, security headers (and every other answer's), path tricks (.., %2e%2e, %2f, %00, a
     hidden file, a link out of the directory), a file over the size
     limit, a ui_dir that is missing. */
 #define _GNU_SOURCE     /* vasprintf */
@@ -188,6 +188,22 @@ test_server(void)
     CHECK(strstr(out, "over 4194304 bytes") != NULL);
     /* the API still needs its token */
     CHECK(s_get(gw.port, out, sizeof out, GET("/api/v1/runners") "\r\n") == 401);
+    /* every other answer shares the UI's origin (its token): never sniffed
+       as markup, run or framed, as a 404 quoting the URL's <script> */
+    CHECK(strstr(out, "X-Content-Type-Options: nosniff\r\n") != NULL);
+    CHECK(strstr(out, "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n"));
+    CHECK(s_get(gw.port, out, sizeof out, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                "/%3Chtml%3E%3Cscript%3Ealert(1)%3C/script%3E") == 404);
+    CHECK(strstr(out, "<script>") != NULL);     /* quoted in its JSON... */
+    CHECK(strstr(out, "Content-Type: application/json\r\n") != NULL);
+    CHECK(strstr(out, "X-Content-Type-Options: nosniff\r\n") != NULL);   /* ...never run */
+    CHECK(strstr(out, "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n"));
+    CHECK(s_get(gw.port, out, sizeof out, GET("/ui/nope.js") "\r\n") == 404);
+    CHECK(strstr(out, "X-Content-Type-Options: nosniff\r\n") != NULL);
+    /* a UI file keeps its own policy, once */
+    CHECK(s_get(gw.port, out, sizeof out, GET("/ui/app.js") "\r\n") == 200);
+    CHECK(!strstr(out, "default-src 'none'"));
+    CHECK(strstr(out, "nosniff") && !strstr(strstr(out, "nosniff") + 1, "nosniff"));
     evr_gw_stop(&gw);
     evr_config_destroy(&gw.cfg);
 
