@@ -1,6 +1,6 @@
-/*  evr_curve.c: CURVE keys, the client side and the handshake watch; see
-    evr_curve.h.  czmq reads and writes the key files (zcert).  The
-    broker's side, the ZAP handler, is in evr_zap.c.
+/*  evr_curve.c: CURVE keys, the client side; see evr_curve.h.  czmq reads
+    and writes the key files (zcert).  The broker's side, the ZAP handler,
+    is in evr_zap.c; what a handshake came to, in evr_watch.c.
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -286,71 +286,4 @@ evr_curve_apply(const evr_curve_keys_t *keys, zsock_t *sock)
     zsock_set_curve_publickey(sock, keys->pub);
     zsock_set_curve_secretkey(sock, keys->sec);
     zsock_set_curve_serverkey(sock, keys->server);
-}
-
-/* -------------------------------------------------------------- watching */
-
-struct evr_curve_watch {
-    zsock_t *mon;
-};
-
-evr_curve_watch_t *
-evr_curve_watch_new(zsock_t *sock)
-{
-    static unsigned s_count;
-    char ep[64];
-    snprintf(ep, sizeof ep, "inproc://evr-curve-watch-%ld-%u", (long) getpid(), s_count++);
-    if (zmq_socket_monitor(zsock_resolve(sock), ep,
-                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
-                               | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0)
-        return NULL;
-    evr_curve_watch_t *w = evr_calloc(1, sizeof *w);
-    w->mon = zsock_new(ZMQ_PAIR);
-    if (!w->mon || zsock_connect(w->mon, "%s", ep) < 0) {
-        zmq_socket_monitor(zsock_resolve(sock), NULL, 0);
-        zsock_destroy(&w->mon);
-        free(w);
-        return NULL;
-    }
-    return w;
-}
-
-zsock_t *
-evr_curve_watch_socket(evr_curve_watch_t *self)
-{
-    return self->mon;
-}
-
-evr_curve_seen_t
-evr_curve_watch_read(evr_curve_watch_t *self)
-{
-    evr_curve_seen_t seen = EVR_CURVE_OK;
-    for (int n = 0; n < 64 && (zsock_events(self->mon) & ZMQ_POLLIN); n++) {
-        /* two frames: the event (2 bytes) and its value (4), the address */
-        zframe_t *f = zframe_recv(self->mon);
-        uint16_t event = 0;
-        if (f && zframe_size(f) >= 2)
-            memcpy(&event, zframe_data(f), 2);
-        zframe_destroy(&f);
-        f = zframe_recv(self->mon);
-        zframe_destroy(&f);
-        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
-            seen = EVR_CURVE_REFUSED;
-        else if (event && seen == EVR_CURVE_OK)
-            seen = EVR_CURVE_FAILED;
-    }
-    return seen;
-}
-
-void
-evr_curve_watch_destroy(evr_curve_watch_t **self_p, zsock_t *sock)
-{
-    evr_curve_watch_t *w = *self_p;
-    if (!w)
-        return;
-    if (sock)
-        zmq_socket_monitor(zsock_resolve(sock), NULL, 0);
-    zsock_destroy(&w->mon);
-    free(w);
-    *self_p = NULL;
 }
