@@ -48,6 +48,7 @@ typedef struct {
 #define S_RETRY_NS 1000000000ull    /* a second between a failed request and the next */
 #define S_WAIT_CAP_MS 60000         /* the longest wait an outage doubles timeout_ms to */
 #define S_ASK_MAX 16                /* requests one pass of s_reask sends at most */
+#define S_QUEUED_NS 2000000000ull   /* queued_note: said of a job still queued this long */
 
 /*  After a print: a write that failed and was said ends the follow, exit
     2 (one whose reader went away set *stop instead). */
@@ -334,16 +335,16 @@ s_check_step(s_follow_t *f, const evr_event_t *ev)
 }
 
 /*  A job with no history yet (still queued, or paused in the queue):
-    without --follow, stderr says why nothing is printed (and why it
-    waits, the status's reason); with --step S, its steps are those of
+    with note (without --follow; with queued_note, once it stayed so for
+    S_QUEUED_NS), stderr says why nothing is printed (and why it waits,
+    the status's reason); with --step S, its steps are those of
     the spec the broker holds with it, which `status` answers with (its
     `steps`).  An answer without them (a broker before they were added)
     leaves --step unchecked until the job.accepted (s_check_step); no
     answer is an outage (s_lost). */
 static void
-s_check_queued(s_follow_t *f, const s_fjob_t *j)
+s_check_queued(s_follow_t *f, const s_fjob_t *j, bool note)
 {
-    bool note = !f->o->follow && !f->o->json;
     if ((!s_step_checked(f) && !note) || f->failed || j->last > 0 || j->retry)
         return;
     evr_msg_t req = { .type = EVR_MSG_STATUS, .job = (char *) j->id }, rep = { 0 };
@@ -356,9 +357,10 @@ s_check_queued(s_follow_t *f, const s_fjob_t *j)
     }
     if (rc == EVR_OK && rep.type == EVR_MSG_JOB && note && !f->failed && rep.status
         && (!strcmp(rep.status, "queued") || !strcmp(rep.status, "paused")))
-        fprintf(stderr, "%s: job %s is %s in the broker's queue: no output yet (--follow "
-                "waits for it)%s%s\n", f->prog, j->id, rep.status, rep.reason ? "; " : "",
-                rep.reason ? rep.reason : "");
+        fprintf(stderr, "%s: job %s is %s in the broker's queue: no output yet (%s)%s%s\n",
+                f->prog, j->id, rep.status, f->o->follow ? "following: its output comes once "
+                "a runner runs it; `evrun-cli status` says why it waits" : "--follow waits for it",
+                rep.reason ? "; " : "", rep.reason ? rep.reason : "");
     else if (rc == EVR_ERR_IO) {
         char what[128];
         snprintf(what, sizeof what, "status of %s", j->id);
@@ -533,7 +535,8 @@ static void
 s_live(s_follow_t *f, zsock_t *sub, volatile sig_atomic_t *stop)
 {
     s_fjob_t *mine = f->o->job ? s_job(f, f->o->job) : NULL;
-    uint64_t quiet_since = evr_mono_ns();
+    uint64_t quiet_since = evr_mono_ns(), start = quiet_since;
+    bool noted = !f->o->queued_note || !mine || f->o->json;
     while (!f->failed && !(stop && *stop) && !(mine && mine->done)) {
         zmq_pollitem_t it = { zsock_resolve(sub), 0, ZMQ_POLLIN, 0 };
         zmq_poll(&it, 1, S_TURN_MS);
@@ -559,6 +562,10 @@ s_live(s_follow_t *f, zsock_t *sub, volatile sig_atomic_t *stop)
                after a failure); and quiet, what a lost publication hides */
             s_reask(f, mine, quiet);
             quiet_since = evr_mono_ns();
+        }
+        if (!noted && !mine->last && !f->outage && now - start >= S_QUEUED_NS) {
+            noted = true;   /* still in the queue: said once (s_check_queued) */
+            s_check_queued(f, mine, true);
         }
         evr_fprint_show(f->pr);
         s_printed(f);
@@ -591,7 +598,7 @@ evr_follow(const char *prog, const evr_config_t *cfg, evr_client_t *client,
         s_fjob_t *j = s_job(&f, o->job);
         j->known = j->match = true;
         s_history(&f, o->job, 1, false);
-        s_check_queued(&f, j);
+        s_check_queued(&f, j, !o->follow && !o->json);
     }
     else
         s_backfill(&f);

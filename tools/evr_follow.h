@@ -47,6 +47,11 @@ typedef struct {
     bool from_start;        /* --pipeline/--all: jobs finished before too */
     bool job_end;           /* without events: a line for a job that ended other
                                than succeeded ("job ID failed: REASON") */
+    bool queued_note;       /* with job, following: a job still in the queue (queued
+                               or paused) 2 s after the start says so once on
+                               stderr, as without follow (logs --follow,
+                               evrun-tail --job; not run --follow: its submit
+                               said whether a runner takes work) */
     bool any_step;          /* step not checked against the job's: one naming none
                                prints nothing, no error (the gateway's log, which
                                checks it itself with evr_follow_step_named) */

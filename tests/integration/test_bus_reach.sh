@@ -107,5 +107,21 @@ case_events_endpoint() {
   check "... saying so" grep -q "no event stream at $ev: no handshake within 2000 ms" "$tmp/e6.log"
 }
 
-bus_script_cases "mechanism wrong_socket events_endpoint" "$@"
+# A job no runner takes: a follower of it says once, 2 s after it starts,
+# that the job is still queued (it said nothing and waited), and follows on.
+case_queued() {
+  fresh queued
+  bus_broker
+  local j
+  j=$(submit "$src/examples/hello.yml" 2> /dev/null)
+  ends 4 "$tmp/q1.log" "$bin/evrun-tail" --job "$j"
+  check "evrun-tail --job of a queued job follows on" [ $? -eq 124 ]
+  check "... saying it is queued" grep -qxF "evrun-tail: job $j is queued in the broker's queue: no output yet (following: its output comes once a runner runs it; \`evrun-cli status\` says why it waits)" "$tmp/q1.log"
+  ends 4 "$tmp/q2.log" "$bin/evrun-cli" logs "$j" --follow
+  check "logs --follow too" grep -qF "evrun-cli logs: job $j is queued in the broker's queue: no output yet (following:" "$tmp/q2.log"
+  ends 4 "$tmp/q3.log" "$bin/evrun-cli" run "$src/examples/hello.yml" --follow
+  check "run --follow (its job queued at first) does not say it" bash -c "! grep -q 'in the broker.s queue' '$tmp/q3.log'"
+}
+
+bus_script_cases "mechanism wrong_socket events_endpoint queued" "$@"
 bus_script_end
