@@ -1,6 +1,6 @@
-/*  evr_curve.c: CURVE keys, the client side and the handshake watch; see
-    evr_curve.h.  czmq reads and writes the key files (zcert).  The
-    broker's side, the ZAP handler, is in evr_zap.c.
+/*  evr_curve.c: CURVE keys, the client side; see evr_curve.h.  czmq reads
+    and writes the key files (zcert).  The broker's side, the ZAP handler,
+    is in evr_zap.c; what a handshake came to, in evr_watch.c.
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,11 +42,12 @@ s_wait_public(const char *path)
         usleep(10000);
 }
 
-/*  0 when path opens for reading, else the errno; a text for it in why. */
+/*  0 when path opens for reading, else the errno; a text for it in why.
+    Opened without blocking: a FIFO there would wait for a writer. */
 static int
 s_unreadable(const char *path, char *why, size_t size)
 {
-    int fd = open(path, O_RDONLY);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd >= 0) {
         close(fd);
         return 0;
@@ -86,6 +87,51 @@ s_private(const char *path, char *why, size_t size)
     return -1;
 }
 
+/*  0 when the secret at path is there as a file (or a link to one) or
+    missing with its directory there (made then), else -1 and why with the
+    fix: a directory as the secret, a link to nothing, a file where its
+    directory should be.  Said at once, where the wait for a pair another
+    process makes (s_wait_public) took 10 s and then named another cause. */
+static int
+s_secret_place(const char *path, char *why, size_t size)
+{
+    struct stat sb;
+    if (lstat(path, &sb) == 0) {
+        if (S_ISLNK(sb.st_mode) && stat(path, &sb) != 0) {
+            char to[512];
+            ssize_t n = readlink(path, to, sizeof to - 1);
+            to[n > 0 ? n : 0] = '\0';
+            snprintf(why, size, "its secret %s is a symbolic link to %.256s, which cannot be "
+                     "read (%s): point it at the pair's secret, or remove the link (and the "
+                     "public certificate) to have a new pair made", path, to, strerror(errno));
+            return -1;
+        }
+        if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+            snprintf(why, size, "its secret %s is a directory: remove it (and the public "
+                     "certificate, if any) to have a new pair made, or give the path of a "
+                     "pair", path);
+            return -1;
+        }
+        return 0;
+    }
+    if (errno != ENOTDIR)
+        return 0;
+    char *dir = evr_strdup(path);
+    for (char *slash; (slash = strrchr(dir, '/')) && slash != dir;) {
+        *slash = '\0';
+        if (stat(dir, &sb) == 0 && !S_ISDIR(sb.st_mode)) {
+            snprintf(why, size, "%s, on the way to its secret %s, is not a directory: give "
+                     "the path of a pair in a directory (or move %s away to have one made "
+                     "there)", dir, path, dir);
+            break;
+        }
+    }
+    if (!*why)
+        snprintf(why, size, "cannot reach its secret %s: %s", path, strerror(ENOTDIR));
+    free(dir);
+    return -1;
+}
+
 zcert_t *
 evr_curve_pair(const char *path, bool *made, evr_err_t *err)
 {
@@ -98,6 +144,12 @@ evr_curve_pair(const char *path, bool *made, evr_err_t *err)
         evr_err_set(err, EVR_ERR_CONFIG, "key pair %s: a directory: give the path of a key "
                     "pair's file in it (as %s/NAME.cert: made with its NAME.cert_secret when "
                     "missing)", path, path);
+        free(secret);
+        return NULL;
+    }
+    why[0] = '\0';
+    if (s_secret_place(secret, why, sizeof why)) {
+        evr_err_set(err, EVR_ERR_CONFIG, "key pair %s: %s", path, why);
         free(secret);
         return NULL;
     }
@@ -230,6 +282,10 @@ s_server_key(const char *spec, char out[41], evr_err_t *err)
         return evr_err_set(err, EVR_ERR_CONFIG, "the broker's public key (broker_key, "
                            "--broker-key) %s: a directory: give the broker's certificate file "
                            "(a copy of its STATE/curve/broker.cert)", spec);
+    if (file && !S_ISREG(sb.st_mode))   /* a FIFO would hold zcert_load for ever */
+        return evr_err_set(err, EVR_ERR_CONFIG, "the broker's public key (broker_key, "
+                           "--broker-key) %s: not a regular file: give the broker's "
+                           "certificate file (a copy of its STATE/curve/broker.cert)", spec);
     if (file && sb.st_size > EVR_CURVE_CERT_MAX)
         return evr_err_set(err, EVR_ERR_CONFIG, "the broker's public key (broker_key) %s: not "
                            "a czmq certificate (%lld bytes, over %d): copy the broker's "
@@ -286,71 +342,4 @@ evr_curve_apply(const evr_curve_keys_t *keys, zsock_t *sock)
     zsock_set_curve_publickey(sock, keys->pub);
     zsock_set_curve_secretkey(sock, keys->sec);
     zsock_set_curve_serverkey(sock, keys->server);
-}
-
-/* -------------------------------------------------------------- watching */
-
-struct evr_curve_watch {
-    zsock_t *mon;
-};
-
-evr_curve_watch_t *
-evr_curve_watch_new(zsock_t *sock)
-{
-    static unsigned s_count;
-    char ep[64];
-    snprintf(ep, sizeof ep, "inproc://evr-curve-watch-%ld-%u", (long) getpid(), s_count++);
-    if (zmq_socket_monitor(zsock_resolve(sock), ep,
-                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
-                               | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0)
-        return NULL;
-    evr_curve_watch_t *w = evr_calloc(1, sizeof *w);
-    w->mon = zsock_new(ZMQ_PAIR);
-    if (!w->mon || zsock_connect(w->mon, "%s", ep) < 0) {
-        zmq_socket_monitor(zsock_resolve(sock), NULL, 0);
-        zsock_destroy(&w->mon);
-        free(w);
-        return NULL;
-    }
-    return w;
-}
-
-zsock_t *
-evr_curve_watch_socket(evr_curve_watch_t *self)
-{
-    return self->mon;
-}
-
-evr_curve_seen_t
-evr_curve_watch_read(evr_curve_watch_t *self)
-{
-    evr_curve_seen_t seen = EVR_CURVE_OK;
-    for (int n = 0; n < 64 && (zsock_events(self->mon) & ZMQ_POLLIN); n++) {
-        /* two frames: the event (2 bytes) and its value (4), the address */
-        zframe_t *f = zframe_recv(self->mon);
-        uint16_t event = 0;
-        if (f && zframe_size(f) >= 2)
-            memcpy(&event, zframe_data(f), 2);
-        zframe_destroy(&f);
-        f = zframe_recv(self->mon);
-        zframe_destroy(&f);
-        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
-            seen = EVR_CURVE_REFUSED;
-        else if (event && seen == EVR_CURVE_OK)
-            seen = EVR_CURVE_FAILED;
-    }
-    return seen;
-}
-
-void
-evr_curve_watch_destroy(evr_curve_watch_t **self_p, zsock_t *sock)
-{
-    evr_curve_watch_t *w = *self_p;
-    if (!w)
-        return;
-    if (sock)
-        zmq_socket_monitor(zsock_resolve(sock), NULL, 0);
-    zsock_destroy(&w->mon);
-    free(w);
-    *self_p = NULL;
 }

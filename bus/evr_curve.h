@@ -50,21 +50,6 @@ evr_rc_t evr_curve_load(const char *cert_path, const char *server_key, evr_curve
 /*  Sets keys on sock, before it connects. */
 void evr_curve_apply(const evr_curve_keys_t *keys, zsock_t *sock);
 
-/*  A watch on a CURVE client socket's handshakes (a ZeroMQ socket
-    monitor), to tell a refused key from a wrong broker key.  Start it
-    before the socket connects; NULL when it cannot be had. */
-typedef struct evr_curve_watch evr_curve_watch_t;
-typedef enum { EVR_CURVE_OK = 0, EVR_CURVE_REFUSED, EVR_CURVE_FAILED } evr_curve_seen_t;
-evr_curve_watch_t *evr_curve_watch_new(zsock_t *sock);
-/*  The monitor's socket, to poll. */
-zsock_t *evr_curve_watch_socket(evr_curve_watch_t *self);
-/*  Reads what is waiting (without blocking): REFUSED when the broker
-    refused the key, FAILED when a handshake failed otherwise (the broker
-    key is not the broker's), else OK. */
-evr_curve_seen_t evr_curve_watch_read(evr_curve_watch_t *self);
-/*  Stops watching sock (before sock is destroyed). */
-void evr_curve_watch_destroy(evr_curve_watch_t **self_p, zsock_t *sock);
-
 /*  The key pair at path, loaded; made (0600, in a directory made 0700)
     when missing (*made says so; two processes making it at once share
     one).  NULL with err (EVR_ERR_CONFIG, EVR_ERR_IO) naming the file when

@@ -7,6 +7,7 @@
 #include "evr_bus.h"
 #include "evr_codec.h"
 #include "evr_curve.h"
+#include "evr_watch.h"
 #include "evr_log.h"
 #include "evr_ship.h"
 #include "evr_trigger.h"
@@ -43,9 +44,9 @@ struct evr_daemon {
     char fatal[EVR_ERR_MAX];
     bool curve;             /* tcp://: keys on every socket */
     evr_curve_keys_t keys;
-    evr_curve_watch_t *watch;   /* on the socket: why a handshake fails */
+    evr_watch_t *watch;         /* on the socket: why a handshake fails */
     int fd, watch_fd;           /* their ZMQ_FDs on the engine's loop; -1: none */
-    evr_curve_seen_t said;      /* the last handshake failure logged */
+    evr_watch_seen_t said;      /* the last handshake failure logged */
     int64_t credit_sent;        /* -1: not yet */
     bool draining, stopping;
     uint32_t ndropped;          /* dispatches ignored before welcome */
@@ -114,14 +115,13 @@ static void
 s_connect(evr_daemon_t *d)
 {
     s_unwatch(d);
-    evr_curve_watch_destroy(&d->watch, d->sock);
+    evr_watch_destroy(&d->watch, d->sock);
     zsock_destroy(&d->sock);
     d->sock = zsock_new(ZMQ_DEALER);
     evr_bus_setup(d->sock);
-    if (d->curve) {   /* the keys read at start: never a socket without them */
+    if (d->curve)     /* the keys read at start: never a socket without them */
         evr_curve_apply(&d->keys, d->sock);
-        d->watch = evr_curve_watch_new(d->sock);
-    }
+    d->watch = evr_watch_new(d->sock);
     zsock_set_immediate(d->sock, 1);    /* no queueing towards a broker not connected */
     zsock_set_linger(d->sock, 1000);    /* the last events of an exit still go out */
     zsock_connect(d->sock, "%s", d->opts.endpoint);
@@ -129,7 +129,7 @@ s_connect(evr_daemon_t *d)
     d->fd = zsock_fd(d->sock);
     evr_loop_fd_add(loop, d->fd, EVR_LOOP_READ, s_wake, d);
     if (d->watch) {
-        d->watch_fd = zsock_fd(evr_curve_watch_socket(d->watch));
+        d->watch_fd = zsock_fd(evr_watch_socket(d->watch));
         evr_loop_fd_add(loop, d->watch_fd, EVR_LOOP_READ, s_wake, d);
     }
     d->state = S_CONNECTING;
@@ -233,7 +233,7 @@ evr_daemon_destroy(evr_daemon_t **self_p)
     if (!d)
         return;
     s_unwatch(d);
-    evr_curve_watch_destroy(&d->watch, d->sock);
+    evr_watch_destroy(&d->watch, d->sock);
     zsock_destroy(&d->sock);
     evr_ship_destroy(&d->ship);
     free(d);
@@ -552,7 +552,7 @@ s_inbound(evr_daemon_t *d)
                 break;
             d->state = S_READY;
             d->warned = false;
-            d->said = EVR_CURVE_OK;
+            d->said = EVR_WATCH_NONE;
             d->sent = d->acked = m.seq;
             s_info(d, "welcomed by the broker: it holds this log up to seq %llu",
                    (unsigned long long) m.seq);
@@ -794,25 +794,41 @@ s_outbound(evr_daemon_t *d)
 }
 
 /*  Why handshakes fail, said once per kind; read in every state, so the
-    monitor's queue never fills. */
+    monitor's queue never fills.  Nothing listening is said by
+    s_keep_connected, after a lease. */
 static void
 s_watch(evr_daemon_t *d)
 {
-    evr_curve_seen_t seen = evr_curve_watch_read(d->watch);
-    if (!seen || seen == d->said)
+    evr_watch_seen_t seen = evr_watch_read(d->watch);
+    if (seen == EVR_WATCH_FAILED && !d->curve)
+        seen = EVR_WATCH_DROPPED;   /* without CURVE: another kind of socket */
+    if (seen < EVR_WATCH_DROPPED || seen == d->said)
         return;
     d->said = seen;
     d->warned = true;
-    if (seen == EVR_CURVE_REFUSED)
+    const char *ep = d->opts.endpoint;
+    if (seen == EVR_WATCH_REFUSED)
         s_warn(d, "the broker at %s refuses this runner's key: admit it by copying %s into the "
                "broker's curve/runners/ (if it is there already, %s is not the broker's runner "
-               "endpoint but its client one; retrying meanwhile)", d->opts.endpoint,
-               d->opts.curve_cert, d->opts.endpoint);
+               "endpoint but its client one; retrying meanwhile)", ep, d->opts.curve_cert, ep);
+    else if (seen == EVR_WATCH_MECHANISM && d->curve)
+        s_warn(d, "the peer at %s speaks no CURVE, as every tcp:// endpoint of an evrun broker "
+               "does: it is no broker's endpoint (a plain ZeroMQ socket, or a forward to a "
+               "broker's ipc:// socket?): give --broker the broker's own tcp:// runner "
+               "endpoint (retrying meanwhile)", ep);
+    else if (seen == EVR_WATCH_MECHANISM)
+        s_warn(d, "the peer at %s wants CURVE, which no ipc:// endpoint of an evrun broker "
+               "carries: it is a tcp:// endpoint reached through a forward: give --broker the "
+               "broker's tcp:// runner endpoint and --broker-key a copy of its "
+               "curve/broker.cert (retrying meanwhile)", ep);
+    else if (seen == EVR_WATCH_DROPPED)
+        s_warn(d, "the socket at %s closed the connection during its handshake: it is not the "
+               "broker's runner endpoint (its events one?); a local broker's is "
+               "ipc://STATE_DIR/bus/runners (retrying meanwhile)", ep);
     else   /* a wrong server key and another socket type look alike here */
         s_warn(d, "the CURVE handshake with the broker at %s failed: is broker_key (%s) that "
                "broker's own curve/broker.cert, and %s its runner endpoint (not its events "
-               "one)? (retrying meanwhile)", d->opts.endpoint, d->opts.broker_key,
-               d->opts.endpoint);
+               "one)? (retrying meanwhile)", ep, d->opts.broker_key, ep);
 }
 
 void

@@ -945,7 +945,7 @@ evr_cli_logs(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     evr_cli_t cli = { .prog = "evrun-cli logs" };
-    evr_follow_opts_t fo = { .job_end = true, .out = stdout };
+    evr_follow_opts_t fo = { .job_end = true, .queued_note = true, .out = stdout };
     int c, status = 0;
     while ((c = evr_cli_getopt(cli.prog, argc, argv, "fh", opts)) != -1 && !status) {
         if (evr_cli_common(&cli, c, optarg))

@@ -13,6 +13,7 @@
 
 #include "evr_bus.h"
 #include "evr_curve.h"
+#include "evr_watch.h"
 
 const evr_config_key_t evr_client_keys[] = {
     { "state_dir", NULL, "where a local broker's sockets are (bus/)" },
@@ -155,6 +156,26 @@ s_hint(const char *ep)
                                            "curve/broker.cert? For a local broker: evrun-cli up";
 }
 
+/*  An ipc:// endpoint ep to connect to (what: "client", "events") whose
+    path is there but is no socket (a file, a FIFO, a link): EVR_ERR_CONFIG
+    naming it and the endpoint wanted, before evr_bus_check_endpoint would
+    advise removing it, as it does to a broker binding there (a file a
+    user named by mistake is not in a client's way). */
+static evr_rc_t
+s_not_socket(const char *ep, const char *what, evr_err_t *err)
+{
+    struct stat sb;
+    if (strncmp(ep, "ipc://", 6) != 0 || lstat(ep + 6, &sb) != 0 || S_ISSOCK(sb.st_mode)
+        || S_ISDIR(sb.st_mode))
+        return EVR_OK;
+    return evr_err_set(err, EVR_ERR_CONFIG, "%s: %s is %s, not a socket: no broker listens "
+                       "there: give the broker's %s endpoint (a local broker's is "
+                       "ipc://STATE_DIR/bus/%s)", ep, ep + 6,
+                       S_ISLNK(sb.st_mode) ? "a symbolic link" : S_ISFIFO(sb.st_mode) ? "a FIFO"
+                       : S_ISREG(sb.st_mode) ? "a file" : "a device",
+                       what, strcmp(what, "events") ? "clients" : "events");
+}
+
 /*  A DEALER as the client's: writable only once connected, dropping
     what it holds when closed. */
 static zsock_t *
@@ -165,6 +186,98 @@ s_dealer(void)
     zsock_set_immediate(sock, 1);
     zsock_set_linger(sock, 0);
     return sock;
+}
+
+#define S_SETTLE_NS 1000000000ull   /* a failed handshake waits this long for a clearer one */
+
+/*  What a handshake came to on endpoint ep: without CURVE, a failure
+    with no detail is another kind of socket closing the connection. */
+static evr_watch_seen_t
+s_seen_on(const char *ep, evr_watch_seen_t seen)
+{
+    return seen == EVR_WATCH_FAILED && !evr_curve_needed(ep) ? EVR_WATCH_DROPPED : seen;
+}
+
+/*  Waits up to wait_ms until sock (a DEALER with ZMQ_IMMEDIATE: writable
+    only once connected; NULL: a SUB, up at its first handshake) is
+    connected, or watch saw a handshake fail in a way ZeroMQ's retries
+    will not mend (a refused key, a wrong broker key, another mechanism or
+    socket); *seen gets the most telling thing the watch saw.  A failure
+    with no detail or a dropped connection waits up to S_SETTLE_NS more
+    for ZeroMQ's next try: the first of a plain socket against a CURVE one
+    often fails with no detail, the next says "mechanism mismatch". */
+static bool
+s_wait_up(zsock_t *sock, evr_watch_t *watch, int wait_ms, evr_watch_seen_t *seen)
+{
+    zmq_pollitem_t it[2] = { { sock ? zsock_resolve(sock) : NULL, 0, ZMQ_POLLOUT, 0 },
+                             { watch ? zsock_resolve(evr_watch_socket(watch)) : NULL, 0,
+                               ZMQ_POLLIN, 0 } };
+    zmq_pollitem_t *items = sock ? it : it + 1;
+    int n = (sock ? 1 : 0) + (watch ? 1 : 0);
+    uint64_t until = evr_mono_ns() + (uint64_t) wait_ms * 1000000ull;
+    *seen = EVR_WATCH_NONE;
+    for (;;) {
+        uint64_t now = evr_mono_ns();
+        if (now >= until || zmq_poll(items, n, (long) ((until - now) / 1000000)) < 0)
+            return false;
+        if (sock && (it[0].revents & ZMQ_POLLOUT))
+            return true;
+        if (!watch || !(it[1].revents & ZMQ_POLLIN))
+            continue;
+        evr_watch_seen_t s = evr_watch_read(watch);
+        if (s == EVR_WATCH_UP && !sock)
+            return true;
+        if (s > *seen && s != EVR_WATCH_UP) {
+            if (*seen < EVR_WATCH_DROPPED && s >= EVR_WATCH_DROPPED
+                && until > evr_mono_ns() + S_SETTLE_NS)
+                until = evr_mono_ns() + S_SETTLE_NS;
+            *seen = s;
+        }
+        if (*seen >= EVR_WATCH_MECHANISM)
+            return false;
+    }
+}
+
+/*  The error of a client endpoint ep not connected to: what the watch saw
+    (seen), said with its fix. */
+static evr_rc_t
+s_unreached(const evr_config_t *cfg, const char *ep, evr_watch_seen_t seen, evr_err_t *err)
+{
+    bool curve = evr_curve_needed(ep);
+    char why[600];
+    switch (seen) {
+    case EVR_WATCH_REFUSED:   /* the runner endpoint refuses client keys too (its ZAP domain) */
+        return evr_err_set(err, EVR_ERR_IO, "the broker at %s refuses this client's key: admit "
+                           "it by copying %s into the broker's curve/clients/ (if it is there "
+                           "already, %s is not the broker's client endpoint but its runner one)",
+                           ep, evr_config_get(cfg, "client_cert"), ep);
+    case EVR_WATCH_MECHANISM:
+        if (curve)
+            return evr_err_set(err, EVR_ERR_IO, "the peer at %s speaks no CURVE, as every "
+                               "tcp:// endpoint of an evrun broker does: it is no broker's "
+                               "endpoint (a plain ZeroMQ socket, or a forward to a broker's "
+                               "ipc:// socket?): give the broker's own tcp:// client endpoint "
+                               "(--broker), or on its host its ipc:// one", ep);
+        return evr_err_set(err, EVR_ERR_IO, "the peer at %s wants CURVE, which no ipc:// "
+                           "endpoint of an evrun broker carries: it is a tcp:// endpoint "
+                           "reached through a forward, not the broker's ipc:// socket: give the "
+                           "broker's tcp:// client endpoint (--broker tcp://HOST:PORT) and its "
+                           "key (--broker-key, a copy of its curve/broker.cert)", ep);
+    case EVR_WATCH_FAILED:   /* a wrong server key and another socket type look alike here */
+        return evr_err_set(err, EVR_ERR_IO, "the CURVE handshake with the broker at %s failed: "
+                           "is broker_key (%s) that broker's own curve/broker.cert, and %s its "
+                           "client endpoint (not its events one)?", ep,
+                           evr_config_get(cfg, "broker_key"), ep);
+    case EVR_WATCH_DROPPED:
+        return evr_err_set(err, EVR_ERR_IO, "the socket at %s closed the connection during "
+                           "its handshake: it is not the broker's client endpoint (its events "
+                           "one?): give the client endpoint (--broker; a local broker's is "
+                           "ipc://STATE_DIR/bus/clients)", ep);
+    default:
+        evr_watch_ipc_why(ep, why, sizeof why);
+        return evr_err_set(err, EVR_ERR_IO, "cannot reach the broker at %s%s%s%s: %s", ep,
+                           *why ? " (" : "", why, *why ? ")" : "", s_hint(ep));
+    }
 }
 
 evr_rc_t
@@ -178,8 +291,8 @@ evr_client_new_within(const evr_config_t *cfg, int wait_ms, evr_client_t **out, 
 {
     *out = NULL;
     const char *ep = evr_config_get(cfg, "client_endpoint");
-    evr_rc_t rc = evr_bus_check_endpoint(ep, err);
-    if (rc)
+    evr_rc_t rc = ep && *ep ? s_not_socket(ep, "client", err) : EVR_OK;
+    if (rc || (rc = evr_bus_check_endpoint(ep, err)))
         return rc;
     evr_bus_init();   /* czmq set up, its signal handlers off (evr_bus.h) */
     uint64_t t;
@@ -194,45 +307,21 @@ evr_client_new_within(const evr_config_t *cfg, int wait_ms, evr_client_t **out, 
         return rc;
     }
     c->curve = evr_curve_needed(ep);
-    /* over CURVE, a watch tells a refused key from a wrong broker key */
-    evr_curve_watch_t *watch = evr_curve_needed(ep) ? evr_curve_watch_new(c->sock) : NULL;
+    /* a watch tells a refused key, a wrong broker key, another mechanism
+       or socket from nothing listening (ZeroMQ itself only waits) */
+    evr_watch_t *watch = evr_watch_new(c->sock);
     zsock_connect(c->sock, "%s", ep);
-    /* With ZMQ_IMMEDIATE the socket is writable only once connected. */
-    zmq_pollitem_t it[2] = { { zsock_resolve(c->sock), 0, ZMQ_POLLOUT, 0 },
-                             { watch ? zsock_resolve(evr_curve_watch_socket(watch)) : NULL, 0,
-                               ZMQ_POLLIN, 0 } };
     int wait = c->timeout_ms < 3000 ? c->timeout_ms : 3000;
     if (wait > wait_ms)
         wait = wait_ms > 0 ? wait_ms : 1;
-    evr_curve_seen_t seen = EVR_CURVE_OK;
-    uint64_t until = evr_mono_ns() + (uint64_t) wait * 1000000ull;
-    bool up = false;
-    while (!up && !seen) {
-        uint64_t now = evr_mono_ns();
-        if (now >= until || zmq_poll(it, watch ? 2 : 1, (long) ((until - now) / 1000000)) < 0)
-            break;
-        up = it[0].revents & ZMQ_POLLOUT;
-        if (watch && (it[1].revents & ZMQ_POLLIN))
-            seen = evr_curve_watch_read(watch);
-    }
-    evr_curve_watch_destroy(&watch, c->sock);
+    evr_watch_seen_t seen;
+    bool up = s_wait_up(c->sock, watch, wait, &seen);
+    evr_watch_destroy(&watch, c->sock);
     if (up) {
         *out = c;
         return EVR_OK;
     }
-    if (seen == EVR_CURVE_REFUSED)
-        /* the runner endpoint refuses client keys too (its ZAP domain) */
-        rc = evr_err_set(err, EVR_ERR_IO, "the broker at %s refuses this client's key: admit "
-                         "it by copying %s into the broker's curve/clients/ (if it is there "
-                         "already, %s is not the broker's client endpoint but its runner one)",
-                         ep, evr_config_get(cfg, "client_cert"), ep);
-    else if (seen)   /* a wrong server key and another socket type look alike here */
-        rc = evr_err_set(err, EVR_ERR_IO, "the CURVE handshake with the broker at %s failed: "
-                         "is broker_key (%s) that broker's own curve/broker.cert, and %s its "
-                         "client endpoint (not its events one)?", ep,
-                         evr_config_get(cfg, "broker_key"), ep);
-    else
-        rc = evr_err_set(err, EVR_ERR_IO, "cannot reach the broker at %s: %s", ep, s_hint(ep));
+    rc = s_unreached(cfg, ep, s_seen_on(ep, seen), err);
     evr_client_destroy(&c);
     return rc;
 }
@@ -416,17 +505,56 @@ evr_client_stream_end(evr_client_t *self, const evr_msg_t *req, evr_client_item_
     }
 }
 
-zsock_t *
-evr_client_subscribe(const evr_config_t *cfg, const char *prefix, evr_err_t *err)
+/*  The error of an event stream ep whose handshake did not succeed
+    within wait_ms: what the watch saw (seen), said with its fix. */
+static evr_rc_t
+s_no_stream(const evr_config_t *cfg, const char *ep, evr_watch_seen_t seen, int wait_ms,
+            evr_err_t *err)
 {
-    return evr_client_subscribe_hwm(cfg, prefix, 0, err);
+    const char *fix = "give --events-endpoint the broker's events endpoint (by default its "
+                      "client endpoint's port + 2, tcp://HOST:7702; a local broker's is "
+                      "ipc://STATE_DIR/bus/events)";
+    char why[600];
+    switch (seen) {
+    case EVR_WATCH_REFUSED:
+        return evr_err_set(err, EVR_ERR_IO, "the broker at %s refuses this client's key on "
+                           "its event stream: admit it by copying %s into the broker's "
+                           "curve/clients/ (if it is there already, %s is not the broker's "
+                           "events endpoint but its runner one: %s)", ep,
+                           evr_config_get(cfg, "client_cert"), ep, fix);
+    case EVR_WATCH_MECHANISM:
+        return evr_err_set(err, EVR_ERR_IO, "the peer at %s %s: it is not the broker's events "
+                           "endpoint: %s", ep, evr_curve_needed(ep)
+                           ? "speaks no CURVE, as every tcp:// endpoint of an evrun broker does"
+                           : "wants CURVE, which no ipc:// endpoint of an evrun broker carries",
+                           fix);
+    case EVR_WATCH_FAILED:
+        return evr_err_set(err, EVR_ERR_IO, "the CURVE handshake with the event stream at %s "
+                           "failed: is broker_key (%s) that broker's own curve/broker.cert, "
+                           "and %s its events endpoint (not its client or runner one)? %s", ep,
+                           evr_config_get(cfg, "broker_key"), ep, fix);
+    case EVR_WATCH_DROPPED:
+        return evr_err_set(err, EVR_ERR_IO, "the socket at %s closed the connection during "
+                           "its handshake: it is not the broker's events endpoint (its client "
+                           "or runner one?): %s", ep, fix);
+    default:
+        evr_watch_ipc_why(ep, why, sizeof why);
+        return evr_err_set(err, EVR_ERR_IO, "no event stream at %s%s%s%s: no handshake within "
+                           "%d ms (the broker answers at %s): %s", ep, *why ? " (" : "", why,
+                           *why ? ")" : "", wait_ms, evr_config_get(cfg, "client_endpoint"),
+                           fix);
+    }
 }
 
-zsock_t *
-evr_client_subscribe_hwm(const evr_config_t *cfg, const char *prefix, int hwm, evr_err_t *err)
+/*  A SUB on cfg's events endpoint; with check, its first handshake
+    waited for (s_wait_up). */
+static zsock_t *
+s_subscribe(const evr_config_t *cfg, const char *prefix, int hwm, bool check, evr_err_t *err)
 {
     const char *ep = evr_config_get(cfg, "events_endpoint");
-    if (evr_bus_check_endpoint(ep, err))
+    uint64_t t = 0;
+    if ((ep && *ep && s_not_socket(ep, "events", err)) || evr_bus_check_endpoint(ep, err)
+        || (check && evr_client_config_timeout(cfg, &t, err)))
         return NULL;
     zsock_t *sub = zsock_new(ZMQ_SUB);
     evr_bus_setup(sub);
@@ -438,12 +566,37 @@ evr_client_subscribe_hwm(const evr_config_t *cfg, const char *prefix, int hwm, e
     if (hwm > 0)
         zsock_set_rcvhwm(sub, hwm);
     zsock_set_subscribe(sub, prefix);
+    evr_watch_t *watch = check ? evr_watch_new(sub) : NULL;
     if (zsock_connect(sub, "%s", ep) < 0) {
         evr_err_set(err, EVR_ERR_IO, "cannot connect to the event stream at %s: %s", ep,
                     zmq_strerror(zmq_errno()));
+        evr_watch_destroy(&watch, sub);
         zsock_destroy(&sub);
+        return NULL;
+    }
+    if (watch) {
+        int wait = t < 3000 ? (int) t : 3000;
+        evr_watch_seen_t seen;
+        bool up = s_wait_up(NULL, watch, wait, &seen);
+        evr_watch_destroy(&watch, sub);
+        if (!up) {
+            s_no_stream(cfg, ep, s_seen_on(ep, seen), wait, err);
+            zsock_destroy(&sub);
+        }
     }
     return sub;
+}
+
+zsock_t *
+evr_client_subscribe(const evr_config_t *cfg, const char *prefix, evr_err_t *err)
+{
+    return s_subscribe(cfg, prefix, 0, true, err);
+}
+
+zsock_t *
+evr_client_subscribe_hwm(const evr_config_t *cfg, const char *prefix, int hwm, evr_err_t *err)
+{
+    return s_subscribe(cfg, prefix, hwm, false, err);
 }
 
 char *

@@ -38,9 +38,12 @@ evr_rc_t evr_client_config_timeout(const evr_config_t *cfg, uint64_t *ms, evr_er
 
 /*  Connects to cfg's client endpoint, waiting at most the configured
     connect time for the connection.  EVR_ERR_IO: "cannot reach the broker
-    at EP: ...", or "no broker runs at the state directory S ..." (nothing
-    chosen by the user, nothing listening at the default: s_nothing_chosen
-    in evr_client.c), or a CURVE key that cannot be loaded;
+    at EP: ..." (an ipc:// path missing or no socket said), or "no broker
+    runs at the state directory S ..." (nothing chosen by the user,
+    nothing listening at the default: s_nothing_chosen in evr_client.c), a
+    handshake that failed (said at once: a refused key, a wrong broker
+    key, CURVE against a plain socket or the reverse, another kind of
+    socket; s_unreached), or a CURVE key that cannot be loaded;
     EVR_ERR_CONFIG: timeout_ms is no number in its range, or the
     endpoint is bad. */
 evr_rc_t evr_client_new(const evr_config_t *cfg, evr_client_t **out, evr_err_t *err);
@@ -108,11 +111,19 @@ evr_rc_t evr_client_stream_end(evr_client_t *self, const evr_msg_t *req,
                                evr_err_t *err);
 
 /*  A SUB socket on cfg's events endpoint subscribed to prefix (caller
-    destroys). */
+    destroys), once its handshake with the event stream succeeded, waited
+    for up to min(timeout_ms, 3 s).  NULL with err: EVR_ERR_CONFIG, a bad
+    endpoint or timeout_ms, or a CURVE key that cannot be loaded;
+    EVR_ERR_IO naming the endpoint, what became of the handshake (nothing
+    listens, or the path is no socket; a refused key; a failed CURVE
+    handshake; another mechanism; another kind of socket) and the fix. */
 zsock_t *evr_client_subscribe(const evr_config_t *cfg, const char *prefix, evr_err_t *err);
-/*  The same with a receive high-water mark of hwm messages (0: the bus's):
-    a reader that falls behind loses publications past it, and takes them
-    from history (a gap in jseq), so its memory stays bounded. */
+/*  The same, not waiting for the handshake (ZeroMQ goes on trying to
+    connect: a caller that keeps running, the gateway), with a receive
+    high-water mark of hwm messages (0: the bus's): a reader that falls
+    behind loses publications past it, and takes them from history (a gap
+    in jseq), so its memory stays bounded.  NULL with err when the endpoint
+    is bad or a key cannot be loaded. */
 zsock_t *evr_client_subscribe_hwm(const evr_config_t *cfg, const char *prefix, int hwm,
                                   evr_err_t *err);
 

@@ -1,28 +1,16 @@
-/*  evr_follow.c: see evr_follow.h. */
+/*  evr_follow.c: see evr_follow.h: which events, in which order, asked of
+    whom; evr_fprint.c prints them. */
 #include "evr_follow.h"
 
-#include <errno.h>
-#include <poll.h>
 #include <string.h>
 
 #include "evr_bus.h"
 #include "evr_codec.h"
+#include "evr_fprint.h"
 #include "evr_job.h"
-#include "evr_json.h"
 
-#define S_LINE_MAX (64u * 1024u)    /* a longer line is printed in pieces */
 #define S_JOBS_MAX 4096             /* jobs tracked at once (--all) */
-#define S_SHOW_NS 100000000ull      /* a line with no newline yet is shown after this */
-
-typedef struct s_line {
-    char *step;
-    int stream;
-    char *buf;
-    size_t len;
-    size_t shown;           /* of buf, the bytes on the screen (the open line's) */
-    uint64_t since;         /* mono ns: the first byte of buf not shown came */
-    struct s_line *next;
-} s_line_t;
+#define S_TURN_MS 100               /* the live loop looks at lines not shown this often */
 
 typedef struct s_fjob {
     char id[EVR_ULID_LEN + 1];
@@ -33,9 +21,7 @@ typedef struct s_fjob {
     bool retry;             /* owed: its history, or its pipeline when !known (the
                                broker did not answer, or cut a history short) */
     char *status;           /* of job.finished */
-    evr_strmap_t started;   /* step -> the attempt whose step.started came: a
-                               step.finished of another never started */
-    s_line_t *lines;
+    evr_fprint_job_t *pj;   /* its lines being printed (NULL once it finished) */
     struct s_fjob *next;
 } s_fjob_t;
 
@@ -53,8 +39,7 @@ typedef struct {
     uint64_t asked_time;    /* wall clock when the last request was sent */
     uint64_t lost_time;     /* ... the first failed one of this outage */
     uint64_t retry_ns;      /* no request before (a second after one that failed) */
-    s_line_t *open;         /* the line shown without its newline yet (live only) */
-    int write_err;          /* errno of a failed write to o->out: nothing more printed */
+    evr_fprint_t *pr;       /* the printing: lines, the open one, a failed write */
     int base_ms;            /* the client's timeout_ms; doubled in an outage up to cap_ms */
     int cap_ms;
     volatile sig_atomic_t *stop;
@@ -63,6 +48,16 @@ typedef struct {
 #define S_RETRY_NS 1000000000ull    /* a second between a failed request and the next */
 #define S_WAIT_CAP_MS 60000         /* the longest wait an outage doubles timeout_ms to */
 #define S_ASK_MAX 16                /* requests one pass of s_reask sends at most */
+#define S_QUEUED_NS 2000000000ull   /* queued_note: said of a job still queued this long */
+
+/*  After a print: a write that failed and was said ends the follow, exit
+    2 (one whose reader went away set *stop instead). */
+static void
+s_printed(s_follow_t *f)
+{
+    if (evr_fprint_failed(f->pr))
+        f->failed = true;
+}
 
 /* what s_history and s_pipeline did */
 typedef enum { S_SKIPPED, S_ANSWERED, S_LOST } s_asked_t;
@@ -75,24 +70,11 @@ s_job(s_follow_t *f, const char *id)
             return j;
     s_fjob_t *j = evr_calloc(1, sizeof *j);
     snprintf(j->id, sizeof j->id, "%s", id);
+    j->pj = evr_fprint_job_new(f->pr, id);
     j->next = f->jobs;
     f->jobs = j;
     f->njobs++;
     return j;
-}
-
-static void
-s_free_lines(s_follow_t *f, s_fjob_t *j)
-{
-    while (j->lines) {
-        s_line_t *l = j->lines;
-        if (f->open == l)
-            f->open = NULL;     /* (flushed before: not on the screen) */
-        j->lines = l->next;
-        free(l->step);
-        free(l->buf);
-        free(l);
-    }
 }
 
 /*  Forgets finished jobs when too many are tracked (--all over days). */
@@ -105,396 +87,14 @@ s_trim(s_follow_t *f)
         s_fjob_t *j = *pp;
         if (j->done) {
             *pp = j->next;
-            s_free_lines(f, j);
+            evr_fprint_job_destroy(f->pr, &j->pj);
             free(j->status);
-            evr_strmap_free(&j->started);
             free(j);
             f->njobs--;
         }
         else
             pp = &j->next;
     }
-}
-
-/* ------------------------------------------------------------ printing */
-
-/*  After a print: a write to o->out that failed ends the follow, nothing
-    more printed.  Its reader gone (EPIPE: `evrun-tail --all | head`) sets
-    *stop, as SIGINT would, and is not said; another error (a full disk)
-    is said, exit 2. */
-static void
-s_wrote(s_follow_t *f)
-{
-    FILE *out = f->o->out;
-    errno = 0;
-    if ((fflush(out) == 0 && !ferror(out)) || f->write_err)
-        return;
-    int e = errno, fd = fileno(out);
-    struct pollfd p = { .fd = fd, .events = POLLOUT };
-    if (e != EPIPE && fd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & POLLERR))
-        e = EPIPE;      /* a pipe whose reader is gone (an earlier write's errno lost) */
-    f->write_err = e ? e : EIO;
-    if (f->write_err == EPIPE && f->stop) {
-        *f->stop = 1;
-        return;
-    }
-    fprintf(stderr, "%s: writing %s: %s\n", f->prog, out == stdout ? "to stdout" : "the output",
-            strerror(f->write_err));
-    f->failed = true;
-}
-
-/*  o->out for a line of its own: a line shown without its newline yet
-    (s_show) is ended first, and the bytes of it shown are done with: its
-    rest comes later as a line of its own ("step | rest"), as
-    `evrun-runner --exec` prints it. */
-static FILE *
-s_out(s_follow_t *f)
-{
-    s_line_t *l = f->open;
-    if (l) {
-        fputc('\n', f->o->out);
-        memmove(l->buf, l->buf + l->shown, l->len - l->shown);
-        l->len -= l->shown;
-        l->shown = 0;
-        l->since = evr_mono_ns();
-        f->open = NULL;
-    }
-    return f->o->out;
-}
-
-static void
-s_prefix(s_follow_t *f, const s_fjob_t *j, const char *step)
-{
-    FILE *out = s_out(f);
-    if (f->o->job_prefix)
-        fprintf(out, "%s/%s | ", j->id, step ? step : "-");
-    else
-        fprintf(out, "%s | ", step ? step : "-");
-}
-
-static s_line_t *
-s_line(s_fjob_t *j, const char *step, int stream)
-{
-    for (s_line_t *l = j->lines; l; l = l->next)
-        if (l->stream == stream && !strcmp(l->step, step))
-            return l;
-    s_line_t *l = evr_calloc(1, sizeof *l);
-    l->step = evr_strdup(step);
-    l->stream = stream;
-    l->buf = evr_malloc(S_LINE_MAX);
-    l->next = j->lines;
-    j->lines = l;
-    return l;
-}
-
-/*  Prints l's line with its newline: the open line's rest after what is
-    shown of it, any other whole. */
-static void
-s_flush_line(s_follow_t *f, const s_fjob_t *j, s_line_t *l)
-{
-    if (!l->len)
-        return;
-    if (f->open != l)
-        s_prefix(f, j, l->step);
-    fwrite(l->buf + l->shown, 1, l->len - l->shown, f->o->out);
-    fputc('\n', f->o->out);
-    l->len = l->shown = 0;
-    if (f->open == l)
-        f->open = NULL;
-}
-
-/*  A line of S_LINE_MAX bytes before byte c: printed up to its last
-    character boundary, a character c goes on (one cut short) carried into
-    the next piece, so a piece never ends inside a character (unless
-    its first bytes were shown already). */
-static void
-s_flush_long(s_follow_t *f, const s_fjob_t *j, s_line_t *l, uint8_t c)
-{
-    size_t at = l->len;
-    if ((c & 0xc0) == 0x80) {
-        size_t lead = evr_utf8_cut(l->buf, l->len, l->len - 1, false);
-        uint8_t b = (uint8_t) l->buf[lead];
-        size_t need = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
-        if (lead > 0 && l->len - lead < need && lead >= l->shown)
-            at = lead;
-    }
-    size_t tail = l->len - at;
-    l->len = at;
-    s_flush_line(f, j, l);
-    memmove(l->buf, l->buf + at, tail);
-    l->len = tail;
-    l->since = evr_mono_ns();
-}
-
-static void
-s_flush_step(s_follow_t *f, s_fjob_t *j, const char *step)
-{
-    for (s_line_t *l = j->lines; l; l = l->next)
-        if (!step || !strcmp(l->step, step))
-            s_flush_line(f, j, l);
-}
-
-/*  While following live, the bytes of a line with no newline yet (a
-    step printing dots, a prompt) that waited S_SHOW_NS are printed as
-    they are, the line left open: more of it goes on it, and anything
-    else printed first ends it there (s_out). */
-static void
-s_show(s_follow_t *f)
-{
-    uint64_t now = evr_mono_ns();
-    bool shown = false;
-    for (s_fjob_t *j = f->jobs; j; j = j->next)
-        for (s_line_t *l = j->lines; l && j->match && !f->o->json; l = l->next) {
-            if (l->len <= l->shown || now - l->since < S_SHOW_NS)
-                continue;
-            if (f->open != l) {
-                s_prefix(f, j, l->step);
-                f->open = l;
-            }
-            fwrite(l->buf + l->shown, 1, l->len - l->shown, f->o->out);
-            l->shown = l->len;
-            shown = true;
-        }
-    if (shown)
-        s_wrote(f);
-}
-
-static void
-s_output(s_follow_t *f, s_fjob_t *j, const evr_event_t *ev)
-{
-    const evr_evdata_t *d = &ev->data;
-    if (!d->bytes.len && d->raw) {
-        /* retention dropped the bytes (evr_prune.h): said once a stream */
-        if (d->offset == 0) {
-            s_prefix(f, j, d->step);
-            fprintf(f->o->out, "[%s output removed by retention]\n",
-                    d->stream ? d->stream : "");
-        }
-        return;
-    }
-    s_line_t *l = s_line(j, d->step, d->stream && !strcmp(d->stream, "stderr"));
-    for (size_t i = 0; i < d->bytes.len; i++) {
-        uint8_t c = d->bytes.data[i];
-        if (c == '\n') {
-            if (!l->len) {
-                s_prefix(f, j, l->step);
-                fputc('\n', f->o->out);
-            }
-            else
-                s_flush_line(f, j, l);
-            continue;
-        }
-        if (l->len == S_LINE_MAX)
-            s_flush_long(f, j, l, c);
-        if (l->len == l->shown)
-            l->since = evr_mono_ns();   /* the first byte not shown */
-        l->buf[l->len++] = (char) c;
-    }
-}
-
-/*  Whether the attempt of a step.finished had started (its step.started
-    came): one that never started has no duration. */
-static bool
-s_started(const s_fjob_t *j, const evr_evdata_t *d)
-{
-    char at[16];
-    snprintf(at, sizeof at, "%u", d->attempt);
-    const char *was = d->step ? evr_strmap_get(&j->started, d->step) : NULL;
-    return was && !strcmp(was, at);
-}
-
-static void
-s_lifecycle(s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
-{
-    const evr_evdata_t *d = &ev->data;
-    FILE *out = s_out(f);
-    if (f->o->job_prefix)
-        fprintf(out, "%s%s%s -- %s", j->id, d->step ? "/" : "", d->step ? d->step : "",
-                evr_evtype_name(evr_event_kind(ev)));
-    else
-        fprintf(out, "%s -- %s", d->step ? d->step : "job", evr_evtype_name(evr_event_kind(ev)));
-    if (d->status)
-        fprintf(out, ": %s%s", d->status, d->allowed ? " (allowed)" : "");
-    if (d->force)   /* job.cancel_requested of a second cancel */
-        fprintf(out, ": again, its when: always steps stopped too");
-    if (evr_event_kind(ev) == EVR_EV_SECRET_REGISTERED)   /* the name only */
-        fprintf(out, ": %s", d->name ? d->name : "?");
-    if (d->source)   /* job.source */
-        fprintf(out, ": %s %s %s%s%s", d->source, d->kind ? d->kind : "", d->url ? d->url : "",
-                d->commit ? " at " : "", d->commit ? d->commit : "");
-    if (evr_event_kind(ev) == EVR_EV_STEP_FINISHED && d->exit_code != EVR_STEP_NO_EXIT)
-        fprintf(out, " (exit %lld, %llu ms)", (long long) d->exit_code,
-                (unsigned long long) d->duration);
-    else if (evr_event_kind(ev) == EVR_EV_STEP_FINISHED && s_started(j, d))   /* lost */
-        fprintf(out, " (%llu ms)", (unsigned long long) d->duration);
-    else if (evr_event_kind(ev) == EVR_EV_STEP_FINISHED)   /* no duration: it had none */
-        fprintf(out, " (never started)");
-    if (d->attempt > 1)
-        fprintf(out, " attempt %u", d->attempt);
-    if (d->how)
-        fprintf(out, " (%s)", d->how);
-    if (d->path && d->sha256)   /* step.artifact */
-        fprintf(out, " %s (%llu bytes, sha256 %s)", d->path, (unsigned long long) d->size,
-                d->sha256);
-    for (uint32_t i = 0; i < d->outputs.n; i++)   /* step.outputs (masked) */
-        fprintf(out, " %s=%s", d->outputs.k[i], d->outputs.v[i]);
-    if (d->runner)
-        fprintf(out, " on %s", d->runner);
-    if (d->reason)
-        fprintf(out, " -- %s", d->reason);
-    fputc('\n', out);
-}
-
-/*  A pull's progress, shown as output is (without --events too): one
-    line per event, "image NAME | text" (image.progress: one per layer). */
-static void
-s_image(s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
-{
-    const evr_evdata_t *d = &ev->data;
-    FILE *out = s_out(f);
-    if (f->o->job_prefix)
-        fprintf(out, "%s/", j->id);
-    fprintf(out, "image %s | ", d->image ? d->image : "?");
-    switch (evr_event_kind(ev)) {
-    case EVR_EV_IMAGE_PULLING: fprintf(out, "pulling"); break;
-    case EVR_EV_IMAGE_PROGRESS: fprintf(out, "%s", d->text ? d->text : ""); break;
-    case EVR_EV_IMAGE_PULLED:
-        fprintf(out, "pulled (%s, %llu bytes, %llu.%03llus)", d->digest ? d->digest : "no digest",
-                (unsigned long long) d->size, (unsigned long long) (d->duration / 1000),
-                (unsigned long long) (d->duration % 1000));
-        break;
-    default: fprintf(out, "failed: %s", d->reason ? d->reason : "?"); break;
-    }
-    fputc('\n', out);
-}
-
-/*  A lifecycle hook's run, shown as images are: "hook NAME (PHASE) |
-    started", then "| succeeded (12 ms)" or "| refused: why (12 ms)". */
-static void
-s_hook(s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
-{
-    const evr_evdata_t *d = &ev->data;
-    FILE *out = s_out(f);
-    if (f->o->job_prefix)
-        fprintf(out, "%s/", j->id);
-    fprintf(out, "hook %s (%s) | ", d->name ? d->name : "?", d->phase ? d->phase : "?");
-    if (evr_event_kind(ev) == EVR_EV_HOOK_STARTED)
-        fprintf(out, "started");
-    else
-        fprintf(out, "%s%s%s (%llu ms)", d->status ? d->status : "?", d->reason ? ": " : "",
-                d->reason ? d->reason : "", (unsigned long long) d->duration_ms);
-    fputc('\n', out);
-}
-
-/*  Without --events, a step that ended other than succeeded still gets
-    one line, so the output alone says which step failed and why, as
-    `evrun-runner --exec` does: "STEP > timed_out (exit 143): timed out
-    after 2000 ms", "STEP > failed (exit 1, attempt 2)" for a retry,
-    "STEP > failed: image ..." for one that never started. */
-static void
-s_step_end(s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
-{
-    const evr_evdata_t *d = &ev->data;
-    if (!d->status || !strcmp(d->status, "succeeded"))
-        return;
-    FILE *out = s_out(f);
-    if (f->o->job_prefix)
-        fprintf(out, "%s/", j->id);
-    fprintf(out, "%s > %s%s", d->step ? d->step : "?", d->status, d->allowed ? " (allowed)" : "");
-    /* no exit code for a step that never started, nor a 0 its reason explains */
-    bool told = evr_step_exit_told(d->exit_code, false);
-    if (told)
-        fprintf(out, " (exit %lld", (long long) d->exit_code);
-    if (d->attempt > 1)
-        fprintf(out, "%sattempt %u", told ? ", " : " (", d->attempt);
-    fprintf(out, "%s%s%s\n", told || d->attempt > 1 ? ")" : "", d->reason ? ": " : "",
-            d->reason ? d->reason : "");
-}
-
-/*  ... a skipped step too, as `evrun-runner --exec` says it: "STEP >
-    skipped: step a before it did not succeed". */
-static void
-s_step_skip(s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
-{
-    const evr_evdata_t *d = &ev->data;
-    FILE *out = s_out(f);
-    if (f->o->job_prefix)
-        fprintf(out, "%s/", j->id);
-    fprintf(out, "%s > skipped%s%s\n", d->step ? d->step : "?", d->reason ? ": " : "",
-            d->reason ? d->reason : "");
-}
-
-/*  ... and (job_end) a job that ended other than succeeded, as the last
-    line of `run --follow` says it: "job ID failed: REASON". */
-static void
-s_job_end(s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
-{
-    const evr_evdata_t *d = &ev->data;
-    if (!f->o->job_end || !d->status || !strcmp(d->status, "succeeded"))
-        return;
-    fprintf(s_out(f), "job %s %s%s%s\n", j->id, d->status, d->reason ? ": " : "",
-            d->reason ? d->reason : "");
-}
-
-/*  ... and a retry's start says so: "STEP > retrying (attempt 2)". */
-static void
-s_step_retry(s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
-{
-    const evr_evdata_t *d = &ev->data;
-    if (d->attempt < 2)
-        return;
-    FILE *out = s_out(f);
-    if (f->o->job_prefix)
-        fprintf(out, "%s/", j->id);
-    fprintf(out, "%s > retrying (attempt %u)\n", d->step ? d->step : "?", d->attempt);
-}
-
-static void
-s_print(s_follow_t *f, s_fjob_t *j, const evr_event_t *ev)
-{
-    evr_evtype_t t = evr_event_kind(ev);
-    const char *step = ev->data.step;
-    if (t == EVR_EV_STEP_STARTED && step) {   /* read by s_started */
-        char at[16];
-        snprintf(at, sizeof at, "%u", ev->data.attempt);
-        evr_strmap_set(&j->started, step, at);
-    }
-    if (f->o->step && step && !evr_spec_step_matches(f->o->step, step))
-        return;
-    if (f->o->step && !step && t != EVR_EV_JOB_FINISHED)
-        return;
-    if (f->o->json) {
-        if (t == EVR_EV_STEP_OUTPUT || f->o->events) {
-            json_t *js = evr_json_from_rec(&evr_event_type, ev);
-            char *s = json_dumps(js, JSON_COMPACT);
-            fprintf(s_out(f), "%s\n", s);
-            free(s);
-            json_decref(js);
-        }
-    }
-    else if (t == EVR_EV_STEP_OUTPUT)
-        s_output(f, j, ev);
-    else if (t >= EVR_EV_IMAGE_PULLING && t <= EVR_EV_IMAGE_PULL_FAILED)
-        s_image(f, j, ev);
-    else if (t == EVR_EV_HOOK_STARTED || t == EVR_EV_HOOK_FINISHED)
-        s_hook(f, j, ev);
-    else if (t == EVR_EV_SECRET_REGISTERED)   /* shown as hooks are: also without --events */
-        s_lifecycle(f, j, ev);
-    else {
-        if (t == EVR_EV_STEP_FINISHED || t == EVR_EV_STEP_SKIPPED || t == EVR_EV_JOB_FINISHED)
-            s_flush_step(f, j, t == EVR_EV_JOB_FINISHED ? NULL : step);
-        if (f->o->events)
-            s_lifecycle(f, j, ev);
-        else if (t == EVR_EV_STEP_FINISHED)
-            s_step_end(f, j, ev);
-        else if (t == EVR_EV_STEP_SKIPPED)
-            s_step_skip(f, j, ev);
-        else if (t == EVR_EV_JOB_FINISHED)
-            s_job_end(f, j, ev);
-        else if (t == EVR_EV_STEP_STARTED)
-            s_step_retry(f, j, ev);
-    }
-    s_wrote(f);
 }
 
 /* ------------------------------------------------------------ ordering */
@@ -610,7 +210,7 @@ s_history(s_follow_t *f, const char *job, uint32_t from, bool reask)
         more = end.more;
         evr_msg_clear(&end);
     } while (rc == EVR_OK && more && f->page > 0 && s_job(f, job)->last > before
-             && !s_job(f, job)->done && !f->write_err);
+             && !s_job(f, job)->done && !evr_fprint_ended(f->pr));
     f->in_history = false;
     s_job(f, job)->retry = rc == EVR_ERR_IO || (rc == EVR_ERR_STATE && s_cut(f, &err));
     if (rc == EVR_ERR_IO) {
@@ -735,16 +335,16 @@ s_check_step(s_follow_t *f, const evr_event_t *ev)
 }
 
 /*  A job with no history yet (still queued, or paused in the queue):
-    without --follow, stderr says why nothing is printed (and why it
-    waits, the status's reason); with --step S, its steps are those of
+    with note (without --follow; with queued_note, once it stayed so for
+    S_QUEUED_NS), stderr says why nothing is printed (and why it waits,
+    the status's reason); with --step S, its steps are those of
     the spec the broker holds with it, which `status` answers with (its
     `steps`).  An answer without them (a broker before they were added)
     leaves --step unchecked until the job.accepted (s_check_step); no
     answer is an outage (s_lost). */
 static void
-s_check_queued(s_follow_t *f, const s_fjob_t *j)
+s_check_queued(s_follow_t *f, const s_fjob_t *j, bool note)
 {
-    bool note = !f->o->follow && !f->o->json;
     if ((!s_step_checked(f) && !note) || f->failed || j->last > 0 || j->retry)
         return;
     evr_msg_t req = { .type = EVR_MSG_STATUS, .job = (char *) j->id }, rep = { 0 };
@@ -757,9 +357,10 @@ s_check_queued(s_follow_t *f, const s_fjob_t *j)
     }
     if (rc == EVR_OK && rep.type == EVR_MSG_JOB && note && !f->failed && rep.status
         && (!strcmp(rep.status, "queued") || !strcmp(rep.status, "paused")))
-        fprintf(stderr, "%s: job %s is %s in the broker's queue: no output yet (--follow "
-                "waits for it)%s%s\n", f->prog, j->id, rep.status, rep.reason ? "; " : "",
-                rep.reason ? rep.reason : "");
+        fprintf(stderr, "%s: job %s is %s in the broker's queue: no output yet (%s)%s%s\n",
+                f->prog, j->id, rep.status, f->o->follow ? "following: its output comes once "
+                "a runner runs it; `evrun-cli status` says why it waits" : "--follow waits for it",
+                rep.reason ? "; " : "", rep.reason ? rep.reason : "");
     else if (rc == EVR_ERR_IO) {
         char what[128];
         snprintf(what, sizeof what, "status of %s", j->id);
@@ -771,7 +372,7 @@ s_check_queued(s_follow_t *f, const s_fjob_t *j)
 static void
 s_take(s_follow_t *f, const evr_event_t *ev)
 {
-    if (f->failed || f->write_err)
+    if (f->failed || evr_fprint_ended(f->pr))
         return;     /* ended (--step names no step, stdout gone): nothing more printed */
     s_fjob_t *j = s_job(f, ev->job);
     if (!s_matches(f, j, ev)) {
@@ -791,12 +392,14 @@ s_take(s_follow_t *f, const evr_event_t *ev)
     s_check_step(f, ev);
     if (f->failed)
         return;
-    s_print(f, j, ev);
+    if (j->pj)      /* NULL only past its job.finished: not for a sound broker */
+        evr_fprint_event(f->pr, j->pj, ev);
+    s_printed(f);
     if (evr_event_kind(ev) == EVR_EV_JOB_FINISHED) {
-        s_free_lines(f, j);    /* flushed by s_print; a long tail keeps no buffers */
+        /* flushed by evr_fprint_event; a long tail keeps no buffers */
+        evr_fprint_job_destroy(f->pr, &j->pj);
         j->done = true;
         free(j->status);
-        evr_strmap_free(&j->started);
         j->status = evr_strdup(ev->data.status ? ev->data.status : "failed");
     }
 }
@@ -879,9 +482,8 @@ s_free(s_follow_t *f)
     while (f->jobs) {
         s_fjob_t *j = f->jobs;
         f->jobs = j->next;
-        s_free_lines(f, j);
+        evr_fprint_job_destroy(f->pr, &j->pj);
         free(j->status);
-        evr_strmap_free(&j->started);
         free(j);
     }
 }
@@ -933,10 +535,11 @@ static void
 s_live(s_follow_t *f, zsock_t *sub, volatile sig_atomic_t *stop)
 {
     s_fjob_t *mine = f->o->job ? s_job(f, f->o->job) : NULL;
-    uint64_t quiet_since = evr_mono_ns();
+    uint64_t quiet_since = evr_mono_ns(), start = quiet_since;
+    bool noted = !f->o->queued_note || !mine || f->o->json;
     while (!f->failed && !(stop && *stop) && !(mine && mine->done)) {
         zmq_pollitem_t it = { zsock_resolve(sub), 0, ZMQ_POLLIN, 0 };
-        zmq_poll(&it, 1, (long) (S_SHOW_NS / 1000000));
+        zmq_poll(&it, 1, S_TURN_MS);
         for (int i = 0; i < 1024 && evr_bus_readable(sub); i++) {
             char *topic = NULL;
             evr_msg_t m = { 0 };
@@ -960,7 +563,12 @@ s_live(s_follow_t *f, zsock_t *sub, volatile sig_atomic_t *stop)
             s_reask(f, mine, quiet);
             quiet_since = evr_mono_ns();
         }
-        s_show(f);
+        if (!noted && !mine->last && !f->outage && now - start >= S_QUEUED_NS) {
+            noted = true;   /* still in the queue: said once (s_check_queued) */
+            s_check_queued(f, mine, true);
+        }
+        evr_fprint_show(f->pr);
+        s_printed(f);
         s_trim(f);
     }
 }
@@ -975,12 +583,14 @@ evr_follow(const char *prog, const evr_config_t *cfg, evr_client_t *client,
              : f.base_ms * 8 < S_WAIT_CAP_MS ? f.base_ms * 8 : S_WAIT_CAP_MS;
     zsock_t *sub = NULL;
     evr_err_t err;
+    f.pr = evr_fprint_new(prog, o, stop);
     if (o->follow) {
         char prefix[64] = "ev.";
         if (o->job)
             snprintf(prefix, sizeof prefix, "ev.%s.", o->job);
         if (!(sub = evr_client_subscribe(cfg, prefix, &err))) {
             fprintf(stderr, "%s: %s\n", prog, err.msg);
+            evr_fprint_destroy(&f.pr);
             return 2;
         }
     }
@@ -988,19 +598,18 @@ evr_follow(const char *prog, const evr_config_t *cfg, evr_client_t *client,
         s_fjob_t *j = s_job(&f, o->job);
         j->known = j->match = true;
         s_history(&f, o->job, 1, false);
-        s_check_queued(&f, j);
+        s_check_queued(&f, j, !o->follow && !o->json);
     }
     else
         s_backfill(&f);
     if (sub)
         s_live(&f, sub, stop);
-    for (s_fjob_t *j = f.jobs; j; j = j->next)
-        if (j->match && !o->json && !f.write_err)
-            s_flush_step(&f, j, NULL);
-    s_wrote(&f);
+    evr_fprint_flush(f.pr);
+    s_printed(&f);
     int status = s_status_code(&f, o->job ? s_job(&f, o->job) : NULL);
     evr_client_set_timeout(client, f.base_ms);
     zsock_destroy(&sub);
     s_free(&f);
+    evr_fprint_destroy(&f.pr);
     return status;
 }

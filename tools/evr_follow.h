@@ -20,15 +20,11 @@
     asked again from there.  Another `error` answer (no such job) ends
     it, as does any failure without `follow`.
 
-    Output lines are printed whole, as "job/step | line" (or "step | line"
-    when following one job from evrun-cli), assembled across chunks.
-    While following live, a line with no newline yet that waited 100 ms
-    (a step printing dots, a prompt) is printed as it is and left open:
-    more of it goes on it, and anything else printed first ends it there,
-    its rest printed later as a line of its own, as `evrun-runner --exec`
-    prints it.  A write to `out` that fails ends the follow: its reader
-    gone (EPIPE) sets *stop, as a signal would; another error is said on
-    stderr (exit 2).
+    How each event is printed (lines assembled across chunks, a line
+    with no newline yet shown live, a failed write to `out`) is
+    evr_fprint.h's.  A write to `out` that fails ends the follow: its
+    reader gone (EPIPE) sets *stop, as a signal would; another error is
+    said on stderr (exit 2).
 */
 #ifndef EVR_FOLLOW_H_INCLUDED
 #define EVR_FOLLOW_H_INCLUDED
@@ -51,6 +47,11 @@ typedef struct {
     bool from_start;        /* --pipeline/--all: jobs finished before too */
     bool job_end;           /* without events: a line for a job that ended other
                                than succeeded ("job ID failed: REASON") */
+    bool queued_note;       /* with job, following: a job still in the queue (queued
+                               or paused) 2 s after the start says so once on
+                               stderr, as without follow (logs --follow,
+                               evrun-tail --job; not run --follow: its submit
+                               said whether a runner takes work) */
     bool any_step;          /* step not checked against the job's: one naming none
                                prints nothing, no error (the gateway's log, which
                                checks it itself with evr_follow_step_named) */
@@ -66,7 +67,8 @@ bool evr_follow_step_named(const char *want, const evr_strlist_t *steps, char *n
 /*  Follows until the job ends (job mode), the stream has nothing more
     (follow false) or *stop is set.  Returns the exit status: 0 the job
     succeeded (or no job mode), 1 it failed, was cancelled or timed out,
-    2 the broker was unreachable, knows no such job, the job has no step
+    2 the broker was unreachable, or (following) its event stream at
+    events_endpoint (evr_client_subscribe), knows no such job, the job has no step
     `step`, or `out` could not be written (message on stderr, prefixed
     with prog); not for a broker that stops answering while following
     (see above), nor for a reader of `out` that went away (*stop set). */

@@ -76,7 +76,7 @@ main(int argc, char **argv)
     };
     evr_cli_t cli = { .prog = "evrun-tail" };
     evr_follow_opts_t fo = { .follow = true, .job_prefix = true, .job_end = true,
-                             .out = stdout };
+                             .queued_note = true, .out = stdout };
     char *job = NULL;
     bool all = false;
     int c, status = 0;

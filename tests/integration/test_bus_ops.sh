@@ -59,11 +59,14 @@ case_curve() {
   check "an id taken by another key: the runner stops" [ $? -ne 0 ]
   check "... saying so" grep -q "belongs to another admitted key" "$tmp/cv2.out"
   check "... and cv-1 keeps its session" grep -q "^cv-1 .*idle" <("$bin/evrun-cli" runners --broker "$cep")
-  "$bin/evrun-cli" run "$src/examples/hello.yml" --follow --broker "$cep" > "$tmp/cv.run" 2>&1
+  # the events endpoint is not the client one's port + 2 here: given (a
+  # follower told none waited for its handshake, and said so)
+  "$bin/evrun-cli" run "$src/examples/hello.yml" --follow --broker "$cep" --events-endpoint "$eep" \
+    > "$tmp/cv.run" 2>&1
   check "a job over tcp with CURVE" grep -qx "greet | hello, world" "$tmp/cv.run"
   local j
   j=$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$tmp/cv.run")
-  timeout -k 10 20 "$bin/evrun-tail" --job "$j" --broker "$cep" > "$tmp/cv.tail" 2>&1
+  timeout -k 10 20 "$bin/evrun-tail" --job "$j" --broker "$cep" --events-endpoint "$eep" > "$tmp/cv.tail" 2>&1
   check "evrun-tail over the CURVE event stream" grep -qx "$j/greet | hello, world" "$tmp/cv.tail"
   EVRUN_STATE_DIR=$other "$bin/evrun-cli" jobs --broker "$cep" --broker-key "$tmp/curve/broker.cert" \
     --timeout-ms 2000 > "$tmp/cv.other" 2>&1

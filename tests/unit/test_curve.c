@@ -314,8 +314,11 @@ test_private(void)
     char *moved = evr_asprintf("%s/kept", dir);
     CHECK(rename(secret, moved) == 0 && mkdir(secret, 0700) == 0);
     CHECK(evr_curve_pair(path, &made, &err) == NULL);
-    CHECK_CONTAINS(err.msg, "is not a regular file");
-    CHECK(rmdir(secret) == 0);
+    CHECK_CONTAINS(err.msg, "is a directory: remove it");   /* s_secret_place */
+    CHECK(rmdir(secret) == 0 && mkfifo(secret, 0600) == 0);
+    CHECK(evr_curve_pair(path, &made, &err) == NULL);
+    CHECK_CONTAINS(err.msg, "is not a regular file");   /* at once: opened without blocking */
+    CHECK(unlink(secret) == 0);
     /* a link to a private secret of one's own is the secret */
     CHECK(symlink(moved, secret) == 0);
     c = evr_curve_pair(path, &made, &err);
@@ -372,6 +375,35 @@ test_damaged(void)
     CHECK_CONTAINS(err.msg, "a directory: give the path of a key pair's file in it");
     CHECK(evr_curve_load(path, dir, &k, &made, &err) == EVR_ERR_CONFIG);
     CHECK_CONTAINS(err.msg, "a directory: give the broker's certificate file");
+    char *fifo = evr_asprintf("%s/fifo.cert", dir);   /* read, it would wait for a writer */
+    CHECK(mkfifo(fifo, 0600) == 0);
+    CHECK(evr_curve_load(path, fifo, &k, &made, &err) == EVR_ERR_CONFIG);
+    CHECK_CONTAINS(err.msg, "fifo.cert: not a regular file: give the broker's certificate file");
+    free(fifo);
+    /* a secret that is a directory or a link to nothing, a file where
+       the pair's directory is: said at once, naming it (they waited 10 s
+       for another process's pair, then named another cause) */
+    char *odd = evr_asprintf("%s/odd.cert", dir), *odd_secret = evr_asprintf("%s_secret", odd);
+    CHECK(mkdir(odd_secret, 0700) == 0);
+    uint64_t t0 = evr_mono_ns();
+    CHECK(evr_curve_pair(odd, &made, &err) == NULL);
+    CHECK_CONTAINS(err.msg, "its secret");
+    CHECK_CONTAINS(err.msg, "odd.cert_secret is a directory: remove it");
+    CHECK(rmdir(odd_secret) == 0 && symlink("/nonexistent-evr-test", odd_secret) == 0);
+    CHECK(evr_curve_pair(odd, &made, &err) == NULL);
+    CHECK_CONTAINS(err.msg, "is a symbolic link to /nonexistent-evr-test, which cannot be read");
+    CHECK(unlink(odd_secret) == 0);
+    char *flat = evr_asprintf("%s/flat", dir), *inflat = evr_asprintf("%s/x.cert", flat);
+    FILE *ff = fopen(flat, "w");
+    CHECK(ff && fclose(ff) == 0);
+    CHECK(evr_curve_pair(inflat, &made, &err) == NULL);
+    CHECK_CONTAINS(err.msg, "/flat, on the way to its secret");
+    CHECK_CONTAINS(err.msg, "is not a directory");
+    CHECK(evr_mono_ns() - t0 < 5000000000ull);
+    free(odd);
+    free(odd_secret);
+    free(flat);
+    free(inflat);
     const char *under = "/proc/evr-test-curve-none/x.cert";   /* no mkdir in /proc */
     CHECK(evr_curve_pair(under, &made, &err) == NULL);
     CHECK_CONTAINS(err.msg, "key pair ");
