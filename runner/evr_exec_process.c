@@ -432,8 +432,32 @@ s_start_unheard(evr_xp_op_t *op)
                 said[0] ? said : "; its supervisor.log is empty");
 }
 
-/*  The supervisor's report: "started PID NS" or "error MESSAGE", then
-    the end of the pipe. */
+/*  The supervisor found the unit's lock held: another supervisor has it,
+    spawned by an earlier run of the runner just before it was killed, the
+    start not in that run's log (recovery probed the unit before that one
+    took the lock).  That one runs the step, once: the start is done. */
+static void
+s_start_held(evr_xp_op_t *op)
+{
+    evr_unit_info_t info;
+    if (!evr_xp_probe(op, &info))
+        return;
+    if (info.lost) {
+        evr_xp_lost(op, &info);
+        return;
+    }
+    if (info.state == EVR_EXEC_CREATED || info.state == EVR_EXEC_ABSENT) {
+        evr_xp_fail(op, EVR_ERR_IO, "starting %s: another supervisor held the unit and left it "
+                    "unstarted", op->name);
+        return;
+    }
+    if (info.pid)
+        op->id = evr_asprintf("%ld", (long) info.pid);
+    evr_xp_ok(op);
+}
+
+/*  The supervisor's report: "started PID NS", "held" or "error MESSAGE",
+    then the end of the pipe. */
 static void
 s_on_report(evr_loop_t *loop, int fd, int events, void *arg)
 {
@@ -459,6 +483,8 @@ s_on_report(evr_loop_t *loop, int fd, int events, void *arg)
         op->id = evr_asprintf("%ld", pid);
         evr_xp_ok(op);
     }
+    else if (!strcmp(op->line, "held"))
+        s_start_held(op);
     else if (!strncmp(op->line, "error ", 6))
         evr_xp_fail(op, EVR_ERR_IO, "starting %s: %s", op->name, op->line + 6);
     else

@@ -491,17 +491,31 @@ evr_shim_main(const char *dir)
     pid_t pid = -1;
     int lfd = -1, dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+    bool held = false;
     if (dfd < 0)
         evr_err_set(&err, EVR_ERR_IO, "opening %s: %s", dir, strerror(errno));
-    else if ((lfd = openat(dfd, "lock", O_RDWR | O_CLOEXEC | O_NOFOLLOW)) < 0
-             || fcntl(lfd, F_OFD_SETLKW, &fl) != 0)
+    else if ((lfd = openat(dfd, "lock", O_RDWR | O_CLOEXEC | O_NOFOLLOW)) < 0)
+        evr_err_set(&err, EVR_ERR_IO, "opening %s/lock: %s", dir, strerror(errno));
+    else if (fcntl(lfd, F_OFD_SETLK, &fl) != 0) {
+        /* not waited for: the supervisor holding it (an earlier run's,
+           spawned as that runner was killed, its start not in the log
+           when recovery probed the unit) runs the step to its end */
+        held = errno == EAGAIN || errno == EACCES;
         evr_err_set(&err, EVR_ERR_IO, "locking %s/lock: %s", dir, strerror(errno));
+    }
     else {
         s_test_pause("supervisor");
         pid = s_begin(dfd, dir, &w, &err);
     }
     s_what_free(&w);
-    if (pid < 0) {
+    if (held) {
+        close(lfd);
+        fprintf(stderr, "evrun supervisor: %s: another supervisor holds it and runs the step; "
+                "leaving\n", dir);
+        s_report("held");
+        status = 0;
+    }
+    else if (pid < 0) {
         /* the lock goes first: once told, the runner finds the unit created */
         if (lfd >= 0)
             close(lfd);

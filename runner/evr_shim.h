@@ -15,8 +15,10 @@
 
     Its first report goes to fd 3, a pipe the runner reads: one line,
     "started PID" once the step runs (its `pid` file written),
-    or "error MESSAGE" when it could not start it (the unit stays
-    created).  A binary that makes process executors calls evr_shim_main
+    "held" when another supervisor holds the unit's lock (one an earlier
+    run of the runner spawned just before it was killed: that one runs
+    the step, and this one leaves), or "error MESSAGE" when it could not
+    start it (the unit stays created).  A binary that makes process executors calls evr_shim_main
     first thing in main() when evr_shim_wanted() says so.
 */
 #ifndef EVR_SHIM_H_INCLUDED

@@ -12,6 +12,7 @@
     The supervisor of each step is this binary itself (--shim), as it is
     evrun-runner in production: main() hands over to evr_shim_main.
 */
+#define _GNU_SOURCE   /* F_OFD_SETLK */
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
@@ -591,6 +592,53 @@ test_workspace_remove_links_and_depth(void)
 }
 
 /*  Removing a running unit kills its group first. */
+/*  Two starts of one unit at once, from two executors on one state
+    directory: the supervisor an earlier run of the runner spawned as it
+    was killed (its start not in the log) and the one recovery starts,
+    having probed the unit before the first took its lock.  The second
+    supervisor finds the lock held: both starts are done while the step
+    runs, and the step runs once.  The second used to wait for the lock,
+    until the step's end, and then fail the start ("started already"),
+    failing a step that had run well (seen once in the crash matrix). */
+static void
+test_start_held(void)
+{
+    s_env_t e;
+    s_setup(&e);
+    const char *name = "evrun-JOB1-held-1";
+    s_create(&e, name, "echo ran >> ran.txt; sleep 2", NULL);
+    evr_err_t err;
+    evr_exec_t *ex2 = evr_exec_process_new(e.dir, e.loop, &err);
+    CHECK(ex2 != NULL);
+    s_res_t r1 = { 0 }, r2 = { 0 };
+    e.ex->ops->start(e.ex, name, s_on, &r1);
+    if (ex2)
+        ex2->ops->start(ex2, name, s_on, &r2);
+    s_until(e.loop, &r1.called);
+    s_until(e.loop, &r2.called);
+    CHECK(r1.called && r1.r.rc == EVR_OK);
+    CHECK(r2.called && r2.r.rc == EVR_OK);
+    if (r2.called && r2.r.rc)
+        fprintf(stderr, "  the second start: %s\n", r2.msg);
+    char *exit_file = evr_asprintf("%s/units/%s/exit", e.dir, name);
+    CHECK(access(exit_file, F_OK) != 0);   /* both answered while the step runs */
+    free(exit_file);
+    CHECK(s_wait(&e, name) == 0);
+    char text[64] = "";
+    char *ran = evr_asprintf("%s/work/JOB1/ran.txt", e.dir);
+    FILE *f = fopen(ran, "r");
+    CHECK(f != NULL);
+    if (f) {
+        size_t n = fread(text, 1, sizeof text - 1, f);
+        text[n] = '\0';
+        fclose(f);
+    }
+    CHECK_STR(text, "ran\n");   /* once */
+    free(ran);
+    evr_exec_destroy(&ex2);
+    s_teardown(&e);
+}
+
 static void
 test_remove_running(void)
 {
@@ -633,6 +681,7 @@ main(int argc, char **argv)
     EVR_TEST_RUN(test_put_off_loop);
     EVR_TEST_RUN(test_list_and_workspaces);
     EVR_TEST_RUN(test_workspace_remove_links_and_depth);
+    EVR_TEST_RUN(test_start_held);
     EVR_TEST_RUN(test_remove_running);
     EVR_TEST_END();
 }
