@@ -402,15 +402,19 @@ s_create(evr_exec_t *base, const evr_exec_spec_t *spec, evr_exec_fn *fn, void *a
     free(ws);
 }
 
-/*  The supervisor's pipe ended without a word (neither "started" nor
-    "error"): it was killed, or died, before it reported the start.  As
-    for a supervisor killed later (evr_xp_lost), the step is lost, not
-    failed (retry: {on: [lost]}): one it had started is killed with what
-    is left of its group; one it had not is lost before its start.  A
-    step it started that has ended meanwhile (its `exit` written) is
-    started: its wait reads that. */
+/*  The start's outcome read from the unit, when its supervisor did not
+    report "started".  held: it found the unit's lock held by another
+    supervisor, one an earlier run of the runner spawned just before it
+    was killed, the start not in that run's log (recovery probed the unit
+    before that one took the lock): that one runs the step, once, and the
+    start is done.  Else the pipe ended without a word: the supervisor was
+    killed, or died, before it reported the start.  As for a supervisor
+    killed later (evr_xp_lost), the step is lost, not failed (retry: {on:
+    [lost]}): one it had started is killed with what is left of its group;
+    one it had not is lost before its start.  A step started that has
+    ended meanwhile (its `exit` written) is started: its wait reads that. */
 static void
-s_start_unheard(evr_xp_op_t *op)
+s_start_from_unit(evr_xp_op_t *op, bool held)
 {
     evr_unit_info_t info;
     if (!evr_xp_probe(op, &info))
@@ -419,9 +423,16 @@ s_start_unheard(evr_xp_op_t *op)
         evr_xp_lost(op, &info);
         return;
     }
-    if (info.state != EVR_EXEC_CREATED && info.state != EVR_EXEC_ABSENT && info.pid) {
-        op->id = evr_asprintf("%ld", (long) info.pid);
+    bool started = info.state != EVR_EXEC_CREATED && info.state != EVR_EXEC_ABSENT;
+    if (started && (info.pid || held)) {   /* held: the other may not have written it yet */
+        if (info.pid)
+            op->id = evr_asprintf("%ld", (long) info.pid);
         evr_xp_ok(op);
+        return;
+    }
+    if (held) {
+        evr_xp_fail(op, EVR_ERR_IO, "starting %s: another supervisor held the unit and left it "
+                    "unstarted", op->name);
         return;
     }
     char said[480];
@@ -430,30 +441,6 @@ s_start_unheard(evr_xp_op_t *op)
     evr_xp_fail(op, EVR_ERR_IO, "the supervisor of %s was killed (it ended without a word) "
                 "before it started the step%s", op->name,
                 said[0] ? said : "; its supervisor.log is empty");
-}
-
-/*  The supervisor found the unit's lock held: another supervisor has it,
-    spawned by an earlier run of the runner just before it was killed, the
-    start not in that run's log (recovery probed the unit before that one
-    took the lock).  That one runs the step, once: the start is done. */
-static void
-s_start_held(evr_xp_op_t *op)
-{
-    evr_unit_info_t info;
-    if (!evr_xp_probe(op, &info))
-        return;
-    if (info.lost) {
-        evr_xp_lost(op, &info);
-        return;
-    }
-    if (info.state == EVR_EXEC_CREATED || info.state == EVR_EXEC_ABSENT) {
-        evr_xp_fail(op, EVR_ERR_IO, "starting %s: another supervisor held the unit and left it "
-                    "unstarted", op->name);
-        return;
-    }
-    if (info.pid)
-        op->id = evr_asprintf("%ld", (long) info.pid);
-    evr_xp_ok(op);
 }
 
 /*  The supervisor's report: "started PID NS", "held" or "error MESSAGE",
@@ -484,11 +471,11 @@ s_on_report(evr_loop_t *loop, int fd, int events, void *arg)
         evr_xp_ok(op);
     }
     else if (!strcmp(op->line, "held"))
-        s_start_held(op);
+        s_start_from_unit(op, true);
     else if (!strncmp(op->line, "error ", 6))
         evr_xp_fail(op, EVR_ERR_IO, "starting %s: %s", op->name, op->line + 6);
     else
-        s_start_unheard(op);
+        s_start_from_unit(op, false);
 }
 
 static bool
