@@ -254,12 +254,12 @@ s_print_event(const evr_event_t *ev)
 
 /*  Sends the dispatches once the runner is welcomed. */
 static void
-s_dispatch(zsock_t *s, zframe_t *rid, size_t big, const char *image, char small[])
+s_dispatch(zsock_t *s, zframe_t *rid, size_t big, const char *image, char job[], char small[])
 {
     evr_err_t err;
     if (big) {
-        char job[EVR_ULID_LEN + 1];
-        evr_ulid_new(job);
+        if (!*job)
+            evr_ulid_new(job);
         evr_msg_t m = { .type = EVR_MSG_DISPATCH, .job = job };
         s_fill(&m, big);
         printf("dispatch %s of %zu bytes\n", job, s_size(&m));
@@ -269,7 +269,8 @@ s_dispatch(zsock_t *s, zframe_t *rid, size_t big, const char *image, char small[
         evr_msg_clear(&m);
     }
     if (strcmp(image, "-") != 0) {
-        evr_ulid_new(small);
+        if (!*small)
+            evr_ulid_new(small);
         evr_msg_t m = { .type = EVR_MSG_DISPATCH, .job = small, .spec = evr_spec_new() };
         m.spec->pipeline = evr_strdup("small");
         m.spec->image = evr_strdup(image);
@@ -295,7 +296,8 @@ s_broker(const char *ep, size_t big, const char *image)
         zsock_destroy(&s);
         return 1;
     }
-    char small[EVR_ULID_LEN + 1] = "";
+    char small[EVR_ULID_LEN + 1] = "", job[EVR_ULID_LEN + 1] = "";
+    bool seen = false;  /* an event of a dispatched job came */
     uint64_t until = evr_mono_ns() + 120000000000ull, held = 0, need = 0;
     zframe_t *runner = NULL;
     int rc = 1;
@@ -308,18 +310,30 @@ s_broker(const char *ep, size_t big, const char *image)
             evr_err_t err;
             if (evr_bus_recv(s, &rid, &m, &code, &err))
                 printf("malformed: %s\n", err.msg);
-            else if (m.type == EVR_MSG_HELLO && !runner) {
+            else if (m.type == EVR_MSG_HELLO) {
+                /* a runner that gave up waiting (a loaded machine) says
+                   hello again on a new socket: it is the runner now, and
+                   the dispatches go again unless one was already heard of */
+                if (!runner)
+                    need = m.seq;
+                else
+                    printf("hello again from %s at seq %llu\n", m.runner,
+                           (unsigned long long) m.seq);
+                zframe_destroy(&runner);
                 runner = zframe_dup(rid);
-                need = m.seq;
-                evr_msg_t w = { .type = EVR_MSG_WELCOME, .runner = m.runner, .seq = 0 };
+                evr_msg_t w = { .type = EVR_MSG_WELCOME, .runner = m.runner, .seq = held };
                 evr_bus_send(s, rid, &w, NULL);
                 printf("hello from %s at seq %llu\n", m.runner, (unsigned long long) m.seq);
-                s_dispatch(s, rid, big, image, small);
+                if (!seen)
+                    s_dispatch(s, rid, big, image, job, small);
             }
             else if (m.type == EVR_MSG_EVENTS) {
                 for (uint32_t i = 0; i < m.events.n; i++) {
                     const evr_event_t *ev = evr_reclist_at(&evr_event_type, &m.events, i);
                     s_print_event(ev);
+                    if (ev->job && ((*job && !strcmp(ev->job, job))
+                                    || (*small && !strcmp(ev->job, small))))
+                        seen = true;
                     if (ev->seq == held + 1)
                         held = ev->seq;
                     if (*small && ev->job && !strcmp(ev->job, small)

@@ -427,10 +427,12 @@ fake_broker() {
   local fb=$!
   bus_pids+=("$fb")
   "$bin/evrun-runner" --broker "ipc://$tmp/$1" --id "$1" --capacity 1 --state-dir "$tmp/r-$1" \
-    --heartbeat-ms 200 --lease-ms 1500 --grace 2 >> "$tmp/runner-$1.log" 2>&1 &
+    --heartbeat-ms 200 --lease-ms 5000 --grace 2 >> "$tmp/runner-$1.log" 2>&1 &
   bus_pids+=("$!")
   wait "$fb"
   fake_rc=$?
+  [ "$fake_rc" -eq 0 ] || { echo "-- $1.out:"; tail -n 20 "$tmp/$1.out" | cut -c1-300
+    echo "-- runner-$1.log:"; tail -n 20 "$tmp/runner-$1.log" | cut -c1-300; }
 }
 
 case_too_large() {
