@@ -62,8 +62,10 @@ YML
   # chunk, with the store's, some 340; stdout flushed once per commit
   # (its buffer 1 MiB), some 160 with the store's; now each chunk's text
   # written as it lies, not copied into stdout's buffer: one write a
-  # chunk (~60)
-  check "printed in few writes (${writes:-?})" [ "${writes:-1000000}" -lt 300 ]
+  # chunk (~60 on a quiet machine; 335 seen with a load average of 18,
+  # the chunks smaller and the store's commits more): under 700 still
+  # tells it from a write per 4 KiB
+  check "printed in few writes (${writes:-?})" [ "${writes:-1000000}" -lt 700 ]
   check "store verifies" verified
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
