@@ -376,9 +376,13 @@ evr_gw_h_github(evr_gw_t *gw, evr_gw_req_t *req)
     const char *delivery = evr_gw_header(req, "X-GitHub-Delivery");
     char why[512], none[1024];
     evr_gw_github_t gh = { 0 };
+    /* 403, not 401: a 401 must challenge an HTTP authentication scheme
+       (RFC 9110 15.5.2: WWW-Authenticate), and a webhook has none (its
+       signature is of the body); "Bearer" would send a client after a
+       token that nothing here takes */
     if (!evr_gw_hook_signed(&gw->hook_secret, evr_gw_header(req, "X-Hub-Signature-256"),
                             req->body ? req->body : "", req->len)) {
-        evr_gw_error(req, 401, "unauthorized", "X-Hub-Signature-256: %s (the body's "
+        evr_gw_error(req, 403, "forbidden", "X-Hub-Signature-256: %s (the body's "
                      "HMAC-SHA256 with the secret in the gateway's webhook_secret_file, "
                      "given to GitHub as the webhook's secret)",
                      evr_gw_header(req, "X-Hub-Signature-256") ? "does not match the body"

@@ -132,6 +132,8 @@ typedef struct {
     uint64_t paused_ns;     /* the job was paused this long since the step started */
     uint64_t memory_limit;  /* bytes, of its limits (0: none): an OOM kill's reason */
     bool oom_killed;        /* its exit says the OOM killer ended it */
+    int signal;             /* the signal that ended it, when its executor
+                               knows (a host step's; 0: none, or not known) */
     bool pulling;           /* CREATING: its create waits for its image's pull */
     bool allowed;           /* it failed with allow_failure: the job does not fail */
     bool on_error;          /* the pipeline's on_error (the job's last step) */

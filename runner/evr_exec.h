@@ -54,6 +54,10 @@ typedef struct {
     evr_exec_state_t state; /* inspect */
     int64_t exit_code;      /* wait; inspect when EXITED.  128+N for a
                                unit ended by signal N, as a shell says */
+    int signal;             /* wait, inspect when EXITED: N when signal N ended
+                               the unit, 0 when it exited or that is not known
+                               (podman: its 128+N is also what a program that
+                               exits with that status gives) */
     bool oom_killed;        /* wait, inspect: the kernel's OOM killer ended it (podman:
                                or SIGKILL under a memory limit: podman 4.3 on
                                cgroup v1 does not tell an OOM kill) */
@@ -161,11 +165,11 @@ typedef struct {
         record that may be half-written is held back for a later read). */
     void *(*logs)(evr_exec_t *ex, const char *name, const uint64_t from[2], bool so_far,
                   evr_exec_output_fn *out, evr_exec_fn *done, void *arg);
-    /*  Once the unit has exited: r->exit_code, r->oom_killed.
+    /*  Once the unit has exited: r->exit_code, r->signal, r->oom_killed.
         r->not_found when it is gone. */
     void (*wait)(evr_exec_t *ex, const char *name, evr_exec_fn *fn, void *arg);
     /*  What the unit is: r->state (ABSENT with r->not_found), r->id,
-        r->exit_code, r->oom_killed, r->started_at. */
+        r->exit_code, r->signal, r->oom_killed, r->started_at. */
     void (*inspect)(evr_exec_t *ex, const char *name, evr_exec_fn *fn, void *arg);
     /*  Freezes / thaws a running unit. */
     void (*pause)(evr_exec_t *ex, const char *name, evr_exec_fn *fn, void *arg);

@@ -38,6 +38,7 @@ evr_xp_wait_turn(evr_xp_op_t *op)
                     "full is lost); free space there", op->dir, info.exit_code);
     else if (info.state == EVR_EXEC_EXITED) {
         op->r.exit_code = info.exit_code;
+        op->r.signal = info.signal;
         evr_xp_ok(op);
     }
     else
@@ -70,6 +71,7 @@ evr_xp_inspect(evr_exec_t *base, const char *name, evr_exec_fn *fn, void *arg)
     }
     op->id = info.pid ? evr_asprintf("%ld", (long) info.pid) : evr_strdup(op->name);
     op->r.exit_code = info.exit_code;
+    op->r.signal = info.signal;
     op->r.started_at = info.started_at;
     op->r.finished_at = info.finished_at;
     if (info.lost) {

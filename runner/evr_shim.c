@@ -361,14 +361,15 @@ out:
 }
 
 /*  Waits for the step, ends the rest of its group, returns its status as
-    a shell says it (128+N after signal N). */
+    a shell says it (128+N after signal N), *sig N (0: it exited). */
 static int64_t
-s_wait(int dfd, const char *dir, pid_t pid)
+s_wait(int dfd, const char *dir, pid_t pid, int *sig)
 {
     siginfo_t si;
     memset(&si, 0, sizeof si);
     while (waitid(P_PID, (id_t) pid, &si, WEXITED | WNOWAIT) != 0 && errno == EINTR)
         ;
+    *sig = si.si_code == CLD_EXITED ? 0 : si.si_status;
     int64_t code = si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
     evr_err_t err;
     evr_unit_write(dfd, dir, "ended", "", 0, &err);
@@ -421,25 +422,30 @@ s_begin(int dfd, const char *dir, s_what_t *w, evr_err_t *err)
     if (evr_unit_write(dfd, dir, "pid", buf, (size_t) n, err)) {
         /* the runner could not find the step without it: end it */
         kill(-pid, SIGKILL);
-        s_wait(dfd, dir, pid);
+        int sig;
+        s_wait(dfd, dir, pid, &sig);
         unlinkat(dfd, "ended", 0);
         return -1;
     }
     return pid;
 }
 
-/*  The step has ended: its status and output sizes into `exit`. */
+/*  The step has ended: its status, output sizes and the signal that
+    ended it into `exit`. */
 static int
 s_end(int dfd, const char *dir, pid_t pid)
 {
-    int64_t code = s_wait(dfd, dir, pid);
+    int sig;
+    int64_t code = s_wait(dfd, dir, pid, &sig);
     struct stat so, se;
     if (fstatat(dfd, "stdout", &so, AT_SYMLINK_NOFOLLOW) != 0
         || fstatat(dfd, "stderr", &se, AT_SYMLINK_NOFOLLOW) != 0)
         return 1;   /* the unit is removed: nobody reads it */
-    char buf[160];
+    char buf[192];
     int n = snprintf(buf, sizeof buf, "exit %" PRId64 "\nstdout %llu\nstderr %llu\n", code,
                      (unsigned long long) so.st_size, (unsigned long long) se.st_size);
+    if (sig)
+        n += snprintf(buf + n, sizeof buf - (size_t) n, "signal %d\n", sig);
     evr_err_t err, again;
     if (evr_unit_write(dfd, dir, "exit", buf, (size_t) n, &err)) {
         /* the room kept at the start, given up for `exit`, which then

@@ -144,7 +144,7 @@ struct evr_source_req {
     pid_t pid;
     int fd;                 /* the child's output; -1 once it ended */
     uint64_t timer;         /* the deadline, then the reap retries */
-    bool timed_out, reaping;
+    bool timed_out;
     int status;
     char tail[S_TAIL];      /* the child's last output */
     size_t tlen;
@@ -295,6 +295,8 @@ s_timeout_msg(const evr_source_req_t *req, char *msg, size_t size)
 }
 
 static void s_unlink_subs(const evr_source_req_t *req);
+static void s_bury(evr_loop_t *loop, pid_t pid, const char *tar_out, const char *info,
+                   unsigned subs);
 static void s_finish(evr_source_req_t *req, evr_rc_t rc, const char *msg);
 
 static void
@@ -450,18 +452,24 @@ s_merge_subs(const char *tar, unsigned n, evr_err_t *err)
     midway (its tars up to the one it stopped at: tar.sub1, 2, ... with
     no gap) left of them. */
 static void
-s_unlink_subs(const evr_source_req_t *req)
+s_unlink_tars(const char *tar_out, unsigned subs)
 {
     for (unsigned i = 1;; i++) {
-        char *sub = evr_asprintf("%s.sub%u", req->tar_out, i);
+        char *sub = evr_asprintf("%s.sub%u", tar_out, i);
         bool gone = unlink(sub) != 0 && errno == ENOENT;
         free(sub);
-        if (gone && i > req->subs)
+        if (gone && i > subs)
             break;
     }
-    char *tmp = evr_asprintf("%s.merged", req->tar_out);
+    char *tmp = evr_asprintf("%s.merged", tar_out);
     unlink(tmp);
     free(tmp);
+}
+
+static void
+s_unlink_subs(const evr_source_req_t *req)
+{
+    s_unlink_tars(req->tar_out, req->subs);
 }
 
 /*  The end: fn called with rc (msg saying why), the request freed. */
@@ -657,13 +665,89 @@ evr_source_git_start(evr_loop_t *loop, const evr_source_git_opts_t *o, evr_sourc
         req->start_err = evr_strdup("git: the loop watches too many files");
         close(req->fd);
         req->fd = -1;
-        waitpid(pid, NULL, 0);
+        s_bury(loop, pid, NULL, NULL, 0);
         req->pid = 0;
         req->timer = evr_loop_timer_add(loop, 0, s_start_failed, req);
         return req;
     }
     req->timer = evr_loop_timer_add(loop, req->timeout_ms, s_deadline, req);
     return req;
+}
+
+/* ------------------------------------------------------ killed children */
+
+#define S_REAP_MAX_MS 64
+
+/*  A cancelled checkout's killed child, not reaped yet: one in
+    uninterruptible sleep (a write to a slow disk, a hung NFS server)
+    dies only when that ends, and the loop (other jobs' output, the
+    heartbeat) must not wait for it.  Reaped from the loop (a timer, 1 ms
+    then doubling up to S_REAP_MAX_MS), as evr_offload.c reaps its
+    cancelled children; then what the script was writing as the signal
+    came (tar_out.subN, info, info.err) is removed again.  On a list so
+    that a loop destroyed first (the runner shutting down; the child then
+    dies on its own) leaves them reachable. */
+typedef struct s_corpse {
+    evr_loop_t *loop;
+    pid_t pid;
+    uint64_t timer, ms;
+    char *tar_out, *info;   /* NULL: no files to remove */
+    unsigned subs;
+    struct s_corpse *next;
+} s_corpse_t;
+
+static s_corpse_t *s_corpses;
+
+/*  tar_out's leftovers: its submodules' tars, the merge's temporary
+    file, info and info.err. */
+static void
+s_unlink_left(const char *tar_out, const char *info, unsigned subs)
+{
+    if (tar_out)
+        s_unlink_tars(tar_out, subs);
+    if (!info)
+        return;
+    unlink(info);
+    char *err_file = evr_asprintf("%s.err", info);
+    unlink(err_file);
+    free(err_file);
+}
+
+static void
+s_reap_corpse(evr_loop_t *loop, void *arg)
+{
+    s_corpse_t *c = arg;
+    c->timer = 0;
+    pid_t r = waitpid(c->pid, NULL, WNOHANG);
+    if (r == 0 || (r < 0 && errno == EINTR)) {
+        c->ms = c->ms * 2 < S_REAP_MAX_MS ? c->ms * 2 : S_REAP_MAX_MS;
+        c->timer = evr_loop_timer_add(loop, c->ms, s_reap_corpse, c);
+        return;
+    }
+    s_unlink_left(c->tar_out, c->info, c->subs);
+    for (s_corpse_t **p = &s_corpses; *p; p = &(*p)->next)
+        if (*p == c) {
+            *p = c->next;
+            break;
+        }
+    free(c->tar_out);
+    free(c->info);
+    free(c);
+}
+
+static void
+s_bury(evr_loop_t *loop, pid_t pid, const char *tar_out, const char *info, unsigned subs)
+{
+    s_corpse_t *c = evr_calloc(1, sizeof *c);
+    c->loop = loop;
+    c->pid = pid;
+    c->tar_out = tar_out ? evr_strdup(tar_out) : NULL;
+    c->info = info ? evr_strdup(info) : NULL;
+    c->subs = subs;
+    c->ms = 1;
+    c->next = s_corpses;
+    s_corpses = c;
+    c->timer = evr_loop_timer_add(loop, c->ms, s_reap_corpse, c);
 }
 
 void
@@ -678,18 +762,14 @@ evr_source_cancel(evr_source_req_t **req_p)
         evr_loop_fd_remove(req->loop, req->fd);
         close(req->fd);
     }
-    if (req->pid > 0) {
+    if (req->pid > 0) {   /* reaped from the loop, never waited for here */
         kill(-req->pid, SIGKILL);
-        while (waitpid(req->pid, NULL, 0) < 0 && errno == EINTR)
-            ;
+        s_bury(req->loop, req->pid, req->tar_out, req->info, req->subs);
     }
     if (req->merge)   /* its child killed, the merged tar and tar_out removed */
         evr_offload_cancel(&req->merge);
-    s_unlink_subs(req);   /* a script's that stopped midway too */
-    unlink(req->info);
-    char *err_file = evr_asprintf("%s.err", req->info);
-    unlink(err_file);
-    free(err_file);
+    /* a script's that stopped midway too */
+    s_unlink_left(req->tar_out, req->info, req->subs);
     free(req->info);
     free(req->tar_out);
     free(req->url);

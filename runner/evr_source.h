@@ -52,10 +52,12 @@ typedef void (evr_source_fn)(const evr_source_result_t *r, void *arg);
 evr_source_req_t *evr_source_git_start(evr_loop_t *loop, const evr_source_git_opts_t *o,
                                        evr_source_fn *fn, void *arg);
 
-/*  Stops a checkout under way (its child process group is killed and
-    reaped; a merge of submodules' tars under way is killed, the tars and
-    tar_out removed, its child reaped from later turns of the loop); fn
-    is not called.  NULL-safe; sets *req_p = NULL. */
+/*  Stops a checkout under way (its child process group is killed, and
+    the child reaped from later turns of the loop, never waited for: one
+    in uninterruptible sleep does not hold the loop up; a merge of
+    submodules' tars under way is killed, the tars and tar_out removed,
+    its child reaped from later turns of the loop too); fn is not
+    called.  NULL-safe; sets *req_p = NULL. */
 void evr_source_cancel(evr_source_req_t **req_p);
 
 /*  Keeps the cache of repositories at cache_dir under cap bytes: when

@@ -317,6 +317,7 @@ evr_eng_on_exit(const evr_exec_result_t *r, void *arg)
     else {
         st->exit_code = r->exit_code;
         st->oom_killed = r->oom_killed;
+        st->signal = r->signal;
     }
     st->exit_known = true;
     /* podman's FinishedAt of a fast step may come before the start

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "evr_chan.h"
+#include "evr_codec.h"
 #include "evr_engine_int.h"
 #include "evr_paths.h"
 #include "evr_sha256.h"
@@ -295,6 +296,14 @@ s_cmd_secret(const json_t *req, json_t *ans, evr_err_t *err, void *arg)
     else if (vl == 0 || vl > EVR_JOB_SECRET_MAX || strlen(value) != vl)
         rc = evr_err_set(err, EVR_ERR_PROTO, "\"value\": %zu bytes: expected 1 to %d bytes "
                          "without NUL", vl, EVR_JOB_SECRET_MAX);
+    else if (job->spec->executor != EVR_EXECUTOR_PROCESS && !evr_utf8_valid(value, vl))
+        /* podman takes a container's environment as JSON strings: the
+           later steps would run without the variable, silently */
+        rc = evr_err_set(err, EVR_ERR_PROTO, "the value is not valid UTF-8, which a container's "
+                         "environment cannot carry (podman takes it as JSON text), so the "
+                         "later steps of this podman pipeline could not get %s: not registered, "
+                         "nor masked; register it encoded (base64, for one) and decode it in "
+                         "the step", name);
     else if (s_name_holds_secret(job, name, value))
         rc = evr_err_set(err, EVR_ERR_PROTO, "\"name\": holds the value of a secret of job %s "
                          "(or of this one): a name cannot be masked (its secret.registered "

@@ -76,6 +76,7 @@ s_retry(evr_eng_step_t *st)
     st->retakes = 0;
     st->exit_code = 0;
     st->oom_killed = false;
+    st->signal = 0;
     st->t_start = st->t_end = st->exited_at = 0;
     free(st->reason);
     st->reason = NULL;
@@ -169,22 +170,42 @@ s_limit_reason(evr_eng_step_t *st)
     evr_limits_t lim;
     evr_spec_limits_merge(spec, st->spec, &lim);
     char text[32];
-    if (lim.cpu && (st->exit_code == 128 + SIGKILL || st->exit_code == 128 + SIGXCPU))
+    int sig = st->signal;   /* the supervisor's word: an exit 137 is no SIGKILL */
+    if (lim.cpu && (sig == SIGKILL || sig == SIGXCPU))
         evr_eng_set_reason(st, "killed by %s, which evrun did not send: limits.cpu is %llu s "
                            "of CPU time per process, and a process that uses it up is ended "
                            "so (raise limits.cpu, or leave it out)",
-                           st->exit_code == 128 + SIGKILL ? "SIGKILL" : "SIGXCPU",
+                           sig == SIGKILL ? "SIGKILL" : "SIGXCPU",
                            (unsigned long long) ((lim.cpu + 999) / 1000));
-    else if (lim.memory && (st->exit_code == 128 + SIGSEGV || st->exit_code == 128 + SIGABRT
-                            || st->exit_code == 128 + SIGBUS)) {
+    else if (lim.memory && (sig == SIGSEGV || sig == SIGABRT || sig == SIGBUS)) {
         s_size_text(lim.memory, text, sizeof text);
         evr_eng_set_reason(st, "killed by %s: limits.memory is %s of address space per "
                            "process, and a program whose allocation fails past it may end so "
                            "(raise limits.memory, or leave it out)",
-                           st->exit_code == 128 + SIGSEGV ? "SIGSEGV"
-                           : st->exit_code == 128 + SIGABRT ? "SIGABRT" : "SIGBUS", text);
+                           sig == SIGSEGV ? "SIGSEGV" : sig == SIGABRT ? "SIGABRT" : "SIGBUS",
+                           text);
     }
     evr_rec_free(&evr_limits_type, &lim);
+}
+
+/*  A step that a signal ended, which the engine did not send, and no
+    limit explains: its reason names the signal, as a hook's does
+    (evr_wait_text), where the exit code 128+N alone could be a program
+    that exited so.  Only an executor that knows says it (the process
+    executor's supervisor; podman's 128+N is not told from an exit). */
+static void
+s_signal_reason(evr_eng_step_t *st)
+{
+    if (!st->signal || st->reason || st->stop_sent || st->kill_sent || st->timed_out
+        || st->cancelled || st->lost)
+        return;
+    char how[64];
+    evr_wait_text(st->signal, how, sizeof how);   /* a wait status of signal N is N */
+    if (st->signal == SIGKILL)
+        evr_eng_set_reason(st, "%s, which evrun did not send (another process, or the "
+                           "kernel's OOM killer: the host's kernel log says which)", how);
+    else
+        evr_eng_set_reason(st, "%s", how);
 }
 
 void
@@ -193,6 +214,7 @@ evr_eng_step_finish(evr_eng_step_t *st)
     evr_eng_job_t *job = st->job;
     s_shell_reason(st);
     s_limit_reason(st);
+    s_signal_reason(st);
     /* killed by the OOM killer, not by a stop of the engine's */
     if (st->oom_killed && st->exit_code && !st->stop_sent && !st->kill_sent && !st->timed_out
         && !st->cancelled) {

@@ -264,6 +264,10 @@ s_read_exit(int dfd, const char *dir, evr_unit_info_t *info, bool *found, evr_er
         info->size[0] = out;
         info->size[1] = errb;
         info->full = strstr(text, "\nfull\n") != NULL;
+        const char *sig = strstr(text, "\nsignal ");
+        int n;
+        if (sig && sscanf(sig, "\nsignal %d\n", &n) == 1 && n > 0 && n < 128)
+            info->signal = n;
         struct stat sb;
         if (fstatat(dfd, "exit", &sb, AT_SYMLINK_NOFOLLOW) == 0)
             info->finished_at = (uint64_t) sb.st_mtim.tv_sec * 1000000000ull

@@ -29,9 +29,12 @@
                       exit status, or 128+N after signal N; the N are the
                       final sizes of the output files (the output is their
                       first N bytes, whatever a process that left the group
-                      writes later); then "full\n" when the disk was
-                      full at the step's end (its output may be cut
-                      short), written in `room`'s place
+                      writes later); then "signal N\n" when signal N
+                      ended the step (128+N alone cannot tell it from an
+                      exit with that status; a supervisor of an earlier
+                      version does not write it); then "full\n" when the
+                      disk was full at the step's end (its output may be
+                      cut short), written in `room`'s place
       room            EVR_UNIT_ROOM bytes the supervisor writes before it
                       starts the step, and deletes when `exit` finds no
                       room (the step's output filled the disk)
@@ -73,6 +76,8 @@ typedef struct {
                                supervisor is ending its group */
     uint64_t started_at;    /* wall ns (0: not started) */
     int64_t exit_code;      /* EXITED */
+    int signal;             /* EXITED: the signal that ended the step (0: it
+                               exited, or `exit` does not say) */
     uint64_t size[2];       /* EXITED: final bytes of stdout, stderr */
     uint64_t finished_at;   /* EXITED (not lost): wall ns `exit` was written */
     bool full;              /* EXITED: the disk was full at the step's end

@@ -157,8 +157,9 @@ s_check_outputs(const void *v)
 #define RAW(R) D("raw", EVR_FT_U32, 0, raw, NULL, NULL, "raw bytes of the chunk before masking", R)
 #define BYTES(R) D("bytes", EVR_FT_BIN, 2 * EVR_OUTPUT_CHUNK_MAX, bytes, NULL, NULL, "output, secrets masked as ***", R)
 #define EXIT_CODE(R) D("exit_code", EVR_FT_I64, 0, exit_code, NULL, NULL,                      \
-                        "exit code of the step's process; -1 when it has none (it never "      \
-                        "started, or it was lost)", R)
+                        "exit code of the step's process, 128+N when signal N ended it (as "   \
+                        "a shell says; a host step's reason names the signal); -1 when it "   \
+                        "has none (it never started, or it was lost)", R)
 #define ALLOWED(R) D("allowed", EVR_FT_BOOL, 0, allowed, NULL, NULL,                           \
                      "the step failed with allow_failure: its failure does not fail the job", R)
 #define DURATION(R) D("duration", EVR_FT_DURATION, 0, duration, NULL, NULL, "milliseconds", R)

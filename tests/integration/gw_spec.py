@@ -608,8 +608,10 @@ def case_hooks():
                       ("empty", "")):
         if what == "upper-case hex":
             continue   # hex digits either case: RFC 4648 hex is case-insensitive
-        err_ok("a signature %s" % what, gh("ping", ping, sig=sig), 401, "unauthorized",
-               "X-Hub-Signature-256")
+        r = gh("ping", ping, sig=sig)
+        err_ok("a signature %s" % what, r, 403, "forbidden", "X-Hub-Signature-256")
+        check("... with no WWW-Authenticate (a webhook has no HTTP scheme)",
+              r.h("www-authenticate") is None, repr(r.headers))
     err_ok("no X-GitHub-Event", gh(None, ping), 400, "bad_request", "X-GitHub-Event")
     err_ok("bad JSON, signed", gh("push", b"{", delivery="sd-1"), 400, "bad_request")
     err_ok("a JSON array, signed", gh("push", b"[]", delivery="sd-2"), 400, "bad_request")

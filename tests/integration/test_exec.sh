@@ -324,6 +324,27 @@ YML
   check "a step's nofile over them, memory kept" grep -qx "b | 32 1048576" "$out"
 }
 
+case_process_signal() {   # a host step a signal ended says which; one that exits 137 is no SIGKILL
+  pipeline psig <<'YML'
+pipeline: psig
+executor: process
+on_failure: finish
+steps:
+  - {name: k, needs: [], run: 'kill -KILL $$'}
+  - {name: t, needs: [], run: 'kill -TERM $$'}
+  - {name: e, needs: [], run: exit 137}
+YML
+  run psig "$tmp/psig.yml" --executors process
+  check "exit 1" [ "$rc" -eq 1 ]
+  check "SIGKILL named" grep -Eq "^k > failed \(exit 137, [0-9.]+s\): killed by SIGKILL \(signal 9\), which evrun did not send \(another process, or the kernel's OOM killer: the host's kernel log says which\)$" "$out"
+  check "SIGTERM named" grep -Eq "^t > failed \(exit 143, [0-9.]+s\): killed by SIGTERM \(signal 15\)$" "$out"
+  check "an exit 137 is an exit" grep -Eq "^e > failed \(exit 137, [0-9.]+s\)$" "$out"
+  "$bin/evrun-replay" "$state" --job "$job" > "$tmp/psig.job"
+  check "... the exit code recorded as 128+N" grep -Eq "^k +failed +1 +137 " "$tmp/psig.job"
+  check "... the reason in step.finished" grep -qF '"reason":"killed by SIGTERM (signal 15)"' "$tmp/psig.job"
+  check "nothing left of the job" [ "$(process_left)" -eq 0 ]
+}
+
 case_no_newline() {   # a step's last line without a newline is ended before its status line
   pipeline nonl <<'YML'
 pipeline: nonl
@@ -973,6 +994,6 @@ which this runner does not offer: start it with --executors podman,process"
   check "nothing left of the job" [ "$(process_left)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits no_newline parallel_partial stream_order conmon_reset artifact_dir timeout secret secret_lines resource artifact_full process_full unreachable bad_file usage term_at_start sigint process process_missing_artifact process_artifact_links process_link_secret process_relative_state process_refused process_image process_sigint process_unfinished}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits process_signal no_newline parallel_partial stream_order conmon_reset artifact_dir timeout secret secret_lines resource artifact_full process_full unreachable bad_file usage term_at_start sigint process process_missing_artifact process_artifact_links process_link_secret process_relative_state process_refused process_image process_sigint process_unfinished}
 # shellcheck disable=SC2086
 run_cases $cases

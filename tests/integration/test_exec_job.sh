@@ -25,7 +25,8 @@ steps:
       sleep 0.1; echo "err: $V" >&2; sleep 0.1
       echo x | evrun-job secret PATH; echo "reserved: $?"
       echo '{"cmd":"nope"}' | evrun-job secret; echo "usage: $?"
-      printf 'bin\377\376x' | evrun-job secret BIN && printf 'see bin\377\376x\n'
+      printf 'bin\377\376x' | evrun-job secret BIN && printf 'see bin\377\376x\n' ||
+        { echo "not UTF-8: $?"; echo YmluIT8= | evrun-job secret BIN; }
       for i in $(seq 3 64); do echo "v$i" | evrun-job secret "N$i" || exit 4; done
       echo x | evrun-job secret ONE_TOO_MANY 2>&1 | sed 's/job [0-9A-Z]* has/job J has/'
   - name: use
@@ -56,7 +57,12 @@ YML
     check "$mode: a reserved name refused" grep -q "^make | evrun-job: refused: secret: \"name\": PATH is reserved" "$out"
     check "$mode: refused: exit 2" grep -q "^make | reserved: 2$" "$out"
     check "$mode: usage: exit 2" grep -q "^make | usage: 2$" "$out"
-    check "$mode: a value that is not UTF-8" grep -q "^make | see \*\*\*$" "$out"
+    if [ "$mode" = podman ]; then   # a container's environment could not carry it
+      check "$mode: a value that is not UTF-8 refused, saying why" grep -q "^make | evrun-job: refused: secret: the value is not valid UTF-8, which a container's environment cannot carry (podman takes it as JSON text), so the later steps of this podman pipeline could not get BIN: not registered, nor masked; register it encoded (base64, for one) and decode it in the step$" "$out"
+      check "$mode: ... exit 2" grep -q "^make | not UTF-8: 2$" "$out"
+    else
+      check "$mode: a value that is not UTF-8" grep -q "^make | see \*\*\*$" "$out"
+    fi
     check "$mode: 64 names at most" grep -q "^make | evrun-job: refused: secret: job J has 64 secrets registered" "$out"
     check "$mode: a later step gets it as a variable" grep -q "^use | later: \*\*\* (9 bytes)$" "$out"
     check "$mode: stored masked" sh -c "'$bin/evrun-replay' '$state' --output '$job/make' | grep -q '^value: \*\*\*$'"

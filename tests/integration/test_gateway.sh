@@ -594,8 +594,8 @@ YML
   check "webhook secret made 0600" [ "$(stat -c %a "$tmp/gateway/webhook.secret")" = 600 ]
   printf '{"ref":"refs/heads/main","after":"%s","repository":{"clone_url":"file://%s","full_name":"o/r","default_branch":"main"}}' "$main_sha" "$repo" > "$tmp/push.json"
   head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$tmp/wrong.secret"
-  check "push, a wrong signature: 401" [ "$(hook push d-0 "$tmp/push.json" "$tmp/wrong.secret")" = 401 ]
-  check "push, no signature: 401" [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'X-GitHub-Event: push' --data-binary @"$tmp/push.json" "${url%/api/v1}/hooks/github")" = 401 ]
+  check "push, a wrong signature: 403" [ "$(hook push d-0 "$tmp/push.json" "$tmp/wrong.secret")" = 403 ]
+  check "push, no signature: 403" [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'X-GitHub-Event: push' --data-binary @"$tmp/push.json" "${url%/api/v1}/hooks/github")" = 403 ]
   check "push to main: 202" [ "$(hook push d-1 "$tmp/push.json")" = 202 ]
   local id
   id=$(jget 'd["jobs"][0]["id"]')

@@ -128,6 +128,7 @@ s_unpark(evr_exec_fake_t *f, const evr_fake_unit_t *u)
         if (strcmp(it->name, u->name) == 0) {
             it->exited = u->state == EVR_EXEC_EXITED;
             it->exit_code = u->exit_code;
+            it->signal = u->signal;
             it->oom = u->oom;
             *pp = it->next;
             it->due = 0;
@@ -242,7 +243,7 @@ s_unit_sleep(evr_fake_unit_t *u, uint64_t ms)
 
 /*  The unit has ended: its followers' streams end, its waits answer. */
 static void
-s_unit_exit(evr_fake_unit_t *u, int64_t code, bool oom)
+s_unit_exit(evr_fake_unit_t *u, int64_t code, int sig, bool oom)
 {
     evr_exec_fake_t *f = u->f;
     evr_loop_timer_cancel(f->base.loop, u->timer);
@@ -250,6 +251,7 @@ s_unit_exit(evr_fake_unit_t *u, int64_t code, bool oom)
     u->timer = u->kill_timer = 0;
     u->state = EVR_EXEC_EXITED;
     u->exit_code = code;
+    u->signal = sig;
     u->oom = oom;
     for (evr_fake_stream_t *s = f->streams; s; s = s->next)
         if (s->live && !s->logs && strcmp(s->name, u->name) == 0)
@@ -337,13 +339,13 @@ s_unit_run(evr_fake_unit_t *u)
             return;
         }
         if (a->kind == EVR_FAKE_A_EXIT) {
-            s_unit_exit(u, a->code < 0 ? u->status : a->code, u->prog.oom);
+            s_unit_exit(u, a->code < 0 ? u->status : a->code, a->sig, u->prog.oom);
             return;
         }
         s_unit_act(u, a);
     }
     if (u->state == EVR_EXEC_RUNNING)
-        s_unit_exit(u, u->status, false);
+        s_unit_exit(u, u->status, 0, false);
 }
 
 void
@@ -377,7 +379,7 @@ evr_fake_unit_freeze(evr_fake_unit_t *u, bool frozen)
     if (u->term_pending) {
         u->term_pending = false;
         if (!u->prog.ignore_term)
-            s_unit_exit(u, 143, false);
+            s_unit_exit(u, 143, 0, false);
     }
 }
 
@@ -388,7 +390,7 @@ s_unit_killed(evr_loop_t *loop, void *arg)
     evr_fake_unit_t *u = arg;
     u->kill_timer = 0;
     if (u->state == EVR_EXEC_RUNNING || u->state == EVR_EXEC_PAUSED)
-        s_unit_exit(u, 137, false);
+        s_unit_exit(u, 137, 0, false);
 }
 
 /*  SIGTERM (a frozen unit sees it when thawed), SIGKILL after the grace;
@@ -398,7 +400,7 @@ s_unit_term(evr_fake_unit_t *u, int grace_s)
 {
     evr_exec_fake_t *f = u->f;
     if (grace_s < 0) {
-        s_unit_exit(u, 137, false);
+        s_unit_exit(u, 137, 0, false);
         return;
     }
     if (!u->kill_timer)
@@ -407,7 +409,7 @@ s_unit_term(evr_fake_unit_t *u, int grace_s)
     if (u->state == EVR_EXEC_PAUSED)
         u->term_pending = true;
     else if (!u->prog.ignore_term)
-        s_unit_exit(u, 143, false);
+        s_unit_exit(u, 143, 0, false);
 }
 
 evr_fake_unit_t *
@@ -551,7 +553,7 @@ static void
 s_unit_remove(evr_exec_fake_t *f, evr_fake_unit_t *u)
 {
     if (u->state == EVR_EXEC_RUNNING || u->state == EVR_EXEC_PAUSED)
-        s_unit_exit(u, 137, false);
+        s_unit_exit(u, 137, 0, false);
     for (evr_fake_stream_t *s = f->streams; s; s = s->next)
         if (s->live && strcmp(s->name, u->name) == 0)
             evr_fake_end(f, s, false, true, false, "fake: the unit was removed");
@@ -573,8 +575,8 @@ s_do_unit_op(evr_exec_fake_t *f, evr_fake_item_t *it)
     if (s_faulted(f, it))
         return;
     if (it->exited) {   /* unparked: how it ended, though removed since */
-        evr_exec_result_t r = { .exit_code = it->exit_code, .oom_killed = it->oom,
-                                .state = EVR_EXEC_EXITED };
+        evr_exec_result_t r = { .exit_code = it->exit_code, .signal = it->signal,
+                                .oom_killed = it->oom, .state = EVR_EXEC_EXITED };
         s_answer(f, it, &r);
         return;
     }
@@ -631,6 +633,7 @@ s_do_unit_op(evr_exec_fake_t *f, evr_fake_item_t *it)
         r.id = u->id;
         r.state = u->state;
         r.exit_code = u->exit_code;
+        r.signal = u->signal;
         r.oom_killed = u->oom;
         r.started_at = u->started_at;
     }

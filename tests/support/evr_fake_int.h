@@ -20,6 +20,7 @@ typedef struct evr_fake_unit {
     char *name, *job_id, *id;
     evr_exec_state_t state;
     int64_t exit_code;
+    int signal;             /* exited: the signal that ended it (kill -N), 0: none */
     bool oom;
     uint64_t started_at;
     evr_fake_prog_t prog;
@@ -71,8 +72,9 @@ typedef struct evr_fake_item {
     uint64_t from[2];
     uint64_t after_bytes;   /* a DROP fault's */
     uint64_t late_ms;       /* a LATE fault's */
-    bool exited;            /* a parked wait: its unit exited with exit_code, oom */
+    bool exited;            /* a parked wait: its unit exited with exit_code, signal, oom */
     int64_t exit_code;
+    int signal;
     bool oom;
     evr_exec_fn *fn;
     void *arg;

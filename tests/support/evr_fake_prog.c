@@ -344,6 +344,12 @@ s_compile(evr_fake_prog_t *p, char **w, size_t n, const s_target_t *t)
         s_add(p, EVR_FAKE_A_EXIT)->code = n > 1 ? atoi(w[1]) & 255 : -1;
         more = false;
     }
+    else if (strcmp(cmd, "kill") == 0 && n > 1 && w[1][0] == '-' && atoi(w[1] + 1) > 0) {
+        evr_fake_act_t *a = s_add(p, EVR_FAKE_A_EXIT);   /* kill -N $$ */
+        a->sig = atoi(w[1] + 1) & 127;
+        a->code = 128 + a->sig;
+        more = false;
+    }
     else if (strcmp(cmd, "trap") == 0 && n > 2) {
         for (size_t i = 2; i < n; i++)
             if (!*w[1] && (!strcmp(w[i], "TERM") || !strcmp(w[i], "SIGTERM")

@@ -5,7 +5,9 @@
     either from a behaviour a test registered for the unit's name
     (evr_fake_behave_t: output bytes per stream, run time, exit code), or
     from the unit's script read by a very small shell: `echo`, `printf`,
-    `sleep`, `exit`, `trap '' TERM`, `seq`, `cat`, `true`, `false`, `:`,
+    `sleep`, `exit`, `kill -N` (the unit ends by signal N: 128+N, as a
+    host step's supervisor tells it), `trap '' TERM`, `seq`, `cat`,
+    `true`, `false`, `:`,
     with `$VAR` from the unit's environment, quotes, `;`, `&&` and newlines
     between commands, and `>&2`, `> FILE`, `>> FILE` redirections.  An
     unknown command prints "sh: NAME: not found" on stderr and sets status
@@ -22,7 +24,8 @@ typedef enum {
     EVR_FAKE_A_CAT,     /* workspace file path onto stream, or an error */
     EVR_FAKE_A_STATUS,  /* the last command's status is code */
     EVR_FAKE_A_SLEEP,   /* ms; EVR_FAKE_FOREVER: until stopped */
-    EVR_FAKE_A_EXIT,    /* exits with code (-1: the last command's status) */
+    EVR_FAKE_A_EXIT,    /* exits with code (-1: the last command's status), by
+                           signal sig when not 0 */
 } evr_fake_akind_t;
 
 #define EVR_FAKE_FOREVER UINT64_MAX
@@ -36,6 +39,7 @@ typedef struct {
     bool append;
     uint64_t ms;
     int code;
+    int sig;
 } evr_fake_act_t;
 
 typedef struct {

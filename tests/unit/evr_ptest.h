@@ -187,13 +187,22 @@ s_run(s_env_t *e, const char *name, const char *script, const evr_strmap_t *env,
         fprintf(stderr, "  attach: %s\n", t->done.msg);
 }
 
+/*  name's exit code, *sig the signal that ended it (0: it exited). */
 static int64_t
-s_wait(s_env_t *e, const char *name)
+s_wait_sig(s_env_t *e, const char *name, int *sig)
 {
     s_res_t r;
     CALL(e, r, wait, name);
     CHECK(r.r.rc == EVR_OK);
+    *sig = r.r.signal;
     return r.r.exit_code;
+}
+
+static int64_t
+s_wait(s_env_t *e, const char *name)
+{
+    int sig;
+    return s_wait_sig(e, name, &sig);
 }
 
 /*  Starts name and waits until the step made the file ready. */

@@ -263,7 +263,9 @@ test_git(void)
           != NULL);
     if (evr_test_failed)
         fprintf(stderr, "  message: %s\n", g.msg);
-    /* a cancel kills and reaps the child: no callback, no child left */
+    /* a cancel kills the child and returns without waiting for it (one in
+       uninterruptible sleep would hold the loop up: it waited in
+       waitpid): the loop reaps it; no callback, no child left */
     char cache[300];
     snprintf(cache, sizeof cache, "%s/cache", s_tmp);
     evr_git_t git = { .present = true, .url = url, .ref = "main" };
@@ -273,7 +275,9 @@ test_git(void)
     evr_source_req_t *req = evr_source_git_start(loop, &o, s_on_checkout, &c);
     evr_source_cancel(&req);
     CHECK(req == NULL);
-    for (int i = 0; i < 5; i++)
+    siginfo_t si;
+    CHECK(waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) == 0);   /* not reaped yet */
+    for (int i = 0; i < 500 && waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) == 0; i++)
         evr_loop_once(loop, 10);
     CHECK(!c.done);
     CHECK(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD);

@@ -135,8 +135,11 @@ test_executor_choice(void)
 /*  A host step ended by a signal the engine did not send, under a limit
     of its own that ends a process so (limits.cpu: SIGKILL or SIGXCPU;
     limits.memory: SIGSEGV, SIGABRT, SIGBUS): its reason names the limit,
-    which the exit code alone does not.  None without such a limit.  A
-    127 under limits.nofile of 32 or less names that limit. */
+    which the exit code alone does not.  Without such a limit, the signal
+    (its exit code 128+N alone could be a program's exit: it was "exit
+    137" and nothing more).  A step that exits 137 itself is no SIGKILL,
+    under limits.cpu too.  A 127 under limits.nofile of 32 or less names
+    that limit. */
 static void
 test_limit_reason(void)
 {
@@ -145,9 +148,9 @@ test_limit_reason(void)
     evr_etest_engine(t);
     CHECK(evr_etest_submit(t, evr_etest_job(13), "pipeline: t\nexecutor: process\n"
                            "on_failure: finish\nsteps:\n"
-                           "  - {name: c, needs: [], limits: {cpu: 1500ms}, run: exit 137}\n"
-                           "  - {name: x, needs: [], limits: {cpu: 2s}, run: exit 152}\n"
-                           "  - {name: m, needs: [], limits: {memory: 64M}, run: exit 139}\n"
+                           "  - {name: c, needs: [], limits: {cpu: 1500ms}, run: kill -9}\n"
+                           "  - {name: x, needs: [], limits: {cpu: 2s}, run: kill -24}\n"
+                           "  - {name: m, needs: [], limits: {memory: 64M}, run: kill -11}\n"
                            "  - {name: n, needs: [], run: exit 137}\n") == EVR_OK);
     CHECK(evr_etest_run(t, S_MAX_MS));
     CHECK(evr_etest_job_status(t, evr_etest_job(13)) == EVR_JOB_FAILED);
@@ -159,6 +162,21 @@ test_limit_reason(void)
     CHECK(evr_etest_count(ev, "step.finished m 1 failed exit=139 reason=killed by SIGSEGV: "
                           "limits.memory is 64 MiB of address space per process") == 1);
     CHECK(evr_etest_count(ev, "step.finished n 1 failed exit=137\n") == 1);
+    free(ev);
+    CHECK(evr_etest_submit(t, evr_etest_job(15), "pipeline: t\nexecutor: process\n"
+                           "on_failure: finish\nsteps:\n"
+                           "  - {name: e, needs: [], limits: {cpu: 1s}, run: exit 137}\n"
+                           "  - {name: k, needs: [], run: kill -9}\n"
+                           "  - {name: t, needs: [], limits: {memory: 64M}, run: kill -15}\n")
+          == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    ev = evr_etest_events_of(t, 15);
+    CHECK(evr_etest_count(ev, "step.finished e 1 failed exit=137\n") == 1);
+    CHECK(evr_etest_count(ev, "step.finished k 1 failed exit=137 reason=killed by SIGKILL "
+                          "(signal 9), which evrun did not send (another process, or the "
+                          "kernel's OOM killer: the host's kernel log says which)\n") == 1);
+    CHECK(evr_etest_count(ev, "step.finished t 1 failed exit=143 reason=killed by SIGTERM "
+                          "(signal 15)\n") == 1);
     free(ev);
     /* a 127 under few open files names that limit, not the PATH (the
        shell could not open its libraries: "Error 24") */

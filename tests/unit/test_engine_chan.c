@@ -209,6 +209,50 @@ test_secret_refused(void)
     evr_etest_destroy(&t);
 }
 
+/*  A value that is not UTF-8 (value_hex) in a podman pipeline: refused,
+    saying why and what to do, since a container's environment cannot
+    carry it (it was registered and masked, and the later steps ran
+    without the variable, silently).  A process pipeline's steps get it. */
+static void
+test_secret_not_utf8(void)
+{
+    static const char line[] = "{\"cmd\":\"secret\",\"name\":\"TOKEN\","
+                               "\"value_hex\":\"746f6bff39\"}\n";   /* tok\xff9 */
+    evr_etest_t *t = s_world();
+    CHECK(evr_etest_submit(t, evr_etest_job(4), S_STEPS) == EVR_OK);
+    CHECK(evr_etest_until_event(t, 4, "step.output a 1 stdout"));
+    char *ans = s_ask(t, 4, "a", line);
+    CHECK_CONTAINS(ans, "secret: the value is not valid UTF-8, which a container's environment "
+                   "cannot carry (podman takes it as JSON text), so the later steps of this "
+                   "podman pipeline could not get TOKEN: not registered, nor masked; register "
+                   "it encoded (base64, for one) and decode it in the step");
+    CHECK(!strstr(ans ? ans : "", "\"ok\":true"));
+    free(ans);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    char *ev = evr_etest_events_of(t, 4);
+    CHECK(evr_etest_count(ev, "secret.registered") == 0);
+    free(ev);
+    CHECK(evr_etest_output_is(t, 4, "b", 1, "stdout", "later \n"));
+    CHECK(s_file_gone(4));
+    CHECK(evr_etest_clean(t, 4));
+    /* a process pipeline: registered, and the later step has it */
+    evr_etest_kill(t, false);
+    evr_etest_with_process(t);
+    evr_etest_engine(t);
+    CHECK(evr_etest_submit(t, evr_etest_job(5), "pipeline: t\nexecutor: process\nsteps:\n"
+                           "  - name: a\n    run: echo before; sleep 0.3; echo done\n"
+                           "  - name: b\n    needs: [a]\n    run: echo \"later $TOKEN\"\n")
+          == EVR_OK);
+    CHECK(evr_etest_until_event(t, 5, "step.output a 1 stdout"));
+    ans = s_ask(t, 5, "a", line);
+    CHECK_STR(ans, "{\"ok\":true}\n");
+    free(ans);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(5)) == EVR_JOB_SUCCEEDED);
+    CHECK(evr_etest_output_is(t, 5, "b", 1, "stdout", "later ***\n"));
+    evr_etest_destroy(&t);
+}
+
 /* ------------------------------------------------------------- triggers */
 
 #define S_TRIG_STEPS EVR_ETEST_HEAD "triggers: [deploy, notify]\nsteps:\n"                    \
@@ -586,6 +630,7 @@ main(void)
     EVR_TEST_RUN(test_secret_masked);
     EVR_TEST_RUN(test_secret_recovered);
     EVR_TEST_RUN(test_secret_refused);
+    EVR_TEST_RUN(test_secret_not_utf8);
     EVR_TEST_RUN(test_trigger_child_id);
     EVR_TEST_RUN(test_trigger_spec_key);
     EVR_TEST_RUN(test_trigger_broker);

@@ -104,24 +104,35 @@ test_large_output(void)
     s_teardown(&e);
 }
 
+/*  The exit code as a shell says it (128+N after signal N), and the
+    signal apart: a step that exits 137 was not killed.  Inspect says the
+    same as wait. */
 static void
 test_exit_codes(void)
 {
     s_env_t e;
     s_setup(&e);
-    static const struct { const char *name, *script; int64_t code; } cases[] = {
-        { "evrun-JOB1-zero-1", "true", 0 },
-        { "evrun-JOB1-three-1", "exit 3", 3 },
-        { "evrun-JOB1-term-1", "kill -TERM $$", 128 + SIGTERM },
-        { "evrun-JOB1-kill-1", "kill -KILL $$", 128 + SIGKILL },
+    static const struct { const char *name, *script; int64_t code; int sig; } cases[] = {
+        { "evrun-JOB1-zero-1", "true", 0, 0 },
+        { "evrun-JOB1-three-1", "exit 3", 3, 0 },
+        { "evrun-JOB1-term-1", "kill -TERM $$", 128 + SIGTERM, SIGTERM },
+        { "evrun-JOB1-kill-1", "kill -KILL $$", 128 + SIGKILL, SIGKILL },
+        { "evrun-JOB1-137-1", "exit 137", 137, 0 },
     };
     for (size_t i = 0; i < EVR_ARRAY_LEN(cases); i++) {
         s_tail_t t = { 0 };
         s_run(&e, cases[i].name, cases[i].script, NULL, &t);
-        int64_t code = s_wait(&e, cases[i].name);
-        if (code != cases[i].code)
-            fprintf(stderr, "  %s: exit %lld\n", cases[i].name, (long long) code);
+        int sig = -1;
+        int64_t code = s_wait_sig(&e, cases[i].name, &sig);
+        if (code != cases[i].code || sig != cases[i].sig)
+            fprintf(stderr, "  %s: exit %lld, signal %d\n", cases[i].name, (long long) code,
+                    sig);
         CHECK(code == cases[i].code);
+        CHECK(sig == cases[i].sig);
+        s_res_t r;
+        CALL(&e, r, inspect, cases[i].name);
+        CHECK(r.r.rc == EVR_OK && r.r.exit_code == cases[i].code
+              && r.r.signal == cases[i].sig);
         s_tail_free(&t);
     }
     s_teardown(&e);

@@ -859,13 +859,23 @@ test_server(void)
     /* every event type by its name; none without one (was type="(null)") */
     CHECK(strstr(out, "\nevrun_events_total{type=\"job.accepted\"} 0\n") != NULL);
     CHECK(!strstr(out, "(null)") && !strstr(out, "type=\"\""));
-    /* a webhook without a signature, or no hook token: 401 */
+    /* a webhook without a signature, or a wrong one: 403 with no challenge
+       (a 401 must name an HTTP scheme, and a webhook's signature is none:
+       it said WWW-Authenticate: Bearer); no hook token: 401, Bearer */
     CHECK(s_send(gw.port, out, sizeof out, "POST /hooks/github HTTP/1.1\r\nHost: x\r\n"
                  "Connection: close\r\nX-GitHub-Event: push\r\nContent-Length: 2\r\n\r\n{}")
-          == 401);
+          == 403);
     CHECK(strstr(out, "X-Hub-Signature-256: missing") != NULL);
+    CHECK(strstr(out, "\"forbidden\"") != NULL);
+    CHECK(!strcasestr(out, "WWW-Authenticate"));
+    CHECK(s_send(gw.port, out, sizeof out, "POST /hooks/github HTTP/1.1\r\nHost: x\r\n"
+                 "Connection: close\r\nX-GitHub-Event: push\r\nX-Hub-Signature-256: "
+                 "sha256=00\r\nContent-Length: 2\r\n\r\n{}") == 403);
+    CHECK(strstr(out, "X-Hub-Signature-256: does not match the body") != NULL);
+    CHECK(!strcasestr(out, "WWW-Authenticate"));
     CHECK(s_send(gw.port, out, sizeof out, "POST /hooks/nightly HTTP/1.1\r\nHost: x\r\n"
                  "Connection: close\r\nContent-Length: 0\r\n\r\n") == 401);
+    CHECK(strstr(out, "\r\nWWW-Authenticate: Bearer") != NULL);
     /* path tricks in an artifact url: 400 before the broker is asked */
     static const char *const tricks[] = {
         "a/..%2f..%2fetc%2fpasswd", "a/%2e%2e/x", "a/x%00.txt", "a/%2fetc%2fpasswd", "a/b//c",
