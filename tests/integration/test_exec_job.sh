@@ -152,7 +152,8 @@ steps:
       reqs = [{"cmd": "hello", "id": 1},
               {"cmd": "secret", "name": "PY_KEY", "value": value, "id": "two"},
               {"cmd": "secret", "name": "HEX_KEY", "value_hex": "hex".encode().hex() + "4b", "id": 3},
-              {"cmd": "reboot", "id": 4}]
+              {"cmd": "reboot", "id": 4},
+              {"cmd": "a" * 63 + "\u00e9", "id": 5}]
       s.sendall(b"".join(json.dumps(r).encode() + b"\n" for r in reqs) + b"not json\n")
       f = s.makefile("rb")
       for _ in range(len(reqs) + 1):
@@ -168,6 +169,9 @@ YML
   check "value_hex registered" grep -q "^py | 3 True  $" "$out"
   check "unknown command" grep -q "^py | 4 False  unknown command \"reboot\" (this runner" "$out"
   check "not JSON" grep -q "^py | None False  request is not JSON" "$out"
+  # its name cut at 64 bytes inside the character: the runner crashed (SIGSEGV)
+  check "an unknown command's long name, cut inside a character" \
+    grep -q "^py | 5 False  unknown command \"aaaaaaaaaaaaaaaaaa" "$out"
   check "both masked" grep -q "^py | value: \*\*\* \*\*\*$" "$out"
   check "never in the state directory" sh -c "! grep -rqa 'pyS42Zq' '$state'"
 }
