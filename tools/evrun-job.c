@@ -28,6 +28,9 @@
 #define S_ANSWER_MAX (32u << 20)
 #define S_CONNECT_WAIT_MS 10000    /* a runner restarting listens again within this */
 #define S_ANSWER_WAIT_MS 60000
+/*  The start of the error answered to a connection past the channel's
+    most (as a JSON string's text): evrun-job asks again. */
+#define S_FULL "\"too many connections to this step's channel"
 
 static void
 s_usage(FILE *f)
@@ -335,8 +338,10 @@ s_room(s_answer_t *ans, size_t got)
     return true;
 }
 
+/*  One connection's call: as s_call_ex, and 4 when the channel had too
+    many connections to read the request (nothing was done). */
 static int
-s_call_ex(const char *req, size_t len, s_answer_t *ans, bool retry)
+s_call_once(const char *req, size_t len, s_answer_t *ans, bool retry)
 {
     if (ans->text)
         ans->text[0] = '\0';   /* no earlier answer read as this one */
@@ -344,16 +349,20 @@ s_call_ex(const char *req, size_t len, s_answer_t *ans, bool retry)
     if (fd < 0)
         return retry ? 3 : 2;
     size_t off = 0;
-    while (off < len) {
+    int sent = 0;   /* errno of a send the runner's close cut short: its answer may be in */
+    while (off < len && !sent) {
         ssize_t w = send(fd, req + off, len - off, MSG_NOSIGNAL);
         if (w < 0 && errno == EINTR)
             continue;
-        if (w <= 0) {
+        if (w < 0 && (errno == EPIPE || errno == ECONNRESET))
+            sent = errno;   /* a full channel answers a connection and closes it at once */
+        else if (w <= 0) {
             fprintf(stderr, "evrun-job: sending to the control channel: %s\n", strerror(errno));
             close(fd);
             return retry ? 3 : 2;
         }
-        off += (size_t) w;
+        else
+            off += (size_t) w;
     }
     size_t got = 0;
     char *nl = NULL;
@@ -365,6 +374,11 @@ s_call_ex(const char *req, size_t len, s_answer_t *ans, bool retry)
         ssize_t r = pr > 0 ? recv(fd, ans->text + got, ans->cap - 1 - got, 0) : -1;
         if (r < 0 && errno == EINTR)
             continue;
+        if (r <= 0 && sent) {
+            fprintf(stderr, "evrun-job: sending to the control channel: %s\n", strerror(sent));
+            close(fd);
+            return retry ? 3 : 2;
+        }
         if (r <= 0) {
             fprintf(stderr, "evrun-job: the runner did not answer%s%s\n", r < 0 ? ": " : "",
                     r < 0 ? (pr == 0 ? "timed out" : strerror(errno)) : " (channel closed)");
@@ -387,6 +401,8 @@ s_call_ex(const char *req, size_t len, s_answer_t *ans, bool retry)
     size_t n;
     if (s_member(ans->text, "ok", &v, &n) && n == 4 && !strncmp(v, "true", 4))
         return 0;
+    if (s_member(ans->text, "error", &v, &n) && !strncmp(v, S_FULL, strlen(S_FULL)))
+        return 4;
     fprintf(stderr, "evrun-job: refused: ");
     if (s_member(ans->text, "error", &v, &n) && *v == '"')
         s_print_str(stderr, v, n);
@@ -394,6 +410,26 @@ s_call_ex(const char *req, size_t len, s_answer_t *ans, bool retry)
         fputs(ans->text, stderr);
     fputc('\n', stderr);
     return 2;
+}
+
+/*  A channel full of connections (other evrun-jobs of the step, run at
+    once) refused the request before reading it: asked again, as a
+    socket not there yet is, for S_CONNECT_WAIT_MS, then said. */
+static int
+s_call_ex(const char *req, size_t len, s_answer_t *ans, bool retry)
+{
+    for (long waited = 0;; waited += 50) {
+        int rc = s_call_once(req, len, ans, retry);
+        if (rc != 4)
+            return rc;
+        if (waited >= S_CONNECT_WAIT_MS) {
+            fprintf(stderr, "evrun-job: the job's control channel had too many connections "
+                    "(other evrun-jobs of this step) for %d s: run fewer at once\n",
+                    S_CONNECT_WAIT_MS / 1000);
+            return 2;
+        }
+        s_sleep_ms(50);
+    }
 }
 
 static int

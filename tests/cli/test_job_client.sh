@@ -54,5 +54,27 @@ want = "evrun-job: refused: secret: caf\u00e9 \U0001F600 cr\r ff\f bs\b slash/ t
 sys.exit(open(sys.argv[1], "rb").read() != want.encode())' "$tmp/err"
 
 check "the stand-in channel ran without an error" [ ! -s "$tmp/chan.err" ]
+
+# a channel full of connections (evrun-jobs run at once in one step)
+# refuses a connection before reading it: evrun-job asks again, as for a
+# socket not there yet (it was exit 2, "refused: too many connections ...
+# close one and try again", which a shell cannot do)
+/usr/bin/python3 "$src/tests/cli/job_channel.py" "$tmp/full.sock" 3 2> "$tmp/full.err" &
+full_pid=$!
+for _ in $(seq 1 100); do [ -S "$tmp/full.sock" ] && break; sleep 0.05; done
+EVRUN_CONTROL=$tmp/full.sock run "$bin/evrun-job" hello
+check "a full channel: asked again, exit 0" [ $rc -eq 0 ]
+check "a full channel: the answer printed" grep -q '^{"protocol":1,' "$tmp/out"
+check "a full channel: nothing on stderr" [ ! -s "$tmp/err" ]
+kill "$full_pid" 2> /dev/null
+wait "$full_pid" 2> /dev/null
+/usr/bin/python3 "$src/tests/cli/job_channel.py" "$tmp/full2.sock" 1000 2> "$tmp/full.err" &
+full_pid=$!
+for _ in $(seq 1 100); do [ -S "$tmp/full2.sock" ] && break; sleep 0.05; done
+EVRUN_CONTROL=$tmp/full2.sock run "$bin/evrun-job" hello
+check "a channel full for 10 s: exit 2" [ $rc -eq 2 ]
+check "a channel full for 10 s: said" grep -qx "evrun-job: the job's control channel had too many connections (other evrun-jobs of this step) for 10 s: run fewer at once" "$tmp/err"
+kill "$full_pid" 2> /dev/null
+wait "$full_pid" 2> /dev/null
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

@@ -176,6 +176,27 @@ YML
   check "never in the state directory" sh -c "! grep -rqa 'pyS42Zq' '$state'"
 }
 
+case_job_chan_parallel() {   # more evrun-jobs at once in one step than its channel's 8 connections
+  pipeline job-chan-par <<'YML'
+pipeline: job-chan-par
+executor: process
+steps:
+  - name: many
+    run: |
+      for i in $(seq 1 40); do
+        (evrun-job hello > /dev/null 2> "err.$i"; echo "$?" > "rc.$i") &
+      done
+      wait
+      echo "failed: $(cat rc.* | grep -vc '^0$')"
+      cat err.*
+YML
+  run job-chan-par "$tmp/job-chan-par.yml" --executors process
+  check "exit 0" [ "$rc" -eq 0 ]
+  # some were "refused: too many connections ... close one and try again", exit 2
+  check "all 40 answered" grep -q "^many | failed: 0$" "$out"
+  check "nothing said" sh -c "! grep -q 'evrun-job' '$out'"
+}
+
 case_job_trigger_local() {   # issue 17: evrun-job trigger without a broker: the next jobs, not run
   pipeline job-trig <<'YML'
 pipeline: job-trig
@@ -496,6 +517,6 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
-cases=${*:-job_secret job_secret_lines job_secret_name_holds job_secret_python job_secret_crash job_trigger_local job_trigger_secret_names job_trigger_follow job_trigger_file job_chan_user}
+cases=${*:-job_secret job_secret_lines job_secret_name_holds job_secret_python job_chan_parallel job_secret_crash job_trigger_local job_trigger_secret_names job_trigger_follow job_trigger_file job_chan_user}
 # shellcheck disable=SC2086
 run_cases $cases
