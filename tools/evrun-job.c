@@ -99,6 +99,45 @@ s_json_str(char *buf, const char *s, size_t n)
     return o;
 }
 
+/*  The offset of the first byte of s that starts no valid UTF-8
+    character (no overlongs, surrogates, nothing past U+10FFFF), or -1
+    when s is UTF-8: a JSON string carries nothing else, and the runner
+    refuses a request that is not JSON. */
+static long
+s_utf8_bad(const char *s)
+{
+    const unsigned char *p = (const unsigned char *) s;
+    for (size_t i = 0; p[i];) {
+        unsigned c = p[i];
+        size_t k = c < 0x80 ? 0 : c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2
+                 : c >= 0xf0 && c <= 0xf4 ? 3 : 9;
+        unsigned long cp = k == 0 ? c : k == 1 ? c & 0x1f : k == 2 ? c & 0x0f : c & 0x07;
+        bool ok = k < 9;
+        for (size_t j = 1; ok && j <= k; j++) {
+            ok = (p[i + j] & 0xc0) == 0x80;   /* a NUL ends it: not a continuation */
+            cp = cp << 6 | (p[i + j] & 0x3f);
+        }
+        ok = ok && !(k == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
+             && !(k == 3 && (cp < 0x10000 || cp > 0x10ffff));
+        if (!ok)
+            return (long) i;
+        i += k + 1;
+    }
+    return -1;
+}
+
+/*  False, said, when s (what) is not UTF-8. */
+static bool
+s_utf8_ok(const char *cmd, const char *what, const char *s)
+{
+    long at = s_utf8_bad(s);
+    if (at < 0)
+        return true;
+    fprintf(stderr, "evrun-job: %s: %s is not UTF-8 text (byte %ld is 0x%02x): the control "
+            "channel carries UTF-8 only\n", cmd, what, at + 1, (unsigned char) s[at]);
+    return false;
+}
+
 static void
 s_sleep_ms(long ms)
 {
@@ -436,6 +475,8 @@ static int
 s_secret(const char *name)
 {
     static char value[S_VALUE_MAX + 2];
+    if (!s_utf8_ok("secret", "NAME", name))
+        return 2;
     size_t n = 0;
     for (;;) {
         size_t r = fread(value + n, 1, sizeof value - n, stdin);
@@ -638,6 +679,8 @@ s_wait_job(const char *job)
 static int
 s_result(const char *what)
 {
+    if (!s_utf8_ok("result", "JOB|PIPELINE", what))
+        return 2;
     bool job = strlen(what) == 26 && strspn(what, "0123456789ABCDEFGHJKMNPQRSTVWXYZ") == 26;
     size_t wl = strlen(what);
     char *req = malloc(6 * wl + 64);
@@ -661,6 +704,8 @@ s_result(const char *what)
 static int
 s_running(const char *pipeline)
 {
+    if (!s_utf8_ok("running", "PIPELINE", pipeline))
+        return 2;
     size_t pl = strlen(pipeline);
     char *req = malloc(6 * pl + 64);
     if (!req)
@@ -731,6 +776,15 @@ s_trigger(int argc, char **argv)
     if (!rc && !np) {
         fprintf(stderr, "evrun-job: trigger: name at least one PIPELINE (or --file PATH)\n");
         rc = 2;
+    }
+    for (int i = 0; !rc && i < np; i++)
+        if (!s_utf8_ok("trigger", isfile[i] ? "--file PATH" : "PIPELINE", pipes[i]))
+            rc = 2;
+    for (int i = 0; !rc && i < na; i++) {
+        char what[48];
+        snprintf(what, sizeof what, "-a NAME=VALUE number %d", i + 1);
+        if (!s_utf8_ok("trigger", what, args[i]))
+            rc = 2;
     }
     for (int i = 0; !rc && i < np; i++)
         rc = s_trigger_one(pipes[i], isfile[i], args, na, wait, kids[i]);
