@@ -537,8 +537,9 @@ evr_outputs_parse(const char *buf, size_t n, evr_strmap_t *out, char **warn)
                 why = "KEY is not an environment variable name (letters, digits, _)";
             else if (len - klen - 1 > EVR_OUTPUTS_MAX_VALUE)
                 why = "VALUE over 4096 bytes";
-            else if (memchr(eq + 1, '\0', len - klen - 1)
-                     || !evr_utf8_valid(eq + 1, len - klen - 1))
+            else if (memchr(eq + 1, '\0', len - klen - 1))
+                why = "VALUE holds a NUL byte";
+            else if (!evr_utf8_valid(eq + 1, len - klen - 1))
                 why = "VALUE is not UTF-8 text";
             else if (!evr_strmap_get(out, key) && out->n >= EVR_OUTPUTS_MAX_KEYS)
                 why = "more than 64 keys: the rest are left out";

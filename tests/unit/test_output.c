@@ -542,7 +542,8 @@ test_outputs_parse(void)
     static const char bin[] = "N=a\0b\nU=\xff\xfe\nOK=1\n";
     evr_outputs_parse(bin, sizeof bin - 1, &m, &warn);
     CHECK(m.n == 1 && !strcmp(m.k[0], "OK"));
-    CHECK(warn && strstr(warn, "line 1: VALUE is not UTF-8 text"));
+    CHECK(warn && strstr(warn, "line 1: VALUE holds a NUL byte"));   /* was "not UTF-8" */
+    CHECK(warn && strstr(warn, "line 2: VALUE is not UTF-8 text"));
     free(warn);
     evr_strmap_free(&m);
 
