@@ -176,6 +176,31 @@ YML
   check "never in the state directory" sh -c "! grep -rqa 'pyS42Zq' '$state'"
 }
 
+case_job_secret_env_max() {   # registered secrets that would not fit a step's environment
+  # 64 names of 32768 bytes (each allowed) made 2 MiB of variables: every
+  # later step failed to start, "exec /bin/sh: Argument list too long"
+  pipeline job-secret-env <<'YML'
+pipeline: job-secret-env
+executor: process
+env: { N64: stale }
+steps:
+  - name: reg
+    run: |
+      for i in $(seq 1 64); do
+        head -c 30000 /dev/urandom | od -An -tx1 | tr -d ' \n' | head -c 32768 \
+          | evrun-job secret "N$i" || exit 3
+      done
+  - name: use
+    needs: [reg]
+    run: echo "N1 ${#N1} bytes, N15 ${#N15}, N16 [${N16-unset}], N64 [${N64-unset}]"
+YML
+  run job-secret-env "$tmp/job-secret-env.yml" --executors process
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "the later step started" grep -q "^use | N1 32768 bytes, N15 32768, N16 \[unset\], N64 \[unset\]$" "$out"
+  check "what it was not given said" \
+    grep -q "^use > 49 registered secrets left out of its environment (over 524288 bytes of them in all; masked all the same; not set, nor the job's own of that name): N16, N17, N18, N19, N20, N21, N22, N23, \.\.\.$" "$out"
+}
+
 case_job_chan_parallel() {   # more evrun-jobs at once in one step than its channel's 8 connections
   pipeline job-chan-par <<'YML'
 pipeline: job-chan-par
@@ -517,6 +542,6 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
-cases=${*:-job_secret job_secret_lines job_secret_name_holds job_secret_python job_chan_parallel job_secret_crash job_trigger_local job_trigger_secret_names job_trigger_follow job_trigger_file job_chan_user}
+cases=${*:-job_secret job_secret_lines job_secret_name_holds job_secret_python job_secret_env_max job_chan_parallel job_secret_crash job_trigger_local job_trigger_secret_names job_trigger_follow job_trigger_file job_chan_user}
 # shellcheck disable=SC2086
 run_cases $cases
