@@ -342,8 +342,9 @@ s_cmd_secret(const json_t *req, json_t *ans, evr_err_t *err, void *arg)
         rc = evr_err_set(err, EVR_ERR_LIMIT, "job %s has %d secrets registered, the most it "
                          "may: register again under a name it has", job->id, S_SECRETS_MAX);
     else if (job->dyn_count >= S_VALUES_MAX)
-        rc = evr_err_set(err, EVR_ERR_LIMIT, "job %s has registered %d values, the most it may",
-                         job->id, S_VALUES_MAX);
+        rc = evr_err_set(err, EVR_ERR_LIMIT, "job %s has registered %d values, the most it may "
+                         "(each registration counts, a name registered again too): register "
+                         "each value once", job->id, S_VALUES_MAX);
     else if ((rc = s_save(job, name, value, err)))
         evr_err_set(err, rc, "not registered: %s", err->msg);
     if (!rc) {

@@ -201,6 +201,33 @@ YML
     grep -q "^use > 49 registered secrets left out of its environment (over 524288 bytes of them in all; masked all the same; not set, nor the job's own of that name): N16, N17, N18, N19, N20, N21, N22, N23, \.\.\.$" "$out"
 }
 
+case_job_secret_values_max() {   # 256 registrations a job, a name registered again counting
+  pipeline job-secret-values <<'YML'
+pipeline: job-secret-values
+executor: process
+steps:
+  - name: py
+    run: |
+      python3 - <<'PY'
+      import json, os, socket
+      s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+      s.connect(os.environ["EVRUN_CONTROL"])
+      f = s.makefile("rb")
+      for i in range(257):
+          v = ("val%03dQz" % i).encode().hex()
+          s.sendall(json.dumps({"cmd": "secret", "name": "K%d" % (i % 3), "value_hex": v}).encode() + b"\n")
+          a = json.loads(f.readline())
+          if not a["ok"]:
+              print(i, a["error"].replace(os.environ["EVRUN_JOB_ID"], "J"))
+      PY
+YML
+  run job-secret-values "$tmp/job-secret-values.yml" --executors process
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "the 257th refused, saying what to do" \
+    grep -qx "py | 256 secret: job J has registered 256 values, the most it may (each registration counts, a name registered again too): register each value once" "$out"
+  check "the 256 before it taken" [ "$(grep -c '^py > secret K[0-2] registered$' "$out")" -eq 256 ]
+}
+
 case_job_chan_parallel() {   # more evrun-jobs at once in one step than its channel's 8 connections
   pipeline job-chan-par <<'YML'
 pipeline: job-chan-par
@@ -542,6 +569,6 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
-cases=${*:-job_secret job_secret_lines job_secret_name_holds job_secret_python job_secret_env_max job_chan_parallel job_secret_crash job_trigger_local job_trigger_secret_names job_trigger_follow job_trigger_file job_chan_user}
+cases=${*:-job_secret job_secret_lines job_secret_name_holds job_secret_python job_secret_env_max job_secret_values_max job_chan_parallel job_secret_crash job_trigger_local job_trigger_secret_names job_trigger_follow job_trigger_file job_chan_user}
 # shellcheck disable=SC2086
 run_cases $cases
