@@ -228,6 +228,36 @@ YML
   check "the 256 before it taken" [ "$(grep -c '^py > secret K[0-2] registered$' "$out")" -eq 256 ]
 }
 
+case_job_trigger_args() {   # a trigger's bad args: each refusal says which and what is wrong
+  pipeline job-trig-args <<'YML'
+pipeline: job-trig-args
+executor: process
+triggers: [other]
+steps:
+  - name: t
+    run: |
+      evrun-job trigger other -a "V=$(head -c 5000 /dev/zero | tr '\0' a)"
+      evrun-job trigger other -a 1K=v
+      python3 - <<'PY'
+      import json, os, socket
+      s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+      s.connect(os.environ["EVRUN_CONTROL"])
+      f = s.makefile("rb")
+      for args in ({"N": 5},):
+          r = {"cmd": "trigger", "pipeline": "other", "call": "01JDX5QG0000000000000000AB", "args": args}
+          s.sendall(json.dumps(r).encode() + b"\n")
+          print(json.loads(f.readline())["error"])
+      PY
+YML
+  run job-trig-args "$tmp/job-trig-args.yml" --executors process
+  check "exit 0" [ "$rc" -eq 0 ]
+  # each was "\"args\": K: expected a variable name and a string of at
+  # most 4096 bytes without NUL", whichever was wrong
+  check "a value too long" grep -qx 't | evrun-job: refused: trigger: "args": V: 5000 bytes, more than 4096' "$out"
+  check "a bad name" grep -qx 't | evrun-job: refused: trigger: "args": "1K" is not an arg'"'"'s name (letters, digits and _, not starting with a digit)' "$out"
+  check "not a string" grep -qx 't | trigger: "args": N: expected a string value' "$out"
+}
+
 case_job_chan_parallel() {   # more evrun-jobs at once in one step than its channel's 8 connections
   pipeline job-chan-par <<'YML'
 pipeline: job-chan-par
@@ -569,6 +599,6 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
-cases=${*:-job_secret job_secret_lines job_secret_name_holds job_secret_python job_secret_env_max job_secret_values_max job_chan_parallel job_secret_crash job_trigger_local job_trigger_secret_names job_trigger_follow job_trigger_file job_chan_user}
+cases=${*:-job_secret job_secret_lines job_secret_name_holds job_secret_python job_secret_env_max job_secret_values_max job_trigger_args job_chan_parallel job_secret_crash job_trigger_local job_trigger_secret_names job_trigger_follow job_trigger_file job_chan_user}
 # shellcheck disable=SC2086
 run_cases $cases
