@@ -28,6 +28,7 @@
 #define S_ANSWER_MAX (32u << 20)
 #define S_CONNECT_WAIT_MS 10000    /* a runner restarting listens again within this */
 #define S_ANSWER_WAIT_MS 60000
+#define S_LINE_MAX 262144          /* a request line at most (EVR_CHAN_LINE_MAX) */
 /*  The start of the error answered to a connection past the channel's
     most (as a JSON string's text): evrun-job asks again. */
 #define S_FULL "\"too many connections to this step's channel"
@@ -576,6 +577,13 @@ s_trigger_one(const char *pipeline, bool file, char *const *args, int nargs, boo
         o += s_json_str(req + o, eq + 1, strlen(eq + 1));
     }
     o += (size_t) sprintf(req + o, "}}\n");
+    if (o - 1 > S_LINE_MAX) {   /* the runner would refuse it and close */
+        fprintf(stderr, "evrun-job: trigger %s: the request is %zu bytes, more than the control "
+                "channel's %d (its args together, as JSON, a control character as 6 bytes): "
+                "give fewer or shorter args\n", pipeline, o - 1, S_LINE_MAX);
+        free(req);
+        return 2;
+    }
     s_answer_t a = { 0 };
     int rc = 3;
     for (long waited = 0, pause = 25; waited < S_TRIGGER_WAIT_MS; waited += pause) {

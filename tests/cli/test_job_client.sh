@@ -78,6 +78,17 @@ check "running, not UTF-8: exit 2" [ $rc -eq 2 ]
 run "$bin/evrun-job" trigger "caf$(printf '\303\251')" -a "K=$(printf '\360\237\230\200')"
 check "trigger, UTF-8 of 2 and 4 bytes: sent" [ $rc -eq 0 ]
 
+# 64 args of 4096 bytes (each allowed) make a request longer than the
+# channel's line: said before sending (it was the runner's "request line
+# longer than 262144 bytes: the connection is closed")
+v=$(head -c 4096 /dev/zero | tr '\0' a)
+set --
+for i in $(seq 1 64); do set -- "$@" -a "A$i=$v"; done
+run "$bin/evrun-job" trigger p "$@"
+check "trigger, args over the channel's line: exit 2" [ $rc -eq 2 ]
+check "trigger, args over the channel's line: said" grep -qx "evrun-job: trigger p: the request is 262788 bytes, more than the control channel's 262144 (its args together, as JSON, a control character as 6 bytes): give fewer or shorter args" "$tmp/err"
+set --
+
 check "the stand-in channel ran without an error" [ ! -s "$tmp/chan.err" ]
 
 # a channel full of connections (evrun-jobs run at once in one step)
