@@ -20,6 +20,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "evr_codec.h"   /* evr_utf8_clean */
+
 typedef struct s_conn {
     evr_chan_t *chan;
     int fd;
@@ -48,7 +50,10 @@ static void s_conn_io(evr_loop_t *loop, int fd, int events, void *arg);
 static char *
 s_error(const json_t *id, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/*  {"ok": false, "error": ..., "id": id} as text. */
+/*  {"ok": false, "error": ..., "id": id} as text.  The message may quote
+    the request cut inside a character (a command's name at 64 bytes, a
+    message at EVR_ERR_MAX): made valid UTF-8 first, which jansson wants
+    (else no answer at all). */
 static char *
 s_error(const json_t *id, const char *fmt, ...)
 {
@@ -57,6 +62,7 @@ s_error(const json_t *id, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    evr_utf8_clean(msg);
     json_t *ans = json_pack("{s:b, s:s}", "ok", 0, "error", msg);
     if (id)
         json_object_set(ans, "id", (json_t *) id);

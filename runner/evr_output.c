@@ -508,6 +508,23 @@ s_warn(char **warn, size_t line, const char *why)
     *warn = w;
 }
 
+/*  The first control character of the UTF-8 text v[0,n) but a tab (C0,
+    DEL, C1: what a terminal takes as a command, e.g. ESC or \r), as its
+    code point, or -1.  A value shown by evrun-cli status must not move
+    the cursor nor forge lines. */
+static long
+s_control(const char *v, size_t n)
+{
+    const unsigned char *p = (const unsigned char *) v;
+    for (size_t i = 0; i < n; i++) {
+        if ((p[i] < 0x20 && p[i] != '\t') || p[i] == 0x7f)
+            return p[i];
+        if (p[i] == 0xc2 && i + 1 < n && p[i + 1] >= 0x80 && p[i + 1] <= 0x9f)
+            return p[i + 1];
+    }
+    return -1;
+}
+
 void
 evr_outputs_parse(const char *buf, size_t n, evr_strmap_t *out, char **warn)
 {
@@ -524,7 +541,8 @@ evr_outputs_parse(const char *buf, size_t n, evr_strmap_t *out, char **warn)
             continue;
         const char *eq = memchr(p, '=', len);
         const char *why = NULL;
-        char key[EVR_SPEC_MAX_NAME + 1];
+        char key[EVR_SPEC_MAX_NAME + 1], ctl[96];
+        long c;
         size_t klen = eq ? (size_t) (eq - p) : 0;
         if (!eq)
             why = "expected KEY=VALUE";
@@ -537,9 +555,15 @@ evr_outputs_parse(const char *buf, size_t n, evr_strmap_t *out, char **warn)
                 why = "KEY is not an environment variable name (letters, digits, _)";
             else if (len - klen - 1 > EVR_OUTPUTS_MAX_VALUE)
                 why = "VALUE over 4096 bytes";
-            else if (memchr(eq + 1, '\0', len - klen - 1)
-                     || !evr_utf8_valid(eq + 1, len - klen - 1))
+            else if (memchr(eq + 1, '\0', len - klen - 1))
+                why = "VALUE holds a NUL byte";
+            else if (!evr_utf8_valid(eq + 1, len - klen - 1))
                 why = "VALUE is not UTF-8 text";
+            else if ((c = s_control(eq + 1, len - klen - 1)) >= 0) {
+                snprintf(ctl, sizeof ctl, "VALUE holds a control character (U+%04lX): "
+                         "one line of text, tabs allowed", (unsigned long) c);
+                why = ctl;
+            }
             else if (!evr_strmap_get(out, key) && out->n >= EVR_OUTPUTS_MAX_KEYS)
                 why = "more than 64 keys: the rest are left out";
         }

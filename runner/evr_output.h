@@ -100,8 +100,9 @@ bool evr_mask_empty(const evr_mask_t *self);
 /*  Parses what a step wrote to $EVRUN_OUTPUT (buf[0..n), untrusted):
     KEY=VALUE lines, KEY an environment variable name of at most 64 bytes,
     VALUE the rest of the line (a final CR dropped; at most
-    EVR_OUTPUTS_MAX_VALUE bytes); blank lines are skipped, a later KEY
-    replaces an earlier one; at most EVR_OUTPUTS_MAX_KEYS keys.  Each line
+    EVR_OUTPUTS_MAX_VALUE bytes of UTF-8, no control character but a
+    tab); blank lines are skipped, a later KEY replaces an earlier one; at
+    most EVR_OUTPUTS_MAX_KEYS keys.  Each line
     that is not so is skipped and said in *warn (one line per problem,
     "line N: why"; NULL when none; caller frees).  Fills out (zeroed by the
     caller; caller frees). */

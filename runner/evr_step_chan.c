@@ -35,6 +35,11 @@
 #define S_NAME_MAX 128
 #define S_SECRETS_MAX 64    /* names per job */
 #define S_VALUES_MAX 256    /* registrations per job (each a value masked from then on) */
+/*  Most bytes of registered secrets given to one step as variables (NAME=VALUE
+    and a NUL each): 64 names of 32 KiB would be 2 MiB, all of exec's
+    ARG_MAX with an 8 MiB stack, and no later step could start ("exec
+    /bin/sh: Argument list too long"); with EVRUN_OUT_*'s 1 MiB they fit. */
+#define S_ENV_MAX (512u * 1024u)
 
 /*  The unit's directory (caller owns it), or NULL without a control
     directory. */
@@ -215,13 +220,47 @@ evr_eng_secrets_remove(const evr_eng_job_t *job)
     free(path);
 }
 
+/*  name taken out of env (the job's own value of a name whose registered
+    one is left out: not given in its place, stale). */
+static void
+s_unset(evr_strmap_t *env, const char *name)
+{
+    for (uint32_t i = 0; i < env->n; i++)
+        if (!strcmp(env->k[i], name)) {
+            free(env->k[i]);
+            free(env->v[i]);
+            memmove(env->k + i, env->k + i + 1, (env->n - i - 1) * sizeof *env->k);
+            memmove(env->v + i, env->v + i + 1, (env->n - i - 1) * sizeof *env->v);
+            env->n--;
+            return;
+        }
+}
+
 void
 evr_eng_secrets_env(const evr_eng_step_t *st, evr_strmap_t *env)
 {
     if (st->spec->untrusted)
         return;
-    for (uint32_t i = 0; i < st->job->dyn_secrets.n; i++)
-        evr_strmap_set(env, st->job->dyn_secrets.k[i], st->job->dyn_secrets.v[i]);
+    const evr_strmap_t *dyn = &st->job->dyn_secrets;
+    size_t total = 0, left_out = 0;
+    char names[256] = "";
+    for (uint32_t i = 0; i < dyn->n; i++) {
+        size_t n = strlen(dyn->k[i]) + strlen(dyn->v[i]) + 2;
+        if (n > S_ENV_MAX - total) {   /* in the order registered: the later ones */
+            if (left_out++ < 8)
+                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
+                         left_out > 1 ? ", " : "", dyn->k[i]);
+            s_unset(env, dyn->k[i]);
+            continue;
+        }
+        total += n;
+        evr_strmap_set(env, dyn->k[i], dyn->v[i]);
+    }
+    if (left_out)
+        evr_eng_step_log(st, "%zu registered secret%s left out of its environment (over %u "
+                         "bytes of them in all; masked all the same; not set, nor the job's "
+                         "own of that name): %s%s", left_out,
+                         left_out == 1 ? "" : "s", S_ENV_MAX, names, left_out > 8 ? ", ..." : "");
 }
 
 /* -------------------------------------------------------------- commands */
@@ -312,8 +351,9 @@ s_cmd_secret(const json_t *req, json_t *ans, evr_err_t *err, void *arg)
         rc = evr_err_set(err, EVR_ERR_LIMIT, "job %s has %d secrets registered, the most it "
                          "may: register again under a name it has", job->id, S_SECRETS_MAX);
     else if (job->dyn_count >= S_VALUES_MAX)
-        rc = evr_err_set(err, EVR_ERR_LIMIT, "job %s has registered %d values, the most it may",
-                         job->id, S_VALUES_MAX);
+        rc = evr_err_set(err, EVR_ERR_LIMIT, "job %s has registered %d values, the most it may "
+                         "(each registration counts, a name registered again too): register "
+                         "each value once", job->id, S_VALUES_MAX);
     else if ((rc = s_save(job, name, value, err)))
         evr_err_set(err, rc, "not registered: %s", err->msg);
     if (!rc) {

@@ -22,7 +22,9 @@
     step.outputs, not in the file, which a later `untrusted` step could
     read).  The steps that
     `need` it (directly) then get EVRUN_OUT_<STEP>_<KEY>.  Only a step some
-    other step needs has its file read: no other step could use it.  A
+    other step needs has its file read: no other step could use it.  The
+    file of another step (or of one cancelled) is removed unread, when the
+    host directory is known, lest a later untrusted step read it.  A
     restarted runner takes the outputs from its log (the job projection)
     and never reads a file again once step.outputs is recorded.
 */
@@ -114,6 +116,33 @@ static bool
 s_wants(const evr_eng_step_t *st)
 {
     return !st->outputs_read && st->unit_id && !st->cancelled && !st->lost && s_needed(st);
+}
+
+/*  Whether st's file is to be removed unread: no step needs it (or it
+    was cancelled), and the runner reaches the workspace's directory.
+    Left there, it would hold the values unmasked for a later `untrusted`
+    step to read: the next one in the file, a `when: always` one. */
+static bool
+s_drops(const evr_eng_step_t *st)
+{
+    const evr_eng_job_t *job = st->job;
+    return !st->outputs_read && st->unit_id && !st->lost && !s_wants(st) && job->ex->ops->dir
+           && !job->no_ws;
+}
+
+/*  st's file removed, unread, from the workspace's host directory (a link
+    or anything else there by that name too, not followed). */
+static void
+s_drop(evr_eng_step_t *st)
+{
+    st->outputs_read = true;
+    int dfd = st->job->out_dir ? open(st->job->out_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (dfd < 0)
+        return;
+    char *file = evr_eng_output_file(st);   /* one component: no '/' */
+    unlinkat(dfd, file, 0);
+    free(file);
+    close(dfd);
 }
 
 /*  After the outputs: the artifacts, or the step's end. */
@@ -331,7 +360,12 @@ s_dir_known(const evr_exec_result_t *r, void *arg)
     }
     else
         job->out_dir_state = 3;
-    if (job->out_dir_state == 2 && s_read_direct(st)) {
+    if (!s_wants(st)) {   /* asked to remove its file only */
+        if (job->out_dir_state == 2)
+            s_drop(st);
+        s_next(st);
+    }
+    else if (job->out_dir_state == 2 && s_read_direct(st)) {
         st->outputs_read = true;
         s_next(st);
     }
@@ -342,11 +376,14 @@ s_dir_known(const evr_exec_result_t *r, void *arg)
 void
 evr_eng_step_collect(evr_eng_step_t *st)
 {
-    if (!s_wants(st)) {
+    evr_eng_job_t *job = st->job;
+    bool drop = s_drops(st);
+    if (drop && job->out_dir_state == 2)
+        s_drop(st);
+    if (!s_wants(st) && (!drop || job->out_dir_state >= 2)) {
         s_next(st);
         return;
     }
-    evr_eng_job_t *job = st->job;
     bool dir = job->ex->ops->dir && !job->no_ws;
     /* asked once a job; a step that ends while the answer is pending asks
        too (it must not take the archive path, which reads a link) */

@@ -190,11 +190,16 @@ s_args(const json_t *ja, evr_strmap_t *out, evr_err_t *err)
     const char *k;
     const json_t *v;
     json_object_foreach((json_t *) ja, k, v) {
-        if (!json_is_string(v) || json_string_length(v) > S_ARG_VALUE_MAX
-            || strlen(json_string_value(v)) != json_string_length(v) || !evr_spec_env_name_ok(k))
-            return evr_err_set(err, EVR_ERR_PROTO, "\"args\": %.64s: expected a variable name "
-                               "and a string of at most %d bytes without NUL", k,
-                               S_ARG_VALUE_MAX);
+        if (!evr_spec_env_name_ok(k))
+            return evr_err_set(err, EVR_ERR_PROTO, "\"args\": \"%.64s\" is not an arg's name "
+                               "(letters, digits and _, not starting with a digit)", k);
+        if (!json_is_string(v))
+            return evr_err_set(err, EVR_ERR_PROTO, "\"args\": %s: expected a string value", k);
+        if (json_string_length(v) > S_ARG_VALUE_MAX)
+            return evr_err_set(err, EVR_ERR_PROTO, "\"args\": %s: %zu bytes, more than %d",
+                               k, json_string_length(v), S_ARG_VALUE_MAX);
+        if (strlen(json_string_value(v)) != json_string_length(v))
+            return evr_err_set(err, EVR_ERR_PROTO, "\"args\": %s: holds a NUL byte", k);
         evr_strmap_set(out, k, json_string_value(v));
     }
     return EVR_OK;

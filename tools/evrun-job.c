@@ -28,6 +28,10 @@
 #define S_ANSWER_MAX (32u << 20)
 #define S_CONNECT_WAIT_MS 10000    /* a runner restarting listens again within this */
 #define S_ANSWER_WAIT_MS 60000
+#define S_LINE_MAX 262144          /* a request line at most (EVR_CHAN_LINE_MAX) */
+/*  The start of the error answered to a connection past the channel's
+    most (as a JSON string's text): evrun-job asks again. */
+#define S_FULL "\"too many connections to this step's channel"
 
 static void
 s_usage(FILE *f)
@@ -94,6 +98,45 @@ s_json_str(char *buf, const char *s, size_t n)
     }
     buf[o++] = '"';
     return o;
+}
+
+/*  The offset of the first byte of s that starts no valid UTF-8
+    character (no overlongs, surrogates, nothing past U+10FFFF), or -1
+    when s is UTF-8: a JSON string carries nothing else, and the runner
+    refuses a request that is not JSON. */
+static long
+s_utf8_bad(const char *s)
+{
+    const unsigned char *p = (const unsigned char *) s;
+    for (size_t i = 0; p[i];) {
+        unsigned c = p[i];
+        size_t k = c < 0x80 ? 0 : c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2
+                 : c >= 0xf0 && c <= 0xf4 ? 3 : 9;
+        unsigned long cp = k == 0 ? c : k == 1 ? c & 0x1f : k == 2 ? c & 0x0f : c & 0x07;
+        bool ok = k < 9;
+        for (size_t j = 1; ok && j <= k; j++) {
+            ok = (p[i + j] & 0xc0) == 0x80;   /* a NUL ends it: not a continuation */
+            cp = cp << 6 | (p[i + j] & 0x3f);
+        }
+        ok = ok && !(k == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
+             && !(k == 3 && (cp < 0x10000 || cp > 0x10ffff));
+        if (!ok)
+            return (long) i;
+        i += k + 1;
+    }
+    return -1;
+}
+
+/*  False, said, when s (what) is not UTF-8. */
+static bool
+s_utf8_ok(const char *cmd, const char *what, const char *s)
+{
+    long at = s_utf8_bad(s);
+    if (at < 0)
+        return true;
+    fprintf(stderr, "evrun-job: %s: %s is not UTF-8 text (byte %ld is 0x%02x): the control "
+            "channel carries UTF-8 only\n", cmd, what, at + 1, (unsigned char) s[at]);
+    return false;
 }
 
 static void
@@ -335,8 +378,10 @@ s_room(s_answer_t *ans, size_t got)
     return true;
 }
 
+/*  One connection's call: as s_call_ex, and 4 when the channel had too
+    many connections to read the request (nothing was done). */
 static int
-s_call_ex(const char *req, size_t len, s_answer_t *ans, bool retry)
+s_call_once(const char *req, size_t len, s_answer_t *ans, bool retry)
 {
     if (ans->text)
         ans->text[0] = '\0';   /* no earlier answer read as this one */
@@ -344,16 +389,20 @@ s_call_ex(const char *req, size_t len, s_answer_t *ans, bool retry)
     if (fd < 0)
         return retry ? 3 : 2;
     size_t off = 0;
-    while (off < len) {
+    int sent = 0;   /* errno of a send the runner's close cut short: its answer may be in */
+    while (off < len && !sent) {
         ssize_t w = send(fd, req + off, len - off, MSG_NOSIGNAL);
         if (w < 0 && errno == EINTR)
             continue;
-        if (w <= 0) {
+        if (w < 0 && (errno == EPIPE || errno == ECONNRESET))
+            sent = errno;   /* a full channel answers a connection and closes it at once */
+        else if (w <= 0) {
             fprintf(stderr, "evrun-job: sending to the control channel: %s\n", strerror(errno));
             close(fd);
             return retry ? 3 : 2;
         }
-        off += (size_t) w;
+        else
+            off += (size_t) w;
     }
     size_t got = 0;
     char *nl = NULL;
@@ -365,6 +414,11 @@ s_call_ex(const char *req, size_t len, s_answer_t *ans, bool retry)
         ssize_t r = pr > 0 ? recv(fd, ans->text + got, ans->cap - 1 - got, 0) : -1;
         if (r < 0 && errno == EINTR)
             continue;
+        if (r <= 0 && sent) {
+            fprintf(stderr, "evrun-job: sending to the control channel: %s\n", strerror(sent));
+            close(fd);
+            return retry ? 3 : 2;
+        }
         if (r <= 0) {
             fprintf(stderr, "evrun-job: the runner did not answer%s%s\n", r < 0 ? ": " : "",
                     r < 0 ? (pr == 0 ? "timed out" : strerror(errno)) : " (channel closed)");
@@ -387,6 +441,8 @@ s_call_ex(const char *req, size_t len, s_answer_t *ans, bool retry)
     size_t n;
     if (s_member(ans->text, "ok", &v, &n) && n == 4 && !strncmp(v, "true", 4))
         return 0;
+    if (s_member(ans->text, "error", &v, &n) && !strncmp(v, S_FULL, strlen(S_FULL)))
+        return 4;
     fprintf(stderr, "evrun-job: refused: ");
     if (s_member(ans->text, "error", &v, &n) && *v == '"')
         s_print_str(stderr, v, n);
@@ -396,10 +452,32 @@ s_call_ex(const char *req, size_t len, s_answer_t *ans, bool retry)
     return 2;
 }
 
+/*  A channel full of connections (other evrun-jobs of the step, run at
+    once) refused the request before reading it: asked again, as a
+    socket not there yet is, for S_CONNECT_WAIT_MS, then said. */
+static int
+s_call_ex(const char *req, size_t len, s_answer_t *ans, bool retry)
+{
+    for (long waited = 0;; waited += 50) {
+        int rc = s_call_once(req, len, ans, retry);
+        if (rc != 4)
+            return rc;
+        if (waited >= S_CONNECT_WAIT_MS) {
+            fprintf(stderr, "evrun-job: the job's control channel had too many connections "
+                    "(other evrun-jobs of this step) for %d s: run fewer at once\n",
+                    S_CONNECT_WAIT_MS / 1000);
+            return 2;
+        }
+        s_sleep_ms(50);
+    }
+}
+
 static int
 s_secret(const char *name)
 {
     static char value[S_VALUE_MAX + 2];
+    if (!s_utf8_ok("secret", "NAME", name))
+        return 2;
     size_t n = 0;
     for (;;) {
         size_t r = fread(value + n, 1, sizeof value - n, stdin);
@@ -499,6 +577,13 @@ s_trigger_one(const char *pipeline, bool file, char *const *args, int nargs, boo
         o += s_json_str(req + o, eq + 1, strlen(eq + 1));
     }
     o += (size_t) sprintf(req + o, "}}\n");
+    if (o - 1 > S_LINE_MAX) {   /* the runner would refuse it and close */
+        fprintf(stderr, "evrun-job: trigger %s: the request is %zu bytes, more than the control "
+                "channel's %d (its args together, as JSON, a control character as 6 bytes): "
+                "give fewer or shorter args\n", pipeline, o - 1, S_LINE_MAX);
+        free(req);
+        return 2;
+    }
     s_answer_t a = { 0 };
     int rc = 3;
     for (long waited = 0, pause = 25; waited < S_TRIGGER_WAIT_MS; waited += pause) {
@@ -602,6 +687,8 @@ s_wait_job(const char *job)
 static int
 s_result(const char *what)
 {
+    if (!s_utf8_ok("result", "JOB|PIPELINE", what))
+        return 2;
     bool job = strlen(what) == 26 && strspn(what, "0123456789ABCDEFGHJKMNPQRSTVWXYZ") == 26;
     size_t wl = strlen(what);
     char *req = malloc(6 * wl + 64);
@@ -625,6 +712,8 @@ s_result(const char *what)
 static int
 s_running(const char *pipeline)
 {
+    if (!s_utf8_ok("running", "PIPELINE", pipeline))
+        return 2;
     size_t pl = strlen(pipeline);
     char *req = malloc(6 * pl + 64);
     if (!req)
@@ -695,6 +784,15 @@ s_trigger(int argc, char **argv)
     if (!rc && !np) {
         fprintf(stderr, "evrun-job: trigger: name at least one PIPELINE (or --file PATH)\n");
         rc = 2;
+    }
+    for (int i = 0; !rc && i < np; i++)
+        if (!s_utf8_ok("trigger", isfile[i] ? "--file PATH" : "PIPELINE", pipes[i]))
+            rc = 2;
+    for (int i = 0; !rc && i < na; i++) {
+        char what[48];
+        snprintf(what, sizeof what, "-a NAME=VALUE number %d", i + 1);
+        if (!s_utf8_ok("trigger", what, args[i]))
+            rc = 2;
     }
     for (int i = 0; !rc && i < np; i++)
         rc = s_trigger_one(pipes[i], isfile[i], args, na, wait, kids[i]);

@@ -1,4 +1,4 @@
-"""job_channel.py SOCKET: a stand-in for a step's control channel, written
+"""job_channel.py SOCKET [FULL]: a stand-in for a step's control channel, written
 from schema/PROTOCOL.md ("Job control channel"), for test_job_client.sh:
 evrun-job against answers a runner may give.  Serves until killed; each
 connection's request lines are answered in order:
@@ -11,6 +11,10 @@ connection's request lines are answered in order:
   secret  refused, the error's text escaped as any JSON encoder may
           (\\u for what is not ASCII, a pair for what is past U+FFFF,
           \\r \\b \\f \\/)
+
+With FULL (a number), the first FULL connections are answered as a
+channel with too many connections answers one (before reading it), and
+closed at once.
 """
 import json
 import socket
@@ -63,6 +67,13 @@ def serve(c):
 s = socket.socket(socket.AF_UNIX)
 s.bind(sys.argv[1])
 s.listen(8)
+full = int(sys.argv[2]) if len(sys.argv) > 2 else 0
 while True:
     conn, _ = s.accept()
+    if full > 0:
+        full -= 1
+        conn.sendall(b'{"ok":false,"error":"too many connections to this step\'s channel '
+                     b'(at most 8 at once): close one and try again"}\n')
+        conn.close()
+        continue
     threading.Thread(target=serve, args=(conn,), daemon=True).start()

@@ -53,6 +53,64 @@ check "secret refused: the runner's words, unescaped" /usr/bin/python3 -c 'impor
 want = "evrun-job: refused: secret: caf\u00e9 \U0001F600 cr\r ff\f bs\b slash/ tab\t q\" bsl\\ ctl\x01 end\n"
 sys.exit(open(sys.argv[1], "rb").read() != want.encode())' "$tmp/err"
 
+# what is not UTF-8 cannot be a JSON string: said before anything is sent
+# (it was the runner's "request is not JSON (column 25: unable to decode
+# byte 0xff ...): send one JSON object per line", about a line the user
+# never wrote)
+ff=$(printf '\377')
+printf 'value' > "$tmp/value"
+timeout -k 10 60 "$bin/evrun-job" secret "A$ff" < "$tmp/value" > "$tmp/out" 2> "$tmp/err"
+rc=$?
+check "secret, a NAME not UTF-8: exit 2" [ $rc -eq 2 ]
+check "secret, a NAME not UTF-8: said" grep -qx "evrun-job: secret: NAME is not UTF-8 text (byte 2 is 0xff): the control channel carries UTF-8 only" "$tmp/err"
+run "$bin/evrun-job" trigger p -a K=v -a "K2=v$ff"
+check "trigger, an arg not UTF-8: exit 2" [ $rc -eq 2 ]
+check "trigger, an arg not UTF-8: said" grep -qx "evrun-job: trigger: -a NAME=VALUE number 2 is not UTF-8 text (byte 5 is 0xff): the control channel carries UTF-8 only" "$tmp/err"
+check "trigger, an arg not UTF-8: nothing started" [ ! -s "$tmp/out" ]
+run "$bin/evrun-job" trigger "p$ff"
+check "trigger, a PIPELINE not UTF-8: said" grep -qx "evrun-job: trigger: PIPELINE is not UTF-8 text (byte 2 is 0xff): the control channel carries UTF-8 only" "$tmp/err"
+run "$bin/evrun-job" trigger --file "$(printf 'ci/\355\240\200.yml')"   # a surrogate
+check "trigger, a --file PATH not UTF-8: said" grep -qx "evrun-job: trigger: --file PATH is not UTF-8 text (byte 4 is 0xed): the control channel carries UTF-8 only" "$tmp/err"
+run "$bin/evrun-job" result "$(printf '\300\200')"   # an overlong NUL
+check "result, not UTF-8: said" grep -qx "evrun-job: result: JOB|PIPELINE is not UTF-8 text (byte 1 is 0xc0): the control channel carries UTF-8 only" "$tmp/err"
+run "$bin/evrun-job" running "p$ff"
+check "running, not UTF-8: exit 2" [ $rc -eq 2 ]
+run "$bin/evrun-job" trigger "caf$(printf '\303\251')" -a "K=$(printf '\360\237\230\200')"
+check "trigger, UTF-8 of 2 and 4 bytes: sent" [ $rc -eq 0 ]
+
+# 64 args of 4096 bytes (each allowed) make a request longer than the
+# channel's line: said before sending (it was the runner's "request line
+# longer than 262144 bytes: the connection is closed")
+v=$(head -c 4096 /dev/zero | tr '\0' a)
+set --
+for i in $(seq 1 64); do set -- "$@" -a "A$i=$v"; done
+run "$bin/evrun-job" trigger p "$@"
+check "trigger, args over the channel's line: exit 2" [ $rc -eq 2 ]
+check "trigger, args over the channel's line: said" grep -qx "evrun-job: trigger p: the request is 262788 bytes, more than the control channel's 262144 (its args together, as JSON, a control character as 6 bytes): give fewer or shorter args" "$tmp/err"
+set --
+
 check "the stand-in channel ran without an error" [ ! -s "$tmp/chan.err" ]
+
+# a channel full of connections (evrun-jobs run at once in one step)
+# refuses a connection before reading it: evrun-job asks again, as for a
+# socket not there yet (it was exit 2, "refused: too many connections ...
+# close one and try again", which a shell cannot do)
+/usr/bin/python3 "$src/tests/cli/job_channel.py" "$tmp/full.sock" 3 2> "$tmp/full.err" &
+full_pid=$!
+for _ in $(seq 1 100); do [ -S "$tmp/full.sock" ] && break; sleep 0.05; done
+EVRUN_CONTROL=$tmp/full.sock run "$bin/evrun-job" hello
+check "a full channel: asked again, exit 0" [ $rc -eq 0 ]
+check "a full channel: the answer printed" grep -q '^{"protocol":1,' "$tmp/out"
+check "a full channel: nothing on stderr" [ ! -s "$tmp/err" ]
+kill "$full_pid" 2> /dev/null
+wait "$full_pid" 2> /dev/null
+/usr/bin/python3 "$src/tests/cli/job_channel.py" "$tmp/full2.sock" 1000 2> "$tmp/full.err" &
+full_pid=$!
+for _ in $(seq 1 100); do [ -S "$tmp/full2.sock" ] && break; sleep 0.05; done
+EVRUN_CONTROL=$tmp/full2.sock run "$bin/evrun-job" hello
+check "a channel full for 10 s: exit 2" [ $rc -eq 2 ]
+check "a channel full for 10 s: said" grep -qx "evrun-job: the job's control channel had too many connections (other evrun-jobs of this step) for 10 s: run fewer at once" "$tmp/err"
+kill "$full_pid" 2> /dev/null
+wait "$full_pid" 2> /dev/null
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

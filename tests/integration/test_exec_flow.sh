@@ -410,6 +410,49 @@ YML
   check "process: ... the other file kept" [ -f "$state/artifacts/$job/named/out/fine.txt" ]
 }
 
-cases=${*:-big_output secret_short flow flow_process flow_allowed flow_sigint matrix outputs conmon_attach nonblocking_stdout}
+case_outputs_unread() {   # the file of a step no step needs, or cancelled: removed unread
+  # the value is made inside the step (not in the pipeline's text); it was
+  # left in the workspace for a later untrusted step to read: the next in
+  # the file (steps in order: no needs), a when: always one after the
+  # job's timeout
+  pipeline outputs-unread <<'YML'
+pipeline: outputs-unread
+image: localhost/evrun-busybox:latest
+timeout: 6s
+steps:
+  - name: write
+    run: |
+      V="un$(echo 4711 | tr 0-9 a-j)Zq"; printf '%s' "$V" | evrun-job secret TOKEN
+      echo "K=$V" >> "$EVRUN_OUTPUT"
+  - name: peek
+    untrusted: true
+    run: echo "left $(ls -a | grep -c '^.evrun-output-')"; cat .evrun-output-* 2>/dev/null | rev
+  - name: stuck
+    run: |
+      echo "K=$TOKEN" >> "$EVRUN_OUTPUT"; sleep 60
+  - name: after
+    when: always
+    untrusted: true
+    run: echo "left $(ls -a | grep -c '^.evrun-output-')"; cat .evrun-output-* 2>/dev/null | rev
+YML
+  local mode
+  for mode in podman process; do
+    if [ "$mode" = podman ]; then
+      run outputs-unread "$tmp/outputs-unread.yml"
+    else   # no untrusted step in a process pipeline: a later step of any kind
+      sed -e 's|^image: .*|executor: process|' -e '/^    untrusted: true$/d' \
+        "$tmp/outputs-unread.yml" > "$tmp/outputs-unread-proc.yml"
+      run outputs-unread-proc "$tmp/outputs-unread-proc.yml" --executors process
+    fi
+    check "$mode: the job timed out" grep -q "timed out" "$out"
+    check "$mode: the next step finds no file" grep -q "^peek | left 0$" "$out"
+    check "$mode: a when: always step after the timeout finds none" grep -q "^after | left 0$" "$out"
+    check "$mode: the value never printed, reversed either" sh -c "! grep -q 'qZbbhenu' '$out'"
+    check "$mode: nor stored" sh -c "! grep -rqa 'unehbbZq' '$state'"
+  done
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
+cases=${*:-big_output secret_short flow flow_process flow_allowed flow_sigint matrix outputs outputs_unread conmon_attach nonblocking_stdout}
 # shellcheck disable=SC2086
 run_cases $cases

@@ -158,7 +158,8 @@ steps:
       reqs = [{"cmd": "hello", "id": 1},
               {"cmd": "secret", "name": "PY_KEY", "value": value, "id": "two"},
               {"cmd": "secret", "name": "HEX_KEY", "value_hex": "hex".encode().hex() + "4b", "id": 3},
-              {"cmd": "reboot", "id": 4}]
+              {"cmd": "reboot", "id": 4},
+              {"cmd": "a" * 63 + "\u00e9", "id": 5}]
       s.sendall(b"".join(json.dumps(r).encode() + b"\n" for r in reqs) + b"not json\n")
       f = s.makefile("rb")
       for _ in range(len(reqs) + 1):
@@ -174,8 +175,114 @@ YML
   check "value_hex registered" grep -q "^py | 3 True  $" "$out"
   check "unknown command" grep -q "^py | 4 False  unknown command \"reboot\" (this runner" "$out"
   check "not JSON" grep -q "^py | None False  request is not JSON" "$out"
+  # its name cut at 64 bytes inside the character: the runner crashed (SIGSEGV)
+  check "an unknown command's long name, cut inside a character" \
+    grep -q "^py | 5 False  unknown command \"aaaaaaaaaaaaaaaaaa" "$out"
   check "both masked" grep -q "^py | value: \*\*\* \*\*\*$" "$out"
   check "never in the state directory" sh -c "! grep -rqa 'pyS42Zq' '$state'"
+}
+
+case_job_secret_env_max() {   # registered secrets that would not fit a step's environment
+  # 64 names of 32768 bytes (each allowed) made 2 MiB of variables: every
+  # later step failed to start, "exec /bin/sh: Argument list too long"
+  pipeline job-secret-env <<'YML'
+pipeline: job-secret-env
+executor: process
+env: { N64: stale }
+steps:
+  - name: reg
+    run: |
+      for i in $(seq 1 64); do
+        head -c 30000 /dev/urandom | od -An -tx1 | tr -d ' \n' | head -c 32768 \
+          | evrun-job secret "N$i" || exit 3
+      done
+  - name: use
+    needs: [reg]
+    run: echo "N1 ${#N1} bytes, N15 ${#N15}, N16 [${N16-unset}], N64 [${N64-unset}]"
+YML
+  run job-secret-env "$tmp/job-secret-env.yml" --executors process
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "the later step started" grep -q "^use | N1 32768 bytes, N15 32768, N16 \[unset\], N64 \[unset\]$" "$out"
+  check "what it was not given said" \
+    grep -q "^use > 49 registered secrets left out of its environment (over 524288 bytes of them in all; masked all the same; not set, nor the job's own of that name): N16, N17, N18, N19, N20, N21, N22, N23, \.\.\.$" "$out"
+}
+
+case_job_secret_values_max() {   # 256 registrations a job, a name registered again counting
+  pipeline job-secret-values <<'YML'
+pipeline: job-secret-values
+executor: process
+steps:
+  - name: py
+    run: |
+      python3 - <<'PY'
+      import json, os, socket
+      s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+      s.connect(os.environ["EVRUN_CONTROL"])
+      f = s.makefile("rb")
+      for i in range(257):
+          v = ("val%03dQz" % i).encode().hex()
+          s.sendall(json.dumps({"cmd": "secret", "name": "K%d" % (i % 3), "value_hex": v}).encode() + b"\n")
+          a = json.loads(f.readline())
+          if not a["ok"]:
+              print(i, a["error"].replace(os.environ["EVRUN_JOB_ID"], "J"))
+      PY
+YML
+  run job-secret-values "$tmp/job-secret-values.yml" --executors process
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "the 257th refused, saying what to do" \
+    grep -qx "py | 256 secret: job J has registered 256 values, the most it may (each registration counts, a name registered again too): register each value once" "$out"
+  check "the 256 before it taken" [ "$(grep -c '^py > secret K[0-2] registered$' "$out")" -eq 256 ]
+}
+
+case_job_trigger_args() {   # a trigger's bad args: each refusal says which and what is wrong
+  pipeline job-trig-args <<'YML'
+pipeline: job-trig-args
+executor: process
+triggers: [other]
+steps:
+  - name: t
+    run: |
+      evrun-job trigger other -a "V=$(head -c 5000 /dev/zero | tr '\0' a)"
+      evrun-job trigger other -a 1K=v
+      python3 - <<'PY'
+      import json, os, socket
+      s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+      s.connect(os.environ["EVRUN_CONTROL"])
+      f = s.makefile("rb")
+      for args in ({"N": 5},):
+          r = {"cmd": "trigger", "pipeline": "other", "call": "01JDX5QG0000000000000000AB", "args": args}
+          s.sendall(json.dumps(r).encode() + b"\n")
+          print(json.loads(f.readline())["error"])
+      PY
+YML
+  run job-trig-args "$tmp/job-trig-args.yml" --executors process
+  check "exit 0" [ "$rc" -eq 0 ]
+  # each was "\"args\": K: expected a variable name and a string of at
+  # most 4096 bytes without NUL", whichever was wrong
+  check "a value too long" grep -qx 't | evrun-job: refused: trigger: "args": V: 5000 bytes, more than 4096' "$out"
+  check "a bad name" grep -qx 't | evrun-job: refused: trigger: "args": "1K" is not an arg'"'"'s name (letters, digits and _, not starting with a digit)' "$out"
+  check "not a string" grep -qx 't | trigger: "args": N: expected a string value' "$out"
+}
+
+case_job_chan_parallel() {   # more evrun-jobs at once in one step than its channel's 8 connections
+  pipeline job-chan-par <<'YML'
+pipeline: job-chan-par
+executor: process
+steps:
+  - name: many
+    run: |
+      for i in $(seq 1 40); do
+        (evrun-job hello > /dev/null 2> "err.$i"; echo "$?" > "rc.$i") &
+      done
+      wait
+      echo "failed: $(cat rc.* | grep -vc '^0$')"
+      cat err.*
+YML
+  run job-chan-par "$tmp/job-chan-par.yml" --executors process
+  check "exit 0" [ "$rc" -eq 0 ]
+  # some were "refused: too many connections ... close one and try again", exit 2
+  check "all 40 answered" grep -q "^many | failed: 0$" "$out"
+  check "nothing said" sh -c "! grep -q 'evrun-job' '$out'"
 }
 
 case_job_trigger_local() {   # issue 17: evrun-job trigger without a broker: the next jobs, not run
@@ -498,6 +605,6 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
-cases=${*:-job_secret job_secret_lines job_secret_name_holds job_secret_python job_secret_crash job_trigger_local job_trigger_secret_names job_trigger_follow job_trigger_file job_chan_user}
+cases=${*:-job_secret job_secret_lines job_secret_name_holds job_secret_python job_secret_env_max job_secret_values_max job_trigger_args job_chan_parallel job_secret_crash job_trigger_local job_trigger_secret_names job_trigger_follow job_trigger_file job_chan_user}
 # shellcheck disable=SC2086
 run_cases $cases

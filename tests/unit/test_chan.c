@@ -102,6 +102,19 @@ test_answers(void)
     CHECK_CONTAINS(a, "request \\\"id\\\" is an object");
     CHECK(strstr(a, "said") == NULL);
     free(a);
+    /* an unknown command's name cut (at 64 bytes) inside a character: the
+       error was not valid UTF-8, jansson made no answer of it, and the
+       runner crashed on the NULL */
+    char line[256];
+    snprintf(line, sizeof line, "{\"cmd\": \"%s\xc3\xa9\"}",
+             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    a = s_ans(line);
+    CHECK(a != NULL);
+    if (a) {
+        CHECK_CONTAINS(a, "\"ok\":false");
+        CHECK_CONTAINS(a, "unknown command \\\"aaaa");
+    }
+    free(a);
 }
 
 /* ------------------------------------------------------------ live socket */

@@ -542,7 +542,25 @@ test_outputs_parse(void)
     static const char bin[] = "N=a\0b\nU=\xff\xfe\nOK=1\n";
     evr_outputs_parse(bin, sizeof bin - 1, &m, &warn);
     CHECK(m.n == 1 && !strcmp(m.k[0], "OK"));
-    CHECK(warn && strstr(warn, "line 1: VALUE is not UTF-8 text"));
+    CHECK(warn && strstr(warn, "line 1: VALUE holds a NUL byte"));   /* was "not UTF-8" */
+    CHECK(warn && strstr(warn, "line 2: VALUE is not UTF-8 text"));
+    free(warn);
+    evr_strmap_free(&m);
+
+    /* control characters: a terminal's commands in what evrun-cli status
+       prints (a \r mid-line, an ESC, DEL, a C1 CSI), refused; a tab kept */
+    static const char ctl[] = "CR=a\rb\nESC=\x1b[2Kforged\nDEL=x\x7f\nCSI=\xc2\x9b" "31m\n"
+                              "TAB=a\tb\nLAT=\xc2\xa0\xc3\xa9\nEND=ok\r\n";
+    evr_outputs_parse(ctl, sizeof ctl - 1, &m, &warn);
+    CHECK(m.n == 3);
+    CHECK_STR(evr_strmap_get(&m, "TAB"), "a\tb");
+    CHECK_STR(evr_strmap_get(&m, "LAT"), "\xc2\xa0\xc3\xa9");
+    CHECK_STR(evr_strmap_get(&m, "END"), "ok");
+    CHECK(warn && strstr(warn, "line 1: VALUE holds a control character (U+000D): one line "
+                               "of text, tabs allowed"));
+    CHECK(warn && strstr(warn, "line 2: VALUE holds a control character (U+001B)"));
+    CHECK(warn && strstr(warn, "line 3: VALUE holds a control character (U+007F)"));
+    CHECK(warn && strstr(warn, "line 4: VALUE holds a control character (U+009B)"));
     free(warn);
     evr_strmap_free(&m);
 
@@ -556,7 +574,8 @@ test_outputs_parse(void)
         }
         evr_outputs_parse(rnd, sizeof rnd, &m, &warn);
         for (uint32_t k = 0; k < m.n; k++)
-            CHECK(evr_spec_env_name_ok(m.k[k]) && !strchr(m.v[k], '\n'));
+            CHECK(evr_spec_env_name_ok(m.k[k]) && !strchr(m.v[k], '\n')
+                  && !strchr(m.v[k], '\r'));
         free(warn);
         evr_strmap_free(&m);
     }
