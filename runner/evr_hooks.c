@@ -309,8 +309,8 @@ s_list(s_rd_t *rd, const yaml_node_t *list, evr_hooks_t **out)
         /* a duplicate is shown where its name is given (a default name:
            where its hook is) */
         const evr_hook_t *h = &hs->v[i];
-        for (size_t k = 0; k < i; k++)
-            if (!strcmp(hs->v[k].name, h->name)) {
+        for (size_t k = 0; h->name && k < i; k++)   /* no name: a hook that is no mapping */
+            if (hs->v[k].name && !strcmp(hs->v[k].name, h->name)) {
                 char what[200];
                 snprintf(what, sizeof what, "\"%s\" is the name of hooks[%zu] (line %u) too: "
                          "names must be unique", h->name, k,

@@ -93,6 +93,10 @@ test_refused(void)
     s_bad("hooks:\n  - { phase: CLEANUP, run: x, name: \"a b\" }\n", "hooks[0].name: expected");
     s_bad("hooks: { phase: CLEANUP }\n", "s.yml:1:8: hooks: expected a list");
     s_bad("hooks:\n  - x\n", "hooks[0]: expected a mapping");
+    /* a hook after one that is no mapping: its name compared with that
+       one's (a segfault), the problem said */
+    s_bad("hooks:\n  - x\n  - { phase: CLEANUP, run: y }\n", "s.yml:2:5: hooks[0]: expected a mapping");
+    s_bad("hooks:\n  - { phase: CLEANUP, run: y }\n  - [a]\n  - 7\n", "s.yml:4:5: hooks[2]: expected a mapping");
     s_bad("hooks:\n  - { phase: [CLEANUP], run: x }\n", "hooks[0].phase: expected a single value");
     s_bad("hooks: [\n", "s.yml:");
     /* checked as the settings file is (the same messages): libyaml's
