@@ -558,6 +558,31 @@ run env EVRUN_REGISTRY_AUTH="$tmp/nosuch" "$bin/evrun-runner" --broker ipc://x -
 check "runner registry_auth MISSING (env): said" \
   said "evrun-runner: registry_auth = \"$tmp/nosuch\" (from env EVRUN_REGISTRY_AUTH): No such file or directory"
 
+# runner: the limits, the words, the paths, executors and labels were
+# checked one at a time after the others were said (a second run for each
+# error), and the words, executors and labels named no source
+run env EVRUN_HOST_NETWORK=no "$bin/evrun-runner" --broker ipc://x --grace 0 \
+  --artifact-max-bytes 1e9 --cache-max-bytes 0 --resource-redirects all \
+  --resource-local no --secrets-dir "$tmp/nosuch" --registry-auth "$tmp" \
+  --executors podman,procss --print-config
+check "runner: bad settings of every kind: exit 2" [ $rc -eq 2 ]
+check "runner: bad settings of every kind: each said, with its source" \
+  said "evrun-runner: grace = \"0\" (from flag): expected a whole number from 1 to 3600
+evrun-runner: artifact_max_bytes = \"1e9\" (from flag): expected a whole number from 1 to 1099511627776
+evrun-runner: cache_max_bytes = \"0\" (from flag): expected a whole number from 1 to 1125899906842624
+evrun-runner: resource_redirects = \"all\" (from flag): expected same, any or none
+evrun-runner: resource_local = \"no\" (from flag): expected allow or deny
+evrun-runner: host_network = \"no\" (from env EVRUN_HOST_NETWORK): expected allow or deny
+evrun-runner: secrets_dir = \"$tmp/nosuch\" (from flag): No such file or directory
+evrun-runner: registry_auth = \"$tmp\" (from flag): not a file (a containers-auth.json)
+evrun-runner: executors = \"podman,procss\" (from flag): unknown executor \"procss\" (expected podman, process, comma-separated)"
+printf 'triggers_any: yes\nlabels: gpu,gpu\n' > "$tmp/words.yml"
+run "$bin/evrun-runner" --broker ipc://x --config "$tmp/words.yml" --capacity 0 --print-config
+check "runner: labels and a word of the file, with the others" \
+  said "evrun-runner: capacity = \"0\" (from flag): expected a whole number from 1 to 1024
+evrun-runner: triggers_any = \"yes\" (from file $tmp/words.yml:1:15): expected allow or deny
+evrun-runner: labels = \"gpu,gpu\" (from file $tmp/words.yml:2:9): \"gpu\" given twice (each label once)"
+
 # tcp:// endpoints: a port past 65535 was bound as another one (the
 # broker said "serving clients on tcp://127.0.0.1:99999")
 for ep in tcp://127.0.0.1:99999 tcp://127.0.0.1 tcp://:7700 tcp://127.0.0.1:7700x; do
