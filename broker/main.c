@@ -250,9 +250,9 @@ s_same_socket(const char *a, const char *b, bool *tcp)
 {
     const char *ha, *hb;
     size_t la, lb;
-    for (int i = 0; i < 2; i++) {   /* a port the system picks (0, *): never the same */
+    for (int i = 0; i < 2; i++) {   /* a port the system picks (*): never the same */
         const char *ep = i ? b : a, *colon = strrchr(ep, ':');
-        if (!strncmp(ep, "tcp://", 6) && colon && (!strcmp(colon, ":0") || !strcmp(colon, ":*")))
+        if (!strncmp(ep, "tcp://", 6) && colon && !strcmp(colon, ":*"))
             return *tcp = false;
     }
     unsigned long pa = s_tcp_port(a, &ha, &la), pb = s_tcp_port(b, &hb, &lb);
@@ -311,7 +311,7 @@ s_settings(evr_config_t *cfg, evr_broker_opts_t *bo, bool *local, evr_err_t *err
        || bad;
     bad = s_retention(cfg, bo, err) != EVR_OK || bad;
     static const char *const eps[] = { "client_endpoint", "runner_endpoint", "events_endpoint" };
-    bad = evr_bus_check_empty(cfg, eps, 3, err) != EVR_OK || bad;
+    bad = evr_bus_check_endpoints(cfg, eps, 3, err) != EVR_OK || bad;
     if (bad)
         return EVR_ERR_CONFIG;
     bo->artifact_job_max_bytes = artjob;

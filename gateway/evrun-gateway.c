@@ -174,7 +174,7 @@ s_settings(int argc, char **argv, evr_gw_t *gw, bool *print_out)
     bool bad = evr_config_layer(cfg, file, flags, nf, &err) != EVR_OK;
     bad = evr_client_config_timeout(cfg, &t, &err) != EVR_OK || bad;
     static const char *const eps[] = { "client_endpoint", "events_endpoint" };
-    bad = evr_bus_check_empty(cfg, eps, 2, &err) != EVR_OK || bad;
+    bad = evr_bus_check_endpoints(cfg, eps, 2, &err) != EVR_OK || bad;
     if (bad)
         return 3;
     evr_gw_bus_cfg_make(gw, cfg);  /* the endpoints chosen again at each attempt */

@@ -647,7 +647,7 @@ main(int argc, char **argv)
         (void) evr_runner_opts_daemon_numbers(cfg, &cap, &hb, &lease);
         (void) evr_runner_id_check(cfg, &err);
         static const char *const eps[] = { "runner_endpoint" };
-        (void) evr_bus_check_empty(cfg, eps, 1, &err);
+        (void) evr_bus_check_endpoints(cfg, eps, 1, &err);
     }
     (void) evr_keep_settings(cfg, &o.retention, &o.retention_ms, &err);
     (void) evr_runner_opts_hooks(cfg, file, &hooks);

@@ -435,9 +435,13 @@ run "$bin/evrun-broker" --state-dir "$tmp/b" --client-endpoint 'tcp://[::]:7792'
   --events-endpoint tcp://127.0.0.1:7792 --print-config
 check "broker: [::] (every address, IPv4 too) and 127.0.0.1 on one port: the same port" \
   grep -qF 'events_endpoint = "tcp://127.0.0.1:7792" (from flag): the same port as client_endpoint = "tcp://[::]:7792"' "$tmp/err"
-run "$bin/evrun-broker" --state-dir "$tmp/b" --client-endpoint 'tcp://127.0.0.1:0' \
-  --runner-endpoint 'tcp://127.0.0.1:*' --events-endpoint 'tcp://127.0.0.1:0' --print-config
-check "broker: ports the system picks (0, *): never the same port" [ $rc -eq 0 ]
+run "$bin/evrun-broker" --state-dir "$tmp/b" --client-endpoint 'tcp://127.0.0.1:*' \
+  --runner-endpoint 'tcp://127.0.0.1:*' --events-endpoint 'tcp://127.0.0.1:*' --print-config
+check "broker: ports the system picks (*): never the same port" [ $rc -eq 0 ]
+# port 0 was taken by --print-config, and refused as the broker started
+run "$bin/evrun-broker" --state-dir "$tmp/b" --client-endpoint 'tcp://127.0.0.1:0' --print-config
+check "broker: port 0: refused by --print-config as at the start" \
+  said 'evrun-broker: client_endpoint = "tcp://127.0.0.1:0" (from flag): expected tcp://HOST:PORT, PORT from 1 to 65535'
 run "$bin/evrun-cli" token --sub ""
 check "token --sub '': exit 2, not the default in silence" [ $rc -eq 2 ]
 check "token --sub '': says so" grep -qxF 'evrun-cli token: --sub "": expected a name (default $USER, else evrun)' "$tmp/err"
@@ -589,11 +593,29 @@ for ep in tcp://127.0.0.1:99999 tcp://127.0.0.1 tcp://:7700 tcp://127.0.0.1:7700
   run "$bin/evrun-cli" jobs --broker "$ep"
   check "evrun-cli --broker $ep: exit 2" [ $rc -eq 2 ]
   check "evrun-cli --broker $ep: says what it expects" \
-    said "evrun-cli jobs: $ep: expected tcp://HOST:PORT, PORT from 1 to 65535"
+    said "evrun-cli jobs: client_endpoint = \"$ep\" (from flag): expected tcp://HOST:PORT, PORT from 1 to 65535"
 done
 run timeout -k 10 10 "$bin/evrun-broker" --state-dir "$tmp/b" --client-endpoint tcp://127.0.0.1:99999
 check "broker --client-endpoint :99999: refused before serving" \
-  said "evrun-broker: client endpoint: tcp://127.0.0.1:99999: expected tcp://HOST:PORT, PORT from 1 to 65535"
+  said "evrun-broker: client_endpoint = \"tcp://127.0.0.1:99999\" (from flag): expected tcp://HOST:PORT, PORT from 1 to 65535"
+# an endpoint of the wrong form was said alone, after the other settings'
+# errors, naming neither its setting nor where it came from, and
+# --print-config took it
+printf 'client_endpoint: foo\ntimeout_ms: x\n' > "$tmp/ep.yml"
+run "$bin/evrun-cli" jobs --config "$tmp/ep.yml"
+check "cli: an endpoint of the wrong form: with the other errors, where it came from" \
+  said "evrun-cli jobs: timeout_ms = \"x\" (from file $tmp/ep.yml:2:13): expected a whole number from 1 to 3600000
+evrun-cli jobs: client_endpoint = \"foo\" (from file $tmp/ep.yml:1:18): expected tcp://HOST:PORT or ipc://PATH"
+for c in "evrun-cli jobs --broker tcp://h:0|evrun-cli jobs: client_endpoint = \"tcp://h:0\" (from flag): expected tcp://HOST:PORT, PORT from 1 to 65535" \
+         "evrun-tail --all --events-endpoint ipc://|evrun-tail: events_endpoint = \"ipc://\" (from flag): no socket path" \
+         "evrun-broker --runner-endpoint udp://x:1|evrun-broker: runner_endpoint = \"udp://x:1\" (from flag): expected tcp://HOST:PORT or ipc://PATH" \
+         "evrun-runner --broker x:7701|evrun-runner: runner_endpoint = \"x:7701\" (from flag): expected tcp://HOST:PORT or ipc://PATH" \
+         "evrun-gateway --broker ipc://$(printf '%0108d' 0)|evrun-gateway: client_endpoint = \"ipc://$(printf '%0108d' 0)\" (from flag): the socket path has 108 bytes, a unix socket path holds at most 107 (choose a shorter state directory, e.g. --state-dir /tmp/evrun)"; do
+  IFS='|' read -r args line <<< "$c"
+  run "$bin"/$args --print-config
+  check "${args%% *} --print-config: an endpoint of the wrong form: exit 2" [ $rc -eq 2 ]
+  check "${args%% *} --print-config: an endpoint of the wrong form: said" said "$line"
+done
 
 # a YAML list for a comma-separated setting: say how to write it
 printf 'labels: [gpu, linux]\n' > "$tmp/list.yml"
