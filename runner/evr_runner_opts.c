@@ -238,12 +238,17 @@ evr_runner_opts_parse(int argc, char **argv, evr_runner_opts_t *o, const char **
         { NULL, 0, NULL, 0 },
     };
     int c;
-    bool broker = false, args = false, once_wait = false;
+    bool broker = false, args = false, once_wait = false, quiet = false;
     const char *broker_only = NULL;     /* the last such flag given */
     while ((c = evr_getopt("evrun-runner", argc, argv, "a:qh", opts)) != -1) {
         const char *key = NULL;
         switch (c) {
         case 'x':
+            if (o->file) {   /* else the first ran nothing, in silence */
+                fprintf(stderr, "evrun-runner: --exec given twice (\"%s\", then \"%s\"): one "
+                        "pipeline file per run\n", o->file, optarg);
+                return 2;
+            }
             o->file = optarg;
             if (!*optarg) {   /* else ": cannot open", naming nothing */
                 fprintf(stderr, "evrun-runner: --exec \"\": expected a pipeline file (the path "
@@ -287,6 +292,7 @@ evr_runner_opts_parse(int argc, char **argv, evr_runner_opts_t *o, const char **
         case 'b': key = "broker_key"; broker_only = "--broker-key"; break;
         case 'V': key = "log_level"; break;
         case 'T':
+            broker_only = "--stop-timeout";
             if (!s_seconds(optarg, &o->stop_timeout)) {
                 fprintf(stderr, "evrun-runner: --stop-timeout %s: expected seconds, 0 to "
                         "86400\n", optarg);
@@ -309,7 +315,7 @@ evr_runner_opts_parse(int argc, char **argv, evr_runner_opts_t *o, const char **
         case 'g': key = "grace"; break;
         case 'X': key = "executors"; break;
         case 'k': o->keep = true; break;
-        case 'q': o->print = false; break;
+        case 'q': o->print = false; quiet = true; break;
         case 'C': *file = optarg; break;
         case 'P': *print_config = true; break;
         case 1000: o->prune = true; break;
@@ -335,6 +341,15 @@ evr_runner_opts_parse(int argc, char **argv, evr_runner_opts_t *o, const char **
     if (broker_only && (o->file || o->recover || o->prune)) {
         fprintf(stderr, "evrun-runner: %s goes with --broker EP only (--exec, --recover and "
                 "--prune take no job from a broker)\n", broker_only);
+        return 2;
+    }
+    if (quiet && (broker || o->prune)) {   /* a daemon prints no job; --prune its counts */
+        fprintf(stderr, "evrun-runner: -q goes with --exec FILE or --recover only\n");
+        return 2;
+    }
+    if (o->keep && o->prune) {
+        fprintf(stderr, "evrun-runner: --keep goes with --exec, --recover or --broker (--prune "
+                "runs no step)\n");
         return 2;
     }
     if (o->exit_drained && !broker) {

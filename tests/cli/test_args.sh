@@ -531,6 +531,29 @@ for o in "--id r1" "--labels gpu" "--capacity 4" "--heartbeat-ms 50" "--lease-ms
       said "evrun-runner: ${o%% *} goes with --broker EP only (--exec, --recover and --prune take no job from a broker)"
   done
 done
+# --stop-timeout with no daemon, -q with one or --prune, --keep with
+# --prune, a second --exec: each did nothing, in silence
+for m in "--exec $tmp/p.yml" "--recover" "--prune"; do
+  # shellcheck disable=SC2086
+  run "$bin/evrun-runner" $m --stop-timeout 5 --state-dir "$tmp/rs"
+  check "runner $m --stop-timeout: says so" \
+    said "evrun-runner: --stop-timeout goes with --broker EP only (--exec, --recover and --prune take no job from a broker)"
+done
+for m in "--broker ipc://x" "--prune"; do
+  # shellcheck disable=SC2086
+  run "$bin/evrun-runner" $m -q --state-dir "$tmp/rs"
+  check "runner $m -q: says so" said "evrun-runner: -q goes with --exec FILE or --recover only"
+done
+run "$bin/evrun-runner" --prune --keep --state-dir "$tmp/rs"
+check "runner --prune --keep: says so" \
+  said "evrun-runner: --keep goes with --exec, --recover or --broker (--prune runs no step)"
+run "$bin/evrun-runner" --exec "$tmp/p.yml" --exec "$tmp/q.yml" --state-dir "$tmp/rs"
+check "runner --exec twice: exit 2" [ $rc -eq 2 ]
+check "runner --exec twice: says so" \
+  said "evrun-runner: --exec given twice (\"$tmp/p.yml\", then \"$tmp/q.yml\"): one pipeline file per run"
+[ ! -e "$tmp/rs" ]; check "runner: none of those made the state directory" [ $? -eq 0 ]
+run "$bin/evrun-runner" --recover -q --keep --state-dir "$tmp/rs" --print-config
+check "runner --recover -q --keep: taken" [ $rc -eq 0 ]
 printf 'labels: gpu\ncapacity: 4\n' > "$tmp/shared.yml"
 run "$bin/evrun-runner" --exec "$tmp/p.yml" --config "$tmp/shared.yml" --print-config
 check "runner --exec: the settings file's labels and capacity taken (it is shared)" [ $rc -eq 0 ]
