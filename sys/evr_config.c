@@ -776,6 +776,10 @@ evr_config_layer(evr_config_t *self, const char *file, const char *const *flags,
     char *path = file ? evr_strdup(file) : evr_config_default_file();
     evr_rc_t rc = path ? evr_config_load_file(self, path, evr_config_known, err) : EVR_OK;
     free(path);
+    const char *envfile = getenv("EVRUN_CONFIG");
+    if (!file && envfile && !*envfile)   /* EVRUN_CONFIG=$F with F unset: not the default */
+        s_file_error(self, &rc, err, "EVRUN_CONFIG is set but empty: expected a settings file "
+                     "(unset it for the default)");
     /* on with the other layers after a bad file: the values' checks that
        follow can then say their errors with the file's (evr_config_report) */
     evr_config_load_env(self);
@@ -911,6 +915,8 @@ evr_config_default_file(void)
     const char *v = getenv("EVRUN_CONFIG");
     if (v && *v)
         return evr_strdup(v);
+    if (v)   /* set but empty: no file (evr_config_layer says so) */
+        return NULL;
     const char *x = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
     char *p = x && *x ? evr_asprintf("%s/evrun/evrun.yml", x)
                       : evr_asprintf("%s/.config/evrun/evrun.yml", home ? home : "/");

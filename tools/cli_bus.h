@@ -29,7 +29,8 @@
     "  --events-endpoint EP the broker's event stream (default: beside --broker, port+2\n"      \
     "                       for tcp, .../events for ipc)\n"                                       \
     "  --config FILE        settings file (default $EVRUN_CONFIG, else\n"                        \
-    "                       ~/.config/evrun/evrun.yml when it exists)\n"                         \
+    "                       $XDG_CONFIG_HOME/evrun/evrun.yml, XDG_CONFIG_HOME\n"                 \
+    "                       unset: ~/.config/evrun/evrun.yml, when it exists)\n"                 \
     "  --timeout-ms N       longest wait for an answer (default 10000)\n"                        \
     "  --curve-cert FILE    CURVE key pair for a tcp:// broker (default\n"                       \
     "                       STATE/curve/client.cert, made when missing; the broker admits\n"    \

@@ -610,6 +610,30 @@ check "runner: labels and a word of the file, with the others" \
 evrun-runner: triggers_any = \"yes\" (from file $tmp/words.yml:1:15): expected allow or deny
 evrun-runner: labels = \"gpu,gpu\" (from file $tmp/words.yml:2:9): \"gpu\" given twice (each label once)"
 
+# the default settings file: $XDG_CONFIG_HOME's (the help said only
+# ~/.config's); EVRUN_CONFIG= (a variable left unset) read the default one
+mkdir -p "$tmp/xdg/evrun" "$tmp/home/.config/evrun"
+printf 'capacty: 2\n' > "$tmp/xdg/evrun/evrun.yml"
+printf 'statedir: x\n' > "$tmp/home/.config/evrun/evrun.yml"
+for b in evrun-broker evrun-runner evrun-gateway "evrun-cli jobs"; do
+  # shellcheck disable=SC2086
+  run env -u EVRUN_CONFIG HOME="$tmp/home" XDG_CONFIG_HOME="$tmp/xdg" "$bin"/$b --broker ipc://x --print-config
+  [ "$b" = evrun-broker ] && run env -u EVRUN_CONFIG HOME="$tmp/home" XDG_CONFIG_HOME="$tmp/xdg" "$bin/$b" --print-config
+  check "$b: \$XDG_CONFIG_HOME/evrun/evrun.yml read" grep -qF "$tmp/xdg/evrun/evrun.yml:1:1: capacty: unknown setting" "$tmp/err"
+  # shellcheck disable=SC2086
+  run env -u EVRUN_CONFIG -u XDG_CONFIG_HOME HOME="$tmp/home" "$bin"/$b --broker ipc://x --print-config
+  [ "$b" = evrun-broker ] && run env -u EVRUN_CONFIG -u XDG_CONFIG_HOME HOME="$tmp/home" "$bin/$b" --print-config
+  check "$b: without XDG_CONFIG_HOME, ~/.config/evrun/evrun.yml read" grep -qF "$tmp/home/.config/evrun/evrun.yml:1:1: statedir: unknown setting" "$tmp/err"
+  # shellcheck disable=SC2086
+  run env EVRUN_CONFIG= HOME="$tmp/home" XDG_CONFIG_HOME="$tmp/xdg" "$bin"/$b --broker ipc://x --print-config
+  [ "$b" = evrun-broker ] && run env EVRUN_CONFIG= HOME="$tmp/home" XDG_CONFIG_HOME="$tmp/xdg" "$bin/$b" --print-config
+  check "$b: EVRUN_CONFIG empty: exit 2" [ $rc -eq 2 ]
+  check "$b: EVRUN_CONFIG empty: said, and no other file read" \
+    said "$b: EVRUN_CONFIG is set but empty: expected a settings file (unset it for the default)"
+done
+run env EVRUN_CONFIG= "$bin/evrun-runner" --broker ipc://x --config "$tmp/shared.yml" --print-config
+check "EVRUN_CONFIG empty and --config: the flag's file" [ $rc -eq 0 ]
+
 # tcp:// endpoints: a port past 65535 was bound as another one (the
 # broker said "serving clients on tcp://127.0.0.1:99999")
 for ep in tcp://127.0.0.1:99999 tcp://127.0.0.1 tcp://:7700 tcp://127.0.0.1:7700x; do
