@@ -46,6 +46,26 @@ test_sorted(void)
     CHECK(hs->v[3].optional && !hs->v[2].optional);
     CHECK(hs->v[1].line == 5);
     evr_hooks_destroy(&hs);
+    /* the bounds README gives: priority, timeout, name and run's length,
+       optional's words */
+    char text2[8192];
+    char run[4097], name[65];
+    memset(run, 'x', 4096);
+    run[4096] = '\0';
+    memset(name, 'n', 64);
+    name[64] = '\0';
+    snprintf(text2, sizeof text2, "hooks:\n"
+             "  - { phase: CLEANUP, run: %s, priority: -1000000, timeout: 3600, optional: yes }\n"
+             "  - { phase: CLEANUP, run: y, priority: 1000000, timeout: 1, optional: no, name: %s }\n",
+             run, name);
+    CHECK(s_load(text2, &hs, &err) == EVR_OK);
+    if (hs && hs->n == 2) {
+        CHECK(hs->v[0].priority == -1000000 && hs->v[0].timeout == 3600 && hs->v[0].optional);
+        CHECK(strlen(hs->v[0].run) == 4096);
+        CHECK(hs->v[1].priority == 1000000 && hs->v[1].timeout == 1 && !hs->v[1].optional);
+        CHECK_STR(hs->v[1].name, name);
+    }
+    evr_hooks_destroy(&hs);
     /* no hooks key: none */
     CHECK(s_load("state_dir: /tmp/x\n", &hs, &err) == EVR_OK && hs == NULL);
 }
@@ -71,6 +91,13 @@ test_refused(void)
     s_bad("hooks:\n  - { phase: CLEANUP, run: x, timeout: 0 }\n", "hooks[0].timeout: expected");
     s_bad("hooks:\n  - { phase: CLEANUP, run: x, timeout: 10s }\n", "hooks[0].timeout: expected");
     s_bad("hooks:\n  - { phase: CLEANUP, run: x, priority: high }\n", "hooks[0].priority");
+    s_bad("hooks:\n  - { phase: CLEANUP, run: x, priority: 1000001 }\n",
+          "hooks[0].priority: expected an integer from -1000000 to 1000000");
+    s_bad("hooks:\n  - { phase: CLEANUP, run: x, timeout: 3601 }\n",
+          "hooks[0].timeout: expected whole seconds from 1 to 3600");
+    s_bad("hooks:\n  - { phase: CLEANUP, run: x, name: nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn }\n",
+          "hooks[0].name: expected letters, digits, _ . - (at most 64");
+    s_bad("hooks:\n  - { phase: CLEANUP, run: x, name: -a }\n", "hooks[0].name: expected");
     s_bad("hooks:\n  - { phase: CLEANUP, run: x, optional: maybe }\n", "expected true or false");
     s_bad("hooks:\n  - { phase: CLEANUP, run: x, when: always }\n", "hooks[0].when: unknown field");
     s_bad("hooks:\n  - { phase: CLEANUP, run: x, timout: 5 }\n",
