@@ -582,6 +582,23 @@ evr_config_load_file(evr_config_t *self, const char *path, const char *const *al
         else {
             rc = s_load_doc(self, path, &doc, also, err);
             yaml_document_delete(&doc);
+            /* one document: the settings after a "---" (hooks too) were
+               dropped in silence */
+            yaml_document_t next;
+            if (!yaml_parser_load(&parser, &next)) {
+                char msg[1024];
+                evr_yaml_syntax_text(&parser, text, n, msg, sizeof msg);
+                s_file_error(self, &rc, err, "%s:%s", path, msg);
+            }
+            else {
+                const yaml_node_t *r2 = yaml_document_get_root_node(&next);
+                if (r2)
+                    s_file_error(self, &rc, err, "%s:%zu:%zu: a second YAML document: a settings "
+                                 "file holds one mapping of settings (key: value); put them all "
+                                 "in it, with no \"---\" between them", path,
+                                 r2->start_mark.line + 1, r2->start_mark.column + 1);
+                yaml_document_delete(&next);
+            }
         }
         yaml_parser_delete(&parser);
     }

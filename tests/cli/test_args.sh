@@ -610,6 +610,20 @@ check "runner: labels and a word of the file, with the others" \
 evrun-runner: triggers_any = \"yes\" (from file $tmp/words.yml:1:15): expected allow or deny
 evrun-runner: labels = \"gpu,gpu\" (from file $tmp/words.yml:2:9): \"gpu\" given twice (each label once)"
 
+# a second YAML document in a settings file: its settings (hooks too)
+# were dropped in silence
+printf 'log_level: warn\n---\nhooks:\n  - { phase: CLEANUP, run: x }\n' > "$tmp/docs.yml"
+for b in evrun-broker evrun-runner evrun-gateway "evrun-cli jobs"; do
+  # shellcheck disable=SC2086
+  run "$bin"/$b --config "$tmp/docs.yml" --print-config
+  check "$b: a second YAML document: exit 2" [ $rc -eq 2 ]
+  check "$b: a second YAML document: said" \
+    said "$b: $tmp/docs.yml:3:1: a second YAML document: a settings file holds one mapping of settings (key: value); put them all in it, with no \"---\" between them"
+done
+printf -- '---\nlog_level: warn\n...\n' > "$tmp/doc1.yml"
+run "$bin/evrun-broker" --config "$tmp/doc1.yml" --print-config
+check "one document between --- and ...: taken" [ $rc -eq 0 ]
+
 # the default settings file: $XDG_CONFIG_HOME's (the help said only
 # ~/.config's); EVRUN_CONFIG= (a variable left unset) read the default one
 mkdir -p "$tmp/xdg/evrun" "$tmp/home/.config/evrun"
