@@ -129,6 +129,7 @@ evr_cli_settings(evr_cli_t *cli)
     if (bad) {
         if (!evr_config_report(cli->cfg, cli->prog, stderr))
             fprintf(stderr, "%s: %s\n", cli->prog, err.msg);
+        evr_config_destroy(&cli->cfg);   /* token, down, up returned with it taken */
         return 2;
     }
     evr_client_endpoints(cli->cfg);

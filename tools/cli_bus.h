@@ -100,7 +100,8 @@ bool evr_cli_step_arg(const char *prog, const char *arg);
     value is refused; -1 when c is neither. */
 int evr_cli_job_opt(const char *prog, int c, const char *arg, evr_msg_t *req);
 
-/*  Loads the settings only (no connection), timeout_ms checked: 0 or 2.
+/*  Loads the settings only (no connection), timeout_ms checked: 0 or 2
+    (the errors said, and cli->cfg freed and NULL).
     A command that catches SIGINT and SIGTERM (evr_cli_catch_stop) calls
     it before: a read of the settings file that blocks (a FIFO, a hung
     mount) would go on after a counted signal, so Ctrl-C did nothing. */
