@@ -163,6 +163,16 @@ evr_runner_opts_offer(evr_config_t *cfg, evr_runner_opts_t *o, bool labels, cons
         s_keyed(cfg, "executors", &err);
         return false;
     }
+    /* podman's socket, where podman is offered: said at the start as
+       "podman URL foo: expected ...", naming neither the setting nor where
+       it came from, and --print-config took it */
+    const char *url = evr_config_get(cfg, "podman_url");
+    if (!o->prune && evr_offer_has(&o->offer, EVR_EXECUTOR_PODMAN)
+        && (!url || strncmp(url, "unix:///", 8) != 0)) {
+        (void) evr_config_problem(cfg, "podman_url", &err, "expected unix:///path/to/podman.sock"
+                                  "%s", url && *url ? "" : " (empty: a variable left unset?)");
+        return false;
+    }
     if (labels && evr_config_list_empty(evr_config_get(cfg, "labels")))
         return false;
     if (labels && evr_offer_labels(&o->offer, evr_config_get(cfg, "labels"), lv, joined, &err)) {

@@ -39,7 +39,8 @@ evr_config_t *evr_runner_opts_config(void);
     there was one. */
 bool evr_runner_opts_limits(evr_config_t *cfg, evr_engine_opts_t *eo);
 
-/*  The executors setting into o->offer, and with labels (a --broker
+/*  The executors setting into o->offer (podman_url's form checked when
+    podman is offered, but for --prune), and with labels (a --broker
     runner's) the labels setting with the executor labels into lv and
     *joined (evr_offer_labels); a problem is the config's to report,
     naming the key, its value and its source. */

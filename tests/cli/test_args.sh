@@ -610,6 +610,18 @@ check "runner: labels and a word of the file, with the others" \
 evrun-runner: triggers_any = \"yes\" (from file $tmp/words.yml:1:15): expected allow or deny
 evrun-runner: labels = \"gpu,gpu\" (from file $tmp/words.yml:2:9): \"gpu\" given twice (each label once)"
 
+# podman_url of the wrong form: said at the start, naming neither the
+# setting nor where it came from, and --print-config took it
+run env EVRUN_PODMAN_URL=foo "$bin/evrun-runner" --broker ipc://x --capacity 0 --print-config
+check "runner podman_url foo: with the other errors, where it came from" \
+  said "evrun-runner: capacity = \"0\" (from flag): expected a whole number from 1 to 1024
+evrun-runner: podman_url = \"foo\" (from env EVRUN_PODMAN_URL): expected unix:///path/to/podman.sock"
+run "$bin/evrun-runner" --exec "$tmp/p.yml" --podman-url "" --state-dir "$tmp/rs"
+check "runner --podman-url '': said before anything is made" \
+  said "evrun-runner: podman_url = \"\" (from flag): expected unix:///path/to/podman.sock (empty: a variable left unset?)"
+run env EVRUN_PODMAN_URL=foo "$bin/evrun-runner" --broker ipc://x --executors process --print-config
+check "runner podman_url foo, podman not offered: taken" [ $rc -eq 0 ]
+
 # a second YAML document in a settings file: its settings (hooks too)
 # were dropped in silence
 printf 'log_level: warn\n---\nhooks:\n  - { phase: CLEANUP, run: x }\n' > "$tmp/docs.yml"
