@@ -31,7 +31,7 @@
     "  --config FILE        settings file (default $EVRUN_CONFIG, else\n"                        \
     "                       $XDG_CONFIG_HOME/evrun/evrun.yml, XDG_CONFIG_HOME\n"                 \
     "                       unset: ~/.config/evrun/evrun.yml, when it exists)\n"                 \
-    "  --timeout-ms N       longest wait for an answer (default 10000)\n"                        \
+    "  --timeout-ms N       longest wait for an answer (default 10000; 1 to 3600000)\n"          \
     "  --curve-cert FILE    CURVE key pair for a tcp:// broker (default\n"                       \
     "                       STATE/curve/client.cert, made when missing; the broker admits\n"    \
     "                       it once FILE is copied into its curve/clients/)\n"                 \

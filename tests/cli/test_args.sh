@@ -610,6 +610,32 @@ check "runner: labels and a word of the file, with the others" \
 evrun-runner: triggers_any = \"yes\" (from file $tmp/words.yml:1:15): expected allow or deny
 evrun-runner: labels = \"gpu,gpu\" (from file $tmp/words.yml:2:9): \"gpu\" given twice (each label once)"
 
+# the ranges --help gives: the bounds taken, one past refused
+for c in "evrun-runner --broker ipc://x|--capacity|1|1024" \
+         "evrun-runner --broker ipc://x|--heartbeat-ms|10|3600000" \
+         "evrun-runner --broker ipc://x|--lease-ms|100|86400000" \
+         "evrun-runner --broker ipc://x|--grace|1|3600" \
+         "evrun-runner --broker ipc://x|--artifact-max-bytes|1|1099511627776" \
+         "evrun-runner --broker ipc://x|--cache-max-bytes|1|1125899906842624" \
+         "evrun-runner --broker ipc://x|--retention-keep-per-pipeline|0|10000000" \
+         "evrun-broker|--queue-limit|1|1000000" \
+         "evrun-broker|--reclaim-ms|0|2592000000" \
+         "evrun-broker|--forget-ms|0|2592000000" \
+         "evrun-broker|--artifact-job-max-bytes|1|1125899906842624" \
+         "evrun-cli jobs|--timeout-ms|1|3600000"; do
+  IFS='|' read -r cmd opt lo hi <<< "$c"
+  for v in "$lo" "$hi"; do
+    # shellcheck disable=SC2086
+    run "$bin"/$cmd "$opt" "$v" --print-config
+    check "${cmd%% *} $opt $v: taken, as --help says" [ $rc -eq 0 ]
+  done
+  for v in $((lo - 1)) $((hi + 1)); do
+    # shellcheck disable=SC2086
+    run "$bin"/$cmd "$opt" "$v" --print-config
+    check "${cmd%% *} $opt $v: refused, as --help says" [ $rc -eq 2 ]
+  done
+done
+
 # podman_url of the wrong form: said at the start, naming neither the
 # setting nor where it came from, and --print-config took it
 run env EVRUN_PODMAN_URL=foo "$bin/evrun-runner" --broker ipc://x --capacity 0 --print-config
