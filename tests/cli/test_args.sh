@@ -610,6 +610,13 @@ check "runner: labels and a word of the file, with the others" \
 evrun-runner: triggers_any = \"yes\" (from file $tmp/words.yml:1:15): expected allow or deny
 evrun-runner: labels = \"gpu,gpu\" (from file $tmp/words.yml:2:9): \"gpu\" given twice (each label once)"
 
+# evrun-cli help --help: help, not "no command after the option --help"
+for a in "help --help" "--help -h" "-h help" "help help"; do
+  # shellcheck disable=SC2086
+  run "$bin/evrun-cli" $a
+  check "evrun-cli $a: exit 0, the usage on stdout" sh -c "[ $rc -eq 0 ] && grep -q '^commands:' '$tmp/out' && [ ! -s '$tmp/err' ]"
+done
+
 # the ranges --help gives: the bounds taken, one past refused
 for c in "evrun-runner --broker ipc://x|--capacity|1|1024" \
          "evrun-runner --broker ipc://x|--heartbeat-ms|10|3600000" \
