@@ -617,6 +617,15 @@ for a in "help --help" "--help -h" "-h help" "help help"; do
   check "evrun-cli $a: exit 0, the usage on stdout" sh -c "[ $rc -eq 0 ] && grep -q '^commands:' '$tmp/out' && [ ! -s '$tmp/err' ]"
 done
 
+# the broker's --curve-dir a file: "FILE: not a directory: remove it or
+# give another state directory", naming no setting
+run timeout -k 5 10 "$bin/evrun-broker" --state-dir "$tmp/bcd" --curve-dir "$tmp/file" \
+  --client-endpoint 'tcp://127.0.0.1:*' --runner-endpoint 'tcp://127.0.0.1:*' \
+  --events-endpoint 'tcp://127.0.0.1:*'
+check "broker --curve-dir FILE: exit 2" [ $rc -eq 2 ]
+check "broker --curve-dir FILE: the setting named" \
+  said "evrun-broker: curve_dir (--curve-dir, the CURVE keys of the tcp:// endpoints): $tmp/file: not a directory: remove it or give another directory"
+
 # the ranges --help gives: the bounds taken, one past refused
 for c in "evrun-runner --broker ipc://x|--capacity|1|1024" \
          "evrun-runner --broker ipc://x|--heartbeat-ms|10|3600000" \
