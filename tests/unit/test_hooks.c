@@ -199,6 +199,16 @@ test_answer(void)
         CHECK_CONTAINS(err.msg, "answer: not JSON (line 1, column ");
         CHECK(strstr(err.msg, "s3cr3t") == NULL);
     }
+    /* a NUL, a byte that is not UTF-8: said in words, not jansson's
+       ("without JSON_ALLOW_NUL", its flag's name) */
+    const char *nul = "{\"env\": {\"A\": \"x\\u0000y\"}}";
+    CHECK(evr_hook_answer(nul, strlen(nul), &env, &sec, &err) == EVR_ERR_PROTO);
+    CHECK_CONTAINS(err.msg, "answer: not JSON (line 1, column ");
+    CHECK_CONTAINS(err.msg, ": a NUL character (\\u0000): a value may hold none): ");
+    CHECK(strstr(err.msg, "JSON_ALLOW_NUL") == NULL);
+    const char *latin = "{\"env\": {\"A\": \"caf\xe9\"}}";
+    CHECK(evr_hook_answer(latin, strlen(latin), &env, &sec, &err) == EVR_ERR_PROTO);
+    CHECK_CONTAINS(err.msg, ": a byte that is not UTF-8: JSON is UTF-8 text): ");
     /* a key twice: refused, saying where (one of the two was dropped) */
     const char *twice[] = { "{\"env\": {\"A\": \"1\"}, \"env\": {\"B\": \"2\"}}",
                             "{\"secrets\": {\"T\": \"s3cr3t-1\", \"T\": \"s3cr3t-2\"}}" };
