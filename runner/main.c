@@ -672,7 +672,11 @@ main(int argc, char **argv)
     evr_log_set_level((evr_log_level_t) level);
     evr_engine_opts_t eo = { .print = o.print, .keep = o.keep, .grace_s = (int) grace,
                              .secrets_dir = evr_config_get(cfg, "secrets_dir") };
-    (void) evr_runner_opts_limits(cfg, &eo);   /* checked above */
+    if (!evr_runner_opts_limits(cfg, &eo)) {   /* checked above: a file gone since */
+        (void) evr_config_report(cfg, "evrun-runner", stderr);
+        status = 2;
+        goto out;
+    }
     /* the file read before the handlers: a read that blocks (a FIFO no
        one writes) restarted after a counted signal, so Ctrl-C and SIGTERM
        did nothing; this way they end it, nothing recorded */
