@@ -137,8 +137,10 @@ evr_broker_new(const evr_broker_opts_t *opts, evr_broker_t **out, evr_err_t *err
                 || evr_curve_needed(opts->pub_ep))) {
         if (!opts->curve_dir)
             rc = evr_err_set(err, EVR_ERR_CONFIG, "tcp:// endpoints need a curve directory");
-        else
-            rc = evr_zap_new(opts->curve_dir, &made, &b->zap, err);
+        else if ((rc = evr_zap_new(opts->curve_dir, &made, &b->zap, err)))
+            /* "/etc/passwd: not a directory" named no setting */
+            evr_err_set(err, rc, "curve_dir (--curve-dir, the CURVE keys of the tcp:// "
+                        "endpoints): %s", err->msg);
     }
     if (!rc)
         rc = s_bind(b, &b->clients, ZMQ_ROUTER, opts->client_ep, "client", "clients", err);

@@ -116,7 +116,8 @@ s_help(FILE *out)
             "                           retention: {max_age: 30d, keep_per_pipeline: 100}\n"
             "  --no-sync                no fsync (tests and benchmarks only)\n"
             "  --config FILE            settings file (default $EVRUN_CONFIG, else\n"
-            "                           ~/.config/evrun/evrun.yml when it exists)\n"
+            "                           $XDG_CONFIG_HOME/evrun/evrun.yml, XDG_CONFIG_HOME\n"
+            "                           unset: ~/.config/evrun/evrun.yml, when it exists)\n"
             "  --print-config           print the effective settings and their sources, exit\n"
             "  --log-level LEVEL        the log lines (timestamped, on stderr) written: error,\n"
             "                           warn, info (default) or debug (also every request)\n"
@@ -125,6 +126,12 @@ s_help(FILE *out)
             "  --version                print the version, exit (given alone)\n"
             "\n"
             "Settings: defaults < config file < EVRUN_<KEY> environment < flags.\n"
+            "Ranges (a value outside is refused, exit 2): --heartbeat-ms 10 to 3600000;\n"
+            "--lease-ms 100 to 86400000; --queue-limit 1 to 1000000;\n"
+            "--reclaim-ms and --forget-ms 0 to 2592000000 (30 days);\n"
+            "--artifact-job-max-bytes 1 to 2^50; --retention-keep-per-pipeline 0 to\n"
+            "10000000; the retention ages 0 or up to 3650d, --retention-interval 100ms\n"
+            "to 1d.\n"
             "EVRUN_TEST_CLOCK_OFFSET=SECONDS (tests only) moves the clock of schedules.\n"
             "exit status: 0 stopped by a signal; 2 bad settings, a state directory refused\n"
             "or in use by another broker (STATE/broker/evrun.lock: the message names its\n"
@@ -250,9 +257,9 @@ s_same_socket(const char *a, const char *b, bool *tcp)
 {
     const char *ha, *hb;
     size_t la, lb;
-    for (int i = 0; i < 2; i++) {   /* a port the system picks (0, *): never the same */
+    for (int i = 0; i < 2; i++) {   /* a port the system picks (*): never the same */
         const char *ep = i ? b : a, *colon = strrchr(ep, ':');
-        if (!strncmp(ep, "tcp://", 6) && colon && (!strcmp(colon, ":0") || !strcmp(colon, ":*")))
+        if (!strncmp(ep, "tcp://", 6) && colon && !strcmp(colon, ":*"))
             return *tcp = false;
     }
     unsigned long pa = s_tcp_port(a, &ha, &la), pb = s_tcp_port(b, &hb, &lb);
@@ -311,7 +318,7 @@ s_settings(evr_config_t *cfg, evr_broker_opts_t *bo, bool *local, evr_err_t *err
        || bad;
     bad = s_retention(cfg, bo, err) != EVR_OK || bad;
     static const char *const eps[] = { "client_endpoint", "runner_endpoint", "events_endpoint" };
-    bad = evr_bus_check_empty(cfg, eps, 3, err) != EVR_OK || bad;
+    bad = evr_bus_check_endpoints(cfg, eps, 3, err) != EVR_OK || bad;
     if (bad)
         return EVR_ERR_CONFIG;
     bo->artifact_job_max_bytes = artjob;

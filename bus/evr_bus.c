@@ -31,21 +31,21 @@ evr_bus_setup(zsock_t *sock)
     zsock_set_rcvhwm(sock, EVR_BUS_HWM);
 }
 
-evr_rc_t
-evr_bus_check_endpoint(const char *ep, evr_err_t *err)
+/*  What is wrong with the form of the non-empty endpoint ep (its
+    scheme, an ipc:// path's length, a tcp:// port), as text without ep
+    in what (size bytes); false when nothing is. */
+static bool
+s_form_bad(const char *ep, char *what, size_t size)
 {
-    if (!ep || !*ep)
-        return evr_err_set(err, EVR_ERR_CONFIG, "empty endpoint: expected tcp://HOST:PORT or "
-                           "ipc://PATH");
     if (strncmp(ep, "ipc://", 6) == 0) {
         size_t n = strlen(ep + 6);
         if (n == 0)
-            return evr_err_set(err, EVR_ERR_CONFIG, "%s: no socket path", ep);
-        if (n > 107)
-            return evr_err_set(err, EVR_ERR_CONFIG, "%s: the socket path has %zu bytes, a unix "
-                               "socket path holds at most 107 (choose a shorter state "
-                               "directory, e.g. --state-dir /tmp/evrun)", ep, n);
-        return evr_paths_socket(ep + 6, err);
+            snprintf(what, size, "no socket path");
+        else if (n > 107)
+            snprintf(what, size, "the socket path has %zu bytes, a unix socket path holds at "
+                     "most 107 (choose a shorter state directory, e.g. --state-dir "
+                     "/tmp/evrun)", n);
+        return n == 0 || n > 107;
     }
     if (strncmp(ep, "tcp://", 6) == 0) {   /* tcp://127.0.0.1:99999 bound another port */
         const char *colon = strrchr(ep + 6, ':'), *port = colon ? colon + 1 : "";
@@ -54,24 +54,41 @@ evr_bus_check_endpoint(const char *ep, evr_err_t *err)
         bool ok = colon && colon > ep + 6
                && (!strcmp(port, "*") || (isdigit((unsigned char) *port) && !*end && n >= 1
                                           && n <= 65535));
-        return ok ? EVR_OK
-                  : evr_err_set(err, EVR_ERR_CONFIG, "%s: expected tcp://HOST:PORT, PORT from 1 "
-                                "to 65535", ep);
+        if (!ok)
+            snprintf(what, size, "expected tcp://HOST:PORT, PORT from 1 to 65535");
+        return !ok;
     }
     if (strncmp(ep, "inproc://", 9) == 0)
-        return EVR_OK;
-    return evr_err_set(err, EVR_ERR_CONFIG, "%s: expected tcp://HOST:PORT or ipc://PATH", ep);
+        return false;
+    snprintf(what, size, "expected tcp://HOST:PORT or ipc://PATH");
+    return true;
 }
 
 evr_rc_t
-evr_bus_check_empty(const evr_config_t *cfg, const char *const *keys, size_t n, evr_err_t *err)
+evr_bus_check_endpoint(const char *ep, evr_err_t *err)
+{
+    char what[300];
+    if (!ep || !*ep)
+        return evr_err_set(err, EVR_ERR_CONFIG, "empty endpoint: expected tcp://HOST:PORT or "
+                           "ipc://PATH");
+    if (s_form_bad(ep, what, sizeof what))
+        return evr_err_set(err, EVR_ERR_CONFIG, "%s: %s", ep, what);
+    return strncmp(ep, "ipc://", 6) == 0 ? evr_paths_socket(ep + 6, err) : EVR_OK;
+}
+
+evr_rc_t
+evr_bus_check_endpoints(const evr_config_t *cfg, const char *const *keys, size_t n,
+                        evr_err_t *err)
 {
     evr_rc_t rc = EVR_OK;
+    char what[300];
     for (size_t i = 0; i < n; i++) {
         const char *v = evr_config_get(cfg, keys[i]);
         if (v && !*v)
             rc = evr_config_problem(cfg, keys[i], err, "expected an endpoint, tcp://HOST:PORT "
                                     "or ipc://PATH (empty: a variable left unset?)");
+        else if (v && s_form_bad(v, what, sizeof what))
+            rc = evr_config_problem(cfg, keys[i], err, "%s", what);
     }
     return rc;
 }

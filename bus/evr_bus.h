@@ -42,13 +42,17 @@ void evr_bus_setup(zsock_t *sock);
 evr_rc_t evr_bus_check_endpoint(const char *ep, evr_err_t *err);
 
 /*  Each of keys (n of them) of cfg that is set but empty (--broker "$EP"
-    with EP unset) as a problem of that setting, naming its source
-    (evr_config_problem: recorded for evr_config_report): such a value
-    was said "empty endpoint", naming neither the option nor the fix.
-    The rest of an endpoint is checked where it is bound or connected to
-    (evr_bus_check_endpoint).  EVR_ERR_CONFIG when any is. */
-evr_rc_t evr_bus_check_empty(const evr_config_t *cfg, const char *const *keys, size_t n,
-                             evr_err_t *err);
+    with EP unset), or whose form is wrong (not tcp://HOST:PORT with a
+    port from 1 to 65535, nor ipc://PATH of 1 to 107 bytes), as a problem
+    of that setting, naming its value and source (evr_config_problem:
+    recorded for evr_config_report, so said with the settings' other
+    errors and by --print-config): such a value was said "empty
+    endpoint", or "foo: expected ...", naming neither the option nor
+    where it came from.  An ipc:// path's directories are checked where
+    it is bound or connected to (evr_bus_check_endpoint).  EVR_ERR_CONFIG
+    when any is wrong. */
+evr_rc_t evr_bus_check_endpoints(const evr_config_t *cfg, const char *const *keys, size_t n,
+                                 evr_err_t *err);
 
 /*  Sends msg, on a ROUTER to the peer rid (borrowed), else rid NULL.
     Non-blocking: EVR_ERR_IO when the message cannot be queued now. */

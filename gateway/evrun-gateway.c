@@ -80,7 +80,8 @@ s_help(FILE *out)
             "                       chosen at each attempt to connect)\n"
             "  --events-endpoint EP the broker's event stream (default: beside --broker)\n"
             "  --config FILE        settings file (default $EVRUN_CONFIG, else\n"
-            "                       ~/.config/evrun/evrun.yml when it exists)\n"
+            "                       $XDG_CONFIG_HOME/evrun/evrun.yml, XDG_CONFIG_HOME\n"
+            "                       unset: ~/.config/evrun/evrun.yml, when it exists)\n"
             "  --timeout-ms N       longest wait for the broker's answer (default 10000);\n"
             "                       past it a request is answered 503\n"
             "  --curve-cert FILE    CURVE key pair for a tcp:// broker (client_cert)\n"
@@ -174,7 +175,7 @@ s_settings(int argc, char **argv, evr_gw_t *gw, bool *print_out)
     bool bad = evr_config_layer(cfg, file, flags, nf, &err) != EVR_OK;
     bad = evr_client_config_timeout(cfg, &t, &err) != EVR_OK || bad;
     static const char *const eps[] = { "client_endpoint", "events_endpoint" };
-    bad = evr_bus_check_empty(cfg, eps, 2, &err) != EVR_OK || bad;
+    bad = evr_bus_check_endpoints(cfg, eps, 2, &err) != EVR_OK || bad;
     if (bad)
         return 3;
     evr_gw_bus_cfg_make(gw, cfg);  /* the endpoints chosen again at each attempt */

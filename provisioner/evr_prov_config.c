@@ -671,6 +671,22 @@ evr_prov_config_parse(const char *text, size_t len, const char *file, evr_prov_c
     else
         s_top(&c, root, cfg);
     yaml_document_delete(&doc);
+    /* one document: the providers after a "---" were dropped in silence */
+    yaml_document_t next;
+    if (!yaml_parser_load(&parser, &next))
+        evr_diag_add_at(diag, (uint32_t) parser.problem_mark.line + 1,
+                        (uint32_t) parser.problem_mark.column + 1, "", "YAML: %s%s%s",
+                        parser.problem ? parser.problem : "malformed",
+                        parser.context ? " " : "", parser.context ? parser.context : "");
+    else {
+        const yaml_node_t *r2 = yaml_document_get_root_node(&next);
+        if (r2)
+            evr_diag_add_at(diag, (uint32_t) r2->start_mark.line + 1,
+                            (uint32_t) r2->start_mark.column + 1, "", "a second YAML document: a "
+                            "providers file holds one mapping (max_runners:, providers: ...); "
+                            "put it all in it, with no \"---\" between its parts");
+        yaml_document_delete(&next);
+    }
     yaml_parser_delete(&parser);
     if (evr_diag_count(diag)) {
         evr_prov_config_free(cfg);

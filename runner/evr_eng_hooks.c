@@ -574,9 +574,11 @@ s_next(evr_eng_job_t *job)
         hk->cont(job, hk->phase_failed || hk->fail);
         return;
     }
-    /* the workspace's host path, once it is made (asked once) */
+    /* the workspace's host path, once it is made (asked once; not when
+       a cancel or a timeout came before it was: a path that was never
+       made) */
     if (!hk->ws_asked && hk->phase >= EVR_HOOK_POST_SOURCE_PREP && !job->no_ws && !job->unchecked
-        && job->ex->ops->dir) {
+        && job->ws_ready && job->ex->ops->dir) {
         hk->ws_asked = true;
         job->calls++;
         job->ex->ops->dir(job->ex, job->id, NULL, s_ws, job);

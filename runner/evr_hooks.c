@@ -309,8 +309,8 @@ s_list(s_rd_t *rd, const yaml_node_t *list, evr_hooks_t **out)
         /* a duplicate is shown where its name is given (a default name:
            where its hook is) */
         const evr_hook_t *h = &hs->v[i];
-        for (size_t k = 0; k < i; k++)
-            if (!strcmp(hs->v[k].name, h->name)) {
+        for (size_t k = 0; h->name && k < i; k++)   /* no name: a hook that is no mapping */
+            if (hs->v[k].name && !strcmp(hs->v[k].name, h->name)) {
                 char what[200];
                 snprintf(what, sizeof what, "\"%s\" is the name of hooks[%zu] (line %u) too: "
                          "names must be unique", h->name, k,
@@ -510,9 +510,16 @@ evr_hook_answer(const char *out, size_t len, evr_strmap_t *env, evr_strmap_t *se
         char *near = strstr(je.text, " near '");
         if (near)
             *near = '\0';
+        /* jansson's words for a NUL ("without JSON_ALLOW_NUL", its flag)
+           and for bytes that are not UTF-8, said as a hook's author reads them */
+        const char *why = strstr(je.text, "JSON_ALLOW_NUL")
+                          ? "a NUL character (\\u0000): a value may hold none"
+                          : strstr(je.text, "decode byte") ? "a byte that is not UTF-8: JSON is "
+                                                              "UTF-8 text"
+                                                            : je.text;
         return evr_err_set(err, EVR_ERR_PROTO, "answer: not JSON (line %d, column %d: %s): "
                            "a hook prints nothing or {\"env\": {...}, \"secrets\": {...}}",
-                           je.line, je.column, je.text);
+                           je.line, je.column, why);
     }
     evr_rc_t rc = EVR_OK;
     size_t count = 0;

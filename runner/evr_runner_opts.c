@@ -64,23 +64,42 @@ evr_runner_opts_config(void)
 
 /*  secrets_dir a directory, registry_auth a readable file, when set: a
     typo there was found only by the job that needed a secret or a
-    private image (a secret "not found", a pull refused). */
-static evr_rc_t
-s_paths(const evr_config_t *cfg, evr_err_t *err)
+    private image (a secret "not found", a pull refused).  Both checked,
+    each problem recorded. */
+static bool
+s_paths(const evr_config_t *cfg)
 {
     struct stat st;
+    evr_err_t err;
+    bool ok = true;
     const char *dir = evr_config_get(cfg, "secrets_dir");
     const char *auth = evr_config_get(cfg, "registry_auth");
     if (dir && *dir && stat(dir, &st))
-        return evr_config_problem(cfg, "secrets_dir", err, "%s", strerror(errno));
-    if (dir && *dir && !S_ISDIR(st.st_mode))
-        return evr_config_problem(cfg, "secrets_dir", err, "not a directory (of files NAME)");
+        ok = !evr_config_problem(cfg, "secrets_dir", &err, "%s", strerror(errno));
+    else if (dir && *dir && !S_ISDIR(st.st_mode))
+        ok = !evr_config_problem(cfg, "secrets_dir", &err, "not a directory (of files NAME)");
     if (auth && *auth && (stat(auth, &st) || access(auth, R_OK)))
-        return evr_config_problem(cfg, "registry_auth", err, "%s", strerror(errno));
-    if (auth && *auth && !S_ISREG(st.st_mode))
-        return evr_config_problem(cfg, "registry_auth", err, "not a file (a "
-                                  "containers-auth.json)");
-    return EVR_OK;
+        ok = !evr_config_problem(cfg, "registry_auth", &err, "%s", strerror(errno)) && ok;
+    else if (auth && *auth && !S_ISREG(st.st_mode))
+        ok = !evr_config_problem(cfg, "registry_auth", &err, "not a file (a "
+                                 "containers-auth.json)") && ok;
+    return ok;
+}
+
+/*  key's value one of the words a and b (c too when not NULL): else a
+    problem recorded, "KEY = \"V\" (from SOURCE): expected a or b". */
+static bool
+s_word(const evr_config_t *cfg, const char *key, const char *a, const char *b, const char *c)
+{
+    const char *v = evr_config_get(cfg, key);
+    evr_err_t err;
+    if (v && (!strcmp(v, a) || !strcmp(v, b) || (c && !strcmp(v, c))))
+        return true;
+    if (c)
+        (void) evr_config_problem(cfg, key, &err, "expected %s, %s or %s", a, b, c);
+    else
+        (void) evr_config_problem(cfg, key, &err, "expected %s or %s", a, b);
+    return false;
 }
 
 bool
@@ -92,33 +111,19 @@ evr_runner_opts_limits(evr_config_t *cfg, evr_engine_opts_t *eo)
     const char *local = evr_config_get(cfg, "resource_local");
     const char *hostnet = evr_config_get(cfg, "host_network");
     const char *tany = evr_config_get(cfg, "triggers_any");
-    evr_rc_t rc = evr_config_uint(cfg, "artifact_max_bytes", 1, 1ull << 40, &art, &err);
-    if (!rc)
-        rc = evr_config_uint(cfg, "artifact_job_max_bytes", 1, 1ull << 50, &artjob, &err);
-    if (!rc)
-        rc = evr_config_uint(cfg, "cache_max_bytes", 1, 1ull << 50, &cache, &err);
-    if (!rc)
-        rc = evr_config_uint(cfg, "git_cache_max_bytes", 1, 1ull << 50, &gitcache, &err);
-    if (!rc)
-        rc = evr_config_uint(cfg, "resource_max_bytes", 1, 1ull << 40, &res, &err);
-    if (!rc && strcmp(redir, "same") && strcmp(redir, "any") && strcmp(redir, "none"))
-        rc = evr_err_set(&err, EVR_ERR_CONFIG, "resource_redirects = \"%s\": expected same, any "
-                         "or none", redir);
-    if (!rc && strcmp(local, "allow") && strcmp(local, "deny"))
-        rc = evr_err_set(&err, EVR_ERR_CONFIG, "resource_local = \"%s\": expected allow or deny",
-                         local);
-    if (!rc && strcmp(hostnet, "allow") && strcmp(hostnet, "deny"))
-        rc = evr_err_set(&err, EVR_ERR_CONFIG, "host_network = \"%s\": expected allow or deny",
-                         hostnet);
-    if (!rc && strcmp(tany, "allow") && strcmp(tany, "deny"))
-        rc = evr_err_set(&err, EVR_ERR_CONFIG, "triggers_any = \"%s\": expected allow or deny",
-                         tany);
-    if (!rc)
-        rc = s_paths(cfg, &err);
-    if (rc) {
-        fprintf(stderr, "evrun-runner: %s\n", err.msg);
+    /* every one checked whatever the others are: the report says them all */
+    bool ok = !evr_config_uint(cfg, "artifact_max_bytes", 1, 1ull << 40, &art, &err);
+    ok = !evr_config_uint(cfg, "artifact_job_max_bytes", 1, 1ull << 50, &artjob, &err) && ok;
+    ok = !evr_config_uint(cfg, "cache_max_bytes", 1, 1ull << 50, &cache, &err) && ok;
+    ok = !evr_config_uint(cfg, "git_cache_max_bytes", 1, 1ull << 50, &gitcache, &err) && ok;
+    ok = !evr_config_uint(cfg, "resource_max_bytes", 1, 1ull << 40, &res, &err) && ok;
+    ok = s_word(cfg, "resource_redirects", "same", "any", "none") && ok;
+    ok = s_word(cfg, "resource_local", "allow", "deny", NULL) && ok;
+    ok = s_word(cfg, "host_network", "allow", "deny", NULL) && ok;
+    ok = s_word(cfg, "triggers_any", "allow", "deny", NULL) && ok;
+    ok = s_paths(cfg) && ok;
+    if (!ok)
         return false;
-    }
     eo->artifact_max_bytes = art;
     eo->artifact_job_max_bytes = artjob;
     eo->cache_max_bytes = cache;
@@ -131,6 +136,49 @@ evr_runner_opts_limits(evr_config_t *cfg, evr_engine_opts_t *eo)
     eo->host_network_deny = !strcmp(hostnet, "deny");
     eo->triggers_any = !strcmp(tany, "allow");
     eo->secrets_allow = evr_config_get(cfg, "secrets_allow");
+    return true;
+}
+
+/*  A problem of key's value in err ("KEY: what"), recorded as the
+    config's (with its value and source) for evr_config_report. */
+static void
+s_keyed(const evr_config_t *cfg, const char *key, const evr_err_t *err)
+{
+    size_t n = strlen(key);
+    const char *what = !strncmp(err->msg, key, n) && !strncmp(err->msg + n, ": ", 2)
+                       ? err->msg + n + 2 : err->msg;
+    evr_err_t e;
+    (void) evr_config_problem(cfg, key, &e, "%s", what);
+}
+
+bool
+evr_runner_opts_offer(evr_config_t *cfg, evr_runner_opts_t *o, bool labels, const char **lv,
+                      char **joined)
+{
+    evr_err_t err;
+    /* an empty item was said by evr_config_layer: not twice */
+    if (evr_config_list_empty(evr_config_get(cfg, "executors")))
+        return false;
+    if (evr_offer_parse(evr_config_get(cfg, "executors"), &o->offer, &err)) {
+        s_keyed(cfg, "executors", &err);
+        return false;
+    }
+    /* podman's socket, where podman is offered: said at the start as
+       "podman URL foo: expected ...", naming neither the setting nor where
+       it came from, and --print-config took it */
+    const char *url = evr_config_get(cfg, "podman_url");
+    if (!o->prune && evr_offer_has(&o->offer, EVR_EXECUTOR_PODMAN)
+        && (!url || strncmp(url, "unix:///", 8) != 0)) {
+        (void) evr_config_problem(cfg, "podman_url", &err, "expected unix:///path/to/podman.sock"
+                                  "%s", url && *url ? "" : " (empty: a variable left unset?)");
+        return false;
+    }
+    if (labels && evr_config_list_empty(evr_config_get(cfg, "labels")))
+        return false;
+    if (labels && evr_offer_labels(&o->offer, evr_config_get(cfg, "labels"), lv, joined, &err)) {
+        s_keyed(cfg, "labels", &err);
+        return false;
+    }
     return true;
 }
 
@@ -200,12 +248,17 @@ evr_runner_opts_parse(int argc, char **argv, evr_runner_opts_t *o, const char **
         { NULL, 0, NULL, 0 },
     };
     int c;
-    bool broker = false, args = false, once_wait = false;
+    bool broker = false, args = false, once_wait = false, quiet = false;
     const char *broker_only = NULL;     /* the last such flag given */
     while ((c = evr_getopt("evrun-runner", argc, argv, "a:qh", opts)) != -1) {
         const char *key = NULL;
         switch (c) {
         case 'x':
+            if (o->file) {   /* else the first ran nothing, in silence */
+                fprintf(stderr, "evrun-runner: --exec given twice (\"%s\", then \"%s\"): one "
+                        "pipeline file per run\n", o->file, optarg);
+                return 2;
+            }
             o->file = optarg;
             if (!*optarg) {   /* else ": cannot open", naming nothing */
                 fprintf(stderr, "evrun-runner: --exec \"\": expected a pipeline file (the path "
@@ -249,6 +302,7 @@ evr_runner_opts_parse(int argc, char **argv, evr_runner_opts_t *o, const char **
         case 'b': key = "broker_key"; broker_only = "--broker-key"; break;
         case 'V': key = "log_level"; break;
         case 'T':
+            broker_only = "--stop-timeout";
             if (!s_seconds(optarg, &o->stop_timeout)) {
                 fprintf(stderr, "evrun-runner: --stop-timeout %s: expected seconds, 0 to "
                         "86400\n", optarg);
@@ -271,7 +325,7 @@ evr_runner_opts_parse(int argc, char **argv, evr_runner_opts_t *o, const char **
         case 'g': key = "grace"; break;
         case 'X': key = "executors"; break;
         case 'k': o->keep = true; break;
-        case 'q': o->print = false; break;
+        case 'q': o->print = false; quiet = true; break;
         case 'C': *file = optarg; break;
         case 'P': *print_config = true; break;
         case 1000: o->prune = true; break;
@@ -297,6 +351,15 @@ evr_runner_opts_parse(int argc, char **argv, evr_runner_opts_t *o, const char **
     if (broker_only && (o->file || o->recover || o->prune)) {
         fprintf(stderr, "evrun-runner: %s goes with --broker EP only (--exec, --recover and "
                 "--prune take no job from a broker)\n", broker_only);
+        return 2;
+    }
+    if (quiet && (broker || o->prune)) {   /* a daemon prints no job; --prune its counts */
+        fprintf(stderr, "evrun-runner: -q goes with --exec FILE or --recover only\n");
+        return 2;
+    }
+    if (o->keep && o->prune) {
+        fprintf(stderr, "evrun-runner: --keep goes with --exec, --recover or --broker (--prune "
+                "runs no step)\n");
         return 2;
     }
     if (o->exit_drained && !broker) {

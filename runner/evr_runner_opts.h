@@ -34,8 +34,18 @@ typedef struct {
     result (evr_config_destroy). */
 evr_config_t *evr_runner_opts_config(void);
 
-/*  The resource and artifact settings into eo; prints the error. */
+/*  The resource and artifact settings into eo, every one checked: the
+    problems are the config's to report (evr_config_report); false when
+    there was one. */
 bool evr_runner_opts_limits(evr_config_t *cfg, evr_engine_opts_t *eo);
+
+/*  The executors setting into o->offer (podman_url's form checked when
+    podman is offered, but for --prune), and with labels (a --broker
+    runner's) the labels setting with the executor labels into lv and
+    *joined (evr_offer_labels); a problem is the config's to report,
+    naming the key, its value and its source. */
+bool evr_runner_opts_offer(evr_config_t *cfg, evr_runner_opts_t *o, bool labels, const char **lv,
+                           char **joined);
 
 /*  The daemon's numbers (capacity, heartbeat_ms, lease_ms), checked as
     when it starts, all three; the errors are the config's to report. */

@@ -647,33 +647,20 @@ main(int argc, char **argv)
         (void) evr_runner_opts_daemon_numbers(cfg, &cap, &hb, &lease);
         (void) evr_runner_id_check(cfg, &err);
         static const char *const eps[] = { "runner_endpoint" };
-        (void) evr_bus_check_empty(cfg, eps, 1, &err);
+        (void) evr_bus_check_endpoints(cfg, eps, 1, &err);
     }
     (void) evr_keep_settings(cfg, &o.retention, &o.retention_ms, &err);
     (void) evr_runner_opts_hooks(cfg, file, &hooks);
+    evr_engine_opts_t lim = { 0 };
+    (void) evr_runner_opts_limits(cfg, &lim);
+    (void) evr_runner_opts_offer(cfg, &o, daemon && (print_config || !o.prune), lv, &labels);
     if (evr_config_report(cfg, "evrun-runner", stderr)) {
-        status = 2;
-        goto out;
-    }
-    if (evr_offer_parse(evr_config_get(cfg, "executors"), &o.offer, &err)) {
-        fprintf(stderr, "evrun-runner: %s\n", err.msg);
         status = 2;
         goto out;
     }
     const char *state_dir = evr_config_get(cfg, "state_dir");
     evr_curve_defaults(cfg, "runner_cert", "runner.cert");
-    if (daemon && (print_config || !o.prune)
-        && evr_offer_labels(&o.offer, evr_config_get(cfg, "labels"), lv, &labels, &err)) {
-        fprintf(stderr, "evrun-runner: %s\n", err.msg);
-        status = 2;
-        goto out;
-    }
     if (print_config) {   /* the settings checked as at start, in this mode */
-        evr_engine_opts_t lim = { 0 };
-        if (!evr_runner_opts_limits(cfg, &lim)) {
-            status = 2;
-            goto out;
-        }
         evr_config_print(cfg, stdout);
         evr_hooks_print(hooks, stdout);
         goto out;
@@ -685,7 +672,8 @@ main(int argc, char **argv)
     evr_log_set_level((evr_log_level_t) level);
     evr_engine_opts_t eo = { .print = o.print, .keep = o.keep, .grace_s = (int) grace,
                              .secrets_dir = evr_config_get(cfg, "secrets_dir") };
-    if (!evr_runner_opts_limits(cfg, &eo)) {
+    if (!evr_runner_opts_limits(cfg, &eo)) {   /* checked above: a file gone since */
+        (void) evr_config_report(cfg, "evrun-runner", stderr);
         status = 2;
         goto out;
     }

@@ -582,6 +582,23 @@ evr_config_load_file(evr_config_t *self, const char *path, const char *const *al
         else {
             rc = s_load_doc(self, path, &doc, also, err);
             yaml_document_delete(&doc);
+            /* one document: the settings after a "---" (hooks too) were
+               dropped in silence */
+            yaml_document_t next;
+            if (!yaml_parser_load(&parser, &next)) {
+                char msg[1024];
+                evr_yaml_syntax_text(&parser, text, n, msg, sizeof msg);
+                s_file_error(self, &rc, err, "%s:%s", path, msg);
+            }
+            else {
+                const yaml_node_t *r2 = yaml_document_get_root_node(&next);
+                if (r2)
+                    s_file_error(self, &rc, err, "%s:%zu:%zu: a second YAML document: a settings "
+                                 "file holds one mapping of settings (key: value); put them all "
+                                 "in it, with no \"---\" between them", path,
+                                 r2->start_mark.line + 1, r2->start_mark.column + 1);
+                yaml_document_delete(&next);
+            }
         }
         yaml_parser_delete(&parser);
     }
@@ -776,6 +793,10 @@ evr_config_layer(evr_config_t *self, const char *file, const char *const *flags,
     char *path = file ? evr_strdup(file) : evr_config_default_file();
     evr_rc_t rc = path ? evr_config_load_file(self, path, evr_config_known, err) : EVR_OK;
     free(path);
+    const char *envfile = getenv("EVRUN_CONFIG");
+    if (!file && envfile && !*envfile)   /* EVRUN_CONFIG=$F with F unset: not the default */
+        s_file_error(self, &rc, err, "EVRUN_CONFIG is set but empty: expected a settings file "
+                     "(unset it for the default)");
     /* on with the other layers after a bad file: the values' checks that
        follow can then say their errors with the file's (evr_config_report) */
     evr_config_load_env(self);
@@ -911,6 +932,8 @@ evr_config_default_file(void)
     const char *v = getenv("EVRUN_CONFIG");
     if (v && *v)
         return evr_strdup(v);
+    if (v)   /* set but empty: no file (evr_config_layer says so) */
+        return NULL;
     const char *x = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
     char *p = x && *x ? evr_asprintf("%s/evrun/evrun.yml", x)
                       : evr_asprintf("%s/.config/evrun/evrun.yml", home ? home : "/");

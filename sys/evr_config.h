@@ -135,8 +135,9 @@ size_t evr_config_flag(const char **flags, size_t nflags, size_t max, const char
 /*  Loads the layers over the defaults: the file (file, else
     evr_config_default_file(), else none), the environment, then flags
     (nflags key/value pairs: flags[2i] the key, flags[2i+1] the value);
-    a state_dir still unset becomes evr_config_state_dir().  A bad file
-    is EVR_ERR_CONFIG, returned after the other layers are loaded. */
+    a state_dir still unset becomes evr_config_state_dir().  A bad file,
+    or no file given and EVRUN_CONFIG set but empty, is EVR_ERR_CONFIG,
+    returned after the other layers are loaded. */
 evr_rc_t evr_config_layer(evr_config_t *self, const char *file, const char *const *flags,
                           size_t nflags, evr_err_t *err);
 
@@ -169,8 +170,9 @@ bool evr_config_local_up(const char *state_dir);
 size_t evr_config_list_empty(const char *list);
 
 /*  The config file to read: $EVRUN_CONFIG, else $XDG_CONFIG_HOME/evrun/
-    evrun.yml or ~/.config/evrun/evrun.yml when it exists; NULL when none.
-    Caller frees. */
+    evrun.yml (XDG_CONFIG_HOME unset or empty: ~/.config/evrun/evrun.yml)
+    when it exists; NULL when none, and when EVRUN_CONFIG is set but empty
+    (an error evr_config_layer records).  Caller frees. */
 char *evr_config_default_file(void);
 
 /*  The default state directory: $EVRUN_STATE_DIR, else $XDG_STATE_HOME/

@@ -33,7 +33,7 @@ s_judge_dir(const char *path, const struct stat *st, evr_err_t *err)
                            "remove it (rm %s) or give the real directory", path, path);
     if (!S_ISDIR(st->st_mode))
         return evr_err_set(err, EVR_ERR_CONFIG, "%s: not a directory: remove it or give "
-                           "another state directory", path);
+                           "another directory", path);
     if (st->st_uid != me)
         return evr_err_set(err, EVR_ERR_CONFIG, "%s: owned by uid %u, not by you (uid %u): "
                            "evrun trusts no state directory another user owns; use one of "

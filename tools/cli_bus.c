@@ -125,10 +125,11 @@ evr_cli_settings(evr_cli_t *cli)
     bool bad = evr_config_layer(cli->cfg, cli->file, cli->flags, cli->nf, &err) != EVR_OK;
     bad = evr_client_config_timeout(cli->cfg, &t, &err) != EVR_OK || bad;
     static const char *const eps[] = { "client_endpoint", "events_endpoint" };
-    bad = evr_bus_check_empty(cli->cfg, eps, 2, &err) != EVR_OK || bad;
+    bad = evr_bus_check_endpoints(cli->cfg, eps, 2, &err) != EVR_OK || bad;
     if (bad) {
         if (!evr_config_report(cli->cfg, cli->prog, stderr))
             fprintf(stderr, "%s: %s\n", cli->prog, err.msg);
+        evr_config_destroy(&cli->cfg);   /* token, down, up returned with it taken */
         return 2;
     }
     evr_client_endpoints(cli->cfg);

@@ -29,8 +29,9 @@
     "  --events-endpoint EP the broker's event stream (default: beside --broker, port+2\n"      \
     "                       for tcp, .../events for ipc)\n"                                       \
     "  --config FILE        settings file (default $EVRUN_CONFIG, else\n"                        \
-    "                       ~/.config/evrun/evrun.yml when it exists)\n"                         \
-    "  --timeout-ms N       longest wait for an answer (default 10000)\n"                        \
+    "                       $XDG_CONFIG_HOME/evrun/evrun.yml, XDG_CONFIG_HOME\n"                 \
+    "                       unset: ~/.config/evrun/evrun.yml, when it exists)\n"                 \
+    "  --timeout-ms N       longest wait for an answer (default 10000; 1 to 3600000)\n"          \
     "  --curve-cert FILE    CURVE key pair for a tcp:// broker (default\n"                       \
     "                       STATE/curve/client.cert, made when missing; the broker admits\n"    \
     "                       it once FILE is copied into its curve/clients/)\n"                 \
@@ -99,7 +100,8 @@ bool evr_cli_step_arg(const char *prog, const char *arg);
     value is refused; -1 when c is neither. */
 int evr_cli_job_opt(const char *prog, int c, const char *arg, evr_msg_t *req);
 
-/*  Loads the settings only (no connection), timeout_ms checked: 0 or 2.
+/*  Loads the settings only (no connection), timeout_ms checked: 0 or 2
+    (the errors said, and cli->cfg freed and NULL).
     A command that catches SIGINT and SIGTERM (evr_cli_catch_stop) calls
     it before: a read of the settings file that blocks (a FIFO, a hung
     mount) would go on after a counted signal, so Ctrl-C did nothing. */

@@ -91,7 +91,10 @@ main(int argc, char **argv)
         return 2;
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
-        if (argc == 2) {
+        /* help --help (and -h, help): help too, not "no command after the
+           option --help", exit 2 */
+        if (argc == 2 || (argc == 3 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h")
+                                        || !strcmp(argv[2], "help")))) {
             s_usage(stdout);
             return 0;
         }

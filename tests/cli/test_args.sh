@@ -435,9 +435,13 @@ run "$bin/evrun-broker" --state-dir "$tmp/b" --client-endpoint 'tcp://[::]:7792'
   --events-endpoint tcp://127.0.0.1:7792 --print-config
 check "broker: [::] (every address, IPv4 too) and 127.0.0.1 on one port: the same port" \
   grep -qF 'events_endpoint = "tcp://127.0.0.1:7792" (from flag): the same port as client_endpoint = "tcp://[::]:7792"' "$tmp/err"
-run "$bin/evrun-broker" --state-dir "$tmp/b" --client-endpoint 'tcp://127.0.0.1:0' \
-  --runner-endpoint 'tcp://127.0.0.1:*' --events-endpoint 'tcp://127.0.0.1:0' --print-config
-check "broker: ports the system picks (0, *): never the same port" [ $rc -eq 0 ]
+run "$bin/evrun-broker" --state-dir "$tmp/b" --client-endpoint 'tcp://127.0.0.1:*' \
+  --runner-endpoint 'tcp://127.0.0.1:*' --events-endpoint 'tcp://127.0.0.1:*' --print-config
+check "broker: ports the system picks (*): never the same port" [ $rc -eq 0 ]
+# port 0 was taken by --print-config, and refused as the broker started
+run "$bin/evrun-broker" --state-dir "$tmp/b" --client-endpoint 'tcp://127.0.0.1:0' --print-config
+check "broker: port 0: refused by --print-config as at the start" \
+  said 'evrun-broker: client_endpoint = "tcp://127.0.0.1:0" (from flag): expected tcp://HOST:PORT, PORT from 1 to 65535'
 run "$bin/evrun-cli" token --sub ""
 check "token --sub '': exit 2, not the default in silence" [ $rc -eq 2 ]
 check "token --sub '': says so" grep -qxF 'evrun-cli token: --sub "": expected a name (default $USER, else evrun)' "$tmp/err"
@@ -527,6 +531,29 @@ for o in "--id r1" "--labels gpu" "--capacity 4" "--heartbeat-ms 50" "--lease-ms
       said "evrun-runner: ${o%% *} goes with --broker EP only (--exec, --recover and --prune take no job from a broker)"
   done
 done
+# --stop-timeout with no daemon, -q with one or --prune, --keep with
+# --prune, a second --exec: each did nothing, in silence
+for m in "--exec $tmp/p.yml" "--recover" "--prune"; do
+  # shellcheck disable=SC2086
+  run "$bin/evrun-runner" $m --stop-timeout 5 --state-dir "$tmp/rs"
+  check "runner $m --stop-timeout: says so" \
+    said "evrun-runner: --stop-timeout goes with --broker EP only (--exec, --recover and --prune take no job from a broker)"
+done
+for m in "--broker ipc://x" "--prune"; do
+  # shellcheck disable=SC2086
+  run "$bin/evrun-runner" $m -q --state-dir "$tmp/rs"
+  check "runner $m -q: says so" said "evrun-runner: -q goes with --exec FILE or --recover only"
+done
+run "$bin/evrun-runner" --prune --keep --state-dir "$tmp/rs"
+check "runner --prune --keep: says so" \
+  said "evrun-runner: --keep goes with --exec, --recover or --broker (--prune runs no step)"
+run "$bin/evrun-runner" --exec "$tmp/p.yml" --exec "$tmp/q.yml" --state-dir "$tmp/rs"
+check "runner --exec twice: exit 2" [ $rc -eq 2 ]
+check "runner --exec twice: says so" \
+  said "evrun-runner: --exec given twice (\"$tmp/p.yml\", then \"$tmp/q.yml\"): one pipeline file per run"
+[ ! -e "$tmp/rs" ]; check "runner: none of those made the state directory" [ $? -eq 0 ]
+run "$bin/evrun-runner" --recover -q --keep --state-dir "$tmp/rs" --print-config
+check "runner --recover -q --keep: taken" [ $rc -eq 0 ]
 printf 'labels: gpu\ncapacity: 4\n' > "$tmp/shared.yml"
 run "$bin/evrun-runner" --exec "$tmp/p.yml" --config "$tmp/shared.yml" --print-config
 check "runner --exec: the settings file's labels and capacity taken (it is shared)" [ $rc -eq 0 ]
@@ -558,17 +585,152 @@ run env EVRUN_REGISTRY_AUTH="$tmp/nosuch" "$bin/evrun-runner" --broker ipc://x -
 check "runner registry_auth MISSING (env): said" \
   said "evrun-runner: registry_auth = \"$tmp/nosuch\" (from env EVRUN_REGISTRY_AUTH): No such file or directory"
 
+# runner: the limits, the words, the paths, executors and labels were
+# checked one at a time after the others were said (a second run for each
+# error), and the words, executors and labels named no source
+run env EVRUN_HOST_NETWORK=no "$bin/evrun-runner" --broker ipc://x --grace 0 \
+  --artifact-max-bytes 1e9 --cache-max-bytes 0 --resource-redirects all \
+  --resource-local no --secrets-dir "$tmp/nosuch" --registry-auth "$tmp" \
+  --executors podman,procss --print-config
+check "runner: bad settings of every kind: exit 2" [ $rc -eq 2 ]
+check "runner: bad settings of every kind: each said, with its source" \
+  said "evrun-runner: grace = \"0\" (from flag): expected a whole number from 1 to 3600
+evrun-runner: artifact_max_bytes = \"1e9\" (from flag): expected a whole number from 1 to 1099511627776
+evrun-runner: cache_max_bytes = \"0\" (from flag): expected a whole number from 1 to 1125899906842624
+evrun-runner: resource_redirects = \"all\" (from flag): expected same, any or none
+evrun-runner: resource_local = \"no\" (from flag): expected allow or deny
+evrun-runner: host_network = \"no\" (from env EVRUN_HOST_NETWORK): expected allow or deny
+evrun-runner: secrets_dir = \"$tmp/nosuch\" (from flag): No such file or directory
+evrun-runner: registry_auth = \"$tmp\" (from flag): not a file (a containers-auth.json)
+evrun-runner: executors = \"podman,procss\" (from flag): unknown executor \"procss\" (expected podman, process, comma-separated)"
+printf 'triggers_any: yes\nlabels: gpu,gpu\n' > "$tmp/words.yml"
+run "$bin/evrun-runner" --broker ipc://x --config "$tmp/words.yml" --capacity 0 --print-config
+check "runner: labels and a word of the file, with the others" \
+  said "evrun-runner: capacity = \"0\" (from flag): expected a whole number from 1 to 1024
+evrun-runner: triggers_any = \"yes\" (from file $tmp/words.yml:1:15): expected allow or deny
+evrun-runner: labels = \"gpu,gpu\" (from file $tmp/words.yml:2:9): \"gpu\" given twice (each label once)"
+
+# evrun-cli help --help: help, not "no command after the option --help"
+for a in "help --help" "--help -h" "-h help" "help help"; do
+  # shellcheck disable=SC2086
+  run "$bin/evrun-cli" $a
+  check "evrun-cli $a: exit 0, the usage on stdout" sh -c "[ $rc -eq 0 ] && grep -q '^commands:' '$tmp/out' && [ ! -s '$tmp/err' ]"
+done
+
+# the broker's --curve-dir a file: "FILE: not a directory: remove it or
+# give another state directory", naming no setting
+run timeout -k 5 10 "$bin/evrun-broker" --state-dir "$tmp/bcd" --curve-dir "$tmp/file" \
+  --client-endpoint 'tcp://127.0.0.1:*' --runner-endpoint 'tcp://127.0.0.1:*' \
+  --events-endpoint 'tcp://127.0.0.1:*'
+check "broker --curve-dir FILE: exit 2" [ $rc -eq 2 ]
+check "broker --curve-dir FILE: the setting named" \
+  said "evrun-broker: curve_dir (--curve-dir, the CURVE keys of the tcp:// endpoints): $tmp/file: not a directory: remove it or give another directory"
+
+# the ranges --help gives: the bounds taken, one past refused
+for c in "evrun-runner --broker ipc://x|--capacity|1|1024" \
+         "evrun-runner --broker ipc://x|--heartbeat-ms|10|3600000" \
+         "evrun-runner --broker ipc://x|--lease-ms|100|86400000" \
+         "evrun-runner --broker ipc://x|--grace|1|3600" \
+         "evrun-runner --broker ipc://x|--artifact-max-bytes|1|1099511627776" \
+         "evrun-runner --broker ipc://x|--cache-max-bytes|1|1125899906842624" \
+         "evrun-runner --broker ipc://x|--retention-keep-per-pipeline|0|10000000" \
+         "evrun-broker|--queue-limit|1|1000000" \
+         "evrun-broker|--reclaim-ms|0|2592000000" \
+         "evrun-broker|--forget-ms|0|2592000000" \
+         "evrun-broker|--artifact-job-max-bytes|1|1125899906842624" \
+         "evrun-cli jobs|--timeout-ms|1|3600000"; do
+  IFS='|' read -r cmd opt lo hi <<< "$c"
+  for v in "$lo" "$hi"; do
+    # shellcheck disable=SC2086
+    run "$bin"/$cmd "$opt" "$v" --print-config
+    check "${cmd%% *} $opt $v: taken, as --help says" [ $rc -eq 0 ]
+  done
+  for v in $((lo - 1)) $((hi + 1)); do
+    # shellcheck disable=SC2086
+    run "$bin"/$cmd "$opt" "$v" --print-config
+    check "${cmd%% *} $opt $v: refused, as --help says" [ $rc -eq 2 ]
+  done
+done
+
+# podman_url of the wrong form: said at the start, naming neither the
+# setting nor where it came from, and --print-config took it
+run env EVRUN_PODMAN_URL=foo "$bin/evrun-runner" --broker ipc://x --capacity 0 --print-config
+check "runner podman_url foo: with the other errors, where it came from" \
+  said "evrun-runner: capacity = \"0\" (from flag): expected a whole number from 1 to 1024
+evrun-runner: podman_url = \"foo\" (from env EVRUN_PODMAN_URL): expected unix:///path/to/podman.sock"
+run "$bin/evrun-runner" --exec "$tmp/p.yml" --podman-url "" --state-dir "$tmp/rs"
+check "runner --podman-url '': said before anything is made" \
+  said "evrun-runner: podman_url = \"\" (from flag): expected unix:///path/to/podman.sock (empty: a variable left unset?)"
+run env EVRUN_PODMAN_URL=foo "$bin/evrun-runner" --broker ipc://x --executors process --print-config
+check "runner podman_url foo, podman not offered: taken" [ $rc -eq 0 ]
+
+# a second YAML document in a settings file: its settings (hooks too)
+# were dropped in silence
+printf 'log_level: warn\n---\nhooks:\n  - { phase: CLEANUP, run: x }\n' > "$tmp/docs.yml"
+for b in evrun-broker evrun-runner evrun-gateway "evrun-cli jobs"; do
+  # shellcheck disable=SC2086
+  run "$bin"/$b --config "$tmp/docs.yml" --print-config
+  check "$b: a second YAML document: exit 2" [ $rc -eq 2 ]
+  check "$b: a second YAML document: said" \
+    said "$b: $tmp/docs.yml:3:1: a second YAML document: a settings file holds one mapping of settings (key: value); put them all in it, with no \"---\" between them"
+done
+printf -- '---\nlog_level: warn\n...\n' > "$tmp/doc1.yml"
+run "$bin/evrun-broker" --config "$tmp/doc1.yml" --print-config
+check "one document between --- and ...: taken" [ $rc -eq 0 ]
+
+# the default settings file: $XDG_CONFIG_HOME's (the help said only
+# ~/.config's); EVRUN_CONFIG= (a variable left unset) read the default one
+mkdir -p "$tmp/xdg/evrun" "$tmp/home/.config/evrun"
+printf 'capacty: 2\n' > "$tmp/xdg/evrun/evrun.yml"
+printf 'statedir: x\n' > "$tmp/home/.config/evrun/evrun.yml"
+for b in evrun-broker evrun-runner evrun-gateway "evrun-cli jobs"; do
+  # shellcheck disable=SC2086
+  run env -u EVRUN_CONFIG HOME="$tmp/home" XDG_CONFIG_HOME="$tmp/xdg" "$bin"/$b --broker ipc://x --print-config
+  [ "$b" = evrun-broker ] && run env -u EVRUN_CONFIG HOME="$tmp/home" XDG_CONFIG_HOME="$tmp/xdg" "$bin/$b" --print-config
+  check "$b: \$XDG_CONFIG_HOME/evrun/evrun.yml read" grep -qF "$tmp/xdg/evrun/evrun.yml:1:1: capacty: unknown setting" "$tmp/err"
+  # shellcheck disable=SC2086
+  run env -u EVRUN_CONFIG -u XDG_CONFIG_HOME HOME="$tmp/home" "$bin"/$b --broker ipc://x --print-config
+  [ "$b" = evrun-broker ] && run env -u EVRUN_CONFIG -u XDG_CONFIG_HOME HOME="$tmp/home" "$bin/$b" --print-config
+  check "$b: without XDG_CONFIG_HOME, ~/.config/evrun/evrun.yml read" grep -qF "$tmp/home/.config/evrun/evrun.yml:1:1: statedir: unknown setting" "$tmp/err"
+  # shellcheck disable=SC2086
+  run env EVRUN_CONFIG= HOME="$tmp/home" XDG_CONFIG_HOME="$tmp/xdg" "$bin"/$b --broker ipc://x --print-config
+  [ "$b" = evrun-broker ] && run env EVRUN_CONFIG= HOME="$tmp/home" XDG_CONFIG_HOME="$tmp/xdg" "$bin/$b" --print-config
+  check "$b: EVRUN_CONFIG empty: exit 2" [ $rc -eq 2 ]
+  check "$b: EVRUN_CONFIG empty: said, and no other file read" \
+    said "$b: EVRUN_CONFIG is set but empty: expected a settings file (unset it for the default)"
+done
+run env EVRUN_CONFIG= "$bin/evrun-runner" --broker ipc://x --config "$tmp/shared.yml" --print-config
+check "EVRUN_CONFIG empty and --config: the flag's file" [ $rc -eq 0 ]
+
 # tcp:// endpoints: a port past 65535 was bound as another one (the
 # broker said "serving clients on tcp://127.0.0.1:99999")
 for ep in tcp://127.0.0.1:99999 tcp://127.0.0.1 tcp://:7700 tcp://127.0.0.1:7700x; do
   run "$bin/evrun-cli" jobs --broker "$ep"
   check "evrun-cli --broker $ep: exit 2" [ $rc -eq 2 ]
   check "evrun-cli --broker $ep: says what it expects" \
-    said "evrun-cli jobs: $ep: expected tcp://HOST:PORT, PORT from 1 to 65535"
+    said "evrun-cli jobs: client_endpoint = \"$ep\" (from flag): expected tcp://HOST:PORT, PORT from 1 to 65535"
 done
 run timeout -k 10 10 "$bin/evrun-broker" --state-dir "$tmp/b" --client-endpoint tcp://127.0.0.1:99999
 check "broker --client-endpoint :99999: refused before serving" \
-  said "evrun-broker: client endpoint: tcp://127.0.0.1:99999: expected tcp://HOST:PORT, PORT from 1 to 65535"
+  said "evrun-broker: client_endpoint = \"tcp://127.0.0.1:99999\" (from flag): expected tcp://HOST:PORT, PORT from 1 to 65535"
+# an endpoint of the wrong form was said alone, after the other settings'
+# errors, naming neither its setting nor where it came from, and
+# --print-config took it
+printf 'client_endpoint: foo\ntimeout_ms: x\n' > "$tmp/ep.yml"
+run "$bin/evrun-cli" jobs --config "$tmp/ep.yml"
+check "cli: an endpoint of the wrong form: with the other errors, where it came from" \
+  said "evrun-cli jobs: timeout_ms = \"x\" (from file $tmp/ep.yml:2:13): expected a whole number from 1 to 3600000
+evrun-cli jobs: client_endpoint = \"foo\" (from file $tmp/ep.yml:1:18): expected tcp://HOST:PORT or ipc://PATH"
+for c in "evrun-cli jobs --broker tcp://h:0|evrun-cli jobs: client_endpoint = \"tcp://h:0\" (from flag): expected tcp://HOST:PORT, PORT from 1 to 65535" \
+         "evrun-tail --all --events-endpoint ipc://|evrun-tail: events_endpoint = \"ipc://\" (from flag): no socket path" \
+         "evrun-broker --runner-endpoint udp://x:1|evrun-broker: runner_endpoint = \"udp://x:1\" (from flag): expected tcp://HOST:PORT or ipc://PATH" \
+         "evrun-runner --broker x:7701|evrun-runner: runner_endpoint = \"x:7701\" (from flag): expected tcp://HOST:PORT or ipc://PATH" \
+         "evrun-gateway --broker ipc://$(printf '%0108d' 0)|evrun-gateway: client_endpoint = \"ipc://$(printf '%0108d' 0)\" (from flag): the socket path has 108 bytes, a unix socket path holds at most 107 (choose a shorter state directory, e.g. --state-dir /tmp/evrun)"; do
+  IFS='|' read -r args line <<< "$c"
+  run "$bin"/$args --print-config
+  check "${args%% *} --print-config: an endpoint of the wrong form: exit 2" [ $rc -eq 2 ]
+  check "${args%% *} --print-config: an endpoint of the wrong form: said" said "$line"
+done
 
 # a YAML list for a comma-separated setting: say how to write it
 printf 'labels: [gpu, linux]\n' > "$tmp/list.yml"

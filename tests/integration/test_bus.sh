@@ -177,7 +177,7 @@ case_process_label() {
     --labels "$(seq -s, -f 'l%g' 1 31)" --executors podman,process \
     --state-dir "$tmp/r-pl-many" > "$tmp/many.out" 2>&1
   check "31 labels and 2 executors': exit 2" [ $? -eq 2 ]
-  check "... naming the limit" grep -q "labels: 31 labels, and 2 executor labels (one per \
+  check "... naming the limit" grep -q "(from flag): 31 labels, and 2 executor labels (one per \
 executor offered), come to 33: a runner has at most 32; drop 1" "$tmp/many.out"
   bus_runner pl-30 "$(seq -s, -f 'l%g' 1 30)" 1 --executors podman,process && bus_wait_runners 3
   check "30 labels and 2 executors': every one said" \

@@ -274,7 +274,7 @@ YML
   check "host_network deny: no step ran" sh -c "! grep -q '^bridge | ' '$out'"
   run network-bad "$tmp/network.yml" --host-network maybe
   check "host_network maybe: exit 2, the setting named" \
-    sh -c "[ $rc -eq 2 ] && grep -q 'host_network = \"maybe\": expected allow or deny' '$err'"
+    sh -c "[ $rc -eq 2 ] && grep -q 'host_network = \"maybe\" (from flag): expected allow or deny' '$err'"
 }
 
 case_limits() {   # cpus, memory, pids at pipeline and step level; an OOM kill's reason
@@ -905,7 +905,7 @@ offer executor process (it offers: podman); start it with --executors podman,pro
   check "podman down: not podman's error" bash -c "! grep -q 'podman at' '$tmp/refused-np.out'"
   "$bin/evrun-runner" --exec "$src/examples/process.yml" --executors procss > "$tmp/bad-x.out" 2>&1
   check "an unknown executor: exit 2" [ $? -eq 2 ]
-  check "an unknown executor: named" grep -q 'executors: unknown executor "procss" (expected podman, process' "$tmp/bad-x.out"
+  check "an unknown executor: named" grep -q 'executors = "procss" (from flag): unknown executor "procss" (expected podman, process' "$tmp/bad-x.out"
 }
 
 case_process_image() {   # an image in a process pipeline: refused at its key

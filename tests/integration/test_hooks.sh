@@ -584,7 +584,7 @@ case_timeout() {   # the pipeline's timeout covers the hooks before the steps an
 hooks:
   - { phase: PRE_SOURCE_PREP, name: slow, run: "echo \$\$ > $tmp/tmo.pid; sleep 20" }
   - { phase: ON_ERROR, name: oops, run: "echo oops >> $tmp/tmo.log" }
-  - { phase: CLEANUP, name: clean, run: "echo clean >> $tmp/tmo.log" }
+  - { phase: CLEANUP, name: clean, run: "cat > $tmp/tmo.ctx; echo clean >> $tmp/tmo.log" }
 EOF
   cat > "$tmp/tmo.yml" <<EOF
 pipeline: tmo
@@ -607,6 +607,8 @@ EOF
   check "no workspace yet: every step skipped, the always step too" \
     [ "$(grep -Ec '^(one|last) +skipped' "$tmp/tmo.job")" -eq 2 ]
   check "ON_ERROR and CLEANUP ran" [ "$(tr '\n' '|' < "$tmp/tmo.log")" = "oops|clean|" ]
+  # the workspace was never made: none named (a path that did not exist)
+  check "CLEANUP's context: no workspace" grep -q '"workspace":null' "$tmp/tmo.ctx"
   check "store verifies" verified
   # the same in PRE_EXECUTION (after job.started): the hook is stopped,
   # and the always step runs (the workspace is there)
@@ -622,6 +624,7 @@ EOF
   check "... the always step ran" grep -qx "last | always ran" "$out"
   check "... the other skipped" grep -Eq "^one +skipped" "$tmp/tmoexec.job"
   check "... ON_ERROR and CLEANUP ran" [ "$(tr '\n' '|' < "$tmp/tmo.log")" = "oops|clean|" ]
+  check "... CLEANUP's context: the workspace" grep -q "\"workspace\":\"$state/work/$job\"" "$tmp/tmo.ctx"
 }
 
 case_held() {   # a hook exits, a process it moved out of its group holds its stdout: timed out, said

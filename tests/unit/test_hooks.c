@@ -46,6 +46,26 @@ test_sorted(void)
     CHECK(hs->v[3].optional && !hs->v[2].optional);
     CHECK(hs->v[1].line == 5);
     evr_hooks_destroy(&hs);
+    /* the bounds README gives: priority, timeout, name and run's length,
+       optional's words */
+    char text2[8192];
+    char run[4097], name[65];
+    memset(run, 'x', 4096);
+    run[4096] = '\0';
+    memset(name, 'n', 64);
+    name[64] = '\0';
+    snprintf(text2, sizeof text2, "hooks:\n"
+             "  - { phase: CLEANUP, run: %s, priority: -1000000, timeout: 3600, optional: yes }\n"
+             "  - { phase: CLEANUP, run: y, priority: 1000000, timeout: 1, optional: no, name: %s }\n",
+             run, name);
+    CHECK(s_load(text2, &hs, &err) == EVR_OK);
+    if (hs && hs->n == 2) {
+        CHECK(hs->v[0].priority == -1000000 && hs->v[0].timeout == 3600 && hs->v[0].optional);
+        CHECK(strlen(hs->v[0].run) == 4096);
+        CHECK(hs->v[1].priority == 1000000 && hs->v[1].timeout == 1 && !hs->v[1].optional);
+        CHECK_STR(hs->v[1].name, name);
+    }
+    evr_hooks_destroy(&hs);
     /* no hooks key: none */
     CHECK(s_load("state_dir: /tmp/x\n", &hs, &err) == EVR_OK && hs == NULL);
 }
@@ -71,6 +91,13 @@ test_refused(void)
     s_bad("hooks:\n  - { phase: CLEANUP, run: x, timeout: 0 }\n", "hooks[0].timeout: expected");
     s_bad("hooks:\n  - { phase: CLEANUP, run: x, timeout: 10s }\n", "hooks[0].timeout: expected");
     s_bad("hooks:\n  - { phase: CLEANUP, run: x, priority: high }\n", "hooks[0].priority");
+    s_bad("hooks:\n  - { phase: CLEANUP, run: x, priority: 1000001 }\n",
+          "hooks[0].priority: expected an integer from -1000000 to 1000000");
+    s_bad("hooks:\n  - { phase: CLEANUP, run: x, timeout: 3601 }\n",
+          "hooks[0].timeout: expected whole seconds from 1 to 3600");
+    s_bad("hooks:\n  - { phase: CLEANUP, run: x, name: nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn }\n",
+          "hooks[0].name: expected letters, digits, _ . - (at most 64");
+    s_bad("hooks:\n  - { phase: CLEANUP, run: x, name: -a }\n", "hooks[0].name: expected");
     s_bad("hooks:\n  - { phase: CLEANUP, run: x, optional: maybe }\n", "expected true or false");
     s_bad("hooks:\n  - { phase: CLEANUP, run: x, when: always }\n", "hooks[0].when: unknown field");
     s_bad("hooks:\n  - { phase: CLEANUP, run: x, timout: 5 }\n",
@@ -93,6 +120,10 @@ test_refused(void)
     s_bad("hooks:\n  - { phase: CLEANUP, run: x, name: \"a b\" }\n", "hooks[0].name: expected");
     s_bad("hooks: { phase: CLEANUP }\n", "s.yml:1:8: hooks: expected a list");
     s_bad("hooks:\n  - x\n", "hooks[0]: expected a mapping");
+    /* a hook after one that is no mapping: its name compared with that
+       one's (a segfault), the problem said */
+    s_bad("hooks:\n  - x\n  - { phase: CLEANUP, run: y }\n", "s.yml:2:5: hooks[0]: expected a mapping");
+    s_bad("hooks:\n  - { phase: CLEANUP, run: y }\n  - [a]\n  - 7\n", "s.yml:4:5: hooks[2]: expected a mapping");
     s_bad("hooks:\n  - { phase: [CLEANUP], run: x }\n", "hooks[0].phase: expected a single value");
     s_bad("hooks: [\n", "s.yml:");
     /* checked as the settings file is (the same messages): libyaml's
@@ -168,6 +199,16 @@ test_answer(void)
         CHECK_CONTAINS(err.msg, "answer: not JSON (line 1, column ");
         CHECK(strstr(err.msg, "s3cr3t") == NULL);
     }
+    /* a NUL, a byte that is not UTF-8: said in words, not jansson's
+       ("without JSON_ALLOW_NUL", its flag's name) */
+    const char *nul = "{\"env\": {\"A\": \"x\\u0000y\"}}";
+    CHECK(evr_hook_answer(nul, strlen(nul), &env, &sec, &err) == EVR_ERR_PROTO);
+    CHECK_CONTAINS(err.msg, "answer: not JSON (line 1, column ");
+    CHECK_CONTAINS(err.msg, ": a NUL character (\\u0000): a value may hold none): ");
+    CHECK(strstr(err.msg, "JSON_ALLOW_NUL") == NULL);
+    const char *latin = "{\"env\": {\"A\": \"caf\xe9\"}}";
+    CHECK(evr_hook_answer(latin, strlen(latin), &env, &sec, &err) == EVR_ERR_PROTO);
+    CHECK_CONTAINS(err.msg, ": a byte that is not UTF-8: JSON is UTF-8 text): ");
     /* a key twice: refused, saying where (one of the two was dropped) */
     const char *twice[] = { "{\"env\": {\"A\": \"1\"}, \"env\": {\"B\": \"2\"}}",
                             "{\"secrets\": {\"T\": \"s3cr3t-1\", \"T\": \"s3cr3t-2\"}}" };

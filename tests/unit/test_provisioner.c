@@ -181,6 +181,9 @@ test_config_bad(void)
           "runner_endpoint: tcp://h:99999: expected tcp://HOST:PORT, PORT from 1 to 65535" },
         { "runner_endpoint: inproc://b\nproviders: [ { name: a } ]\n",
           "runner_endpoint: inproc://b: expected tcp://HOST:PORT or ipc://PATH" },
+        /* a second document: its settings were dropped in silence */
+        { "providers: [ { name: a } ]\n---\nmax_runners: 0\n",
+          "p.yml:3:1: a second YAML document: a providers file holds one mapping" },
         { "providers: &a [ *a ]\n", "" },   /* a recursive alias: libyaml's own error, or ours */
     };
     for (size_t i = 0; i < EVR_ARRAY_LEN(cases); i++) {
