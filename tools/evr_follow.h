@@ -75,4 +75,12 @@ bool evr_follow_step_named(const char *want, const evr_strlist_t *steps, char *n
 int evr_follow(const char *prog, const evr_config_t *cfg, evr_client_t *client,
                const evr_follow_opts_t *o, volatile sig_atomic_t *stop);
 
+/*  The same on *sub_p, a subscription to the job's events ("ev.JOB.",
+    evr_client_subscribe) made before, when not NULL: taken over (*sub_p
+    set to NULL), so that `run --follow` checks its event stream before
+    it submits and nothing fails on it after (a NULL sub_p or *sub_p:
+    subscribes, as evr_follow). */
+int evr_follow_on(const char *prog, const evr_config_t *cfg, evr_client_t *client,
+                  const evr_follow_opts_t *o, zsock_t **sub_p, volatile sig_atomic_t *stop);
+
 #endif
