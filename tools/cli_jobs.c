@@ -407,6 +407,7 @@ evr_cli_after_submit(evr_cli_t *cli, const char *job, bool follow, bool wait, bo
 {
     int status = 0;
     evr_cli_catch_stop();
+    evr_client_set_stop(cli->client, &s_stop);  /* a Ctrl-C ends a wait for an answer */
     if (follow) {
         evr_follow_opts_t fo = { .job = job, .events = events, .json = cli->json, .follow = true,
                                  .out = stdout };

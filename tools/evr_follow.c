@@ -590,6 +590,7 @@ evr_follow_on(const char *prog, const evr_config_t *cfg, evr_client_t *client,
              : f.base_ms * 8 < S_WAIT_CAP_MS ? f.base_ms * 8 : S_WAIT_CAP_MS;
     zsock_t *sub = sub_p ? *sub_p : NULL;
     evr_err_t err;
+    volatile sig_atomic_t *was_stop = stop ? evr_client_set_stop(client, stop) : NULL;
     if (sub_p)
         *sub_p = NULL;
     if (sub && !o->follow)
@@ -602,6 +603,8 @@ evr_follow_on(const char *prog, const evr_config_t *cfg, evr_client_t *client,
         if (!(sub = evr_client_subscribe(cfg, prefix, &err))) {
             fprintf(stderr, "%s: %s\n", prog, err.msg);
             evr_fprint_destroy(&f.pr);
+            if (stop)
+                evr_client_set_stop(client, was_stop);
             return 2;
         }
     }
@@ -619,6 +622,8 @@ evr_follow_on(const char *prog, const evr_config_t *cfg, evr_client_t *client,
     s_printed(&f);
     int status = s_status_code(&f, o->job ? s_job(&f, o->job) : NULL);
     evr_client_set_timeout(client, f.base_ms);
+    if (stop)
+        evr_client_set_stop(client, was_stop);
     zsock_destroy(&sub);
     s_free(&f);
     evr_fprint_destroy(&f.pr);

@@ -65,7 +65,9 @@ bool evr_follow_step_named(const char *want, const evr_strlist_t *steps, char *n
                            size_t size);
 
 /*  Follows until the job ends (job mode), the stream has nothing more
-    (follow false) or *stop is set.  Returns the exit status: 0 the job
+    (follow false) or *stop is set (seen within 100 ms, in a wait for the
+    broker's answer too: client's stop flag, evr_client_set_stop, is stop
+    while it runs).  Returns the exit status: 0 the job
     succeeded (or no job mode), 1 it failed, was cancelled or timed out,
     2 the broker was unreachable, or (following) its event stream at
     events_endpoint (evr_client_subscribe), knows no such job, the job has no step
