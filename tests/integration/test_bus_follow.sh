@@ -19,14 +19,17 @@ case_tail() {
   ticks tailp 30 0.1
   "$bin/evrun-tail" --pipeline tailp > "$tmp/before.out" 2> "$tmp/before.err" &
   local tpid=$! j
-  sleep 0.5
+  # before: subscribed to the event stream (its handshake waited for)
+  check "tail before: on the event stream before the submit" \
+    bus_until 60 bus_connected "$tpid" "$tmp/bus/events"
   j=$(submit "$tmp/tailp.yml")
-  for _ in $(seq 1 50); do [ "$(cli logs "$j" | grep -c tick)" -ge 10 ] && break; sleep 0.1; done
+  bus_until 60 eval '[ "$(cli logs "$j" | grep -c tick)" -ge 10 ]'
   timeout -k 10 60 "$bin/evrun-tail" --job "$j" > "$tmp/during.out" 2> "$tmp/during.err"
   check "tail during: exits 0 with the job" [ $? -eq 0 ]
   timeout -k 10 20 "$bin/evrun-tail" --job "$j" > "$tmp/after.out" 2>&1
   check "tail after: exits 0" [ $? -eq 0 ]
-  sleep 0.5
+  # the job's end printed by the others: it comes to this one too
+  bus_until 60 grep -q "tick 30$" "$tmp/before.out"
   kill "$tpid"; wait "$tpid" 2>/dev/null
   check "tail before: every line once" exactly_once "$tmp/before.out" 30
   check "tail during: every line once" exactly_once "$tmp/during.out" 30
@@ -202,10 +205,11 @@ case_runner_killed() {
   j=$(submit "$tmp/rk.yml")
   timeout -k 10 90 "$bin/evrun-tail" --job "$j" > "$tmp/rk.out" 2>&1 &
   local tpid=$!
-  for _ in $(seq 1 50); do [ "$(cli logs "$j" | grep -c tick)" -ge 8 ] && break; sleep 0.1; done
+  bus_until 60 eval '[ "$(cli logs "$j" | grep -c tick)" -ge 8 ]'
   kill -9 "$runner_pid_rk_1"
-  sleep 2
-  check "killed runner shown lost" grep -q "^rk-1 .*lost" <(cli runners)
+  # lost once its lease (1500 ms) passed with nothing heard: when the
+  # broker looks, not in 2 s on a loaded machine
+  check "killed runner shown lost" bus_until 30 eval 'cli runners | grep -q "^rk-1 .*lost"'
   bus_runner rk-1 "" 2
   check "job finished after the restart" [ "$(wait_job "$j" 60)" = succeeded ]
   wait "$tpid"
@@ -246,8 +250,7 @@ YML
     bash -c "mdb_dump -p -s kv '$tmp/broker' | grep -q '^ s/$j1'"
   kill -STOP "$runner_pid_rl_1"
   j2=$(submit "$tmp/rshort.yml")   # dispatched to rl-1 before it is seen lost
-  sleep 0.5
-  check "j2 dispatched to the stopped runner" [ "$(field "$j2" runner)" = rl-1 ]
+  check "j2 dispatched to the stopped runner" bus_until 30 eval '[ "$(field "$j2" runner)" = rl-1 ]'
   bus_runner rl-2 "x" 2
   check "running job ended lost" [ "$(wait_job "$j1" 30)" = lost ]
   check "reason names the runner" grep -q "runner rl-1 was lost for" <(cli status "$j1")
