@@ -168,6 +168,7 @@ evr_cli_job_operand(const evr_cli_t *cli, int argc, char **argv, int optind_)
 void
 evr_cli_done(evr_cli_t *cli)
 {
+    zsock_destroy(&cli->sub);
     evr_client_destroy(&cli->client);
     evr_config_destroy(&cli->cfg);
 }

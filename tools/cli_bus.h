@@ -50,6 +50,8 @@ typedef struct {
     bool id_only;           /* submit: stdout carries each accepted job's id alone */
     evr_config_t *cfg;
     evr_client_t *client;
+    zsock_t *sub;           /* run, start --follow: the job's event stream, subscribed
+                               before the submit (evr_cli_follow_first) */
 } evr_cli_t;
 
 /*  evr_usage_brief and evr_getopt (evr_getopt.h) for an evrun-cli
@@ -134,10 +136,23 @@ int evr_cli_wait(evr_cli_t *cli, const char *job, volatile sig_atomic_t *stop);
     broker unreachable (cli_jobs.c). */
 int evr_cli_send_job(evr_cli_t *cli, evr_msg_t *req);
 
+/*  Before job (an id not yet submitted) is submitted with --follow:
+    subscribes to its events (cli->sub), the handshake with the event
+    stream waited for, so that an events endpoint that is wrong or
+    unreachable refuses the command before there is a job nobody
+    follows (and running it again would submit another).  0, or 2 with
+    the reason said (the endpoint, what its handshake came to) and that
+    nothing was submitted, naming --events-endpoint and events_endpoint
+    (cli_jobs.c). */
+int evr_cli_follow_first(evr_cli_t *cli, const char *job);
+
 /*  After job was accepted: with follow, prints its output live (events
     too with events) and waits for its end; with wait, waits; SIGINT and
     SIGTERM stop following or waiting (said; EVR_CLI_INTERRUPTED), the job
-    goes on.  Its exit status as `run`'s (cli_jobs.c). */
+    goes on; so does it when following or waiting fails after all (exit
+    2: said with the job's id and how to follow it).  Follows on cli->sub
+    when evr_cli_follow_first made it.  Its exit status as `run`'s
+    (cli_jobs.c). */
 int evr_cli_after_submit(evr_cli_t *cli, const char *job, bool follow, bool wait, bool events);
 /*  SIGINT and SIGTERM counted for evr_cli_after_submit's follow or wait,
     from before the submit (a Ctrl-C while it is sent is the follow's:

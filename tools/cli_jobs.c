@@ -64,7 +64,9 @@ s_run_help(FILE *out, const char *name)
                 : "  -f, --follow         print the job's output live; exit with its status\n"
                   "                       (a broker that does not answer within --timeout-ms\n"
                   "                       is said once on stderr and asked again a second\n"
-                  "                       after each wait, each wait doubled up to 8x)\n"
+                  "                       after each wait, each wait doubled up to 8x); its\n"
+                  "                       event stream is checked before the submit: with\n"
+                  "                       none at --events-endpoint nothing is submitted\n"
                   "  -w, --wait           wait for the job to end; exit with its status\n"
                   "  --events             with --follow: lifecycle events too\n",
             strcmp(name, "run") ? "With --json, stdout has the accepted answer, {\"job\":ID}, "
@@ -77,8 +79,11 @@ s_run_help(FILE *out, const char *name)
                                   "({\"job\":ID,\"status\":\"failed\",\"reason\":...}).\n\n",
             strcmp(name, "run") ? "" : " (and, with --follow/--wait, the job succeeded)",
             strcmp(name, "run") ? "" : ", or the job failed, was cancelled or timed out",
-            strcmp(name, "run") ? "" : ";\n130 --follow/--wait interrupted (Ctrl-C, SIGTERM) "
-                                       "before the job ended: it goes on");
+            strcmp(name, "run") ? "" : " (with --follow, its event stream:\nnothing "
+                                       "submitted);\n130 --follow/--wait interrupted (Ctrl-C, "
+                                       "SIGTERM) before the job ended: it goes on\n(before "
+                                       "the submit, while --follow checks the event stream: "
+                                       "nothing submitted)");
 }
 
 static void
@@ -347,7 +352,9 @@ s_run_common(int argc, char **argv, const char *name)
                 req.spec->start_delay ? "after its start_delay" : "now");
     if (!status && (follow || wait) && !(status = evr_cli_settings(&cli)))
         evr_cli_catch_stop();
-    if (!status && !(status = evr_cli_connect(&cli)) && !(status = evr_cli_send_job(&cli, &req))) {
+    if (!status && !(status = evr_cli_connect(&cli))
+        && !(status = follow ? evr_cli_follow_first(&cli, job) : 0)
+        && !(status = evr_cli_send_job(&cli, &req))) {
         evr_cli_warn_no_runner(&cli, &req);
         for (long i = 1; i < count && !status; i++) {   /* --count: the same, new ids */
             evr_ulid_new(job);
@@ -371,14 +378,40 @@ evr_cli_catch_stop(void)
 }
 
 int
+evr_cli_follow_first(evr_cli_t *cli, const char *job)
+{
+    char prefix[64], from[600];
+    evr_err_t err;
+    snprintf(prefix, sizeof prefix, "ev.%s.", job);
+    cli->sub = evr_client_subscribe(cli->cfg, prefix, &err);
+    if (s_stop) {   /* Ctrl-C in the wait (which it cut short): before the submit */
+        fprintf(stderr, "%s: stopped; nothing submitted\n", cli->prog);
+        return EVR_CLI_INTERRUPTED;
+    }
+    if (cli->sub)
+        return 0;
+    const char *src = evr_config_source(cli->cfg, "events_endpoint");
+    fprintf(stderr, "%s: %s\n%s: nothing submitted: --follow prints the job's output from the "
+            "broker's event stream, and events_endpoint = \"%s\" (%s%s) gave none: give "
+            "--events-endpoint (or events_endpoint in the settings file) the broker's events "
+            "endpoint and run this again, or run it without --follow\n", cli->prog, err.msg,
+            cli->prog, evr_config_get(cli->cfg, "events_endpoint"),
+            strcmp(src, "derived") && strcmp(src, "default") ? "from " : "the default",
+            strcmp(src, "derived") && strcmp(src, "default")
+                ? evr_config_from(cli->cfg, "events_endpoint", from, sizeof from) : "");
+    return 2;
+}
+
+int
 evr_cli_after_submit(evr_cli_t *cli, const char *job, bool follow, bool wait, bool events)
 {
     int status = 0;
     evr_cli_catch_stop();
+    evr_client_set_stop(cli->client, &s_stop);  /* a Ctrl-C ends a wait for an answer */
     if (follow) {
         evr_follow_opts_t fo = { .job = job, .events = events, .json = cli->json, .follow = true,
                                  .out = stdout };
-        status = evr_follow(cli->prog, cli->cfg, cli->client, &fo, &s_stop);
+        status = evr_follow_on(cli->prog, cli->cfg, cli->client, &fo, &cli->sub, &s_stop);
         if (status != 2 && !s_stop)
             status = s_wait(cli, job, &s_stop, true);   /* its end: a line, or JSON */
         if (s_stop)
@@ -389,6 +422,10 @@ evr_cli_after_submit(evr_cli_t *cli, const char *job, bool follow, bool wait, bo
     if (status == EVR_CLI_INTERRUPTED)
         fprintf(stderr, "%s: stopped %s; job %s goes on (evrun-cli cancel %s)\n", cli->prog,
                 follow ? "following" : "waiting", job, job);
+    else if (status == 2 && (follow || wait))   /* submitted: not to be submitted again */
+        fprintf(stderr, "%s: job %s was submitted and goes on (%s: evrun-cli %s %s; to stop "
+                "it: evrun-cli cancel %s)\n", cli->prog, job, follow ? "to follow it" : "its status",
+                follow ? "logs --follow" : "status", job, job);
     return status;
 }
 

@@ -118,7 +118,9 @@ s_start_help(FILE *out)
             "  -f, --follow         print the job's output live; exit with its status\n"
             "                       (a broker that does not answer within --timeout-ms\n"
             "                       is said once on stderr and asked again a second\n"
-            "                       after each wait, each wait doubled up to 8x)\n"
+            "                       after each wait, each wait doubled up to 8x); its\n"
+            "                       event stream is checked before the submit: with\n"
+            "                       none at --events-endpoint nothing is submitted\n"
             "  -w, --wait           wait for the job to end; exit with its status\n"
             "  --events             with --follow: lifecycle events too\n"
             EVR_CLI_COMMON_HELP
@@ -129,9 +131,10 @@ s_start_help(FILE *out)
             "\n"
             "exit status: 0 accepted (and, with --follow/--wait, the job succeeded);\n"
             "1 refused by the broker (no such pipeline, queue full, bad args), or the job\n"
-            "failed, was cancelled or timed out; 2 usage, or the broker unreachable;\n"
-            "130 --follow/--wait interrupted (Ctrl-C, SIGTERM) before the job ended:\n"
-            "it goes on\n");
+            "failed, was cancelled or timed out; 2 usage, or the broker unreachable\n"
+            "(with --follow, its event stream: nothing submitted); 130 --follow/--wait\n"
+            "interrupted (Ctrl-C, SIGTERM) before the job ended: it goes on (before the\n"
+            "submit, while --follow checks the event stream: nothing submitted)\n");
 }
 
 static void
@@ -199,6 +202,8 @@ evr_cli_start(int argc, char **argv)
         evr_cli_catch_stop();
     if (!status)
         status = evr_cli_connect(&cli);
+    if (!status && follow)
+        status = evr_cli_follow_first(&cli, job);
     cli.id_only = !follow && !wait;   /* J=$(evrun-cli start P) takes the id alone, as submit */
     if (!status)
         status = evr_cli_send_job(&cli, &req);

@@ -33,6 +33,7 @@ struct evr_client {
     bool sent;              /* the last call's or stream's request went out */
     bool curve;             /* keys apply (a tcp:// endpoint) */
     evr_curve_keys_t keys;  /* kept for evr_client_reconnect */
+    volatile sig_atomic_t *stop;    /* set by a signal handler: a wait ends (set_stop) */
 };
 
 /*  The event stream next to a given client endpoint: ipc://D/clients ->
@@ -362,6 +363,14 @@ evr_client_timeout(const evr_client_t *self)
     return self->timeout_ms;
 }
 
+volatile sig_atomic_t *
+evr_client_set_stop(evr_client_t *self, volatile sig_atomic_t *stop)
+{
+    volatile sig_atomic_t *was = self->stop;
+    self->stop = stop;
+    return was;
+}
+
 int
 evr_client_set_timeout(evr_client_t *self, int ms)
 {
@@ -393,6 +402,35 @@ evr_client_connected(const evr_client_t *self)
 #define S_SLICE_MS 100         /* an answer waited for looks at the connection this often */
 #define S_DROPPED_NS 500000000ull   /* ...and gives up once it was down this long */
 
+/*  Whether the caller's stop flag is set: a signal its handler caught.
+    It interrupts the slice of the wait it came in (EINTR); one that came
+    between two slices (the process runnable, not waiting, as it is often
+    on a loaded machine) is seen here, else the wait went on to its end. */
+static bool
+s_stopped(const evr_client_t *c)
+{
+    return c->stop && *c->stop;
+}
+
+/*  zmq_poll of it for up to ms, in slices of S_SLICE_MS, until an event,
+    an error (EINTR) or s_stopped: its result (-1 with EINTR when
+    stopped). */
+static int
+s_poll(const evr_client_t *c, zmq_pollitem_t *it, int ms)
+{
+    uint64_t until = evr_mono_ns() + (uint64_t) ms * 1000000ull, now;
+    int n = 0;
+    while (n == 0 && (now = evr_mono_ns()) < until) {
+        if (s_stopped(c)) {
+            errno = EINTR;  /* zmq_errno's */
+            return -1;
+        }
+        uint64_t left = (until - now + 999999u) / 1000000u;
+        n = zmq_poll(it, 1, left < S_SLICE_MS ? (long) left : S_SLICE_MS);
+    }
+    return n;
+}
+
 /*  Waits up to timeout_ms for an answer; not once the connection dropped
     (down S_DROPPED_NS: the broker stopped, or went away and came back),
     as its answer, if any, went with it. */
@@ -404,7 +442,7 @@ s_recv(evr_client_t *c, evr_msg_t *reply, evr_err_t *err)
     int n = 0;
     while (n == 0 && (now = evr_mono_ns()) < until) {
         uint64_t left = (until - now + 999999u) / 1000000u;
-        if ((n = zmq_poll(&it, 1, left < S_SLICE_MS ? (long) left : S_SLICE_MS)) != 0)
+        if ((n = s_poll(c, &it, left < S_SLICE_MS ? (int) left : S_SLICE_MS)) != 0)
             break;
         if (evr_client_connected(c))
             down = 0;
@@ -436,7 +474,7 @@ static evr_rc_t
 s_send(evr_client_t *c, const evr_msg_t *req, evr_err_t *err)
 {
     zmq_pollitem_t it = { zsock_resolve(c->sock), 0, ZMQ_POLLOUT, 0 };
-    int n = zmq_poll(&it, 1, c->timeout_ms);
+    int n = s_poll(c, &it, c->timeout_ms);
     if (n < 0 && zmq_errno() == EINTR)
         return evr_err_set(err, EVR_ERR_IO, "cannot send to the broker at %s: a signal "
                            "interrupted the wait for the connection", c->ep);

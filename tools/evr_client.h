@@ -11,6 +11,7 @@
 #define EVR_CLIENT_H_INCLUDED
 
 #include <czmq.h>
+#include <signal.h>
 
 #include "evr_config.h"
 #include "evr_msg.h"
@@ -67,6 +68,14 @@ void evr_client_destroy(evr_client_t **self_p);
     (every call then fails until a later reconnect, which tries again,
     succeeds). */
 evr_rc_t evr_client_reconnect(evr_client_t *self, evr_err_t *err);
+
+/*  A flag a signal handler sets (SIGINT, SIGTERM; NULL: none, the
+    default): a wait for a connection or an answer (evr_client_call,
+    evr_client_stream) ends within 100 ms of it set, as when the signal
+    interrupts it (EVR_ERR_IO, "a signal interrupted the wait"), also when
+    the signal came between two of the wait's polls, where no EINTR tells
+    (else the wait went on to timeout_ms).  Returns the one it replaces. */
+volatile sig_atomic_t *evr_client_set_stop(evr_client_t *self, volatile sig_atomic_t *stop);
 
 /*  Sets the longest wait for each answer (timeout_ms at first) to ms (at
     least 1); returns the one it replaces. */

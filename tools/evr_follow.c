@@ -577,20 +577,34 @@ int
 evr_follow(const char *prog, const evr_config_t *cfg, evr_client_t *client,
            const evr_follow_opts_t *o, volatile sig_atomic_t *stop)
 {
+    return evr_follow_on(prog, cfg, client, o, NULL, stop);
+}
+
+int
+evr_follow_on(const char *prog, const evr_config_t *cfg, evr_client_t *client,
+              const evr_follow_opts_t *o, zsock_t **sub_p, volatile sig_atomic_t *stop)
+{
     s_follow_t f = { .prog = prog, .o = o, .client = client, .stop = stop,
                      .base_ms = evr_client_timeout(client) };
     f.cap_ms = f.base_ms > S_WAIT_CAP_MS ? f.base_ms
              : f.base_ms * 8 < S_WAIT_CAP_MS ? f.base_ms * 8 : S_WAIT_CAP_MS;
-    zsock_t *sub = NULL;
+    zsock_t *sub = sub_p ? *sub_p : NULL;
     evr_err_t err;
+    volatile sig_atomic_t *was_stop = stop ? evr_client_set_stop(client, stop) : NULL;
+    if (sub_p)
+        *sub_p = NULL;
+    if (sub && !o->follow)
+        zsock_destroy(&sub);
     f.pr = evr_fprint_new(prog, o, stop);
-    if (o->follow) {
+    if (o->follow && !sub) {
         char prefix[64] = "ev.";
         if (o->job)
             snprintf(prefix, sizeof prefix, "ev.%s.", o->job);
         if (!(sub = evr_client_subscribe(cfg, prefix, &err))) {
             fprintf(stderr, "%s: %s\n", prog, err.msg);
             evr_fprint_destroy(&f.pr);
+            if (stop)
+                evr_client_set_stop(client, was_stop);
             return 2;
         }
     }
@@ -608,6 +622,8 @@ evr_follow(const char *prog, const evr_config_t *cfg, evr_client_t *client,
     s_printed(&f);
     int status = s_status_code(&f, o->job ? s_job(&f, o->job) : NULL);
     evr_client_set_timeout(client, f.base_ms);
+    if (stop)
+        evr_client_set_stop(client, was_stop);
     zsock_destroy(&sub);
     s_free(&f);
     evr_fprint_destroy(&f.pr);

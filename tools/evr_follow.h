@@ -65,7 +65,9 @@ bool evr_follow_step_named(const char *want, const evr_strlist_t *steps, char *n
                            size_t size);
 
 /*  Follows until the job ends (job mode), the stream has nothing more
-    (follow false) or *stop is set.  Returns the exit status: 0 the job
+    (follow false) or *stop is set (seen within 100 ms, in a wait for the
+    broker's answer too: client's stop flag, evr_client_set_stop, is stop
+    while it runs).  Returns the exit status: 0 the job
     succeeded (or no job mode), 1 it failed, was cancelled or timed out,
     2 the broker was unreachable, or (following) its event stream at
     events_endpoint (evr_client_subscribe), knows no such job, the job has no step
@@ -74,5 +76,13 @@ bool evr_follow_step_named(const char *want, const evr_strlist_t *steps, char *n
     (see above), nor for a reader of `out` that went away (*stop set). */
 int evr_follow(const char *prog, const evr_config_t *cfg, evr_client_t *client,
                const evr_follow_opts_t *o, volatile sig_atomic_t *stop);
+
+/*  The same on *sub_p, a subscription to the job's events ("ev.JOB.",
+    evr_client_subscribe) made before, when not NULL: taken over (*sub_p
+    set to NULL), so that `run --follow` checks its event stream before
+    it submits and nothing fails on it after (a NULL sub_p or *sub_p:
+    subscribes, as evr_follow). */
+int evr_follow_on(const char *prog, const evr_config_t *cfg, evr_client_t *client,
+                  const evr_follow_opts_t *o, zsock_t **sub_p, volatile sig_atomic_t *stop);
 
 #endif

@@ -23,6 +23,8 @@
 #   field JOB NAME                a field of the job's status
 #   ticks NAME N PAUSE [LABEL]    $tmp/NAME.yml, a pipeline printing "tick 1".."tick N"
 #   exactly_once FILE N           FILE holds "tick 1".."tick N" each once, in order
+#   bus_until SECS CMD...         wait until CMD succeeds (tried every 0.1 s, SECS at most)
+#   bus_connected PID PATH        process PID is connected to the unix socket PATH
 bus_pids=()
 
 . "$(dirname "${BASH_SOURCE[0]}")/../support/check.sh"
@@ -205,4 +207,26 @@ exactly_once() {
   got=$(grep -o "tick [0-9]*$" "$1" | tr '\n' ' ')
   want=$(seq 1 "$2" | sed 's/^/tick /' | tr '\n' ' ')
   [ "$got" = "$want" ] || { echo "  want: $want" >&2; echo "  got:  $got" >&2; return 1; }
+}
+
+# bus_until SECS CMD...: runs CMD every 0.1 s until it succeeds, for SECS
+# seconds at most: a wait for a condition, whose bound only ends a case
+# that would wait for ever (a loaded machine meets it late, not never);
+# its status is CMD's last, for `check`
+bus_until() {
+  local n=$(($1 * 10)) i
+  shift
+  for ((i = 0; i < n; i++)); do "$@" && return 0; sleep 0.1; done
+  "$@"
+}
+
+# bus_connected PID PATH: process PID holds a connection to the unix
+# socket PATH that its listener accepted (ss: a socket of PID's whose peer
+# is one of PATH's): a follower up to its event stream (PATH
+# $tmp/bus/events), not a time guessed for it to start
+bus_connected() {
+  ss -xpn | awk -v me="pid=$1," -v path="$2" '
+    index($0, me) { peer[$8] = 1 }
+    $2 == "ESTAB" && $5 == path { acc[$6] = 1 }
+    END { for (i in peer) if (i in acc) exit 0; exit 1 }'
 }

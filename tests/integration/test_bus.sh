@@ -170,8 +170,8 @@ case_process_label() {
   check "on pl-proc" [ "$(field "$j" runner)" = pl-proc ]
   check "its label shows" grep -q "executor:process" <(cli runners)
   bus_runner pl-bad "executor:process" 1
-  sleep 0.5
-  check "a hand-made executor label: refused" grep -q 'executor labels come from the executors setting' "$tmp/runner-pl-bad.log"
+  check "a hand-made executor label: refused" \
+    bus_until 30 grep -q 'executor labels come from the executors setting' "$tmp/runner-pl-bad.log"
   # at most 32 labels, counting the executor labels: none dropped or replaced
   timeout -k 10 20 "$bin/evrun-runner" --broker "ipc://$tmp/bus/runners" --id pl-many \
     --labels "$(seq -s, -f 'l%g' 1 31)" --executors podman,process \
@@ -369,22 +369,21 @@ case_drain_and_stop() {
   ticks dslow 10 0.2
   local j k
   j=$(submit "$tmp/dslow.yml")
-  for _ in $(seq 1 50); do [ "$(cli logs "$j" | grep -c tick)" -ge 1 ] && break; sleep 0.1; done
+  check "the job runs before the drain" bus_until 60 eval '[ "$(cli logs "$j" | grep -c tick)" -ge 1 ]'
   check "drain accepted" cli drain dr-1
   check "drain unknown runner: exit 1" bash -c "! '$bin/evrun-cli' drain nobody 2>/dev/null"
   check "runner shown draining" grep -q "^dr-1 .*draining" <(cli runners)
   k=$(submit "$tmp/dslow.yml")
   check "running job finishes" [ "$(wait_job "$j" 30)" = succeeded ]
-  for _ in $(seq 1 50); do kill -0 "$runner_pid_dr_1" 2>/dev/null || break; sleep 0.1; done
-  check "drained runner exited" bash -c "! kill -0 $runner_pid_dr_1 2>/dev/null"
+  # it exits once the job's cleanup is done (its container removed)
+  check "drained runner exited" bus_until 60 not kill -0 "$runner_pid_dr_1" 2>/dev/null
   check "new job not taken while draining" [ "$(field "$k" status)" = queued ]
   # SIGTERM: no new work, the running job finishes, then the runner exits
   bus_runner dr-2 "" 2 && bus_wait_runners 1
-  for _ in $(seq 1 50); do [ "$(cli logs "$k" | grep -c tick)" -ge 1 ] && break; sleep 0.1; done
+  check "the queued job runs on dr-2" bus_until 60 eval '[ "$(cli logs "$k" | grep -c tick)" -ge 1 ]'
   kill -TERM "$runner_pid_dr_2"
   check "SIGTERM: the running job still succeeds" [ "$(wait_job "$k" 30)" = succeeded ]
-  for _ in $(seq 1 50); do kill -0 "$runner_pid_dr_2" 2>/dev/null || break; sleep 0.1; done
-  check "SIGTERM: the runner exited after its job" bash -c "! kill -0 $runner_pid_dr_2 2>/dev/null"
+  check "SIGTERM: the runner exited after its job" bus_until 60 not kill -0 "$runner_pid_dr_2" 2>/dev/null
   check "SIGTERM: every line once" exactly_once <(cli logs "$k") 10
 }
 

@@ -107,6 +107,64 @@ case_events_endpoint() {
   check "... saying so" grep -q "no event stream at $ev: no handshake within 2000 ms" "$tmp/e6.log"
 }
 
+# run --follow and start --follow whose event stream is wrong or
+# unreachable: refused before the submit, exit 2, naming the endpoint,
+# where it was set and the fix, with no job left that nobody follows
+# (before: submitted, then exit 2; run again, a second job).
+case_follow_first() {
+  fresh ffirst
+  mkdir -p "$tmp/pipelines" && cp "$src/examples/hello.yml" "$tmp/pipelines/"
+  bus_broker
+  ends 20 "$tmp/f1.log" "$bin/evrun-cli" run "$src/examples/hello.yml" --follow \
+    --events-endpoint "ipc://$tmp/bus/nothing" --timeout-ms 1000
+  check "run --follow, nothing at the events endpoint: exit 2" [ $? -eq 2 ]
+  check "... naming it and why" grep -qF "evrun-cli run: no event stream at ipc://$tmp/bus/nothing ($tmp/bus/nothing: No such file or directory): no handshake within 1000 ms" "$tmp/f1.log"
+  check "... saying nothing was submitted, where it was set and the fix" grep -qxF "evrun-cli run: nothing submitted: --follow prints the job's output from the broker's event stream, and events_endpoint = \"ipc://$tmp/bus/nothing\" (from flag) gave none: give --events-endpoint (or events_endpoint in the settings file) the broker's events endpoint and run this again, or run it without --follow" "$tmp/f1.log"
+  check "... and no job submitted" [ "$(cli jobs --json | grep -c '"job":')" -eq 0 ]
+  # the broker's client socket given as its events one, in a settings file
+  printf 'events_endpoint: ipc://%s/bus/clients\n' "$tmp" > "$tmp/ev.yml"
+  ends 20 "$tmp/f2.log" "$bin/evrun-cli" start hello --follow --config "$tmp/ev.yml"
+  check "start --follow, the client socket as the events endpoint: exit 2" [ $? -eq 2 ]
+  check "... saying so" grep -qF "the socket at ipc://$tmp/bus/clients closed the connection during its handshake: it is not the broker's events endpoint" "$tmp/f2.log"
+  check "... where it was set" grep -qF "evrun-cli start: nothing submitted: --follow prints the job's output from the broker's event stream, and events_endpoint = \"ipc://$tmp/bus/clients\" (from file $tmp/ev.yml:1:18) gave none" "$tmp/f2.log"
+  check "... and no job submitted" [ "$(cli jobs --json | grep -c '"job":')" -eq 0 ]
+  # Ctrl-C while it waits for the handshake (a peer that takes the
+  # connection and says nothing): stopped before the submit
+  /usr/bin/python3 -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(4)
+open(sys.argv[1], "w").write(str(s.getsockname()[1]))
+c, _ = s.accept()
+print("accepted", flush=True)
+time.sleep(60)' "$tmp/mute.port" > "$tmp/mute.out" 2>&1 &
+  local mute=$! cpid
+  bus_pids+=("$mute")
+  for _ in $(seq 1 100); do [ -s "$tmp/mute.port" ] && break; sleep 0.05; done
+  timeout 20 "$bin/evrun-cli" run "$src/examples/hello.yml" --follow --timeout-ms 20000 \
+    --events-endpoint "tcp://127.0.0.1:$(cat "$tmp/mute.port")" \
+    --broker-key 'rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7' > "$tmp/f5.log" 2>&1 &
+  cpid=$!
+  for _ in $(seq 1 200); do grep -q accepted "$tmp/mute.out" && break; sleep 0.05; done
+  kill -INT "$cpid"
+  wait "$cpid"
+  check "Ctrl-C while it checks the event stream: exit 130" [ $? -eq 130 ]
+  check "... saying nothing was submitted" grep -qxF "evrun-cli run: stopped; nothing submitted" "$tmp/f5.log"
+  check "... and no job submitted" [ "$(cli jobs --json | grep -c '"job":')" -eq 0 ]
+  # the right one: submitted and followed (no runner takes it: it follows on)
+  ends 4 "$tmp/f3.log" "$bin/evrun-cli" run "$src/examples/hello.yml" --follow
+  check "the right events endpoint: run --follow submits and follows on" [ $? -eq 124 ]
+  check "... its job accepted" grep -q "^job [0-9A-Z]* accepted (pipeline hello)" "$tmp/f3.log"
+  check "... one job submitted" [ "$(cli jobs --json | grep -c '"job":')" -eq 1 ]
+  # a follow that fails after the submit (stdout full): the job is named,
+  # with how to follow it, where its id went only to that stdout
+  bus_runner ff-1 "" 1 --executors process && bus_wait_runners 1
+  printf 'pipeline: ffp\nexecutor: process\nsteps:\n  - { name: s, run: "echo out" }\n' \
+    > "$tmp/ffp.yml"
+  timeout 20 "$bin/evrun-cli" run "$tmp/ffp.yml" --follow > /dev/full 2> "$tmp/f4.log"
+  check "stdout full: exit 2" [ $? -eq 2 ]
+  check "... saying so" grep -q "^evrun-cli run: writing to stdout: " "$tmp/f4.log"
+  check "... and which job goes on, how to follow it" grep -q "^evrun-cli run: job [0-9A-Z]* was submitted and goes on (to follow it: evrun-cli logs --follow [0-9A-Z]*; to stop it: evrun-cli cancel [0-9A-Z]*)$" "$tmp/f4.log"
+}
+
 # A job no runner takes: a follower of it says once, 2 s after it starts,
 # that the job is still queued (it said nothing and waited), and follows on.
 case_queued() {
@@ -123,5 +181,5 @@ case_queued() {
   check "run --follow (its job queued at first) does not say it" bash -c "! grep -q 'in the broker.s queue' '$tmp/q3.log'"
 }
 
-bus_script_cases "mechanism wrong_socket events_endpoint queued" "$@"
+bus_script_cases "mechanism wrong_socket events_endpoint follow_first queued" "$@"
 bus_script_end

@@ -669,6 +669,37 @@ test_output_full(void)
     free(errs);
 }
 
+/*  *stop set (a signal caught) while the broker owes an answer that
+    never comes: the follow ends within a slice of that wait, not at its
+    end (timeout_ms), and says no outage.  Before, a signal that came
+    between two polls of the wait (no EINTR then: the process runnable,
+    not waiting, as it often is on a loaded machine) was seen only after
+    timeout_ms: `evrun-cli logs --follow --timeout-ms 20000` went on for
+    20 s after a Ctrl-C.  Here *stop is set by the fake, with no signal. */
+static bool
+s_unanswered_handle(s_fake_t *fk, zframe_t *rid, const evr_msg_t *req)
+{
+    (void) fk;
+    (void) rid;
+    return req->type == EVR_MSG_HISTORY;    /* not answered; done: *stop in 300 ms */
+}
+
+static void
+test_stop_in_wait(void)
+{
+    s_fake_t fk = { .handle = s_unanswered_handle };
+    evr_follow_opts_t o = { .job = JOBA, .follow = true };
+    char *out = NULL, *errs = NULL;
+    uint64_t t0 = evr_mono_ns();
+    CHECK(s_follow(&fk, &o, 60000, &out, &errs) == 0);
+    CHECK(evr_mono_ns() - t0 < 10000000000ull);     /* 0.3 s, not 60 */
+    CHECK(fk.stop);
+    CHECK(fk.nhist == 1);
+    CHECK(!strstr(errs, "following on"));
+    free(out);
+    free(errs);
+}
+
 int
 main(void)
 {
@@ -682,6 +713,7 @@ main(void)
     EVR_TEST_RUN(test_partial_live);
     EVR_TEST_RUN(test_partial_cut);
     EVR_TEST_RUN(test_reader_gone);
+    EVR_TEST_RUN(test_stop_in_wait);
     EVR_TEST_RUN(test_output_full);
     EVR_TEST_RUN(test_cut_history);
     EVR_TEST_RUN(test_long_line_utf8);
