@@ -56,6 +56,10 @@ typedef void (evr_prune_removed_fn)(const char *job, void *arg);
     the walk saw; upto_seq and busy asked again): one that changed, and
     one that finished after the walk, wait for the next pass, which
     begins when a call finds none left (or another policy, or an error).
+    A pass that left nothing undone is followed by passes that read no
+    projection and do nothing while nothing could give them work (no
+    append stored a finished job, no kept job's age reached, no job kept
+    for busy or upto_seq let go: evr_prune.c's quiet watch).
     With dry_run nothing is
     written (each batch's transaction is aborted) and every job the policy
     would touch is counted, not only max_jobs.  now_ns is the time the ages

@@ -554,7 +554,7 @@ evr_store_destroy(evr_store_t **self_p)
     evr_store_t *self = *self_p;
     if (!self)
         return;
-    evr_prune_plan_free(self);
+    evr_prune_forget(self);
     if (self->env)
         mdb_env_close(self->env);
     free(self->dir);
@@ -803,15 +803,24 @@ s_append_txn(evr_store_t *self, MDB_txn *txn, void *arg, evr_err_t *err, int *md
                 erc = evr_store_mdb_err(err, "mdb_put by_job", *mdbrc);
         }
     }
-    for (size_t j = 0; j < njobs && !erc; j++)
+    bool final = false;
+    for (size_t j = 0; j < njobs && !erc; j++) {
         erc = evr_store_put_job(self, txn, &jobs[j].job, err, mdbrc);
+        final = final || evr_job_is_final(&jobs[j].job);
+    }
+    uint8_t sv[8];
+    evr_store_be64(sv, seq);
     if (!erc) {
-        uint8_t sv[8];
-        evr_store_be64(sv, seq);
         MDB_val k = { 8, "last_seq" }, v = { 8, sv };
         *mdbrc = mdb_put(txn, self->meta, &k, &v, 0);
         if (*mdbrc)
             erc = evr_store_mdb_err(err, "mdb_put last_seq", *mdbrc);
+    }
+    if (!erc && final) {    /* retention's cue to read the projections again */
+        MDB_val k = { sizeof EVR_STORE_FINAL_SEQ - 1, EVR_STORE_FINAL_SEQ }, v = { 8, sv };
+        *mdbrc = mdb_put(txn, self->meta, &k, &v, 0);
+        if (*mdbrc)
+            erc = evr_store_mdb_err(err, "mdb_put " EVR_STORE_FINAL_SEQ, *mdbrc);
     }
     if (!erc && source)
         erc = evr_store_source_put(self, txn, source, high, err, mdbrc);

@@ -30,10 +30,24 @@ struct evr_store {
     /* retention's pass under way: what its walk of the projections decided,
        taken batch by batch (evr_prune.c); NULL between passes */
     struct evr_prune_plan *prune_plan;
+    /* what the last pass that found no more to do must see change before
+       the next one reads the projections again (evr_prune.c); NULL when
+       none is known */
+    struct evr_prune_quiet *prune_quiet;
 };
 
 /*  Frees a pass of retention left under way (evr_prune.c). */
 void evr_prune_plan_free(evr_store_t *self);
+
+/*  Frees the pass under way and what the last one left to watch
+    (evr_prune.c), as the store handle goes. */
+void evr_prune_forget(evr_store_t *self);
+
+/*  The `meta` key whose value (8 bytes, big-endian) is the last seq of a
+    write transaction that stored a finished job's projection (appended
+    events; not retention's own rewrites): retention reads the
+    projections again only when it moved (evr_prune.c). */
+#define EVR_STORE_FINAL_SEQ "final_seq"
 
 /*  An LMDB failure as EVR_ERR_STORE, keeping LMDB's text. */
 evr_rc_t evr_store_mdb_err(evr_err_t *err, const char *what, int rc);
