@@ -821,9 +821,12 @@ evr_rc_t
 evr_store_compact_copy(evr_store_t *self, const char *out_dir, uint64_t *bytes, evr_err_t *err)
 {
     *bytes = 0;
+    /* the copy reads every page: a damaged one crashed it */
+    evr_rc_t rc = evr_store_check_pages(self, NULL, "no copy made", err);
+    if (rc)
+        return rc;
     char *file = evr_asprintf("%s/data.mdb", out_dir);
     struct stat sb;
-    evr_rc_t rc = EVR_OK;
     if (mkdir(out_dir, 0700) != 0 && errno != EEXIST)
         rc = evr_err_set(err, EVR_ERR_STORE, "store: %s: %s", out_dir, strerror(errno));
     else if (stat(out_dir, &sb) != 0 || !S_ISDIR(sb.st_mode))

@@ -92,7 +92,9 @@ evr_rc_t evr_store_pages(evr_store_t *self, uint64_t *last_pgno, uint32_t *psize
     space comes back (the copy put in place of DIR/data.mdb while no
     process uses the store).  *bytes gets the copy's size.  Errors:
     EVR_ERR_STORE naming out_dir (it cannot be made, already holds a
-    data.mdb) or LMDB's text (a full disk); a partial copy is removed. */
+    data.mdb), a damaged page of the store (evr_store_check_pages: no
+    copy made, out_dir not made) or LMDB's text (a full disk); a partial
+    copy is removed. */
 evr_rc_t evr_store_compact_copy(evr_store_t *self, const char *out_dir, uint64_t *bytes,
                                 evr_err_t *err);
 

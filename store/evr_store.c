@@ -227,13 +227,23 @@ s_open_err(const char *dir, evr_err_t *err, const char *what, int rc)
                                : "");
 }
 
+/*  What to do about a path stat could not look at (errno e). */
+static const char *
+s_access_hint(int e)
+{
+    return e == EACCES ? ": run as the user who owns the directory (or give this one search "
+                         "and read rights on it)"
+                       : "";
+}
+
 static evr_rc_t
 s_check_dir(const char *dir, bool rdonly, evr_err_t *err)
 {
     struct stat st;
     if (stat(dir, &st) != 0) {
         if (errno != ENOENT || rdonly)
-            return evr_err_set(err, EVR_ERR_STORE, "store: %s: %s", dir, strerror(errno));
+            return evr_err_set(err, EVR_ERR_STORE, "store: %s: %s%s", dir, strerror(errno),
+                               s_access_hint(errno));
         if (mkdir(dir, 0700) != 0)
             return evr_err_set(err, EVR_ERR_STORE, "store: mkdir %s: %s", dir, strerror(errno));
         return EVR_OK;
@@ -242,6 +252,9 @@ s_check_dir(const char *dir, bool rdonly, evr_err_t *err)
         return evr_err_set(err, EVR_ERR_STORE, "store: %s: not a directory", dir);
     char path[4096];
     snprintf(path, sizeof path, "%s/data.mdb", dir);
+    if (stat(path, &st) != 0 && errno != ENOENT)   /* a directory this user may not search */
+        return evr_err_set(err, EVR_ERR_STORE, "store: %s: %s%s", path, strerror(errno),
+                           s_access_hint(errno));
     if (stat(path, &st) != 0) {
         if (!rdonly)
             return EVR_OK;
@@ -482,7 +495,10 @@ s_open_dbs(evr_store_t *self, evr_err_t *err)
     }
     if (!rdonly && (erc = s_check_kind(self, txn, err)))
         goto out;
-    if ((rc = s_job_max_load(self, txn))) {
+    /* a reader never asks (evr_store_has_job), nor reads the table here:
+       evrun-replay checks a table's pages before it reads them, and a
+       damaged page of `jobs` crashed every view, --verify too, here */
+    if (!rdonly && (rc = s_job_max_load(self, txn))) {
         erc = s_open_err(self->dir, err, "mdb_cursor_get jobs", rc);
         goto out;
     }

@@ -1,5 +1,5 @@
 /*  evr_store_check.c: the pages of one database checked before a walk
-    reads them (evrun-replay --verify).
+    reads them (evrun-replay's views, --verify and --compact).
 
     LMDB keeps no checksum of its pages and trusts them: a page of random
     bytes (a damaged disk block, a bad copy) makes mdb_cursor_get read
@@ -242,3 +242,24 @@ evr_store_check_db(evr_store_t *self, const char *name, bool *ok, char *what, si
 }
 
 #endif
+
+evr_rc_t
+evr_store_check_pages(evr_store_t *self, const char *const *dbs, const char *doing,
+                      evr_err_t *err)
+{
+    static const char *const all[] = { "events", "by_job", "jobs", "open", "meta", "kv", NULL };
+    for (const char *const *db = dbs ? dbs : all; *db; db++) {
+        bool ok;
+        char what[256];
+        evr_rc_t rc = evr_store_check_db(self, *db, &ok, what, sizeof what, err);
+        if (rc)
+            return rc;
+        if (!ok)
+            return evr_err_set(err, EVR_ERR_STORE, "store: %s: %s: %s: the database is damaged "
+                               "(LMDB would read past its pages); %s (evrun-replay %s --verify "
+                               "checks every database; restore the store from a backup, or "
+                               "move the directory aside to start anew)", self->dir, *db, what,
+                               doing, self->dir);
+    }
+    return EVR_OK;
+}

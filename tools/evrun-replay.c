@@ -94,9 +94,10 @@ s_help(FILE *out)
             "exit status: 0 ok; 1 a difference (--verify), or no such job (or step of\n"
             "it) in the store, or one removed while read (what was printed, cut short);\n"
             "2 usage error (an unknown option, a bad SEQ, --from above --to, an ID that\n"
-            "is no job id, a STEP no step could be named), or DIR missing or not an evrun store, or a store error (an\n"
-            "event that does not decode; --compact: OUT unusable, a full disk), or stdout\n"
-            "not writable;\n"
+            "is no job id, a STEP no step could be named), or DIR missing, not an evrun\n"
+            "store or not searchable by this user, or a store error (an event that does\n"
+            "not decode, a damaged page of a database the view reads: each view checks\n"
+            "those first; --compact: OUT unusable, a full disk), or stdout not writable;\n"
             "a reader that stops reading (| head) ends it quietly, status 0\n");
 }
 
@@ -781,8 +782,22 @@ main(int argc, char **argv)
         s_store_error(argv[optind], &err);
         return 2;
     }
+    /* the databases the view reads, their pages checked first: LMDB
+       trusts them, and a damaged one crashed the view (--verify checks
+       every database and says each difference; --compact, before its copy) */
+    static const char *const for_list[] = { "jobs", "meta", NULL };
+    static const char *const for_events[] = { "events", "meta", NULL };
+    static const char *const for_job[] = { "jobs", "by_job", "events", "meta", NULL };
+    const char *const *dbs = verify || compact ? NULL
+                           : job || output     ? for_job
+                           : events || o.as_of_given ? for_events
+                                               : for_list;
     int status;
-    if (job)
+    if (dbs && evr_store_check_pages(store, dbs, "not read", &err)) {
+        s_store_error(argv[optind], &err);
+        status = 2;
+    }
+    else if (job)
         status = s_job(store, job, &o);
     else if (events)
         status = s_events(store, &o);
