@@ -185,6 +185,31 @@ check "a damaged projection page: --compact exits 2 (no crash)" [ $? -eq 2 ]
 check "a damaged projection page: --compact says no copy was made" \
   grep -q "^evrun-replay: store: $tmp/jpage: jobs: page [0-9]*: .*: the database is damaged (LMDB would read past its pages); no copy made" "$tmp/jpage.err"
 check "a damaged projection page: --compact makes no OUT" [ ! -e "$tmp/jpage-copy" ]
+# a damaged page of LMDB's free-page tree (which the next write that reuses
+# pages reads, and a compacting copy): --verify said the store verified,
+# --compact crashed
+cp -r "$store" "$tmp/fpage"
+python3 - "$tmp/fpage/data.mdb" <<'PY'
+import random, struct, sys
+p = sys.argv[1]
+d = bytearray(open(p, "rb").read())
+metas = [d[i * 4096:(i + 1) * 4096] for i in (0, 1)]
+meta = max(metas, key=lambda m: struct.unpack_from("<Q", m, 16 + 128)[0])   # mm_txnid
+root = struct.unpack_from("<Q", meta, 16 + 24 + 40)[0]   # mm_dbs[FREE_DBI].md_root
+assert root != 2**64 - 1, "no free pages in the store"
+random.seed(5)
+d[root * 4096:(root + 1) * 4096] = bytes(random.getrandbits(8) for _ in range(4096))
+open(p, "wb").write(d)
+PY
+"$bin/evrun-replay" "$tmp/fpage" --verify > "$tmp/fpage.out" 2>&1
+check "a damaged free-page tree: --verify exits 1" [ $? -eq 1 ]
+check "a damaged free-page tree: --verify names it" \
+  grep -q "^free pages: page [0-9]*: .*: LMDB's own tree is damaged$" "$tmp/fpage.out"
+"$bin/evrun-replay" "$tmp/fpage" --compact "$tmp/fpage-copy" > /dev/null 2> "$tmp/fpage.err"
+check "a damaged free-page tree: --compact exits 2 (no crash)" [ $? -eq 2 ]
+check "a damaged free-page tree: --compact says no copy was made" \
+  grep -q "^evrun-replay: store: $tmp/fpage: free pages: page [0-9]*: .*: LMDB's own tree is damaged; no copy made" "$tmp/fpage.err"
+check "a damaged free-page tree: the job list still reads" status_is 0 "$bin/evrun-replay" "$tmp/fpage"
 
 check "missing dir exits 2" status_is 2 "$bin/evrun-replay" "$tmp/nope"
 mkdir "$tmp/empty"
