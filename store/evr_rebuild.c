@@ -507,7 +507,7 @@ evr_rebuild_verify(evr_store_t *store, evr_rebuild_report_fn *report, void *arg,
     }
     bool ok;
     char what[256];
-    evr_rc_t crc = evr_store_check_core(store, &ok, what, sizeof what, err);
+    evr_rc_t crc = evr_store_check_core(store, true, &ok, what, sizeof what, err);
     if (crc)
         return crc;
     if (!ok) {  /* the next write that reuses pages, or a compacting copy, would crash */

@@ -554,6 +554,15 @@ evr_store_open(const char *dir, int flags, evr_store_t **out, evr_err_t *err)
     int dead;
     mdb_reader_check(self->env, &dead);   /* see evr_store_txn_begin */
     erc = s_check_size(self, err);
+    /* a writer reads the last projection here, then walks the open jobs
+       and its kv records at its start, and LMDB reads its free pages for
+       every write: a damaged page there crashed it (SIGSEGV at the start
+       of a runner or the broker).  Those trees are checked; the events
+       and their index, as large as the history (+0.3 s at the start over
+       a million events), are read where a view or --verify checks them */
+    static const char *const at_start[] = { "jobs", "open", "meta", "kv", NULL };
+    if (!erc && !rdonly)
+        erc = evr_store_check_pages(self, at_start, "the store is not opened", err);
     if (!erc)
         erc = s_open_dbs(self, err);
     if (erc) {

@@ -59,7 +59,8 @@ void evr_store_destroy(evr_store_t **self_p);
 
 /*  Checks the pages of the databases dbs (NULL-terminated names of
     `events`, `by_job`, `jobs`, `open`, `meta`, `kv`; NULL: all six) as
-    evrun-replay --verify does, so that the reads that follow never
+    evrun-replay --verify does, and LMDB's own trees (the main one; the
+    free pages too for a writer's store or dbs NULL), so that the reads that follow never
     crash on a damaged page (LMDB trusts its pages: one of random bytes
     is a SIGSEGV inside it).  Errors: EVR_ERR_STORE, for a damaged page
     "store: DIR: DB: page N: WHAT: the database is damaged (LMDB would

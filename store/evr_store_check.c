@@ -239,7 +239,8 @@ s_meta_of(const s_check_t *c, uint64_t txnid)
 }
 
 evr_rc_t
-evr_store_check_core(evr_store_t *self, bool *ok, char *what, size_t size, evr_err_t *err)
+evr_store_check_core(evr_store_t *self, bool free_pages, bool *ok, char *what, size_t size,
+                     evr_err_t *err)
 {
     *ok = true;
     MDB_stat ms;
@@ -275,7 +276,7 @@ evr_store_check_core(evr_store_t *self, bool *ok, char *what, size_t size, evr_e
     static const struct { const char *name; unsigned at; } trees[] = {
         { "free pages", S_HDR + 24 + 40 }, { "main", S_HDR + 24 + 48 + 40 },
     };
-    for (size_t i = 0; meta && *ok && i < 2; i++) {
+    for (size_t i = free_pages ? 0 : 1; meta && *ok && i < 2; i++) {
         uint64_t root = s_u64(meta + trees[i].at);
         if (root != (uint64_t) -1 && !s_tree(&c, root, 0)) {
             *ok = false;
@@ -290,9 +291,11 @@ evr_store_check_core(evr_store_t *self, bool *ok, char *what, size_t size, evr_e
 #else
 
 evr_rc_t
-evr_store_check_core(evr_store_t *self, bool *ok, char *what, size_t size, evr_err_t *err)
+evr_store_check_core(evr_store_t *self, bool free_pages, bool *ok, char *what, size_t size,
+                     evr_err_t *err)
 {
     (void) self;
+    (void) free_pages;
     (void) what;
     (void) size;
     (void) err;
@@ -320,10 +323,12 @@ evr_store_check_pages(evr_store_t *self, const char *const *dbs, const char *doi
                       evr_err_t *err)
 {
     static const char *const all[] = { "events", "by_job", "jobs", "open", "meta", "kv", NULL };
-    if (!dbs) {     /* a copy also reads LMDB's own trees */
+    {   /* LMDB's own trees first: every read begins in main, a write (and
+           a compacting copy) reads the free pages, a read-only view not */
         bool ok;
         char what[256];
-        evr_rc_t rc = evr_store_check_core(self, &ok, what, sizeof what, err);
+        bool free_pages = !dbs || !(self->flags & EVR_STORE_RDONLY);
+        evr_rc_t rc = evr_store_check_core(self, free_pages, &ok, what, sizeof what, err);
         if (rc)
             return rc;
         if (!ok)

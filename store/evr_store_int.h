@@ -97,10 +97,10 @@ evr_rc_t evr_store_check_db(evr_store_t *self, const char *name, bool *ok, char 
 /*  As evr_store_check_db, for LMDB's own trees in the meta page of a
     read transaction's snapshot: the free pages (which a writer reads to
     reuse them, and a compacting copy to count them) and the main one
-    (the databases' records); what[] then begins "free pages: " or
-    "main: " (evr_store_check.c). */
-evr_rc_t evr_store_check_core(evr_store_t *self, bool *ok, char *what, size_t size,
-                              evr_err_t *err);
+    (the databases' records; the free pages only with free_pages);
+    what[] then begins "free pages: " or "main: " (evr_store_check.c). */
+evr_rc_t evr_store_check_core(evr_store_t *self, bool free_pages, bool *ok, char *what,
+                              size_t size, evr_err_t *err);
 
 /*  One entry of evr_store_walk: k, v and txn (for lookups in other
     databases) are valid during the call only.  Set *stop to end the walk;

@@ -185,6 +185,17 @@ check "a damaged projection page: --compact exits 2 (no crash)" [ $? -eq 2 ]
 check "a damaged projection page: --compact says no copy was made" \
   grep -q "^evrun-replay: store: $tmp/jpage: jobs: page [0-9]*: .*: the database is damaged (LMDB would read past its pages); no copy made" "$tmp/jpage.err"
 check "a damaged projection page: --compact makes no OUT" [ ! -e "$tmp/jpage-copy" ]
+# a writer too (it crashed at its start, reading the last projection)
+cat > "$tmp/w.yml" <<'YML'
+pipeline: w
+executor: process
+steps: [ { name: s, run: "true" } ]
+YML
+"$bin/evrun-runner" --exec "$tmp/w.yml" --executors process --state-dir "$tmp/jpage" \
+  > /dev/null 2> "$tmp/jpage-run.err"
+check "a damaged projection page: a runner exits 2 (no crash)" [ $? -eq 2 ]
+check "a damaged projection page: a runner says so" \
+  grep -q "store: $tmp/jpage: jobs: page [0-9]*: .*: the database is damaged (LMDB would read past its pages); the store is not opened (evrun-replay $tmp/jpage --verify checks every database" "$tmp/jpage-run.err"
 # a damaged page of LMDB's free-page tree (which the next write that reuses
 # pages reads, and a compacting copy): --verify said the store verified,
 # --compact crashed
