@@ -16,6 +16,15 @@
     by the caller), so a plan made a while ago never removes what the
     walk would not remove now: a job whose age or count let it go still
     does, later, and a job that changed is left to the next walk.
+
+    A pass whose walk left nothing undone also notes what could give the
+    next one work (the quiet watch): a job finishing (the store's
+    final_seq, which every append that stores a finished projection
+    moves), the first moment a kept job's age lets it or its output go,
+    a job it kept for the caller (busy, or past upto_seq) let go.  While
+    none of these moved, the next pass with the same policy has nothing
+    to do and says so without reading a projection; when one did, it
+    walks as the first pass did.
 */
 #include <czmq.h>
 #include <errno.h>
@@ -41,10 +50,12 @@ typedef struct {
     uint32_t events;            /* its per-job events (last_jseq) */
     bool output_dropped;
     uint8_t act;                /* S_KEEP, S_REMOVE, S_DROP */
+    uint8_t held;               /* kept for the caller: S_HELD_UPTO, S_HELD_BUSY (or 0) */
     bool done;                  /* removed or dropped by its batch's transaction */
 } s_cand_t;
 
 enum { S_KEEP, S_REMOVE, S_DROP };
+enum { S_HELD_UPTO = 1, S_HELD_BUSY };
 
 typedef struct {
     s_cand_t *v;
@@ -58,6 +69,24 @@ struct evr_prune_plan {
     size_t next;                /* the first candidate no batch took yet */
     uint64_t max_age_ms, output_max_age_ms, now_ns;
     uint32_t keep_per_pipeline;
+    uint64_t final_seq;         /* the store's final_seq before the walk */
+    bool final_known;           /* ...read (else no quiet watch comes of the pass) */
+    bool missed;                /* a candidate picked was left (changed, held) */
+};
+
+#define S_QUIET_HELD 1024       /* held jobs a quiet watch asks about again, at most */
+
+/*  The quiet watch (evr_store_int.h): what the last walk that left
+    nothing undone saw, so that the next pass knows without a walk that
+    it would find nothing. */
+struct evr_prune_quiet {
+    uint64_t max_age_ms, output_max_age_ms, now_ns;
+    uint32_t keep_per_pipeline;
+    uint64_t final_seq;         /* the store's final_seq before the walk */
+    uint64_t due_ns;            /* the first time a kept job's age lets it (or its output) go */
+    uint64_t upto_wait;         /* lowest last seq of a job kept for upto_seq (UINT64_MAX: none) */
+    char (*held)[EVR_ULID_LEN + 1];     /* the jobs kept as busy */
+    size_t nheld;
 };
 
 static int
@@ -199,6 +228,119 @@ evr_prune_plan_free(evr_store_t *self)
     self->prune_plan = NULL;
 }
 
+static void
+s_quiet_free(evr_store_t *self)
+{
+    if (!self->prune_quiet)
+        return;
+    free(self->prune_quiet->held);
+    free(self->prune_quiet);
+    self->prune_quiet = NULL;
+}
+
+void
+evr_prune_forget(evr_store_t *self)
+{
+    evr_prune_plan_free(self);
+    s_quiet_free(self);
+}
+
+/*  The store's final_seq (0 when no append stored one).  Errors:
+    EVR_ERR_STORE (LMDB's, a value not of 8 bytes). */
+static evr_rc_t
+s_final_seq(evr_store_t *self, uint64_t *seq, evr_err_t *err)
+{
+    *seq = 0;
+    MDB_txn *txn;
+    int rc = evr_store_txn_begin(self, MDB_RDONLY, &txn);
+    if (rc)
+        return evr_store_mdb_err(err, "mdb_txn_begin", rc);
+    MDB_val k = { sizeof EVR_STORE_FINAL_SEQ - 1, EVR_STORE_FINAL_SEQ }, v;
+    evr_rc_t erc = EVR_OK;
+    if ((rc = mdb_get(txn, self->meta, &k, &v)) == 0 && v.mv_size == 8)
+        *seq = evr_store_get64(v.mv_data);
+    else if (rc == 0)
+        erc = evr_err_set(err, EVR_ERR_STORE, "store: meta " EVR_STORE_FINAL_SEQ " has %zu bytes",
+                          v.mv_size);
+    else if (rc != MDB_NOTFOUND)
+        erc = evr_store_mdb_err(err, "mdb_get " EVR_STORE_FINAL_SEQ, rc);
+    mdb_txn_abort(txn);
+    return erc;
+}
+
+static uint64_t
+s_add_sat(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/*  The quiet watch of a plan whose batches left nothing undone; NULL
+    when it would have to ask about too many held jobs (the next pass
+    walks then, as every pass did before). */
+static struct evr_prune_quiet *
+s_quiet_new(const struct evr_prune_plan *p)
+{
+    struct evr_prune_quiet *q = evr_calloc(1, sizeof *q);
+    q->max_age_ms = p->max_age_ms;
+    q->output_max_age_ms = p->output_max_age_ms;
+    q->keep_per_pipeline = p->keep_per_pipeline;
+    q->now_ns = p->now_ns;
+    q->final_seq = p->final_seq;
+    q->due_ns = q->upto_wait = UINT64_MAX;
+    uint64_t ms = 1000000;
+    for (size_t i = 0; i < p->c.n; i++) {
+        const s_cand_t *x = &p->c.v[i];
+        if (x->act == S_REMOVE)
+            continue;   /* removed by its batch (the plan missed none) */
+        if (x->held == S_HELD_UPTO) {
+            q->upto_wait = x->last_seq < q->upto_wait ? x->last_seq : q->upto_wait;
+            continue;
+        }
+        if (x->held == S_HELD_BUSY) {
+            if (q->nheld == S_QUIET_HELD) {
+                free(q->held);
+                free(q);
+                return NULL;
+            }
+            if (!q->held)
+                q->held = evr_calloc(S_QUIET_HELD, sizeof *q->held);
+            memcpy(q->held[q->nheld++], x->id, EVR_ULID_LEN + 1);
+            continue;
+        }
+        /* removed once finished < now - max_age: from finished + max_age + 1 ns on */
+        if (p->max_age_ms) {
+            uint64_t due = s_add_sat(s_add_sat(x->finished, p->max_age_ms * ms), 1);
+            q->due_ns = due < q->due_ns ? due : q->due_ns;
+        }
+        if (p->output_max_age_ms && !x->output_dropped && x->act != S_DROP) {
+            uint64_t due = s_add_sat(s_add_sat(x->finished, p->output_max_age_ms * ms), 1);
+            q->due_ns = due < q->due_ns ? due : q->due_ns;
+        }
+    }
+    return q;
+}
+
+/*  Whether the quiet watch says a pass of pol at now_ns has nothing to
+    do: the same policy, no job finished since its walk (final_seq read
+    again), no kept job's age reached, no held job let go. */
+static bool
+s_quiet(evr_store_t *self, const evr_prune_policy_t *pol, uint64_t now_ns)
+{
+    const struct evr_prune_quiet *q = self->prune_quiet;
+    if (!q || q->max_age_ms != pol->max_age_ms || q->output_max_age_ms != pol->output_max_age_ms
+        || q->keep_per_pipeline != pol->keep_per_pipeline || now_ns < q->now_ns
+        || now_ns >= q->due_ns)
+        return false;
+    if (q->upto_wait != UINT64_MAX && (!pol->upto_seq || pol->upto_seq >= q->upto_wait))
+        return false;
+    for (size_t i = 0; i < q->nheld; i++)
+        if (!pol->busy || !pol->busy(q->held[i], pol->busy_arg))
+            return false;
+    uint64_t seq;
+    evr_err_t err;
+    return s_final_seq(self, &seq, &err) == EVR_OK && seq == q->final_seq;
+}
+
 /*  Whether the candidate x, as the walk noted it, is still so in txn:
     its projection stored and finished, with the same last seq (no event
     of it since) and, for a drop, its output not dropped yet.  *mdbrc is
@@ -244,10 +386,13 @@ s_decide(s_cands_t *c, const evr_prune_policy_t *pol, uint64_t now_ns)
     for (size_t i = c->n; i-- > 0;) {
         s_cand_t *x = &c->v[i];
         x->act = S_KEEP;
+        x->held = S_HELD_UPTO;
         if (pol->upto_seq && x->last_seq > pol->upto_seq)
             continue;   /* not yet acknowledged by the broker: kept, not counted (as busy) */
+        x->held = S_HELD_BUSY;
         if (pol->busy && pol->busy(x->id, pol->busy_arg))
             continue;
+        x->held = 0;
         bool remove = pol->max_age_ms && x->finished < age_cut;
         if (seen) {
             uintptr_t n = (uintptr_t) zhashx_lookup(seen, x->pipeline) + 1;
@@ -533,8 +678,9 @@ s_may_go(const evr_prune_policy_t *pol, const s_cand_t *x)
 }
 
 /*  The plan of this pass: the one under way when it was decided with the
-    same policy, no later than now_ns and has candidates left; else a new
-    walk's (a dry run's is its own: *own set, the caller frees it). */
+    same policy, no later than now_ns and has candidates left; else NULL
+    when the quiet watch says there is nothing to do (not for a dry run);
+    else a new walk's (a dry run's is its own: the caller frees it). */
 static evr_rc_t
 s_plan(evr_store_t *self, const evr_prune_policy_t *pol, uint64_t now_ns, bool dry_run,
        struct evr_prune_plan **out, evr_err_t *err)
@@ -546,13 +692,21 @@ s_plan(evr_store_t *self, const evr_prune_policy_t *pol, uint64_t now_ns, bool d
         *out = p;
         return EVR_OK;
     }
-    if (!dry_run)
+    if (!dry_run) {
         evr_prune_plan_free(self);
+        if (s_quiet(self, pol, now_ns)) {
+            *out = NULL;    /* nothing to do, as the last walk saw */
+            return EVR_OK;
+        }
+        s_quiet_free(self);
+    }
     p = evr_calloc(1, sizeof *p);
     p->max_age_ms = pol->max_age_ms;
     p->output_max_age_ms = pol->output_max_age_ms;
     p->keep_per_pipeline = pol->keep_per_pipeline;
     p->now_ns = now_ns;
+    evr_err_t ferr;     /* unread: no quiet watch comes of this pass */
+    p->final_known = s_final_seq(self, &p->final_seq, &ferr) == EVR_OK;
     evr_rc_t erc = evr_store_walk(self, self->jobs, "jobs", NULL, 0, s_note_raw, &p->c, err);
     if (erc) {
         s_cands_free(&p->c);
@@ -580,7 +734,7 @@ evr_store_prune(evr_store_t *self, const evr_prune_policy_t *pol, uint64_t now_n
         max_jobs = S_MAX_BATCH;
     struct evr_prune_plan *p;
     evr_rc_t erc = s_plan(self, pol, now_ns, dry_run, &p, err);
-    if (erc)
+    if (erc || !p)
         return erc;
     s_cands_t *c = &p->c;
     s_batch_t b = { .pol = pol, .v = evr_calloc(max_jobs, sizeof(s_cand_t *)) };
@@ -593,6 +747,8 @@ evr_store_prune(evr_store_t *self, const evr_prune_policy_t *pol, uint64_t now_n
                 b.v[b.n++] = &c->v[i];
                 events += c->v[i].events;
             }
+            else if (c->v[i].act != S_KEEP)
+                p->missed = true;   /* held by now: the next pass walks again */
         if (!b.n)
             break;
         erc = dry_run ? s_batch_dry(self, &b, err)
@@ -600,8 +756,10 @@ evr_store_prune(evr_store_t *self, const evr_prune_policy_t *pol, uint64_t now_n
         if (erc)
             break;
         s_add(st, &b.st);
-        for (size_t j = 0; j < b.n && !dry_run && removed; j++)
-            if (b.v[j]->act == S_REMOVE && b.v[j]->done)
+        for (size_t j = 0; j < b.n && !dry_run; j++)
+            if (!b.v[j]->done)
+                p->missed = true;   /* changed since the walk */
+            else if (b.v[j]->act == S_REMOVE && removed)
                 removed(b.v[j]->id, arg);
         if (!dry_run) {
             while (i < c->n && c->v[i].act == S_KEEP)
@@ -615,8 +773,13 @@ evr_store_prune(evr_store_t *self, const evr_prune_policy_t *pol, uint64_t now_n
         s_cands_free(c);
         free(p);
     }
-    else if (erc || !*more)
-        evr_prune_plan_free(self);   /* done (or failed): the next pass walks again */
+    else if (erc || !*more) {
+        /* done (or failed): the next pass walks again, unless this one
+           left nothing undone and what could give it work is unmoved */
+        if (!erc && !p->missed && p->final_known)
+            self->prune_quiet = s_quiet_new(p);
+        evr_prune_plan_free(self);
+    }
     else
         p->next = i;
     return erc;
@@ -658,9 +821,12 @@ evr_rc_t
 evr_store_compact_copy(evr_store_t *self, const char *out_dir, uint64_t *bytes, evr_err_t *err)
 {
     *bytes = 0;
+    /* the copy reads every page: a damaged one crashed it */
+    evr_rc_t rc = evr_store_check_pages(self, NULL, "no copy made", err);
+    if (rc)
+        return rc;
     char *file = evr_asprintf("%s/data.mdb", out_dir);
     struct stat sb;
-    evr_rc_t rc = EVR_OK;
     if (mkdir(out_dir, 0700) != 0 && errno != EEXIST)
         rc = evr_err_set(err, EVR_ERR_STORE, "store: %s: %s", out_dir, strerror(errno));
     else if (stat(out_dir, &sb) != 0 || !S_ISDIR(sb.st_mode))

@@ -56,6 +56,10 @@ typedef void (evr_prune_removed_fn)(const char *job, void *arg);
     the walk saw; upto_seq and busy asked again): one that changed, and
     one that finished after the walk, wait for the next pass, which
     begins when a call finds none left (or another policy, or an error).
+    A pass that left nothing undone is followed by passes that read no
+    projection and do nothing while nothing could give them work (no
+    append stored a finished job, no kept job's age reached, no job kept
+    for busy or upto_seq let go: evr_prune.c's quiet watch).
     With dry_run nothing is
     written (each batch's transaction is aborted) and every job the policy
     would touch is counted, not only max_jobs.  now_ns is the time the ages
@@ -88,7 +92,9 @@ evr_rc_t evr_store_pages(evr_store_t *self, uint64_t *last_pgno, uint32_t *psize
     space comes back (the copy put in place of DIR/data.mdb while no
     process uses the store).  *bytes gets the copy's size.  Errors:
     EVR_ERR_STORE naming out_dir (it cannot be made, already holds a
-    data.mdb) or LMDB's text (a full disk); a partial copy is removed. */
+    data.mdb), a damaged page of the store (evr_store_check_pages: no
+    copy made, out_dir not made) or LMDB's text (a full disk); a partial
+    copy is removed. */
 evr_rc_t evr_store_compact_copy(evr_store_t *self, const char *out_dir, uint64_t *bytes,
                                 evr_err_t *err);
 

@@ -505,6 +505,15 @@ evr_rebuild_verify(evr_store_t *store, evr_rebuild_report_fn *report, void *arg,
             out->differences++;
         }
     }
+    bool ok;
+    char what[256];
+    evr_rc_t crc = evr_store_check_core(store, true, &ok, what, sizeof what, err);
+    if (crc)
+        return crc;
+    if (!ok) {  /* the next write that reuses pages, or a compacting copy, would crash */
+        s_report(report, arg, "%s: LMDB's own tree is damaged", what);
+        out->differences++;
+    }
     if (out->differences)
         return EVR_OK;
     s_verify_t v = { .out = out, .report = report, .arg = arg, .seen = zhashx_new(),

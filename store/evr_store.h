@@ -57,6 +57,19 @@ typedef enum {
 evr_rc_t evr_store_open(const char *dir, int flags, evr_store_t **out, evr_err_t *err);
 void evr_store_destroy(evr_store_t **self_p);
 
+/*  Checks the pages of the databases dbs (NULL-terminated names of
+    `events`, `by_job`, `jobs`, `open`, `meta`, `kv`; NULL: all six) as
+    evrun-replay --verify does, and LMDB's own trees (the main one; the
+    free pages too for a writer's store or dbs NULL), so that the reads that follow never
+    crash on a damaged page (LMDB trusts its pages: one of random bytes
+    is a SIGSEGV inside it).  Errors: EVR_ERR_STORE, for a damaged page
+    "store: DIR: DB: page N: WHAT: the database is damaged (LMDB would
+    read past its pages); DOING (evrun-replay DIR --verify checks every
+    database; restore the store from a backup, or move the directory
+    aside to start anew)", doing saying what is not done ("not read"). */
+evr_rc_t evr_store_check_pages(evr_store_t *self, const char *const *dbs, const char *doing,
+                               evr_err_t *err);
+
 /*  The directory given to evr_store_open. */
 const char *evr_store_dir(const evr_store_t *self);
 

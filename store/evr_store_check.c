@@ -1,5 +1,5 @@
 /*  evr_store_check.c: the pages of one database checked before a walk
-    reads them (evrun-replay --verify).
+    reads them (evrun-replay's views, --verify and --compact).
 
     LMDB keeps no checksum of its pages and trusts them: a page of random
     bytes (a damaged disk block, a bad copy) makes mdb_cursor_get read
@@ -226,7 +226,82 @@ evr_store_check_db(evr_store_t *self, const char *name, bool *ok, char *what, si
     return EVR_OK;
 }
 
+/*  The page of meta of the snapshot txnid in map (NULL when neither names it). */
+static const uint8_t *
+s_meta_of(const s_check_t *c, uint64_t txnid)
+{
+    for (uint64_t i = 0; i < 2 && (i + 1) * c->psize <= c->npages * c->psize; i++) {
+        const uint8_t *p = c->map + i * c->psize;
+        if ((s_u64(p + S_HDR) & 0xffffffffu) == S_META_MAGIC && s_u64(p + S_HDR + 128) == txnid)
+            return p;
+    }
+    return NULL;
+}
+
+evr_rc_t
+evr_store_check_core(evr_store_t *self, bool free_pages, bool *ok, char *what, size_t size,
+                     evr_err_t *err)
+{
+    *ok = true;
+    MDB_stat ms;
+    if (mdb_env_stat(self->env, &ms))
+        return EVR_OK;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/data.mdb", self->dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || st.st_size < 2 * (off_t) ms.ms_psize) {
+        evr_rc_t rc = fd < 0 ? evr_err_set(err, EVR_ERR_STORE, "store: %s: %s", path,
+                                           strerror(errno))
+                             : EVR_OK;  /* evr_store_open refuses a file that short */
+        if (fd >= 0)
+            close(fd);
+        return rc;
+    }
+    void *map = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED)
+        return evr_err_set(err, EVR_ERR_STORE, "store: mmap %s: %s", path, strerror(errno));
+    MDB_txn *txn;
+    int rc = evr_store_txn_begin(self, MDB_RDONLY, &txn);
+    if (rc) {
+        munmap(map, (size_t) st.st_size);
+        return evr_store_mdb_err(err, "mdb_txn_begin", rc);
+    }
+    s_check_t c = { .map = map, .psize = ms.ms_psize,
+                    .npages = (uint64_t) st.st_size / ms.ms_psize };
+    const uint8_t *meta = s_meta_of(&c, (uint64_t) mdb_txn_id(txn));
+    /* MDB_meta after the page header: magic, version, address, mapsize,
+       then mm_dbs[FREE_DBI] and mm_dbs[MAIN_DBI], each md_root at 40 */
+    static const struct { const char *name; unsigned at; } trees[] = {
+        { "free pages", S_HDR + 24 + 40 }, { "main", S_HDR + 24 + 48 + 40 },
+    };
+    for (size_t i = free_pages ? 0 : 1; meta && *ok && i < 2; i++) {
+        uint64_t root = s_u64(meta + trees[i].at);
+        if (root != (uint64_t) -1 && !s_tree(&c, root, 0)) {
+            *ok = false;
+            snprintf(what, size, "%s: %s", trees[i].name, c.what);
+        }
+    }
+    mdb_txn_abort(txn);
+    munmap(map, (size_t) st.st_size);
+    return EVR_OK;
+}
+
 #else
+
+evr_rc_t
+evr_store_check_core(evr_store_t *self, bool free_pages, bool *ok, char *what, size_t size,
+                     evr_err_t *err)
+{
+    (void) self;
+    (void) free_pages;
+    (void) what;
+    (void) size;
+    (void) err;
+    *ok = true;
+    return EVR_OK;
+}
 
 evr_rc_t
 evr_store_check_db(evr_store_t *self, const char *name, bool *ok, char *what, size_t size,
@@ -242,3 +317,38 @@ evr_store_check_db(evr_store_t *self, const char *name, bool *ok, char *what, si
 }
 
 #endif
+
+evr_rc_t
+evr_store_check_pages(evr_store_t *self, const char *const *dbs, const char *doing,
+                      evr_err_t *err)
+{
+    static const char *const all[] = { "events", "by_job", "jobs", "open", "meta", "kv", NULL };
+    {   /* LMDB's own trees first: every read begins in main, a write (and
+           a compacting copy) reads the free pages, a read-only view not */
+        bool ok;
+        char what[256];
+        bool free_pages = !dbs || !(self->flags & EVR_STORE_RDONLY);
+        evr_rc_t rc = evr_store_check_core(self, free_pages, &ok, what, sizeof what, err);
+        if (rc)
+            return rc;
+        if (!ok)
+            return evr_err_set(err, EVR_ERR_STORE, "store: %s: %s: LMDB's own tree is "
+                               "damaged; %s (evrun-replay %s --verify checks every database; "
+                               "restore the store from a backup, or move the directory aside "
+                               "to start anew)", self->dir, what, doing, self->dir);
+    }
+    for (const char *const *db = dbs ? dbs : all; *db; db++) {
+        bool ok;
+        char what[256];
+        evr_rc_t rc = evr_store_check_db(self, *db, &ok, what, sizeof what, err);
+        if (rc)
+            return rc;
+        if (!ok)
+            return evr_err_set(err, EVR_ERR_STORE, "store: %s: %s: %s: the database is damaged "
+                               "(LMDB would read past its pages); %s (evrun-replay %s --verify "
+                               "checks every database; restore the store from a backup, or "
+                               "move the directory aside to start anew)", self->dir, *db, what,
+                               doing, self->dir);
+    }
+    return EVR_OK;
+}

@@ -30,10 +30,24 @@ struct evr_store {
     /* retention's pass under way: what its walk of the projections decided,
        taken batch by batch (evr_prune.c); NULL between passes */
     struct evr_prune_plan *prune_plan;
+    /* what the last pass that found no more to do must see change before
+       the next one reads the projections again (evr_prune.c); NULL when
+       none is known */
+    struct evr_prune_quiet *prune_quiet;
 };
 
 /*  Frees a pass of retention left under way (evr_prune.c). */
 void evr_prune_plan_free(evr_store_t *self);
+
+/*  Frees the pass under way and what the last one left to watch
+    (evr_prune.c), as the store handle goes. */
+void evr_prune_forget(evr_store_t *self);
+
+/*  The `meta` key whose value (8 bytes, big-endian) is the last seq of a
+    write transaction that stored a finished job's projection (appended
+    events; not retention's own rewrites): retention reads the
+    projections again only when it moved (evr_prune.c). */
+#define EVR_STORE_FINAL_SEQ "final_seq"
 
 /*  An LMDB failure as EVR_ERR_STORE, keeping LMDB's text. */
 evr_rc_t evr_store_mdb_err(evr_err_t *err, const char *what, int rc);
@@ -79,6 +93,14 @@ evr_rc_t evr_store_read_begin(evr_store_t *self, MDB_dbi dbi, MDB_txn **txn, MDB
     EVR_ERR_STORE (a read transaction could not begin) (evr_store_check.c). */
 evr_rc_t evr_store_check_db(evr_store_t *self, const char *name, bool *ok, char *what,
                             size_t size, evr_err_t *err);
+
+/*  As evr_store_check_db, for LMDB's own trees in the meta page of a
+    read transaction's snapshot: the free pages (which a writer reads to
+    reuse them, and a compacting copy to count them) and the main one
+    (the databases' records; the free pages only with free_pages);
+    what[] then begins "free pages: " or "main: " (evr_store_check.c). */
+evr_rc_t evr_store_check_core(evr_store_t *self, bool free_pages, bool *ok, char *what,
+                              size_t size, evr_err_t *err);
 
 /*  One entry of evr_store_walk: k, v and txn (for lookups in other
     databases) are valid during the call only.  Set *stop to end the walk;

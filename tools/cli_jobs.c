@@ -932,10 +932,13 @@ s_query(int argc, char **argv, evr_msgtype_t type)
             char lim[32] = "";
             if (req.limit)
                 snprintf(lim, sizeof lim, " --limit %u", req.limit);
+            /* the page as this one is printed: --tree and --json kept (the
+               next page was a table, a flat one) */
             fprintf(stderr, "%s: more jobs past this page; the next: evrun-cli jobs --before %s%s"
-                    "%s%s%s%s\n", prog, ls.last, lim, req.pipeline ? " --pipeline " : "",
+                    "%s%s%s%s%s%s\n", prog, ls.last, lim, req.pipeline ? " --pipeline " : "",
                     req.pipeline ? req.pipeline : "", req.status ? " --status " : "",
-                    req.status ? req.status : "");
+                    req.status ? req.status : "", tree ? " --tree" : "",
+                    cli.json ? " --json" : "");
         }
         if (!rc && type == EVR_MSG_RUNNERS) {
             s_list_providers(&cli);

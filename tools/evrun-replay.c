@@ -94,9 +94,11 @@ s_help(FILE *out)
             "exit status: 0 ok; 1 a difference (--verify), or no such job (or step of\n"
             "it) in the store, or one removed while read (what was printed, cut short);\n"
             "2 usage error (an unknown option, a bad SEQ, --from above --to, an ID that\n"
-            "is no job id, a STEP no step could be named), or DIR missing or not an evrun store, or a store error (an\n"
-            "event that does not decode; --compact: OUT unusable, a full disk), or stdout\n"
-            "not writable;\n"
+            "is no job id, a STEP no step could be named), or DIR missing, not an evrun\n"
+            "store or not searchable by this user, or a store error (an event that does\n"
+            "not decode, a damaged page of a database the view walks whole: each view\n"
+            "checks those first; --compact: OUT unusable, a full disk), or stdout not\n"
+            "writable;\n"
             "a reader that stops reading (| head) ends it quietly, status 0\n");
 }
 
@@ -781,8 +783,25 @@ main(int argc, char **argv)
         s_store_error(argv[optind], &err);
         return 2;
     }
+    /* the databases a view walks, their pages checked first: LMDB trusts
+       them, and a damaged one crashed the view (--verify checks every
+       database and says each difference; --compact, before its copy).
+       A view that reads a part of the events and their index checks the
+       projections only: a check reads every page of a tree (0.45 s over
+       a million events, for a read of 0.01 s) */
+    static const char *const for_list[] = { "jobs", "meta", NULL };
+    static const char *const for_events[] = { "events", "meta", NULL };
+    bool part = job || output || (events && (o.from || o.to_given));
+    const char *const *dbs = verify || compact ? NULL
+                           : part              ? for_list
+                           : events || o.as_of_given ? for_events
+                                               : for_list;
     int status;
-    if (job)
+    if (dbs && evr_store_check_pages(store, dbs, "not read", &err)) {
+        s_store_error(argv[optind], &err);
+        status = 2;
+    }
+    else if (job)
         status = s_job(store, job, &o);
     else if (events)
         status = s_events(store, &o);

@@ -16,7 +16,8 @@
        evrun-broker started on that store (binaries beside this one).
     4. With --prune-jobs P: builds a store of P finished one-step jobs
        and times retention as the broker runs it (evr_store_prune in
-       batches of 200 until none is left): a pass that finds nothing, a
+       batches of 200 until none is left): a pass that finds nothing
+       (the first, then the median of --runs more a minute apart each), a
        dry run, and the pass that removes every job, with its slowest
        batch (one run each: the pass is destructive).
     Each timing is the median of --runs runs; *_cpu_* figures are the CPU
@@ -486,6 +487,17 @@ s_part_prune(const s_opts_t *o)
     if (evr_store_prune(st, &none, later, 200, false, NULL, NULL, &ps, &more, &err))
         return s_die("prune", err.msg);
     double idle = s_secs(t0);
+    double next[64];    /* the passes after it, as the broker's timer runs them */
+    long nruns = o->runs < 64 ? o->runs : 64;
+    for (long r = 0; r < nruns; r++) {
+        t0 = evr_mono_ns();
+        if (evr_store_prune(st, &none, later + (uint64_t) (r + 1) * 60000000000ull, 200, false,
+                            NULL, NULL, &ps, &more, &err))
+            return s_die("prune", err.msg);
+        next[r] = s_secs(t0) * 1e3;
+    }
+    if (ps.jobs)
+        return s_die("prune", "a pass with nothing to do removed jobs");
     t0 = evr_mono_ns();
     if (evr_store_prune(st, &all, later, 200, true, NULL, NULL, &ps, &more, &err))
         return s_die("prune --dry-run", err.msg);
@@ -512,6 +524,7 @@ s_part_prune(const s_opts_t *o)
     printf("prune_jobs: %ld\n", o->prune);
     printf("prune_events: %zu\n", events);
     printf("prune_idle_ms: %.1f\n", idle * 1e3);
+    printf("prune_idle_next_us: %.1f\n", s_median(next, nruns) * 1e3);
     printf("prune_dry_run_s: %.3f\n", dry);
     printf("prune_pass_s: %.3f\n", pass);
     printf("prune_pass_cpu_s: %.3f\n", cpu);

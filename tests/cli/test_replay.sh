@@ -155,6 +155,72 @@ PY
 check "--verify of a random index page exits 1 (no crash)" [ $? -eq 1 ]
 check "--verify names the damaged page" grep -q "^by_job: page [0-9]*: .* not read" "$tmp/page.out"
 check "--verify of a random index page: FAILED" grep -q "^FAILED: " "$tmp/page.out"
+# a damaged page of the projections: every view that reads them says so,
+# exit 2, where each crashed (SIGSEGV inside LMDB, at the open already);
+# --compact makes no copy (it crashed in mdb_env_copy2)
+cp -r "$store" "$tmp/jpage"
+python3 - "$tmp/jpage/data.mdb" <<'PY'
+import random, re, sys
+p = sys.argv[1]
+d = bytearray(open(p, "rb").read())
+m = re.search(rb"01JQ7ZK3M8X2V9T4B600000001[\x80-\x8f\xde\xdf]", bytes(d))   # a projection
+page = m.start() // 4096 * 4096
+random.seed(11)
+d[page:page + 4096] = bytes(random.getrandbits(8) for _ in range(4096))
+open(p, "wb").write(d)
+PY
+for view in "" "--job $job" "--output $job" "--job $job --as-of 3"; do
+  "$bin/evrun-replay" "$tmp/jpage" $view > /dev/null 2> "$tmp/jpage.err"
+  check "a damaged projection page, view '$view': exit 2 (no crash)" [ $? -eq 2 ]
+  check "a damaged projection page, view '$view': names it, and what to do" \
+    grep -q "^evrun-replay: store: $tmp/jpage: jobs: page [0-9]*: .*: the database is damaged (LMDB would read past its pages); not read (evrun-replay $tmp/jpage --verify checks every database; restore the store from a backup" "$tmp/jpage.err"
+done
+check "a damaged projection page: --events reads the events" \
+  [ "$("$bin/evrun-replay" "$tmp/jpage" --events | wc -l)" -eq 75 ]
+"$bin/evrun-replay" "$tmp/jpage" --verify > "$tmp/jpage.out" 2>&1
+check "a damaged projection page: --verify exits 1 (no crash)" [ $? -eq 1 ]
+check "a damaged projection page: --verify names it" grep -q "^jobs: page [0-9]*: .* not read" "$tmp/jpage.out"
+"$bin/evrun-replay" "$tmp/jpage" --compact "$tmp/jpage-copy" > /dev/null 2> "$tmp/jpage.err"
+check "a damaged projection page: --compact exits 2 (no crash)" [ $? -eq 2 ]
+check "a damaged projection page: --compact says no copy was made" \
+  grep -q "^evrun-replay: store: $tmp/jpage: jobs: page [0-9]*: .*: the database is damaged (LMDB would read past its pages); no copy made" "$tmp/jpage.err"
+check "a damaged projection page: --compact makes no OUT" [ ! -e "$tmp/jpage-copy" ]
+# a writer too (it crashed at its start, reading the last projection)
+cat > "$tmp/w.yml" <<'YML'
+pipeline: w
+executor: process
+steps: [ { name: s, run: "true" } ]
+YML
+"$bin/evrun-runner" --exec "$tmp/w.yml" --executors process --state-dir "$tmp/jpage" \
+  > /dev/null 2> "$tmp/jpage-run.err"
+check "a damaged projection page: a runner exits 2 (no crash)" [ $? -eq 2 ]
+check "a damaged projection page: a runner says so" \
+  grep -q "store: $tmp/jpage: jobs: page [0-9]*: .*: the database is damaged (LMDB would read past its pages); the store is not opened (evrun-replay $tmp/jpage --verify checks every database" "$tmp/jpage-run.err"
+# a damaged page of LMDB's free-page tree (which the next write that reuses
+# pages reads, and a compacting copy): --verify said the store verified,
+# --compact crashed
+cp -r "$store" "$tmp/fpage"
+python3 - "$tmp/fpage/data.mdb" <<'PY'
+import random, struct, sys
+p = sys.argv[1]
+d = bytearray(open(p, "rb").read())
+metas = [d[i * 4096:(i + 1) * 4096] for i in (0, 1)]
+meta = max(metas, key=lambda m: struct.unpack_from("<Q", m, 16 + 128)[0])   # mm_txnid
+root = struct.unpack_from("<Q", meta, 16 + 24 + 40)[0]   # mm_dbs[FREE_DBI].md_root
+assert root != 2**64 - 1, "no free pages in the store"
+random.seed(5)
+d[root * 4096:(root + 1) * 4096] = bytes(random.getrandbits(8) for _ in range(4096))
+open(p, "wb").write(d)
+PY
+"$bin/evrun-replay" "$tmp/fpage" --verify > "$tmp/fpage.out" 2>&1
+check "a damaged free-page tree: --verify exits 1" [ $? -eq 1 ]
+check "a damaged free-page tree: --verify names it" \
+  grep -q "^free pages: page [0-9]*: .*: LMDB's own tree is damaged$" "$tmp/fpage.out"
+"$bin/evrun-replay" "$tmp/fpage" --compact "$tmp/fpage-copy" > /dev/null 2> "$tmp/fpage.err"
+check "a damaged free-page tree: --compact exits 2 (no crash)" [ $? -eq 2 ]
+check "a damaged free-page tree: --compact says no copy was made" \
+  grep -q "^evrun-replay: store: $tmp/fpage: free pages: page [0-9]*: .*: LMDB's own tree is damaged; no copy made" "$tmp/fpage.err"
+check "a damaged free-page tree: the job list still reads" status_is 0 "$bin/evrun-replay" "$tmp/fpage"
 
 check "missing dir exits 2" status_is 2 "$bin/evrun-replay" "$tmp/nope"
 mkdir "$tmp/empty"

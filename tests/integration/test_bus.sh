@@ -145,6 +145,10 @@ YML
     [ $page -lt 5 ] || break
   done
   check "3 pages" [ $page -eq 3 ]
+  # the next page's command prints it as this one: --json and --tree kept
+  cli jobs --limit 2 --json --tree > /dev/null 2> "$tmp/page.err"
+  check "a --json --tree page: the next keeps --tree --json" \
+    grep -q "the next: evrun-cli jobs --before ${ids[3]} --limit 2 --tree --json$" "$tmp/page.err"
   check "every job once, newest first" [ "$(echo $seen)" = "${ids[4]} ${ids[3]} ${ids[2]} ${ids[1]} ${ids[0]}" ]
   check "a filtered page: the finished ones" \
     [ "$(cli jobs --status succeeded --before "${ids[2]}" | awk 'NR > 1 {print $1}' | tr '\n' ' ')" = "${ids[1]} ${ids[0]} " ]

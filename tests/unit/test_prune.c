@@ -7,10 +7,13 @@
     afterwards (and while retention removes jobs), the used pages of
     the file bounded over rounds of appends and prunes, and a pass that
     walks the projections once, not once per batch, whose later batches
-    check each job again; and a compacted copy that gets the file's space
-    back. */
+    check each job again; a pass with nothing to do after one that left
+    nothing undone, which reads no projection until a job finishes, an
+    age comes or a held job is let go; and a compacted copy that gets the
+    file's space back. */
 #include <lmdb.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -603,6 +606,144 @@ test_pass_checks_again(void)
     free(dir);
 }
 
+typedef struct {
+    const char *held;
+    int asked;      /* busy asked: a walk asks of every finished job */
+} s_ask_t;
+
+static bool
+s_ask(const char *job, void *arg)
+{
+    s_ask_t *a = arg;
+    a->asked++;
+    return a->held && strcmp(job, a->held) == 0;
+}
+
+/*  One pass to its end (batches of 3); the jobs it removed and dropped
+    the output of in *st, how many times it asked busy in a->asked. */
+static void
+s_pass(evr_store_t *st, const evr_prune_policy_t *pol, uint64_t now, s_ask_t *a,
+       evr_prune_stats_t *ps)
+{
+    /* (a walk asks of each finished job, a batch again of each it takes) */
+    evr_err_t err;
+    bool more = true;
+    memset(ps, 0, sizeof *ps);
+    a->asked = 0;
+    for (int k = 0; more && k < 100; k++)
+        CHECK(evr_store_prune(st, pol, now, 3, false, NULL, NULL, ps, &more, &err) == EVR_OK);
+    CHECK(!more);
+}
+
+/*  A pass with nothing to do after one that left nothing undone reads no
+    projection (busy is asked of none: before, every pass walked every
+    job); one gets to work again, and removes exactly what the policy
+    says, once a job finishes, a kept job's age or its output's comes, a
+    held job is let go or the acknowledged seq passes a kept job; also
+    when the job finished in another process's append. */
+static void
+test_quiet_pass(void)
+{
+    char *dir = evr_stest_dir("quiet");
+    evr_store_t *st;
+    evr_err_t err;
+    CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
+    for (int i = 1; i <= 8; i++)
+        s_job(st, i, "a", false);
+    s_job(st, 9, "a", true);
+    uint64_t now = evr_now_ns(), min = 60ull * 1000000000ull;
+    s_ask_t a = { 0 };
+    evr_prune_policy_t pol = { .max_age_ms = 60 * 60000, .output_max_age_ms = 30 * 60000,
+                               .keep_per_pipeline = 6, .busy = s_ask, .busy_arg = &a };
+    evr_prune_stats_t ps;
+    s_pass(st, &pol, now, &a, &ps);     /* the first walks: 1 and 2 beyond the six */
+    CHECK(ps.jobs == 2 && ps.outputs == 0 && a.asked >= 8);
+    CHECK(!s_known(st, 2) && s_known(st, 3));
+    s_pass(st, &pol, now + min, &a, &ps);   /* nothing to do: no walk */
+    CHECK(ps.jobs == 0 && ps.outputs == 0 && a.asked == 0);
+    s_pass(st, &pol, now + 29 * min, &a, &ps);
+    CHECK(ps.jobs == 0 && a.asked == 0);
+
+    /* a job finishes: 3 goes, beyond the six again */
+    s_job(st, 10, "a", false);
+    s_pass(st, &pol, now + 29 * min, &a, &ps);
+    CHECK(ps.jobs == 1 && a.asked >= 7 && !s_known(st, 3) && s_known(st, 4));
+    s_pass(st, &pol, now + 29 * min, &a, &ps);
+    CHECK(ps.jobs == 0 && a.asked == 0);
+    /* a running job's event that does not finish it: still quiet */
+    s_pass(st, &pol, now + 29 * min, &a, &ps);
+    CHECK(a.asked == 0);
+
+    /* the output's age comes (31 min): dropped, 5 held by the caller */
+    char *five = s_job_id(5);
+    a.held = five;
+    s_pass(st, &pol, now + 31 * min, &a, &ps);
+    CHECK(ps.jobs == 0 && ps.outputs == 5 && a.asked >= 6);
+    s_pass(st, &pol, now + 32 * min, &a, &ps);  /* asks of 5 alone */
+    CHECK(ps.outputs == 0 && a.asked == 1);
+    a.held = NULL;                              /* let go: walked, dropped */
+    s_pass(st, &pol, now + 32 * min, &a, &ps);
+    CHECK(ps.outputs == 1 && a.asked >= 6);
+    s_pass(st, &pol, now + 59 * min, &a, &ps);
+    CHECK(ps.jobs == 0 && ps.outputs == 0 && a.asked == 0);
+
+    /* max_age comes: all six finished go, 9 (running) stays */
+    s_pass(st, &pol, now + 61 * min, &a, &ps);
+    CHECK(ps.jobs == 6 && a.asked >= 6);
+    CHECK(s_known(st, 9) && !s_known(st, 10) && !s_known(st, 4));
+    s_pass(st, &pol, now + 62 * min, &a, &ps);
+    CHECK(ps.jobs == 0 && a.asked == 0);
+    s_verify_clean(st, 9);
+
+    /* a runner's store: kept past the acknowledged seq until the ack
+       passes it, then removed */
+    s_job(st, 11, "a", false);
+    evr_job_t job = { 0 };
+    char *eleven = s_job_id(11);
+    CHECK(evr_store_get_job(st, eleven, &job, &err) == EVR_OK);
+    evr_prune_policy_t run = { .max_age_ms = 60000, .upto_seq = job.last_seq - 1 };
+    s_pass(st, &run, now + 62 * min, &a, &ps);
+    CHECK(ps.jobs == 0 && s_known(st, 11));
+    s_pass(st, &run, now + 63 * min, &a, &ps);
+    CHECK(ps.jobs == 0);
+    run.upto_seq = job.last_seq;
+    s_pass(st, &run, now + 63 * min, &a, &ps);
+    CHECK(ps.jobs == 1 && !s_known(st, 11));
+    evr_rec_free(&evr_job_type, &job);
+
+    /* another process's append moves final_seq as well */
+    now = evr_now_ns() + min;
+    s_pass(st, &pol, now, &a, &ps);
+    CHECK(ps.jobs == 0);
+    s_pass(st, &pol, now, &a, &ps);
+    CHECK(a.asked == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int before = evr_test_failed;
+        evr_store_t *other;
+        if (evr_store_open(dir, EVR_STORE_NOSYNC, &other, &err) != EVR_OK)
+            _exit(2);
+        for (int i = 12; i <= 19; i++)
+            s_job(other, i, "b", false);
+        evr_store_destroy(&other);
+        _exit(evr_test_failed != before ? 1 : 0);
+    }
+    int status = -1;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status)
+          && WEXITSTATUS(status) == 0);
+    s_pass(st, &pol, now, &a, &ps);
+    CHECK(ps.jobs == 2 && a.asked >= 8 && !s_known(st, 13) && s_known(st, 14));
+    s_pass(st, &pol, now, &a, &ps);
+    CHECK(ps.jobs == 0 && a.asked == 0);
+    s_verify_clean(st, 12);
+    free(five);
+    free(eleven);
+    evr_store_destroy(&st);
+    evr_stest_rm_rf(dir);
+    free(dir);
+}
+
 static uint64_t
 s_file_size(const char *dir)
 {
@@ -675,6 +816,7 @@ main(void)
     EVR_TEST_RUN(test_verify_while_pruned);
     EVR_TEST_RUN(test_pass_walks_once);
     EVR_TEST_RUN(test_pass_checks_again);
+    EVR_TEST_RUN(test_quiet_pass);
     EVR_TEST_RUN(test_compact_copy);
     evr_stest_rm_rf(evr_stest_root);
     EVR_TEST_END();

@@ -2,10 +2,14 @@
     temporary directory: a new store and its meta, reopening read-only, and
     what is refused with a message that says why (a format this build does
     not read, a foreign or empty LMDB environment, a data.mdb that is no
-    LMDB file, a broker's store for a runner and a runner's for a broker),
+    LMDB file, a broker's store for a runner and a runner's for a broker,
+    a directory this user may not search),
     and a dry run's open that writes nothing.
     Appending, reading and verifying are test_store's. */
+#include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "evr_stest.h"
 #include "evr_store.h"
@@ -102,6 +106,52 @@ test_open(void)
     free(junk);
     free(empty);
     free(foreign);
+    free(dir);
+}
+
+/*  A store in a directory this user may not search, and a data.mdb that
+    cannot be looked at (a link to itself): said as such, not "no evrun
+    store here (no data.mdb)" (a reader was told no store was there). */
+static void
+test_unsearchable(void)
+{
+    char *dir = evr_stest_dir("locked");
+    evr_store_t *st;
+    evr_err_t err;
+    CHECK(evr_store_open(dir, EVR_STORE_SYNC, &st, &err) == EVR_OK);
+    evr_store_destroy(&st);
+    CHECK(chmod(dir, 0) == 0);
+    CHECK(chmod(evr_stest_root, 0711) == 0);    /* the directory itself is the one refused */
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {     /* root searches any directory: as nobody */
+        if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) {
+            perror("  setuid nobody");
+            _exit(3);
+        }
+        evr_store_t *ro = NULL;
+        evr_rc_t rc = evr_store_open(dir, EVR_STORE_RDONLY, &ro, &err);
+        evr_store_destroy(&ro);
+        bool said = rc == EVR_ERR_STORE && strstr(err.msg, "/data.mdb: Permission denied: run as "
+                                                  "the user who owns the directory")
+                 && !strstr(err.msg, "no evrun store here");
+        if (!said)
+            fprintf(stderr, "  said: %s\n", err.msg);
+        _exit(said ? 0 : 1);
+    }
+    int status = -1;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status)
+          && WEXITSTATUS(status) == 0);
+    CHECK(chmod(dir, 0700) == 0 && chmod(evr_stest_root, 0700) == 0);
+    char *loop = evr_stest_dir("loop");
+    mkdir(loop, 0700);
+    char *link = evr_asprintf("%s/data.mdb", loop);
+    CHECK(symlink("data.mdb", link) == 0);
+    CHECK(evr_store_open(loop, EVR_STORE_RDONLY, &st, &err) == EVR_ERR_STORE);
+    CHECK_CONTAINS(err.msg, "/data.mdb: Too many levels of symbolic links");
+    CHECK(!strstr(err.msg, "no evrun store here"));
+    free(link);
+    free(loop);
     free(dir);
 }
 
@@ -213,6 +263,7 @@ main(void)
     EVR_TEST_RUN(test_open);
     EVR_TEST_RUN(test_kind);
     EVR_TEST_RUN(test_nomark);
+    EVR_TEST_RUN(test_unsearchable);
     evr_stest_rm_rf(evr_stest_root);
     EVR_TEST_END();
 }
