@@ -38,7 +38,9 @@ struct evr_client {
 
 /*  The event stream next to a given client endpoint: ipc://D/clients ->
     ipc://D/events, tcp://HOST:PORT -> tcp://HOST:PORT+2 (the defaults'
-    layout); NULL when it cannot be told. */
+    layout; PORT 65534 or 65535, which have no PORT+2: tcp://HOST:7702,
+    the broker's default, on that host still); NULL when it cannot be
+    told. */
 static char *
 s_events_beside(const char *ep)
 {
@@ -48,8 +50,8 @@ s_events_beside(const char *ep)
     const char *colon = strrchr(ep, ':');
     char *end;
     long port = colon ? strtol(colon + 1, &end, 10) : 0;
-    if (!strncmp(ep, "tcp://", 6) && colon > ep + 6 && port > 0 && port < 65534 && !*end)
-        return evr_asprintf("%.*s:%ld", (int) (colon - ep), ep, port + 2);
+    if (!strncmp(ep, "tcp://", 6) && colon > ep + 6 && port > 0 && port <= 65535 && !*end)
+        return evr_asprintf("%.*s:%ld", (int) (colon - ep), ep, port < 65534 ? port + 2 : 7702);
     return NULL;
 }
 

@@ -291,6 +291,15 @@ run env EVRUN_STATE_DIR= "$bin/evrun-cli" token
 check "EVRUN_STATE_DIR='': exit 2, naming the variable" \
   said 'evrun-cli token: state_dir = "" (from env EVRUN_STATE_DIR): expected a directory (empty, every path made from it would start at /)'
 
+# the event stream beside a tcp:// broker: PORT+2 on its host; ports
+# 65534 and 65535 (no PORT+2) fell back to tcp://127.0.0.1:7702, another
+# host than the broker's: now the broker's default port on its host
+for c in "7701|7703" "65533|65535" "65534|7702" "65535|7702"; do
+  run "$bin/evrun-cli" jobs --broker "tcp://10.1.2.3:${c%%|*}" --print-config
+  check "--broker tcp://10.1.2.3:${c%%|*}: the event stream at port ${c#*|} of that host" \
+    grep -q "^events_endpoint: tcp://10.1.2.3:${c#*|}  *# the broker's event stream (derived)$" "$tmp/out"
+done
+
 # an endpoint given empty was "empty endpoint", naming neither the option
 # nor the fix, and --print-config printed it as good
 for c in "evrun-cli jobs --broker|evrun-cli jobs: client_endpoint" \
