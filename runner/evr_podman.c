@@ -393,6 +393,11 @@ evr_podman_create_body(const evr_podman_spec_t *spec)
                              "image", spec->image, "command", cmd,
                              "env", env, "work_dir",
                              spec->job_layout ? "/job/src" : "/workspace", "init", 1);
+    /* the working directory made if the image has none: a job of one step
+       has no volume at /workspace, and most images (alpine, debian) have
+       no /workspace, which podman's init refused ("workdir does not
+       exist") */
+    json_object_set_new(body, "create_working_dir", json_true());
     if (spec->control_dir)
         json_object_set_new(body, "mounts",
                             json_pack("[{s:s, s:s, s:s, s:[s,s]}]", "destination", "/run/evrun",
@@ -410,12 +415,11 @@ evr_podman_create_body(const evr_podman_spec_t *spec)
     if (spec->volume && !spec->job_layout)
         json_array_append_new(vols, json_pack("{s:s, s:s}", "Name", spec->volume, "Dest",
                                               "/workspace"));
-    else if (spec->volume) {   /* /job; the CI area read-only inside it; cwd made if missing */
+    else if (spec->volume) {   /* /job; the CI area read-only inside it */
         json_array_append_new(vols, json_pack("{s:s, s:s}", "Name", spec->volume, "Dest", "/job"));
         if (spec->ci_volume)
             json_array_append_new(vols, json_pack("{s:s, s:s, s:[s]}", "Name", spec->ci_volume,
                                                   "Dest", "/job/ci", "Options", "ro"));
-        json_object_set_new(body, "create_working_dir", json_true());
     }
     for (uint32_t i = 0; i < spec->nmounts; i++)
         json_array_append_new(vols, spec->mounts_readonly

@@ -212,6 +212,51 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
+# bare_image NAME [DIR...]: a busybox image with only /bin (sh, echo, cat,
+# pwd unless NOSH is set) and the DIRs, imported as localhost/evrun-NAME
+# (the case removes it)
+bare_image() {
+  local name=$1 root=$tmp/bare-$1 c; shift
+  mkdir -p "$root/bin" "$root/etc"
+  for d in "$@"; do mkdir -p "$root/$d"; done
+  if [ -z "${NOSH:-}" ]; then
+    cp /bin/busybox "$root/bin/"
+    for c in sh echo cat pwd; do ln -sf busybox "$root/bin/$c"; done
+  fi
+  tar -C "$root" -cf "$root.tar" .
+  podman import -q "$root.tar" "localhost/evrun-$name:latest" > /dev/null
+}
+
+case_image_no_workspace() {   # an image with no /workspace (alpine's): one step, and two
+  bare_image nows proc sys dev tmp
+  pipeline nows1 <<'YML'
+pipeline: nows1
+image: localhost/evrun-nows:latest
+steps:
+  - name: only
+    run: pwd
+YML
+  run nows1 "$tmp/nows1.yml"
+  check "one step: exit 0" [ "$rc" -eq 0 ]
+  check "... in /workspace, made" grep -qx "only | /workspace" "$out"
+  check "... nothing left in podman" [ "$(left_behind)" -eq 0 ]
+  pipeline nows2 <<'YML'
+pipeline: nows2
+image: localhost/evrun-nows:latest
+steps:
+  - name: a
+    run: echo hi > f
+  - name: b
+    needs: [a]
+    run: cat f
+YML
+  run nows2 "$tmp/nows2.yml"
+  check "two steps (a volume): exit 0" [ "$rc" -eq 0 ]
+  check "... the file shared" grep -qx "b | hi" "$out"
+  check "... nothing left in podman" [ "$(left_behind)" -eq 0 ]
+  podman rmi -f localhost/evrun-nows:latest > /dev/null 2>&1
+}
+
 case_predefined() {   # CI and EVRUN_* in every step; a step's env may set them over
   pipeline predefined <<'YML'
 pipeline: predefined
@@ -994,6 +1039,6 @@ which this runner does not offer: start it with --executors podman,process"
   check "nothing left of the job" [ "$(process_left)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits process_signal no_newline parallel_partial stream_order conmon_reset artifact_dir timeout secret secret_lines resource artifact_full process_full unreachable bad_file usage term_at_start sigint process process_missing_artifact process_artifact_links process_link_secret process_relative_state process_refused process_image process_sigint process_unfinished}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image image_no_workspace predefined network limits process_limits process_signal no_newline parallel_partial stream_order conmon_reset artifact_dir timeout secret secret_lines resource artifact_full process_full unreachable bad_file usage term_at_start sigint process process_missing_artifact process_artifact_links process_link_secret process_relative_state process_refused process_image process_sigint process_unfinished}
 # shellcheck disable=SC2086
 run_cases $cases
