@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -102,8 +103,8 @@ evr_podman_url(const evr_podman_t *self)
 }
 
 /*  Why nothing answers at the socket of url ("unix:///path"), in words:
-    it does not exist, refuses connections (no service listens), or may
-    not be opened; NULL when connecting works (curl's message says the
+    it does not exist, is a file or a directory, refuses connections (no
+    service listens), or may not be opened; NULL when connecting works (curl's message says the
     rest). */
 static const char *
 s_socket_problem(const char *url)
@@ -120,11 +121,18 @@ s_socket_problem(const char *url)
     close(fd);
     if (rc == 0)
         return NULL;
+    /* Linux refuses a connect to a path that is no socket as it does one
+       to a socket nobody listens on */
+    struct stat st;
+    if ((e == ECONNREFUSED || e == ENOTSOCK) && stat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
+        return S_ISDIR(st.st_mode) ? "the path is a directory, not a socket: give the socket's "
+                                     "path (podman system service unix://PATH)"
+                                   : "the path is a file, not a socket: give the socket's path "
+                                     "(podman system service unix://PATH)";
     return e == ENOENT         ? "the socket does not exist: no podman service runs there"
          : e == ECONNREFUSED   ? "the socket refuses connections: no podman service listens "
                                  "there (one that stopped left it)"
          : e == EACCES         ? "permission denied on the socket (another user's service?)"
-         : e == ENOTSOCK       ? "the path is not a socket"
                                : NULL;
 }
 

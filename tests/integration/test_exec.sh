@@ -770,6 +770,15 @@ case_unreachable() {
   check "a dead socket: exit 2" [ "$rc" -eq 2 ]
   check "a dead socket: says it refuses connections" \
     grep -q "cannot reach podman at unix://$tmp/dead.sock: the socket refuses connections: no podman service listens there" "$err"
+  # a file or a directory where the socket should be: not "refuses
+  # connections" (Linux's ECONNREFUSED for both), nor "a service stopped"
+  : > "$tmp/afile"; mkdir -p "$tmp/adir"
+  run unreachable3 "$src/examples/hello.yml" --podman-url "unix://$tmp/afile"
+  check "a file: exit 2" [ "$rc" -eq 2 ]
+  check "a file: says so" grep -qF "cannot reach podman at unix://$tmp/afile: the path is a file, not a socket: give the socket's path (podman system service unix://PATH)" "$err"
+  run unreachable4 "$src/examples/hello.yml" --podman-url "unix://$tmp/adir"
+  check "a directory: exit 2" [ "$rc" -eq 2 ]
+  check "a directory: says so" grep -qF "cannot reach podman at unix://$tmp/adir: the path is a directory, not a socket" "$err"
 }
 
 case_bad_file() {
