@@ -213,7 +213,15 @@ s_done(evr_http_req_t *req, void *arg)
     if (evr_http_error(req, &terr)) {
         evr_podman_reply_plain(0, NULL, 0, &rep);
         rep.rc = EVR_ERR_PODMAN;
-        snprintf(rep.msg, sizeof rep.msg, "%s", terr);
+        /* a service gone (stopped, restarting): why, in words, not curl's
+           "Failed to connect to d port 80" */
+        const char *why = strstr(terr, "onnect") ? s_socket_problem(evr_http_base(c->pm->http))
+                                                 : NULL;
+        if (why)
+            snprintf(rep.msg, sizeof rep.msg, "cannot reach podman at %s: %s (%s)",
+                     evr_http_base(c->pm->http), why, terr);
+        else
+            snprintf(rep.msg, sizeof rep.msg, "%s", terr);
     }
     else {
         if (status >= 400 && c->errlen) {   /* on_data kept the error body's start */

@@ -781,6 +781,34 @@ case_unreachable() {
   check "a directory: says so" grep -qF "cannot reach podman at unix://$tmp/adir: the path is a directory, not a socket" "$err"
 }
 
+case_service_gone() {   # podman's service stops during a step: the removal says why in words
+  "$src/tools/podman-service" start "$tmp/svc" > "$tmp/svc.log" 2>&1
+  check "a service of the case's own" [ -s "$tmp/svc/podman.pid" ]
+  local pid; pid=$(cat "$tmp/svc/podman.pid")
+  pipeline gone <<'YML'
+pipeline: gone
+image: localhost/evrun-busybox:latest
+network: none
+steps:
+  - name: a
+    run: echo start; sleep 4; echo end
+YML
+  "$bin/evrun-runner" --exec "$tmp/gone.yml" --state-dir "$tmp/gone" \
+    --podman-url "unix://$tmp/svc/podman.sock" > "$tmp/gone.out" 2>&1 &
+  local runner=$!
+  local i
+  for i in $(seq 1 300); do grep -qx "a | start" "$tmp/gone.out" && break; sleep 0.1; done
+  kill "$pid"   # only the case's own service, by its pid
+  wait "$runner"
+  out=$tmp/gone.out
+  job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$out" | head -n 1)
+  check "the step's end still known (conmon's exit file)" grep -q "^a > succeeded (exit 0" "$out"
+  check "the removal: podman unreachable, in words, not curl's alone" \
+    grep -qF "removing a container of job $job: cannot reach podman at unix://$tmp/svc/podman.sock: the socket does not exist: no podman service runs there (DELETE" "$out"
+  podman rm -f "evrun-$(echo "$job" | tr 'A-Z' 'a-z')-a-1" > /dev/null 2>&1
+  check "nothing left in podman (removed by the test)" [ "$(left_behind)" -eq 0 ]
+}
+
 case_bad_file() {
   run bad "$src/tests/data/pipelines/bad/cycle.yml"
   check "exit 2" [ "$rc" -eq 2 ]
@@ -1066,6 +1094,6 @@ which this runner does not offer: start it with --executors podman,process"
   check "nothing left of the job" [ "$(process_left)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image image_no_workspace image_no_shell predefined network limits process_limits process_signal no_newline parallel_partial stream_order conmon_reset artifact_dir timeout secret secret_lines resource artifact_full process_full unreachable bad_file usage term_at_start sigint process process_missing_artifact process_artifact_links process_link_secret process_relative_state process_refused process_image process_sigint process_unfinished}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image image_no_workspace image_no_shell predefined network limits process_limits process_signal no_newline parallel_partial stream_order conmon_reset artifact_dir timeout secret secret_lines resource artifact_full process_full unreachable service_gone bad_file usage term_at_start sigint process process_missing_artifact process_artifact_links process_link_secret process_relative_state process_refused process_image process_sigint process_unfinished}
 # shellcheck disable=SC2086
 run_cases $cases
