@@ -80,14 +80,19 @@ s_line(const char *text, void *arg)
 
 /*  A localhost/ image comes from no registry: one built on the runner's
     host.  Its failed pull says so, not only podman's "connection
-    refused" of a registry at localhost:443. */
+    refused" of a registry at localhost:443, and under pull: always that
+    the policy is the cause. */
 static const char *
-s_pull_hint(const char *image)
+s_pull_hint(const char *image, uint32_t policy)
 {
-    return strncmp(image, "localhost/", 10) == 0
-               ? " (a localhost/ image is built on the runner's host, with podman build or "
-                 "tools/build-test-image; this runner's podman does not have it)"
-               : "";
+    if (strncmp(image, "localhost/", 10) != 0)
+        return "";
+    /* always pulls even an image podman has: the lack is not the cause */
+    return policy == EVR_PULL_ALWAYS
+               ? " (a localhost/ image is built on the runner's host and comes from no "
+                 "registry: pull: always cannot pull it; use pull: missing)"
+               : " (a localhost/ image is built on the runner's host, with podman build or "
+                 "tools/build-test-image; this runner's podman does not have it)";
 }
 
 /*  A registry that refused the pull's credentials (none, or wrong ones)
@@ -121,7 +126,7 @@ s_pulled(const evr_exec_result_t *r, void *arg)
         im->why = im->policy == EVR_PULL_NEVER && !r->pulled
                       ? evr_strdup(r->msg)
                       : evr_asprintf("pulling image %s: %s%s%s", im->image, r->msg,
-                                     s_pull_hint(im->image), auth);
+                                     s_pull_hint(im->image, im->policy), auth);
         free(auth);
         if (r->pulled || im->announced) {
             s_announce(im);

@@ -275,6 +275,22 @@ YML
   podman rmi -f localhost/evrun-nosh:latest > /dev/null 2>&1
 }
 
+case_always_local() {   # pull: always on a localhost/ image podman has: the policy is the cause
+  pipeline always_local <<'YML'
+pipeline: always-local
+image: localhost/evrun-busybox:latest
+pull: always
+steps:
+  - name: a
+    run: "true"
+YML
+  run always_local "$tmp/always_local.yml"
+  check "exit 1" [ "$rc" -eq 1 ]
+  check "the policy named, with the fix" grep -qF "(a localhost/ image is built on the runner's host and comes from no registry: pull: always cannot pull it; use pull: missing)" "$out"
+  check "... not that podman lacks it (it has it)" sh -c "! grep -q 'does not have it' '$out'"
+  check "... nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
 case_predefined() {   # CI and EVRUN_* in every step; a step's env may set them over
   pipeline predefined <<'YML'
 pipeline: predefined
@@ -1094,6 +1110,6 @@ which this runner does not offer: start it with --executors podman,process"
   check "nothing left of the job" [ "$(process_left)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image image_no_workspace image_no_shell predefined network limits process_limits process_signal no_newline parallel_partial stream_order conmon_reset artifact_dir timeout secret secret_lines resource artifact_full process_full unreachable service_gone bad_file usage term_at_start sigint process process_missing_artifact process_artifact_links process_link_secret process_relative_state process_refused process_image process_sigint process_unfinished}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image image_no_workspace image_no_shell always_local predefined network limits process_limits process_signal no_newline parallel_partial stream_order conmon_reset artifact_dir timeout secret secret_lines resource artifact_full process_full unreachable service_gone bad_file usage term_at_start sigint process process_missing_artifact process_artifact_links process_link_secret process_relative_state process_refused process_image process_sigint process_unfinished}
 # shellcheck disable=SC2086
 run_cases $cases
