@@ -80,14 +80,36 @@ s_line(const char *text, void *arg)
 
 /*  A localhost/ image comes from no registry: one built on the runner's
     host.  Its failed pull says so, not only podman's "connection
-    refused" of a registry at localhost:443. */
+    refused" of a registry at localhost:443, and under pull: always that
+    the policy is the cause. */
 static const char *
-s_pull_hint(const char *image)
+s_pull_hint(const char *image, uint32_t policy)
 {
-    return strncmp(image, "localhost/", 10) == 0
-               ? " (a localhost/ image is built on the runner's host, with podman build or "
-                 "tools/build-test-image; this runner's podman does not have it)"
-               : "";
+    if (strncmp(image, "localhost/", 10) != 0)
+        return "";
+    /* always pulls even an image podman has: the lack is not the cause */
+    return policy == EVR_PULL_ALWAYS
+               ? " (a localhost/ image is built on the runner's host and comes from no "
+                 "registry: pull: always cannot pull it; use pull: missing)"
+               : " (a localhost/ image is built on the runner's host, with podman build or "
+                 "tools/build-test-image; this runner's podman does not have it)";
+}
+
+/*  A registry that refused the pull's credentials (none, or wrong ones)
+    says only "unauthorized: authentication required": where they come
+    from, and so what to fix. */
+static char *
+s_auth_hint(const evr_eng_job_t *job, const char *msg)
+{
+    if (!strstr(msg, "unauthorized") && !strstr(msg, "authentication required"))
+        return evr_strdup("");
+    if (job->spec->registry_auth)
+        return evr_asprintf(" (the registry refused the credentials of the pipeline's "
+                            "registry_auth, the secret %.128s: check its user:password)",
+                            job->spec->registry_auth);
+    return evr_strdup(" (no credentials of the pipeline's, and the runner's or podman's were "
+                      "refused or had none for this registry: give registry_auth: SECRET, a "
+                      "secret holding user:password, or set the runner's registry_auth file)");
 }
 
 static void
@@ -100,10 +122,12 @@ s_pulled(const evr_exec_result_t *r, void *arg)
     uint64_t ms = (evr_mono_ns() - im->t0) / 1000000u;
     if (r->rc) {
         im->state = S_FAILED;
+        char *auth = s_auth_hint(job, r->msg);
         im->why = im->policy == EVR_PULL_NEVER && !r->pulled
                       ? evr_strdup(r->msg)
-                      : evr_asprintf("pulling image %s: %s%s", im->image, r->msg,
-                                     s_pull_hint(im->image));
+                      : evr_asprintf("pulling image %s: %s%s%s", im->image, r->msg,
+                                     s_pull_hint(im->image, im->policy), auth);
+        free(auth);
         if (r->pulled || im->announced) {
             s_announce(im);
             evr_event_t *ev = evr_eng_emit(job, EVR_EV_IMAGE_PULL_FAILED, NULL);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -102,8 +103,8 @@ evr_podman_url(const evr_podman_t *self)
 }
 
 /*  Why nothing answers at the socket of url ("unix:///path"), in words:
-    it does not exist, refuses connections (no service listens), or may
-    not be opened; NULL when connecting works (curl's message says the
+    it does not exist, is a file or a directory, refuses connections (no
+    service listens), or may not be opened; NULL when connecting works (curl's message says the
     rest). */
 static const char *
 s_socket_problem(const char *url)
@@ -120,11 +121,18 @@ s_socket_problem(const char *url)
     close(fd);
     if (rc == 0)
         return NULL;
+    /* Linux refuses a connect to a path that is no socket as it does one
+       to a socket nobody listens on */
+    struct stat st;
+    if ((e == ECONNREFUSED || e == ENOTSOCK) && stat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
+        return S_ISDIR(st.st_mode) ? "the path is a directory, not a socket: give the socket's "
+                                     "path (podman system service unix://PATH)"
+                                   : "the path is a file, not a socket: give the socket's path "
+                                     "(podman system service unix://PATH)";
     return e == ENOENT         ? "the socket does not exist: no podman service runs there"
          : e == ECONNREFUSED   ? "the socket refuses connections: no podman service listens "
                                  "there (one that stopped left it)"
          : e == EACCES         ? "permission denied on the socket (another user's service?)"
-         : e == ENOTSOCK       ? "the path is not a socket"
                                : NULL;
 }
 
@@ -205,7 +213,15 @@ s_done(evr_http_req_t *req, void *arg)
     if (evr_http_error(req, &terr)) {
         evr_podman_reply_plain(0, NULL, 0, &rep);
         rep.rc = EVR_ERR_PODMAN;
-        snprintf(rep.msg, sizeof rep.msg, "%s", terr);
+        /* a service gone (stopped, restarting): why, in words, not curl's
+           "Failed to connect to d port 80" */
+        const char *why = strstr(terr, "onnect") ? s_socket_problem(evr_http_base(c->pm->http))
+                                                 : NULL;
+        if (why)
+            snprintf(rep.msg, sizeof rep.msg, "cannot reach podman at %s: %s (%s)",
+                     evr_http_base(c->pm->http), why, terr);
+        else
+            snprintf(rep.msg, sizeof rep.msg, "%s", terr);
     }
     else {
         if (status >= 400 && c->errlen) {   /* on_data kept the error body's start */
@@ -393,6 +409,11 @@ evr_podman_create_body(const evr_podman_spec_t *spec)
                              "image", spec->image, "command", cmd,
                              "env", env, "work_dir",
                              spec->job_layout ? "/job/src" : "/workspace", "init", 1);
+    /* the working directory made if the image has none: a job of one step
+       has no volume at /workspace, and most images (alpine, debian) have
+       no /workspace, which podman's init refused ("workdir does not
+       exist") */
+    json_object_set_new(body, "create_working_dir", json_true());
     if (spec->control_dir)
         json_object_set_new(body, "mounts",
                             json_pack("[{s:s, s:s, s:s, s:[s,s]}]", "destination", "/run/evrun",
@@ -410,12 +431,11 @@ evr_podman_create_body(const evr_podman_spec_t *spec)
     if (spec->volume && !spec->job_layout)
         json_array_append_new(vols, json_pack("{s:s, s:s}", "Name", spec->volume, "Dest",
                                               "/workspace"));
-    else if (spec->volume) {   /* /job; the CI area read-only inside it; cwd made if missing */
+    else if (spec->volume) {   /* /job; the CI area read-only inside it */
         json_array_append_new(vols, json_pack("{s:s, s:s}", "Name", spec->volume, "Dest", "/job"));
         if (spec->ci_volume)
             json_array_append_new(vols, json_pack("{s:s, s:s, s:[s]}", "Name", spec->ci_volume,
                                                   "Dest", "/job/ci", "Options", "ro"));
-        json_object_set_new(body, "create_working_dir", json_true());
     }
     for (uint32_t i = 0; i < spec->nmounts; i++)
         json_array_append_new(vols, spec->mounts_readonly

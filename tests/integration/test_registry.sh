@@ -173,6 +173,7 @@ case_no_creds() {   # none given, none in podman's own file: the registry refuse
     grep -q "show > failed (never started): .*pulling image $repo:1: .*unauthorized" "$out"
   check "failed before create: never started" sh -c "! grep -q step.started '$tmp/no_creds.job'"
   check "image.pull_failed recorded" grep -q "image.pull_failed .*unauthorized" "$tmp/no_creds.job"
+  check "... and what to fix" grep -qF "unauthorized: authentication required (no credentials of the pipeline's, and the runner's or podman's were refused or had none for this registry: give registry_auth: SECRET, a secret holding user:password, or set the runner's registry_auth file)" "$out"
   check "nothing left in podman" \
     sh -c "! podman ${store[*]} ps -a --format '{{.Names}}' | grep -qi '$job'"
 }
@@ -183,6 +184,7 @@ case_wrong_password() {
   run wrong_password
   check "exit 1" [ "$rc" -eq 1 ]
   check "unauthorized, naming the image" grep -q "pulling image $repo:1: .*unauthorized" "$out"
+  check "... the secret whose credentials were refused" grep -qF "unauthorized: authentication required (the registry refused the credentials of the pipeline's registry_auth, the secret WRONG_CREDS: check its user:password)" "$out"
   check "the wrong password nowhere" sh -c "! grep -rqaF '$user:wrong' '$state' '$out'"
 }
 
