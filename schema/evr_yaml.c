@@ -769,6 +769,10 @@ s_load_rec(s_ctx_t *ctx, yaml_node_t *node, const evr_rectype_t *type, void *rec
                   "image: IMAGE, steps: [...]), got %s", s_kind(node));
         else if (type == &evr_retry_type && node->type == YAML_SCALAR_NODE)
             s_retry_hint(ctx, node, path);
+        else if (type == &evr_step_type && node->type == YAML_SCALAR_NODE
+                 && !strcmp((const char *) node->data.scalar.value, "wait"))
+            s_err(ctx, node, path, "expected a mapping, got a scalar (Buildkite's wait: a step "
+                  "waits for others with needs here, needs: [build])");
         else if (type == &evr_on_type && node->type != YAML_MAPPING_NODE)
             s_err(ctx, node, path, "expected a mapping, got %s (GitHub's on: [push] is on: "
                   "{github: {events: [push]}} here, in a registered pipeline)", s_kind(node));

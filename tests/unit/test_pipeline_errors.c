@@ -56,6 +56,10 @@ test_ci_layouts(void)
                       "layout: an evrun file holds one pipeline");
     CHECK(!strstr(e, "did you mean pipeline"));
     free(e);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x}\n  - wait\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:5:5: steps[1]: expected a mapping, got a scalar (Buildkite's "
+                      "wait: a step waits for others with needs here, needs: [build])");
+    free(e);
 }
 
 /*  Other CI systems' keys evrun has no key for get what to write instead
