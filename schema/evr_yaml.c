@@ -90,9 +90,14 @@ s_scalar(s_ctx_t *ctx, yaml_node_t *node, uint32_t limit, const char *path)
 {
     if (node->type != YAML_SCALAR_NODE) {
         const char *last = strrchr(path, '.');
-        bool image = node->type == YAML_MAPPING_NODE && !strcmp(last ? last + 1 : path, "image");
-        s_err(ctx, node, path, "expected a string, got %s%s", s_kind(node),
-              image ? " (GitLab's image: {name: NAME} is image: NAME here)" : "");
+        const char *key = last ? last + 1 : path;
+        const char *hint = "";
+        if (node->type == YAML_MAPPING_NODE && !strcmp(key, "image"))
+            hint = " (GitLab's image: {name: NAME} is image: NAME here)";
+        else if (node->type == YAML_SEQUENCE_NODE && !strcmp(key, "run"))
+            hint = " (GitLab's script: list is one text here: run: |, then the commands "
+                   "one a line, indented below it)";
+        s_err(ctx, node, path, "expected a string, got %s%s", s_kind(node), hint);
         return NULL;
     }
     size_t n = node->data.scalar.length;
@@ -221,6 +226,13 @@ s_load_strlist(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, evr_strlis
         if (s_is_null(item)) {   /* `- ` alone, or ~: taken as the text "~" or "" */
             s_err(ctx, item, ipath, "expected a string, got nothing (an empty item, or ~: "
                   "remove it, or quote it)");
+            ok = false;
+            continue;
+        }
+        if (item->type == YAML_MAPPING_NODE && !strcmp(f->key, "needs")) {
+            /* GitLab's needs: [{job: build, artifacts: true}] */
+            s_err(ctx, item, ipath, "expected a step's name, got a mapping (GitLab's needs: "
+                  "[{job: build}] is needs: [build] here)");
             ok = false;
             continue;
         }
@@ -638,13 +650,31 @@ s_load_field(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, void *rec,
 }
 
 
-/*  Reports the unknown key k of type at kn; returns the index of the
+/*  Whether vn, the value of an unknown key at the top of the file, is a
+    GitLab job: a mapping with script or stage. */
+static bool
+s_gitlab_job(s_ctx_t *ctx, yaml_node_t *vn)
+{
+    if (vn->type != YAML_MAPPING_NODE)
+        return false;
+    for (yaml_node_pair_t *p = vn->data.mapping.pairs.start; p < vn->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = yaml_document_get_node(ctx->doc, p->key);
+        if (k && k->type == YAML_SCALAR_NODE
+            && (!strcmp((const char *) k->data.scalar.value, "script")
+                || !strcmp((const char *) k->data.scalar.value, "stage")))
+            return true;
+    }
+    return false;
+}
+
+/*  Reports the unknown key k of type at kn (its value vn); returns the index of the
     field suggested instead (its "missing" error is then left out), or -1.
     comma: k has no value and follows another key in a {...} mapping
     (`{run: echo "a, b"}` makes a key `b"`). */
 static int
-s_unknown_key(s_ctx_t *ctx, yaml_node_t *kn, const evr_rectype_t *type, const char *k,
-              const char *fpath, bool comma)
+s_unknown_key(s_ctx_t *ctx, yaml_node_t *kn, yaml_node_t *vn, const evr_rectype_t *type,
+              const char *k, const char *fpath, bool comma)
 {
     char keys[512];
     evr_yaml_expected_keys(type, keys, sizeof keys);
@@ -675,6 +705,10 @@ s_unknown_key(s_ctx_t *ctx, yaml_node_t *kn, const evr_rectype_t *type, const ch
         s_err(ctx, kn, fpath, "unknown key in a step: %s is a key of the pipeline, for all "
               "its steps; write it at the top of the file, at the column of steps: (expected "
               "one of: %s)", k, keys);
+    else if (type == &evr_spec_type && s_gitlab_job(ctx, vn))
+        s_err(ctx, kn, fpath, "unknown key: a GitLab job? evrun's jobs are steps, a list under "
+              "steps: (steps: - name: %s, then run: with its script) (expected one of: %s)",
+              k, keys);
     else if (comma)
         s_err(ctx, kn, fpath, "unknown key, with no value: in {...} a \",\" ends a value, so "
               "is this the rest of the value before it? quote a value that holds a \",\" "
@@ -735,6 +769,13 @@ s_load_rec(s_ctx_t *ctx, yaml_node_t *node, const evr_rectype_t *type, void *rec
                   "image: IMAGE, steps: [...]), got %s", s_kind(node));
         else if (type == &evr_retry_type && node->type == YAML_SCALAR_NODE)
             s_retry_hint(ctx, node, path);
+        else if (type == &evr_step_type && node->type == YAML_SCALAR_NODE
+                 && !strcmp((const char *) node->data.scalar.value, "wait"))
+            s_err(ctx, node, path, "expected a mapping, got a scalar (Buildkite's wait: a step "
+                  "waits for others with needs here, needs: [build])");
+        else if (type == &evr_on_type && node->type != YAML_MAPPING_NODE)
+            s_err(ctx, node, path, "expected a mapping, got %s (GitHub's on: [push] is on: "
+                  "{github: {events: [push]}} here, in a registered pipeline)", s_kind(node));
         else if (type == &evr_git_type && node->type == YAML_SCALAR_NODE)
             s_err(ctx, node, path, "expected a mapping, got a scalar (git: {url: %s})",
                   node->data.scalar.length <= 200 ? (const char *) node->data.scalar.value
@@ -767,7 +808,7 @@ s_load_rec(s_ctx_t *ctx, yaml_node_t *node, const evr_rectype_t *type, void *rec
         if (!f) {
             bool comma = node->data.mapping.style == YAML_FLOW_MAPPING_STYLE && i > 0
                       && s_is_null(vn);
-            int near = s_unknown_key(ctx, kn, type, k, fpath, comma);
+            int near = s_unknown_key(ctx, kn, vn, type, k, fpath, comma);
             if (near >= 0)
                 suggested |= 1ull << near;
             ok = false;

@@ -82,6 +82,16 @@ static const struct {
                   "[a, b]}); evrun's parallel is a pipeline key: steps run at once" },
     { "rules", "GitLab's rules: a step's when here (on_success, on_failure, always), or the "
                "pipeline's on: {github: ...} for registered pipelines" },
+    { "uses", "GitHub Actions' uses: evrun runs no actions: write the commands the action "
+              "would run in run:, in an image that has the tools" },
+    { "with", "GitHub Actions' with (an action's inputs): evrun runs no actions; a step's "
+              "values go in its env" },
+    { "working-directory", "evrun has no working-directory: begin run with cd DIR" },
+    { "strategy", "GitHub's strategy: {matrix: ...} is a step's matrix here (matrix: {K: "
+                  "[a, b]})" },
+    { "pipelines", "prunner's pipelines: NAME: tasks: layout: an evrun file holds one "
+                   "pipeline, pipeline: NAME at the top and its tasks as steps: a list of "
+                   "{name: N, run: ...}" },
 };
 
 /*  The same, in one record type only: GitLab's retry.when is evrun's

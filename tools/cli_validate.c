@@ -79,7 +79,8 @@ s_written_name(const evr_spec_t *spec, uint32_t i, char *buf, size_t size)
     without needs below another starts at once, which a reader of the
     file (or of GitLab's stages) may not expect.  `needs: []` written says
     it is meant.  In a sequence (no needs, no dag: true), `parallel` over 1
-    changes nothing.  Printed on stderr as file:line:column: FIELD:
+    changes nothing.  A run with GitHub's ${{ ... }} fails in sh.  Printed
+    on stderr as file:line:column: FIELD:
     warning: ...; they change no exit status. */
 void
 evr_cli_warn_dag(const char *file, const evr_spec_t *spec, const evr_diag_t *diag)
@@ -98,6 +99,30 @@ evr_cli_warn_dag(const char *file, const evr_spec_t *spec, const evr_diag_t *dia
                 "the steps run one after another, so parallel changes nothing (give steps "
                 "needs, or write dag: true to start them all at once, up to parallel)\n", file,
                 at, spec->parallel);
+    }
+    /* GitHub Actions' ${{ expr }} reaches sh as written: "bad substitution" */
+    uint32_t said = UINT32_MAX;
+    for (uint32_t i = 0; i <= spec->steps.n; i++) {
+        bool oe = i == spec->steps.n;
+        const evr_step_t *st = oe ? &spec->on_error : evr_spec_step(spec, i);
+        uint32_t w = oe ? 0 : evr_diag_written_index(diag, "steps", i);
+        if (!st->run || !strstr(st->run, "${{") || (!oe && w == said))
+            continue;
+        said = w;
+        char path[48];
+        if (oe)
+            snprintf(path, sizeof path, "on_error.run");
+        else
+            snprintf(path, sizeof path, "steps[%u].run", i);
+        uint32_t line = 0, col = 0;
+        char at[64] = "";
+        if (evr_diag_pos(diag, path, &line, &col))
+            snprintf(at, sizeof at, "%u:%u:", line, col);
+        if (!oe)
+            snprintf(path, sizeof path, "steps[%u].run", w);
+        fprintf(stderr, "%s:%s %s: warning: ${{ ... }} is GitHub Actions' expression syntax; "
+                "run goes to /bin/sh as written, which fails on it (bad substitution): write "
+                "$NAME for an env value or arg\n", file, at, path);
     }
     uint32_t last = UINT32_MAX;
     for (uint32_t i = 1; dag && i < spec->steps.n; i++) {

@@ -93,6 +93,14 @@ printf 'pipeline: seq\nimage: localhost/evrun-busybox:latest\nparallel: 4\ndag: 
 "$cli" validate "$tmp/seq.yml" > /dev/null 2> "$tmp/err"
 check "parallel with dag: true: no warning" [ ! -s "$tmp/err" ]
 
+# GitHub's ${{ ... }} in a run: sh fails on it; said at the run's line, once a matrix step
+printf 'pipeline: gh\nimage: localhost/evrun-busybox:latest\nsteps:\n  - name: a\n    matrix: {OS: [x, y]}\n    run: echo ${{ matrix.OS }}\n  - {name: b, run: echo $OS}\n' > "$tmp/gh.yml"
+"$cli" validate "$tmp/gh.yml" > /dev/null 2> "$tmp/err"
+check "\${{ }} in run: still valid, exit 0" [ $? -eq 0 ]
+check "\${{ }} in run: a warning at its line, once" \
+  grep -qxF "$tmp/gh.yml:6:10: steps[0].run: warning: \${{ ... }} is GitHub Actions' expression syntax; run goes to /bin/sh as written, which fails on it (bad substitution): write \$NAME for an env value or arg" "$tmp/err"
+check "\${{ }} in run: one warning" [ "$(wc -l < "$tmp/err")" -eq 1 ]
+
 "$cli" validate > /dev/null 2>&1
 check "no file: exit 2" [ $? -eq 2 ]
 "$cli" validate -a bad "$src/examples/hello.yml" > /dev/null 2>&1

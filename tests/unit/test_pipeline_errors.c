@@ -13,6 +13,55 @@
     step key at the top level says to indent it; libyaml's words get what
     to do (a tab, a key indented too deep, bytes that are not text, at
     their line and column); a scalar where a list goes shows the list. */
+/*  Other systems' layouts met whole: a GitLab job at the top of the file
+    is told to be a step; GitLab's needs: [{job:}] and script: list,
+    GitHub's on: [push], uses, with, strategy and working-directory, and
+    prunner's pipelines: are each answered with evrun's form. */
+static void
+test_ci_layouts(void)
+{
+    size_t n;
+    char *e = evr_ytest_load("pipeline: p\nimage: i\nbuild:\n  stage: build\n  script: [make]\n"
+                             "steps:\n  - {name: a, run: x}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:1: build: unknown key: a GitLab job? evrun's jobs are steps, a "
+                      "list under steps: (steps: - name: build, then run: with its script)");
+    free(e);
+    e = evr_ytest_load("pipeline: p\nimage: i\nother: {a: b}\nsteps:\n  - {name: a, run: x}\n",
+                       &n, NULL);
+    CHECK(!strstr(e, "GitLab job"));    /* a mapping with no script or stage: no guess */
+    free(e);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x}\n  - name: b\n    needs:\n      - job: a\n"
+                       "    run:\n      - make\n      - make test\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:7:9: steps[1].needs[0]: expected a step's name, got a mapping "
+                      "(GitLab's needs: [{job: build}] is needs: [build] here)");
+    CHECK_CONTAINS(e, "f.yml:9:7: steps[1].run: expected a string, got a list (GitLab's script: "
+                      "list is one text here: run: |, then the commands one a line, indented "
+                      "below it)");
+    free(e);
+    e = evr_ytest_load("pipeline: p\nimage: i\non: [push]\nsteps:\n"
+                       "  - {name: a, run: x, uses: actions/checkout@v4, with: {depth: 1},"
+                       " working-directory: d, strategy: {matrix: {os: [l]}}}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:5: on: expected a mapping, got a list (GitHub's on: [push] is "
+                      "on: {github: {events: [push]}} here, in a registered pipeline)");
+    CHECK_CONTAINS(e, "steps[0].uses: unknown key: GitHub Actions' uses: evrun runs no actions");
+    CHECK_CONTAINS(e, "steps[0].with: unknown key: GitHub Actions' with (an action's inputs)");
+    CHECK_CONTAINS(e, "steps[0].working-directory: unknown key: evrun has no "
+                      "working-directory: begin run with cd DIR");
+    CHECK_CONTAINS(e, "steps[0].strategy: unknown key: GitHub's strategy: {matrix: ...} is a "
+                      "step's matrix here");
+    free(e);
+    e = evr_ytest_load("pipelines:\n  release:\n    tasks:\n      lint: {script: [make]}\n",
+                       &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:1:1: pipelines: unknown key: prunner's pipelines: NAME: tasks: "
+                      "layout: an evrun file holds one pipeline");
+    CHECK(!strstr(e, "did you mean pipeline"));
+    free(e);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x}\n  - wait\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:5:5: steps[1]: expected a mapping, got a scalar (Buildkite's "
+                      "wait: a step waits for others with needs here, needs: [build])");
+    free(e);
+}
+
 /*  Other CI systems' keys evrun has no key for get what to write instead
     (stages is no misspelt labels); GitLab's image: {name:} and a cache
     written as one mapping get their form; an unquoted matrix name in a
@@ -481,6 +530,7 @@ main(void)
 {
     EVR_TEST_RUN(test_newcomer_errors);
     EVR_TEST_RUN(test_foreign_words);
+    EVR_TEST_RUN(test_ci_layouts);
     EVR_TEST_RUN(test_first_run_errors);
     EVR_TEST_RUN(test_review_errors);
     EVR_TEST_RUN(test_runners_env);
