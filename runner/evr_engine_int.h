@@ -95,7 +95,6 @@ typedef struct {
     void *attach;
     bool early_head;        /* EARLY_CREATED: its stream, attached ahead, is set up */
     bool attach_done, exit_known, stop_sent, kill_sent, timed_out, cancelled, lost;
-    bool no_entry;          /* its stderr began with podman's init's "failed to exec pid1" */
     int64_t exit_code;
     uint64_t t_start, t_end;
     uint64_t exited_at;     /* mono ns its unit ended, as the executor said

@@ -185,20 +185,6 @@ evr_eng_emit_output(evr_eng_step_t *st, int si, bool final)
 }
 
 
-#define S_PID1_PREFIX "ERROR (catatonit:"
-#define S_PID1_PREFIX_LEN (sizeof S_PID1_PREFIX - 1)
-
-/*  Whether the len bytes at data hold the string what. */
-static bool
-s_holds(const uint8_t *data, size_t len, const char *what)
-{
-    size_t n = strlen(what);
-    for (size_t i = 0; i + n <= len; i++)
-        if (memcmp(data + i, what, n) == 0)
-            return true;
-    return false;
-}
-
 void
 evr_eng_on_output(int stream, const uint8_t *data, size_t len, void *arg)
 {
@@ -208,12 +194,6 @@ evr_eng_on_output(int stream, const uint8_t *data, size_t len, void *arg)
     evr_eng_mark_started(st);   /* output proves it runs: step.started comes first */
     int si = stream == 1 ? 0 : 1;
     evr_eng_stream_t *s = &st->out[si];
-    /* podman's init (catatonit) could not start the step's /bin/sh: the
-       first bytes of stderr say so, and it exits 1 (s_entry_reason) */
-    if (si == 1 && !s->raw_off && !s->raw_in_buf && len > S_PID1_PREFIX_LEN
-        && memcmp(data, S_PID1_PREFIX, S_PID1_PREFIX_LEN) == 0
-        && s_holds(data, len, "): failed to exec pid1"))
-        st->no_entry = true;
     /* whole lines the other stream holds came first: their event goes
        first, so stdout and stderr keep their order as the executor read
        them, line by line (a part of a line waits: streams that switch

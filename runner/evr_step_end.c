@@ -155,21 +155,6 @@ s_shell_reason(evr_eng_step_t *st)
                            "(the step's output names it)");
 }
 
-/*  A step whose container's init could not run /bin/sh -c SCRIPT (an
-    image with no shell, or a /bin/sh that cannot be run): exit 1 and
-    catatonit's "failed to exec pid1" alone said it. */
-static void
-s_entry_reason(evr_eng_step_t *st)
-{
-    if (!st->no_entry || st->exit_code != 1 || st->reason || st->stop_sent || st->kill_sent
-        || st->timed_out || st->cancelled || st->lost)
-        return;
-    const evr_spec_t *spec = st->job->spec;
-    evr_eng_set_reason(st, "the image %.512s has no /bin/sh that runs (a step's run is a "
-                       "/bin/sh -c script): use an image with a shell",
-                       st->spec->image ? st->spec->image : spec->image ? spec->image : "?");
-}
-
 /*  A host step that a signal ended, which the engine did not send, under
     a limit of its own that ends a process that way: a reason that names
     the limit (the exit alone says nothing of it).  RLIMIT_CPU ends a
@@ -228,7 +213,6 @@ evr_eng_step_finish(evr_eng_step_t *st)
 {
     evr_eng_job_t *job = st->job;
     s_shell_reason(st);
-    s_entry_reason(st);
     s_limit_reason(st);
     s_signal_reason(st);
     /* killed by the OOM killer, not by a stop of the engine's */
