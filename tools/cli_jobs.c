@@ -512,15 +512,9 @@ s_simple_cmd(int argc, char **argv, size_t which)
     else if (!(req.job = evr_client_job_arg(prog, argv[optind])))
         return 2;
     evr_msg_t rep = { 0 };
-    evr_err_t err;
-    if (!(status = evr_cli_connect(&cli))) {
-        if (evr_client_call(cli.client, &req, &rep, &err)) {
-            fprintf(stderr, "%s: %s\n", prog, err.msg);
-            status = 2;
-        }
-        else if (rep.type != EVR_MSG_OK)
-            status = evr_cli_refused(&cli, &rep);
-        else if (cli.json)
+    if (!(status = evr_cli_connect(&cli))
+        && !(status = evr_cli_call(&cli, &req, EVR_MSG_OK, &rep))) {
+        if (cli.json)
             evr_cli_json(&rep);
         else
             printf("%s\n", rep.message ? rep.message : "ok");

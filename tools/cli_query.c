@@ -162,17 +162,19 @@ s_list_runner(const evr_msg_t *m, void *arg)
     return 0;
 }
 
-/*  The providers the provisioners report, after the runners: a second
-    table (a header first), or JSON lines. */
+/*  A table after the runners' (s_list_after): its rows so far (its
+    header goes before the first). */
 typedef struct {
     evr_cli_t *cli;
     uint32_t n;
-} s_providers_t;
+} s_table_t;
 
+/*  The providers the provisioners report, after the runners: a second
+    table (a header first), or JSON lines. */
 static int
 s_list_provider(const evr_msg_t *m, void *arg)
 {
-    s_providers_t *ps = arg;
+    s_table_t *ps = arg;
     if (ps->cli->json) {
         evr_cli_json(m);
         return 0;
@@ -188,24 +190,12 @@ s_list_provider(const evr_msg_t *m, void *arg)
     return 0;
 }
 
-/*  `providers` after `runners`; a broker that does not know it (or any
-    refusal) lists none. */
-static void
-s_list_providers(evr_cli_t *cli)
-{
-    evr_msg_t req = { .type = EVR_MSG_PROVIDERS };
-    s_providers_t ps = { cli, 0 };
-    evr_err_t err;
-    if (evr_client_stream(cli->client, &req, s_list_provider, &ps, &err) == EVR_ERR_IO)
-        fprintf(stderr, "%s: providers: %s\n", cli->prog, err.msg);
-}
-
 /*  The demand the broker keeps, after the providers: a third table (a
     header first), or JSON lines with a "demand" key (its id). */
 static int
 s_list_demand(const evr_msg_t *m, void *arg)
 {
-    s_providers_t *ds = arg;
+    s_table_t *ds = arg;
     if (ds->cli->json) {
         json_t *js = evr_json_from_rec(evr_msgtype_fields(m->type), m);
         json_object_set_new(js, "demand", json_string(m->job));
@@ -233,16 +223,18 @@ s_list_demand(const evr_msg_t *m, void *arg)
     return 0;
 }
 
-/*  `demands` after `providers`; a broker that does not know it (or any
-    refusal) lists none. */
+/*  A table after `runners`' (`providers`, then `demands`: type, each
+    row printed by fn); a broker that does not know the request (or any
+    refusal) lists none, one that cannot be reached is said (what: the
+    table). */
 static void
-s_list_demands(evr_cli_t *cli)
+s_list_after(evr_cli_t *cli, evr_msgtype_t type, evr_client_item_fn *fn, const char *what)
 {
-    evr_msg_t req = { .type = EVR_MSG_DEMANDS };
-    s_providers_t ds = { cli, 0 };
+    evr_msg_t req = { .type = type };
+    s_table_t t = { cli, 0 };
     evr_err_t err;
-    if (evr_client_stream(cli->client, &req, s_list_demand, &ds, &err) == EVR_ERR_IO)
-        fprintf(stderr, "%s: demands: %s\n", cli->prog, err.msg);
+    if (evr_client_stream(cli->client, &req, fn, &t, &err) == EVR_ERR_IO)
+        fprintf(stderr, "%s: %s: %s\n", cli->prog, what, err.msg);
 }
 
 /*  status, jobs and runners: one request, a table or JSON lines. */
@@ -354,15 +346,10 @@ s_query(int argc, char **argv, evr_msgtype_t type)
     evr_err_t err;
     if (type == EVR_MSG_STATUS) {
         evr_msg_t rep = { 0 };
-        if (evr_client_call(cli.client, &req, &rep, &err)) {
-            fprintf(stderr, "%s: %s\n", prog, err.msg);
-            status = 2;
-        }
-        else if (rep.type != EVR_MSG_JOB)
-            status = evr_cli_refused(&cli, &rep);
-        else if (cli.json)
+        status = evr_cli_call(&cli, &req, EVR_MSG_JOB, &rep);
+        if (!status && cli.json)
             evr_cli_json(&rep);
-        else {
+        else if (!status) {
             s_print_job(&rep);
             if (rep.status && !strcmp(rep.status, "queued"))
                 evr_cli_status_waiting(&cli, &rep);
@@ -396,8 +383,8 @@ s_query(int argc, char **argv, evr_msgtype_t type)
                     cli.json ? " --json" : "");
         }
         if (!rc && type == EVR_MSG_RUNNERS) {
-            s_list_providers(&cli);
-            s_list_demands(&cli);
+            s_list_after(&cli, EVR_MSG_PROVIDERS, s_list_provider, "providers");
+            s_list_after(&cli, EVR_MSG_DEMANDS, s_list_demand, "demands");
         }
         /* on stderr: the listing stays the jobs alone; only when some wait (it bounds them) */
         if (!rc && end.queue_limit && !cli.json && ls.waiting)
