@@ -45,6 +45,28 @@ s_cleanup(void *arg)
     (*(int *) arg)++;
 }
 
+/*  A child killed (SIGKILL) as the callers kill theirs before they hand
+    it over; not reaped. */
+static pid_t
+s_killed_child(void)
+{
+    pid_t pid = fork();
+    if (pid == 0)
+        for (;;)
+            pause();
+    if (pid > 0)
+        kill(pid, SIGKILL);
+    return pid;
+}
+
+/*  Turns loop until *calls is set (at most about 10 s). */
+static void
+s_turn_until(evr_loop_t *loop, const int *calls)
+{
+    for (int i = 0; i < 1000 && !*calls; i++)
+        evr_loop_once(loop, 10);
+}
+
 static void
 test_not_waited_for(void)
 {
@@ -61,8 +83,7 @@ test_not_waited_for(void)
     siginfo_t si = { 0 };
     CHECK(waitid(P_PID, (id_t) pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == 0);
     close(wfd);   /* the child exits */
-    for (int i = 0; i < 1000 && !calls; i++)
-        evr_loop_once(loop, 10);
+    s_turn_until(loop, &calls);
     CHECK(calls == 1);
     CHECK(s_no_child());   /* reaped */
     for (int i = 0; i < 10; i++)   /* once only */
@@ -71,38 +92,25 @@ test_not_waited_for(void)
     evr_loop_destroy(&loop);
 }
 
-/*  The way callers use it: kill, then reap later. */
+/*  The way callers use it: kill, then reap later; a NULL cleanup only
+    reaps. */
 static void
 test_killed(void)
 {
     evr_loop_t *loop = evr_loop_new();
-    int wfd = -1, calls = 0;
-    pid_t pid = s_child_until_closed(&wfd);
+    int calls = 0;
+    pid_t pid = s_killed_child();
     CHECK(pid > 0);
-    kill(pid, SIGKILL);
     evr_reap_later(loop, pid, s_cleanup, &calls);
-    for (int i = 0; i < 1000 && !calls; i++)
-        evr_loop_once(loop, 10);
+    s_turn_until(loop, &calls);
     CHECK(calls == 1);
     CHECK(s_no_child());
-    close(wfd);
-    evr_loop_destroy(&loop);
-}
-
-/*  No cleanup: the child is reaped all the same. */
-static void
-test_no_cleanup(void)
-{
-    evr_loop_t *loop = evr_loop_new();
-    int wfd = -1;
-    pid_t pid = s_child_until_closed(&wfd);
+    pid = s_killed_child();
     CHECK(pid > 0);
-    kill(pid, SIGKILL);
     evr_reap_later(loop, pid, NULL, NULL);
     for (int i = 0; i < 1000 && !s_no_child(); i++)
         evr_loop_once(loop, 10);
     CHECK(s_no_child());
-    close(wfd);
     evr_loop_destroy(&loop);
 }
 
@@ -112,16 +120,12 @@ static void
 test_waited_elsewhere(void)
 {
     evr_loop_t *loop = evr_loop_new();
-    int wfd = -1, calls = 0;
-    pid_t pid = s_child_until_closed(&wfd);
-    CHECK(pid > 0);
-    kill(pid, SIGKILL);
-    CHECK(waitpid(pid, NULL, 0) == pid);
+    int calls = 0;
+    pid_t pid = s_killed_child();
+    CHECK(pid > 0 && waitpid(pid, NULL, 0) == pid);
     evr_reap_later(loop, pid, s_cleanup, &calls);
-    for (int i = 0; i < 100 && !calls; i++)
-        evr_loop_once(loop, 10);
+    s_turn_until(loop, &calls);
     CHECK(calls == 1);
-    close(wfd);
     evr_loop_destroy(&loop);
 }
 
@@ -130,7 +134,6 @@ main(void)
 {
     EVR_TEST_RUN(test_not_waited_for);
     EVR_TEST_RUN(test_killed);
-    EVR_TEST_RUN(test_no_cleanup);
     EVR_TEST_RUN(test_waited_elsewhere);
     EVR_TEST_END();
 }
