@@ -50,4 +50,3 @@ evr_store_meta_set(evr_store_t *self, const char *key, const char *val, evr_err_
     s_meta_t m = { key, val };
     return evr_store_write(self, "meta value", s_meta_txn, &m, err);
 }
-

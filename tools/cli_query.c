@@ -415,4 +415,3 @@ evr_cli_runners(int argc, char **argv)
 {
     return s_query(argc, argv, EVR_MSG_RUNNERS);
 }
-
