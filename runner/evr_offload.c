@@ -2,9 +2,9 @@
     through a pipe the loop watches (see evr_offload.h).  The same shape
     as a git checkout's child (evr_source.c): the pipe's end says the
     child is done, a short timer reaps it.  A cancelled work's child is
-    killed and reaped the same way, by a timer (1 ms, then doubling up to
-    S_REAP_MAX_MS): the loop never waits in waitpid for a child that may
-    take its time to die (a write to a slow disk finishing first).  The
+    killed and reaped from the loop's timers too (evr_reap.h): the loop
+    never waits in waitpid for a child that may take its time to die (a
+    write to a slow disk finishing first).  The
     works under way are on a list (s_live) that the runner's exit reads:
     what is still running then is killed and named (evr_offload_abandon). */
 #define _GNU_SOURCE
@@ -23,10 +23,10 @@
 
 #include "evr_log.h"
 #include "evr_offload.h"
+#include "evr_reap.h"
 #include "evr_unit.h"
 
 #define S_REAP_MS 2
-#define S_REAP_MAX_MS 64
 #define S_CLOSE_MAX 65536   /* fds the child closes one by one at most */
 
 struct evr_offload {
@@ -43,17 +43,10 @@ struct evr_offload {
     char *temps[EVR_OFFLOAD_TEMPS];
     bool tree[EVR_OFFLOAD_TEMPS];   /* the temp is a directory, removed whole */
     size_t ntemps;
-    uint64_t reap_ms;       /* cancelled: the next look for its exit */
     uint64_t t0;            /* evr_mono_ns at the start */
     char what[160];         /* what the work does, in words (evr_offload_what) */
-    evr_offload_t *next;    /* on s_killed */
     evr_offload_t *live;    /* on s_live while its child runs, watched */
 };
-
-/*  The cancelled works whose killed child is not reaped yet.  Kept on a
-    list so that a loop destroyed first (the runner shutting down; the
-    child then dies with it) leaves them reachable, not lost. */
-static evr_offload_t *s_killed;
 
 /*  The works whose child runs and is watched: started, not yet reported
     nor cancelled. */
@@ -349,26 +342,14 @@ s_unlink_temps(const evr_offload_t *self)
             evr_unit_rmtree(self->temps[i], &err);   /* none there: no error */
 }
 
-/*  A cancelled work's killed child: reaped once it has exited (then its
-    temporary files removed again: one it was creating as the signal came
-    may have appeared since), looked for again later while it has not. */
+/*  A cancelled work's killed child, once reaped (evr_reap.h): its
+    temporary files removed again (one it was creating as the signal
+    came may have appeared since), the work freed. */
 static void
-s_reap_killed(evr_loop_t *loop, void *arg)
+s_killed_reaped(void *arg)
 {
     evr_offload_t *self = arg;
-    self->timer = 0;
-    pid_t r = waitpid(self->pid, NULL, WNOHANG);
-    if (r == 0 || (r < 0 && errno == EINTR)) {
-        self->reap_ms = self->reap_ms * 2 < S_REAP_MAX_MS ? self->reap_ms * 2 : S_REAP_MAX_MS;
-        self->timer = evr_loop_timer_add(loop, self->reap_ms, s_reap_killed, self);
-        return;
-    }
     s_unlink_temps(self);
-    for (evr_offload_t **p = &s_killed; *p; p = &(*p)->next)
-        if (*p == self) {
-            *p = self->next;
-            break;
-        }
     s_free(self);
 }
 
@@ -393,8 +374,5 @@ evr_offload_cancel(evr_offload_t **self_p)
     }
     kill(self->pid, SIGKILL);
     s_unlink_temps(self);
-    self->next = s_killed;
-    s_killed = self;
-    self->reap_ms = 1;
-    self->timer = evr_loop_timer_add(self->loop, self->reap_ms, s_reap_killed, self);
+    evr_reap_later(self->loop, self->pid, s_killed_reaped, self);
 }

@@ -22,6 +22,7 @@
 #include "evr_artifact.h"
 #include "evr_codec.h"
 #include "evr_offload.h"
+#include "evr_reap.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -295,8 +296,6 @@ s_timeout_msg(const evr_source_req_t *req, char *msg, size_t size)
 }
 
 static void s_unlink_subs(const evr_source_req_t *req);
-static void s_bury(evr_loop_t *loop, pid_t pid, const char *tar_out, const char *info,
-                   unsigned subs);
 static void s_finish(evr_source_req_t *req, evr_rc_t rc, const char *msg);
 
 static void
@@ -665,7 +664,7 @@ evr_source_git_start(evr_loop_t *loop, const evr_source_git_opts_t *o, evr_sourc
         req->start_err = evr_strdup("git: the loop watches too many files");
         close(req->fd);
         req->fd = -1;
-        s_bury(loop, pid, NULL, NULL, 0);
+        evr_reap_later(loop, pid, NULL, NULL);   /* no file of its yet */
         req->pid = 0;
         req->timer = evr_loop_timer_add(loop, 0, s_start_failed, req);
         return req;
@@ -675,28 +674,6 @@ evr_source_git_start(evr_loop_t *loop, const evr_source_git_opts_t *o, evr_sourc
 }
 
 /* ------------------------------------------------------ killed children */
-
-#define S_REAP_MAX_MS 64
-
-/*  A cancelled checkout's killed child, not reaped yet: one in
-    uninterruptible sleep (a write to a slow disk, a hung NFS server)
-    dies only when that ends, and the loop (other jobs' output, the
-    heartbeat) must not wait for it.  Reaped from the loop (a timer, 1 ms
-    then doubling up to S_REAP_MAX_MS), as evr_offload.c reaps its
-    cancelled children; then what the script was writing as the signal
-    came (tar_out.subN, info, info.err) is removed again.  On a list so
-    that a loop destroyed first (the runner shutting down; the child then
-    dies on its own) leaves them reachable. */
-typedef struct s_corpse {
-    evr_loop_t *loop;
-    pid_t pid;
-    uint64_t timer, ms;
-    char *tar_out, *info;   /* NULL: no files to remove */
-    unsigned subs;
-    struct s_corpse *next;
-} s_corpse_t;
-
-static s_corpse_t *s_corpses;
 
 /*  tar_out's leftovers: its submodules' tars, the merge's temporary
     file, info and info.err. */
@@ -713,41 +690,34 @@ s_unlink_left(const char *tar_out, const char *info, unsigned subs)
     free(err_file);
 }
 
+/*  What a cancelled checkout's killed script may still be writing. */
+typedef struct {
+    char *tar_out, *info;
+    unsigned subs;
+} s_left_t;
+
+/*  Once the script is reaped (evr_reap.h): what it was writing as the
+    signal came (tar_out.subN, info, info.err) removed again. */
 static void
-s_reap_corpse(evr_loop_t *loop, void *arg)
+s_left_reaped(void *arg)
 {
-    s_corpse_t *c = arg;
-    c->timer = 0;
-    pid_t r = waitpid(c->pid, NULL, WNOHANG);
-    if (r == 0 || (r < 0 && errno == EINTR)) {
-        c->ms = c->ms * 2 < S_REAP_MAX_MS ? c->ms * 2 : S_REAP_MAX_MS;
-        c->timer = evr_loop_timer_add(loop, c->ms, s_reap_corpse, c);
-        return;
-    }
-    s_unlink_left(c->tar_out, c->info, c->subs);
-    for (s_corpse_t **p = &s_corpses; *p; p = &(*p)->next)
-        if (*p == c) {
-            *p = c->next;
-            break;
-        }
-    free(c->tar_out);
-    free(c->info);
-    free(c);
+    s_left_t *l = arg;
+    s_unlink_left(l->tar_out, l->info, l->subs);
+    free(l->tar_out);
+    free(l->info);
+    free(l);
 }
 
+/*  A cancelled checkout's killed script, reaped from the loop, never
+    waited for (evr_reap.h): its files removed again then. */
 static void
 s_bury(evr_loop_t *loop, pid_t pid, const char *tar_out, const char *info, unsigned subs)
 {
-    s_corpse_t *c = evr_calloc(1, sizeof *c);
-    c->loop = loop;
-    c->pid = pid;
-    c->tar_out = tar_out ? evr_strdup(tar_out) : NULL;
-    c->info = info ? evr_strdup(info) : NULL;
-    c->subs = subs;
-    c->ms = 1;
-    c->next = s_corpses;
-    s_corpses = c;
-    c->timer = evr_loop_timer_add(loop, c->ms, s_reap_corpse, c);
+    s_left_t *l = evr_calloc(1, sizeof *l);
+    l->tar_out = evr_strdup(tar_out);
+    l->info = evr_strdup(info);
+    l->subs = subs;
+    evr_reap_later(loop, pid, s_left_reaped, l);
 }
 
 void

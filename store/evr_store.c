@@ -1,5 +1,6 @@
-/*  evr_store.c: the LMDB event log: open, append (group commit), meta
-    (the readers are in evr_store_read.c, retention in evr_prune.c).
+/*  evr_store.c: the LMDB event log: open, append (group commit) (the
+    readers are in evr_store_read.c, retention in evr_prune.c, the meta
+    key-values in evr_store_meta.c).
 
     Every LMDB call goes through evr_store_mdb_err(), which keeps LMDB's own text:
     "store: mdb_txn_commit: MDB_MAP_FULL: ...".  Every write runs through
@@ -912,105 +913,5 @@ evr_store_last_seq(evr_store_t *self, uint64_t *seq, evr_err_t *err)
         return evr_store_mdb_err(err, "mdb_txn_begin", rc);
     evr_rc_t erc = s_get_last_seq(self, txn, seq, err);
     mdb_txn_abort(txn);
-    return erc;
-}
-
-/* ------------------------------------------------------------------ meta */
-
-evr_rc_t
-evr_store_meta_get(evr_store_t *self, const char *key, char **val, evr_err_t *err)
-{
-    MDB_txn *txn;
-    int rc = evr_store_txn_begin(self, MDB_RDONLY, &txn);
-    if (rc)
-        return evr_store_mdb_err(err, "mdb_txn_begin", rc);
-    MDB_val k = { strlen(key), (void *) key }, v;
-    rc = mdb_get(txn, self->meta, &k, &v);
-    evr_rc_t erc = EVR_OK;
-    if (rc == MDB_NOTFOUND)
-        erc = evr_err_set(err, EVR_ERR_NOTFOUND, "store: no meta \"%s\"", key);
-    else if (rc)
-        erc = evr_store_mdb_err(err, "mdb_get meta", rc);
-    else
-        *val = evr_strndup(v.mv_data, v.mv_size);
-    mdb_txn_abort(txn);
-    return erc;
-}
-
-typedef struct {
-    const char *key, *val;
-} s_meta_t;
-
-static evr_rc_t
-s_meta_txn(evr_store_t *self, MDB_txn *txn, void *arg, evr_err_t *err, int *mdbrc)
-{
-    const s_meta_t *m = arg;
-    MDB_val k = { strlen(m->key), (void *) m->key }, v = { strlen(m->val), (void *) m->val };
-    *mdbrc = mdb_put(txn, self->meta, &k, &v, 0);
-    return *mdbrc ? evr_store_mdb_err(err, "mdb_put meta", *mdbrc) : EVR_OK;
-}
-
-evr_rc_t
-evr_store_meta_set(evr_store_t *self, const char *key, const char *val, evr_err_t *err)
-{
-    if (self->flags & EVR_STORE_RDONLY)
-        return evr_err_set(err, EVR_ERR_STORE, "store: %s: opened read-only", self->dir);
-    s_meta_t m = { key, val };
-    return evr_store_write(self, "meta value", s_meta_txn, &m, err);
-}
-
-evr_rc_t
-evr_store_open_ids(evr_store_t *self, char (**out)[EVR_ULID_LEN + 1], size_t *count,
-                   evr_err_t *err)
-{
-    *out = NULL;
-    *count = 0;
-    MDB_txn *txn;
-    MDB_cursor *cur;
-    evr_rc_t berc = evr_store_read_begin(self, self->open, &txn, &cur, err);
-    if (berc)
-        return berc;
-    int rc;
-    char (*ids)[EVR_ULID_LEN + 1] = NULL;
-    size_t n = 0, cap = 0;
-    MDB_val k, v;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size != EVR_ULID_LEN)
-            continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            ids = evr_realloc(ids, cap * sizeof *ids);
-        }
-        memcpy(ids[n], k.mv_data, EVR_ULID_LEN);
-        ids[n++][EVR_ULID_LEN] = '\0';
-    }
-    mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
-    if (rc != MDB_NOTFOUND) {
-        free(ids);
-        return evr_store_mdb_err(err, "mdb_cursor_get open", rc);
-    }
-    *out = ids;
-    *count = n;
-    return EVR_OK;
-}
-
-evr_rc_t
-evr_store_open_jobs(evr_store_t *self, evr_store_job_fn *fn, void *arg, evr_err_t *err)
-{
-    /* Few ids: collect them in one short transaction, then read each. */
-    char (*ids)[EVR_ULID_LEN + 1];
-    size_t n;
-    evr_rc_t erc = evr_store_open_ids(self, &ids, &n, err);
-    for (size_t i = 0; i < n && !erc; i++) {
-        evr_job_t job = { 0 };
-        erc = evr_store_get_job(self, ids[i], &job, err);
-        int stop = erc ? 0 : fn(&job, arg);
-        evr_rec_free(&evr_job_type, &job);
-        if (stop)
-            break;
-    }
-    free(ids);
     return erc;
 }

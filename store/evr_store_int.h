@@ -1,10 +1,10 @@
 /*  evr_store_int.h: the store's private parts, shared by evr_store.c (the
     log, and the helpers every write goes through), evr_store_read.c (the
-    readers), evr_store_walk.c (the walks of every reader),
-    evr_store_list.c (the job listing), evr_rebuild.c (verify) and
-    evr_store_check.c (its check of the pages),
-    evr_prune.c (retention) and evr_archive.c (sources and the key-value
-    table).  Not for use outside store/.
+    readers), evr_store_meta.c (the meta key-values), evr_store_walk.c
+    (the walks of every reader), evr_store_list.c (the job listing),
+    evr_rebuild.c (verify) and evr_store_check.c (its check of the
+    pages), evr_prune.c (retention) and evr_archive.c (sources and the
+    key-value table).  Not for use outside store/.
 */
 #ifndef EVR_STORE_INT_H_INCLUDED
 #define EVR_STORE_INT_H_INCLUDED

@@ -1,10 +1,10 @@
 /*  evr_store_read.c: the store's readers: the log scanned in seq order
     (evr_store_scan, and evr_store_replay with the fast decoder), a job's
     events through the by_job index, its projection, the job table walked
-    by status, and a step's output.  Each walks through evr_store_walk
-    (evr_store_walk.c), in short read transactions, so a long read never
-    pins old pages of a live writer; the log and its writes are in
-    evr_store.c.
+    by status, the jobs not finished (the `open` index), and a step's
+    output.  Each walks through evr_store_walk (evr_store_walk.c), in
+    short read transactions, so a long read never pins old pages of a
+    live writer; the log and its writes are in evr_store.c.
 */
 #include <string.h>
 
@@ -254,5 +254,61 @@ evr_store_output(evr_store_t *self, const char *job, const char *step, evr_store
     evr_eventread_t *rd = evr_eventread_new(EVR_EVENTREAD_BYTES);
     evr_rc_t erc = s_job_events(self, job, 1, rd, s_output_one, &ctx, err);
     evr_eventread_destroy(&rd);
+    return erc;
+}
+
+evr_rc_t
+evr_store_open_ids(evr_store_t *self, char (**out)[EVR_ULID_LEN + 1], size_t *count,
+                   evr_err_t *err)
+{
+    *out = NULL;
+    *count = 0;
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    evr_rc_t berc = evr_store_read_begin(self, self->open, &txn, &cur, err);
+    if (berc)
+        return berc;
+    int rc;
+    char (*ids)[EVR_ULID_LEN + 1] = NULL;
+    size_t n = 0, cap = 0;
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != EVR_ULID_LEN)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            ids = evr_realloc(ids, cap * sizeof *ids);
+        }
+        memcpy(ids[n], k.mv_data, EVR_ULID_LEN);
+        ids[n++][EVR_ULID_LEN] = '\0';
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    if (rc != MDB_NOTFOUND) {
+        free(ids);
+        return evr_store_mdb_err(err, "mdb_cursor_get open", rc);
+    }
+    *out = ids;
+    *count = n;
+    return EVR_OK;
+}
+
+evr_rc_t
+evr_store_open_jobs(evr_store_t *self, evr_store_job_fn *fn, void *arg, evr_err_t *err)
+{
+    /* Few ids: collect them in one short transaction, then read each. */
+    char (*ids)[EVR_ULID_LEN + 1];
+    size_t n;
+    evr_rc_t erc = evr_store_open_ids(self, &ids, &n, err);
+    for (size_t i = 0; i < n && !erc; i++) {
+        evr_job_t job = { 0 };
+        erc = evr_store_get_job(self, ids[i], &job, err);
+        int stop = erc ? 0 : fn(&job, arg);
+        evr_rec_free(&evr_job_type, &job);
+        if (stop)
+            break;
+    }
+    free(ids);
     return erc;
 }

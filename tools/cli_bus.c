@@ -183,6 +183,17 @@ evr_cli_refused(const evr_cli_t *cli, const evr_msg_t *reply)
     return 1;
 }
 
+int
+evr_cli_call(const evr_cli_t *cli, const evr_msg_t *req, evr_msgtype_t want, evr_msg_t *rep)
+{
+    evr_err_t err;
+    if (evr_client_call(cli->client, req, rep, &err)) {
+        fprintf(stderr, "%s: %s\n", cli->prog, err.msg);
+        return 2;
+    }
+    return rep->type == want ? 0 : evr_cli_refused(cli, rep);
+}
+
 void
 evr_cli_json(const evr_msg_t *m)
 {

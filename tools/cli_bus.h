@@ -114,6 +114,14 @@ void evr_cli_done(evr_cli_t *cli);
 /*  Prints an `error` answer ("PROG: code: message") and returns 1. */
 int evr_cli_refused(const evr_cli_t *cli, const evr_msg_t *reply);
 
+/*  Sends req over cli's connection and waits for the answer, into *rep
+    (the caller clears it, whatever the return): 0 when it is of type
+    want; 2 when the broker could not be asked or did not answer ("PROG:
+    why" said); 1 when it refused or answered otherwise (said as
+    evr_cli_refused). */
+int evr_cli_call(const evr_cli_t *cli, const evr_msg_t *req, evr_msgtype_t want,
+                 evr_msg_t *rep);
+
 /*  Prints a message as one JSON line (a connected runner with its credit, 0 too). */
 void evr_cli_json(const evr_msg_t *m);
 

@@ -53,18 +53,11 @@ evr_cli_prune(int argc, char **argv)
         return status;
     evr_msg_t req = { .type = EVR_MSG_PRUNE, .dry_run = dry }, sum = { .type = EVR_MSG_PRUNED };
     sum.dry_run = dry;
-    evr_err_t err;
     bool more = true;
     /* each request runs bounded batches; a long backlog takes a few */
     for (int round = 0; more && !status && round < 1000; round++) {
         evr_msg_t rep = { 0 };
-        if (evr_client_call(cli.client, &req, &rep, &err)) {
-            fprintf(stderr, "%s: %s\n", cli.prog, err.msg);
-            status = 2;
-        }
-        else if (rep.type != EVR_MSG_PRUNED)
-            status = evr_cli_refused(&cli, &rep);
-        else {
+        if (!(status = evr_cli_call(&cli, &req, EVR_MSG_PRUNED, &rep))) {
             sum.pr_jobs += rep.pr_jobs;
             sum.pr_outputs += rep.pr_outputs;
             sum.pr_events += rep.pr_events;

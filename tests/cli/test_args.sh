@@ -16,24 +16,35 @@ job=01K0000000000000000000000A
 run() { "$@" > "$tmp/out" 2> "$tmp/err" < /dev/null; rc=$?; }
 # said LINE: stderr is that one line
 said() { [ "$(cat "$tmp/err")" = "$1" ]; }
+# has_line LINE: stderr has that line (the usage lines may follow it)
+has_line() { grep -qxF "$1" "$tmp/err"; }
+# refused WHAT WHY LINE CMD...: runs CMD, then checks "WHAT: exit 2" and
+# "WHAT: WHY": its stderr is LINE alone (refused_with: LINE is one of its
+# lines)
+refused() { s_refused said "$@"; }
+refused_with() { s_refused has_line "$@"; }
+s_refused() {
+  local how=$1 what=$2 why=$3 line=$4
+  shift 4
+  run "$@"
+  check "$what: exit 2" [ $rc -eq 2 ]
+  check "$what: $why" "$how" "$line"
+}
 
 # artifacts -o "" would put the files at /STEP/PATH (OUT unset in -o "$OUT")
-run "$bin/evrun-cli" artifacts $job -o ""
-check "artifacts -o '': exit 2" [ $rc -eq 2 ]
-check "artifacts -o '': says so, before any broker is asked" \
-  said 'evrun-cli artifacts: -o "": expected a directory (. for this one; see --help)'
+refused "artifacts -o ''" "says so, before any broker is asked" \
+  'evrun-cli artifacts: -o "": expected a directory (. for this one; see --help)' \
+  "$bin/evrun-cli" artifacts $job -o ""
 touch "$tmp/file"
-run "$bin/evrun-cli" artifacts $job --output "$tmp/file"
-check "artifacts -o FILE: exit 2" [ $rc -eq 2 ]
-check "artifacts -o FILE: once, naming it" \
-  said "evrun-cli artifacts: -o $tmp/file: not a directory (the files go to DIR/STEP/PATH)"
+refused "artifacts -o FILE" "once, naming it" \
+  "evrun-cli artifacts: -o $tmp/file: not a directory (the files go to DIR/STEP/PATH)" \
+  "$bin/evrun-cli" artifacts $job --output "$tmp/file"
 
 # --stop-timeout was atoi'd: 5x was 5, abc and -1 no wait at all
 for v in 5x abc -1 "" 86401; do
-  run "$bin/evrun-runner" --broker ipc://"$tmp"/x --stop-timeout "$v" --print-config
-  check "runner --stop-timeout '$v': exit 2" [ $rc -eq 2 ]
-  check "runner --stop-timeout '$v': says what it expects" \
-    said "evrun-runner: --stop-timeout $v: expected seconds, 0 to 86400"
+  refused "runner --stop-timeout '$v'" "says what it expects" \
+    "evrun-runner: --stop-timeout $v: expected seconds, 0 to 86400" \
+    "$bin/evrun-runner" --broker ipc://"$tmp"/x --stop-timeout "$v" --print-config
 done
 run "$bin/evrun-runner" --broker ipc://"$tmp"/x --stop-timeout 0 --print-config
 check "runner --stop-timeout 0: taken" [ $rc -eq 0 ]
@@ -41,17 +52,15 @@ check "runner --stop-timeout 0: taken" [ $rc -eq 0 ]
 # settings files: a key written twice is an error, in every binary
 printf 'log_level: info\nlease_ms: 100\nlog_level: debug\n' > "$tmp/twice.yml"
 for b in evrun-broker evrun-runner evrun-gateway; do
-  run "$bin/$b" --config "$tmp/twice.yml" --print-config
-  check "$b: a key twice: exit 2" [ $rc -eq 2 ]
-  check "$b: a key twice: file:line:col, and the first line" \
-    said "$b: $tmp/twice.yml:3:1: log_level: duplicate key (first at line 1)"
+  refused "$b: a key twice" "file:line:col, and the first line" \
+    "$b: $tmp/twice.yml:3:1: log_level: duplicate key (first at line 1)" \
+    "$bin/$b" --config "$tmp/twice.yml" --print-config
 done
 # also a key of another binary's (the one file is shared)
 printf 'heartbeat_ms: 100\nheartbeat_ms: 200\n' > "$tmp/other.yml"
-run "$bin/evrun-cli" jobs --config "$tmp/other.yml"
-check "cli: another binary's key twice: exit 2" [ $rc -eq 2 ]
-check "cli: another binary's key twice: said" \
-  said "evrun-cli jobs: $tmp/other.yml:2:1: heartbeat_ms: duplicate key (first at line 1)"
+refused "cli: another binary's key twice" "said" \
+  "evrun-cli jobs: $tmp/other.yml:2:1: heartbeat_ms: duplicate key (first at line 1)" \
+  "$bin/evrun-cli" jobs --config "$tmp/other.yml"
 printf 'retention_max_age: 1d\nretention:\n  max_age: 2d\n' > "$tmp/group.yml"
 run "$bin/evrun-broker" --config "$tmp/group.yml" --print-config
 check "retention.max_age flat and in the group: said" \
@@ -66,30 +75,26 @@ check "every key once: taken" [ $rc -eq 0 ]
 
 # --config DIR was "DIR:1:1: YAML syntax error: input error"
 for b in evrun-broker evrun-runner evrun-gateway; do
-  run "$bin/$b" --config "$tmp" --print-config
-  check "$b --config DIR: exit 2" [ $rc -eq 2 ]
-  check "$b --config DIR: says it is a directory, once" \
-    said "$b: $tmp: is a directory, not a settings file"
+  refused "$b --config DIR" "says it is a directory, once" \
+    "$b: $tmp: is a directory, not a settings file" \
+    "$bin/$b" --config "$tmp" --print-config
 done
 
 # --pipeline "" (P unset) listed no job, and evrun-tail waited for ever
 for v in "" "a b"; do
-  run timeout -k 10 10 "$bin/evrun-cli" jobs --pipeline "$v"
-  check "jobs --pipeline '$v': exit 2" [ $rc -eq 2 ]
-  check "jobs --pipeline '$v': says what a name is" \
-    said "evrun-cli jobs: --pipeline \"$v\": expected a pipeline name: letters, digits, _ . - (at most 64 bytes)"
-  run timeout -k 10 10 "$bin/evrun-tail" --pipeline "$v"
-  check "evrun-tail --pipeline '$v': exit 2" [ $rc -eq 2 ]
-  check "evrun-tail --pipeline '$v': says what a name is" \
-    grep -qxF "evrun-tail: --pipeline \"$v\": expected a pipeline name: letters, digits, _ . - (at most 64 bytes)" "$tmp/err"
+  refused "jobs --pipeline '$v'" "says what a name is" \
+    "evrun-cli jobs: --pipeline \"$v\": expected a pipeline name: letters, digits, _ . - (at most 64 bytes)" \
+    timeout -k 10 10 "$bin/evrun-cli" jobs --pipeline "$v"
+  refused_with "evrun-tail --pipeline '$v'" "says what a name is" \
+    "evrun-tail: --pipeline \"$v\": expected a pipeline name: letters, digits, _ . - (at most 64 bytes)" \
+    timeout -k 10 10 "$bin/evrun-tail" --pipeline "$v"
 done
 
 # --from-start does nothing with --job (which prints the job from its
 # first line): it was taken in silence
-run "$bin/evrun-tail" --job $job --from-start
-check "evrun-tail --job --from-start: exit 2" [ $rc -eq 2 ]
-check "evrun-tail --job --from-start: says it goes with --pipeline or --all" \
-  grep -qxF "evrun-tail: --from-start goes with --pipeline or --all (--job prints the job from its first line)" "$tmp/err"
+refused_with "evrun-tail --job --from-start" "says it goes with --pipeline or --all" \
+  "evrun-tail: --from-start goes with --pipeline or --all (--job prints the job from its first line)" \
+  "$bin/evrun-tail" --job $job --from-start
 
 # --step "" (S unset) or a name no step can have matched nothing: evrun-tail
 # --all or --pipeline waited for ever, printing nothing
@@ -97,10 +102,9 @@ for v in "" "a b" "t[os=a b]"; do
   for c in "evrun-tail --all|evrun-tail" "evrun-tail --pipeline p|evrun-tail" \
            "evrun-cli logs $job|evrun-cli logs" "evrun-cli artifacts $job|evrun-cli artifacts"; do
     # shellcheck disable=SC2086
-    run timeout -k 10 10 $bin/${c%%|*} --step "$v"
-    check "${c%%|*} --step '$v': exit 2" [ $rc -eq 2 ]
-    check "${c%%|*} --step '$v': says what a step name is" \
-      grep -qxF "${c#*|}: --step \"$v\": expected a step name: letters, digits, _ . - (at most 64 bytes), or one combination of a matrix step, NAME[K=v,...]" "$tmp/err"
+    refused_with "${c%%|*} --step '$v'" "says what a step name is" \
+      "${c#*|}: --step \"$v\": expected a step name: letters, digits, _ . - (at most 64 bytes), or one combination of a matrix step, NAME[K=v,...]" \
+      timeout -k 10 10 $bin/${c%%|*} --step "$v"
   done
 done
 
@@ -109,10 +113,9 @@ done
 for c in "evrun-cli status|evrun-cli status" "evrun-tail --job|evrun-tail" \
          "evrun-cli jobs --before|evrun-cli jobs: --before"; do
   # shellcheck disable=SC2086
-  run $bin/${c%%|*} ""
-  check "${c%%|*} '': exit 2" [ $rc -eq 2 ]
-  check "${c%%|*} '': says it is empty" \
-    grep -qxF "${c#*|}: \"\": not a job id (empty: a variable left unset?)" "$tmp/err"
+  refused_with "${c%%|*} ''" "says it is empty" \
+    "${c#*|}: \"\": not a job id (empty: a variable left unset?)" \
+    $bin/${c%%|*} ""
 done
 run "$bin/evrun-cli" jobs --before junk
 check "jobs --before junk: names the option" \
@@ -121,17 +124,15 @@ check "runners --help: no 'no such job'" bash -c "! '$bin/evrun-cli' runners --h
 
 # down took any operand and stopped everything (down --state-dir-typo...)
 mkdir -p -m 0700 "$tmp/state"
-run "$bin/evrun-cli" down "$tmp/state"
-check "down OPERAND: exit 2" [ $rc -eq 2 ]
-check "down OPERAND: refused, naming it" \
-  said "evrun-cli down: unexpected argument \"$tmp/state\" (down stops all that up started; see --help)"
+refused "down OPERAND" "refused, naming it" \
+  "evrun-cli down: unexpected argument \"$tmp/state\" (down stops all that up started; see --help)" \
+  "$bin/evrun-cli" down "$tmp/state"
 
 # pause, resume and drain share cancel's options: --reason was exit 2, silently
 for cmd in "pause $job" "resume $job" "drain r1"; do
-  run "$bin/evrun-cli" $cmd --reason why
-  check "$cmd --reason: exit 2" [ $rc -eq 2 ]
-  check "$cmd --reason: says why" \
-    said "evrun-cli ${cmd%% *}: --reason goes with evrun-cli cancel only (see --help)"
+  refused "$cmd --reason" "says why" \
+    "evrun-cli ${cmd%% *}: --reason goes with evrun-cli cancel only (see --help)" \
+    "$bin/evrun-cli" $cmd --reason why
 done
 
 # submit took run's --follow, --wait and --events and did none of them
@@ -256,10 +257,9 @@ for b in evrun-cli evrun-tail evrun-replay evrun-runner evrun-broker evrun-gatew
 done
 
 # evrun-cli and evrun-job: an unknown command is one line
-run "$bin/evrun-cli" rnu process.yml
-check "evrun-cli rnu: exit 2" [ $rc -eq 2 ]
-check "evrun-cli rnu: one line, did you mean" \
-  said 'evrun-cli: unknown command "rnu"; did you mean run? (evrun-cli --help lists the commands)'
+refused "evrun-cli rnu" "one line, did you mean" \
+  'evrun-cli: unknown command "rnu"; did you mean run? (evrun-cli --help lists the commands)' \
+  "$bin/evrun-cli" rnu process.yml
 run "$bin/evrun-cli" frobnicate
 check "evrun-cli frobnicate: one line naming the commands" \
   grep -qx 'evrun-cli: unknown command "frobnicate": expected one of run, submit, .*, hook-token (evrun-cli --help describes them)' "$tmp/err"
@@ -268,10 +268,9 @@ check "evrun-cli --json: no command, said so" \
   grep -qx 'evrun-cli: no command after the option --json: expected one of run, .*' "$tmp/err"
 run "$bin/evrun-cli" help nosuch
 check "evrun-cli help nosuch: one line" [ "$(wc -l < "$tmp/err")" -eq 1 ]
-run "$bin/evrun-job" frobnicate
-check "evrun-job frobnicate: exit 2" [ $rc -eq 2 ]
-check "evrun-job frobnicate: one line naming the commands" \
-  said 'evrun-job: unknown command "frobnicate": expected secret, trigger, running, result or hello (evrun-job --help describes them)'
+refused "evrun-job frobnicate" "one line naming the commands" \
+  'evrun-job: unknown command "frobnicate": expected secret, trigger, running, result or hello (evrun-job --help describes them)' \
+  "$bin/evrun-job" frobnicate
 run "$bin/evrun-job" secret
 check "evrun-job secret without NAME: not 'unknown command'" \
   said 'evrun-job secret: expected one NAME (the value on stdin), got 0 (evrun-job --help)'
@@ -282,10 +281,9 @@ for b in "evrun-cli token|evrun-cli token" "evrun-cli hook-token h|evrun-cli hoo
          "evrun-broker|evrun-broker" "evrun-runner --broker ipc://x|evrun-runner" \
          "evrun-gateway|evrun-gateway" "evrun-tail --all|evrun-tail"; do
   # shellcheck disable=SC2086
-  run $bin/${b%%|*} --state-dir "" --print-config
-  check "${b%%|*} --state-dir '': exit 2" [ $rc -eq 2 ]
-  check "${b%%|*} --state-dir '': says so" \
-    said "${b#*|}: state_dir = \"\" (from flag): expected a directory (empty, every path made from it would start at /)"
+  refused "${b%%|*} --state-dir ''" "says so" \
+    "${b#*|}: state_dir = \"\" (from flag): expected a directory (empty, every path made from it would start at /)" \
+    $bin/${b%%|*} --state-dir "" --print-config
 done
 run env EVRUN_STATE_DIR= "$bin/evrun-cli" token
 check "EVRUN_STATE_DIR='': exit 2, naming the variable" \
@@ -327,39 +325,34 @@ for b in "evrun-broker --curve-dir|evrun-broker: curve_dir" \
          "evrun-broker --pipelines-dir|evrun-broker: pipelines_dir" \
          "evrun-runner --broker ipc://x --secrets-dir|evrun-runner: secrets_dir"; do
   # shellcheck disable=SC2086
-  run $bin/${b%%|*} "" --print-config
-  check "${b%%|*} '': exit 2" [ $rc -eq 2 ]
-  check "${b%%|*} '': says so" \
-    said "${b#*|} = \"\" (from flag): expected a directory (empty, every path made from it would start at /)"
+  refused "${b%%|*} ''" "says so" \
+    "${b#*|} = \"\" (from flag): expected a directory (empty, every path made from it would start at /)" \
+    $bin/${b%%|*} "" --print-config
 done
-run "$bin/evrun-provisioner" --status --dir ""
-check "provisioner --dir '': exit 2" [ $rc -eq 2 ]
-check "provisioner --dir '': says so" \
-  said 'evrun-provisioner: --dir "": expected a directory (default STATE/provisioner; see --help)'
+refused "provisioner --dir ''" "says so" \
+  'evrun-provisioner: --dir "": expected a directory (default STATE/provisioner; see --help)' \
+  "$bin/evrun-provisioner" --status --dir ""
 run "$bin/evrun-runner" --exec "$tmp/p.yml" --follow-triggers --pipelines ""
 check "runner --pipelines '': exit 2, said" \
   said 'evrun-runner: --pipelines "": expected a directory (default: FILE'"'"'s directory)'
 
 # a hook's field written twice: the second name was taken (the first leaked)
 printf 'hooks:\n  - { phase: PRE_EXECUTION, run: "true", name: a, name: b }\n' > "$tmp/hooks.yml"
-run "$bin/evrun-runner" --broker ipc://x --config "$tmp/hooks.yml" --print-config
-check "a hook's field twice: exit 2" [ $rc -eq 2 ]
-check "a hook's field twice: file:line:col, and the first line" \
-  said "evrun-runner: $tmp/hooks.yml:2:51: hooks[0].name: duplicate key (first at line 2)"
+refused "a hook's field twice" "file:line:col, and the first line" \
+  "evrun-runner: $tmp/hooks.yml:2:51: hooks[0].name: duplicate key (first at line 2)" \
+  "$bin/evrun-runner" --broker ipc://x --config "$tmp/hooks.yml" --print-config
 
 # a settings file that is not YAML was said twice (the settings' loader's
 # words, then the hooks' loader's, without the hint)
 printf 'capacity: 2\nhooks:\n  - phase: CLEANUP\n    run: echo job: done\n' > "$tmp/hooks.yml"
-run "$bin/evrun-runner" --broker ipc://x --config "$tmp/hooks.yml" --print-config
-check "a settings file not YAML: exit 2" [ $rc -eq 2 ]
-check "a settings file not YAML: said once, with the hint" \
-  said "evrun-runner: $tmp/hooks.yml:4:18: YAML syntax error: mapping values are not allowed in this context: a key indented deeper than the one above it, or \": \" inside a value: check the indentation, or quote the value ('...')"
+refused "a settings file not YAML" "said once, with the hint" \
+  "evrun-runner: $tmp/hooks.yml:4:18: YAML syntax error: mapping values are not allowed in this context: a key indented deeper than the one above it, or \": \" inside a value: check the indentation, or quote the value ('...')" \
+  "$bin/evrun-runner" --broker ipc://x --config "$tmp/hooks.yml" --print-config
 
 printf 'capacity: 2\n# caf\xe9 au lait\n' > "$tmp/latin1.yml"
-run "$bin/evrun-runner" --broker ipc://x --config "$tmp/latin1.yml" --print-config
-check "a Latin-1 settings file: exit 2" [ $rc -eq 2 ]
-check "a Latin-1 settings file: said once, at the byte" \
-  said "evrun-runner: $tmp/latin1.yml:2:6: YAML syntax error: invalid trailing UTF-8 octet (byte 0xe9 starts a UTF-8 sequence that the bytes after it do not continue): the file must be UTF-8 text (saved as Latin-1 or another 8-bit encoding? convert it: iconv -f latin1 -t utf-8; or is this a binary file?)"
+refused "a Latin-1 settings file" "said once, at the byte" \
+  "evrun-runner: $tmp/latin1.yml:2:6: YAML syntax error: invalid trailing UTF-8 octet (byte 0xe9 starts a UTF-8 sequence that the bytes after it do not continue): the file must be UTF-8 text (saved as Latin-1 or another 8-bit encoding? convert it: iconv -f latin1 -t utf-8; or is this a binary file?)" \
+  "$bin/evrun-runner" --broker ipc://x --config "$tmp/latin1.yml" --print-config
 
 # names the broker would refuse (exit 1, a refusal) are usage errors here
 for c in "run $tmp/p.yml --label|evrun-cli run: --label|a label" \
@@ -368,10 +361,9 @@ for c in "run $tmp/p.yml --label|evrun-cli run: --label|a label" \
          "drain|evrun-cli drain:|a runner id"; do
   IFS='|' read -r args prefix what <<< "$c"
   # shellcheck disable=SC2086
-  run "$bin/evrun-cli" $args ""
-  check "$args '': exit 2" [ $rc -eq 2 ]
-  check "$args '': says what it expects" \
-    grep -qxF "$prefix \"\": expected $what: letters, digits, _ . - (at most 64 bytes)" "$tmp/err"
+  refused_with "$args ''" "says what it expects" \
+    "$prefix \"\": expected $what: letters, digits, _ . - (at most 64 bytes)" \
+    "$bin/evrun-cli" $args ""
 done
 # a label given twice: the broker refuses a repeated label (its labels are
 # a set), so the command line says so first, for each command taking them
@@ -379,10 +371,9 @@ for c in "run $tmp/p.yml|evrun-cli run" "submit $tmp/p.yml|evrun-cli submit" \
          "start p|evrun-cli start"; do
   IFS='|' read -r args prefix <<< "$c"
   # shellcheck disable=SC2086
-  run "$bin/evrun-cli" $args --label gpu --label x --label gpu
-  check "$args --label twice: exit 2" [ $rc -eq 2 ]
-  check "$args --label twice: names it" \
-    grep -qxF "$prefix: --label \"gpu\": given twice (each label once)" "$tmp/err"
+  refused_with "$args --label twice" "names it" \
+    "$prefix: --label \"gpu\": given twice (each label once)" \
+    "$bin/evrun-cli" $args --label gpu --label x --label gpu
 done
 # an arg given twice: refused, not the last value silently taken (as the
 # gateway's body refuses a repeated key and its query a repeated ?arg=)
@@ -390,16 +381,14 @@ for c in "run $tmp/p.yml|evrun-cli run" "submit $tmp/p.yml|evrun-cli submit" \
          "start p|evrun-cli start" "validate $tmp/p.yml|evrun-cli validate"; do
   IFS='|' read -r args prefix <<< "$c"
   # shellcheck disable=SC2086
-  run "$bin/evrun-cli" $args -a WHO=x -a OTHER=y -a WHO=z
-  check "$args -a twice: exit 2" [ $rc -eq 2 ]
-  check "$args -a twice: names it (the usage after it, as for --label)" \
-    grep -qxF "$prefix: -a \"WHO\": given twice (each arg once)" "$tmp/err"
+  refused_with "$args -a twice" "names it (the usage after it, as for --label)" \
+    "$prefix: -a \"WHO\": given twice (each arg once)" \
+    "$bin/evrun-cli" $args -a WHO=x -a OTHER=y -a WHO=z
   check "$args -a twice: said once" [ "$(grep -c 'given twice' "$tmp/err")" = 1 ]
 done
-run "$bin/evrun-runner" --exec "$tmp/p.yml" -a WHO=x -a WHO=z
-check "evrun-runner --exec -a twice: exit 2" [ $rc -eq 2 ]
-check "evrun-runner --exec -a twice: names it" \
-  grep -qxF 'evrun-runner: -a "WHO": given twice (each arg once)' "$tmp/err"
+refused_with "evrun-runner --exec -a twice" "names it" \
+  'evrun-runner: -a "WHO": given twice (each arg once)' \
+  "$bin/evrun-runner" --exec "$tmp/p.yml" -a WHO=x -a WHO=z
 # a file or directory given empty (a variable left unset): said as such,
 # naming the option, not ": cannot open" naming nothing
 for c in "evrun-cli run ''|evrun-cli run: the pipeline file name is empty: give the path of a .yml file" \
@@ -478,10 +467,9 @@ run "$bin/evrun-cli" jobs "${a[@]}" --timeout-ms 100 --print-config
 check "evrun-cli: the last of one flag wins" [ $rc -eq 0 ]
 
 # evrun-gateway --print-config printed a bad limit or log level as good
-run env EVRUN_HTTP_MAX_CONNECTIONS=0 "$bin/evrun-gateway" --print-config
-check "gateway --print-config, a bad limit: exit 2" [ $rc -eq 2 ]
-check "gateway --print-config, a bad limit: said as at a start" \
-  said 'evrun-gateway: http_max_connections = "0" (from env EVRUN_HTTP_MAX_CONNECTIONS): expected a whole number from 1 to 4096'
+refused "gateway --print-config, a bad limit" "said as at a start" \
+  'evrun-gateway: http_max_connections = "0" (from env EVRUN_HTTP_MAX_CONNECTIONS): expected a whole number from 1 to 4096' \
+  env EVRUN_HTTP_MAX_CONNECTIONS=0 "$bin/evrun-gateway" --print-config
 # ... and a bad http_listen or a lone tls_cert too (a start refused them);
 # a port with a sign, a space or past 65535 was taken by strtol
 for l in 127.0.0.1:99999 127.0.0.1:+80 "127.0.0.1: 80" :7780 127.0.0.1: nohost; do
@@ -509,9 +497,9 @@ for c in "--exec $tmp/p.yml --once-wait 5|--once-wait goes with --once only" \
          "--exec $tmp/p.yml --exit-when-drained|--exit-when-drained goes with --broker EP only" \
          "--recover -a X=1|-a goes with --exec FILE only (a broker's job gets its args from its submit: evrun-cli run FILE -a NAME=VALUE)"; do
   # shellcheck disable=SC2086
-  run "$bin/evrun-runner" ${c%%|*}
-  check "runner ${c%%|*}: exit 2" [ $rc -eq 2 ]
-  check "runner ${c%%|*}: says so" said "evrun-runner: ${c#*|}"
+  refused "runner ${c%%|*}" "says so" \
+    "evrun-runner: ${c#*|}" \
+    "$bin/evrun-runner" ${c%%|*}
 done
 # --id "" (ID unset) took a made id in silence; a bad one passed --print-config
 for v in "" "a b" "-r"; do
@@ -534,10 +522,9 @@ for o in "--id r1" "--labels gpu" "--capacity 4" "--heartbeat-ms 50" "--lease-ms
          "--curve-cert $tmp/c" "--broker-key $tmp/k"; do
   for m in "--exec $tmp/p.yml" "--recover" "--prune"; do
     # shellcheck disable=SC2086
-    run "$bin/evrun-runner" $m $o --state-dir "$tmp/rs"
-    check "runner $m $o: exit 2" [ $rc -eq 2 ]
-    check "runner $m $o: says so" \
-      said "evrun-runner: ${o%% *} goes with --broker EP only (--exec, --recover and --prune take no job from a broker)"
+    refused "runner $m $o" "says so" \
+      "evrun-runner: ${o%% *} goes with --broker EP only (--exec, --recover and --prune take no job from a broker)" \
+      "$bin/evrun-runner" $m $o --state-dir "$tmp/rs"
   done
 done
 # --stop-timeout with no daemon, -q with one or --prune, --keep with
@@ -556,10 +543,9 @@ done
 run "$bin/evrun-runner" --prune --keep --state-dir "$tmp/rs"
 check "runner --prune --keep: says so" \
   said "evrun-runner: --keep goes with --exec, --recover or --broker (--prune runs no step)"
-run "$bin/evrun-runner" --exec "$tmp/p.yml" --exec "$tmp/q.yml" --state-dir "$tmp/rs"
-check "runner --exec twice: exit 2" [ $rc -eq 2 ]
-check "runner --exec twice: says so" \
-  said "evrun-runner: --exec given twice (\"$tmp/p.yml\", then \"$tmp/q.yml\"): one pipeline file per run"
+refused "runner --exec twice" "says so" \
+  "evrun-runner: --exec given twice (\"$tmp/p.yml\", then \"$tmp/q.yml\"): one pipeline file per run" \
+  "$bin/evrun-runner" --exec "$tmp/p.yml" --exec "$tmp/q.yml" --state-dir "$tmp/rs"
 [ ! -e "$tmp/rs" ]; check "runner: none of those made the state directory" [ $? -eq 0 ]
 run "$bin/evrun-runner" --recover -q --keep --state-dir "$tmp/rs" --print-config
 check "runner --recover -q --keep: taken" [ $rc -eq 0 ]
@@ -571,19 +557,17 @@ check "runner --once --once-wait --exit-when-drained with --broker: taken" [ $rc
 
 # up --provisioner DIR started podman, the broker and the runners, and then
 # the provisioner, which failed on it
-run "$bin/evrun-cli" up --provisioner "$tmp" --executors process --no-gateway --state-dir "$tmp/up"
-check "up --provisioner DIR: exit 2" [ $rc -eq 2 ]
-check "up --provisioner DIR: says so" \
-  said "evrun-cli up: --provisioner $tmp: is a directory, not a providers file (YAML)"
+refused "up --provisioner DIR" "says so" \
+  "evrun-cli up: --provisioner $tmp: is a directory, not a providers file (YAML)" \
+  "$bin/evrun-cli" up --provisioner "$tmp" --executors process --no-gateway --state-dir "$tmp/up"
 check "up --provisioner DIR: nothing started" [ ! -e "$tmp/up" ]
 [ -e "$tmp/up" ] && "$bin/evrun-cli" down --state-dir "$tmp/up" > /dev/null 2>&1
 
 # runner: a --secrets-dir or --registry-auth typo was found by the job
 # that needed a secret or a private image
-run "$bin/evrun-runner" --broker ipc://x --secrets-dir "$tmp/nosuch" --print-config
-check "runner --secrets-dir MISSING: exit 2" [ $rc -eq 2 ]
-check "runner --secrets-dir MISSING: said" \
-  said "evrun-runner: secrets_dir = \"$tmp/nosuch\" (from flag): No such file or directory"
+refused "runner --secrets-dir MISSING" "said" \
+  "evrun-runner: secrets_dir = \"$tmp/nosuch\" (from flag): No such file or directory" \
+  "$bin/evrun-runner" --broker ipc://x --secrets-dir "$tmp/nosuch" --print-config
 run "$bin/evrun-runner" --exec "$tmp/p.yml" --secrets-dir "$tmp/file"
 check "runner --secrets-dir FILE: said" \
   said "evrun-runner: secrets_dir = \"$tmp/file\" (from flag): not a directory (of files NAME)"
@@ -678,10 +662,9 @@ check "runner podman_url foo, podman not offered: taken" [ $rc -eq 0 ]
 printf 'log_level: warn\n---\nhooks:\n  - { phase: CLEANUP, run: x }\n' > "$tmp/docs.yml"
 for b in evrun-broker evrun-runner evrun-gateway "evrun-cli jobs"; do
   # shellcheck disable=SC2086
-  run "$bin"/$b --config "$tmp/docs.yml" --print-config
-  check "$b: a second YAML document: exit 2" [ $rc -eq 2 ]
-  check "$b: a second YAML document: said" \
-    said "$b: $tmp/docs.yml:3:1: a second YAML document: a settings file holds one mapping of settings (key: value); put them all in it, with no \"---\" between them"
+  refused "$b: a second YAML document" "said" \
+    "$b: $tmp/docs.yml:3:1: a second YAML document: a settings file holds one mapping of settings (key: value); put them all in it, with no \"---\" between them" \
+    "$bin"/$b --config "$tmp/docs.yml" --print-config
 done
 printf -- '---\nlog_level: warn\n...\n' > "$tmp/doc1.yml"
 run "$bin/evrun-broker" --config "$tmp/doc1.yml" --print-config
@@ -714,10 +697,9 @@ check "EVRUN_CONFIG empty and --config: the flag's file" [ $rc -eq 0 ]
 # tcp:// endpoints: a port past 65535 was bound as another one (the
 # broker said "serving clients on tcp://127.0.0.1:99999")
 for ep in tcp://127.0.0.1:99999 tcp://127.0.0.1 tcp://:7700 tcp://127.0.0.1:7700x; do
-  run "$bin/evrun-cli" jobs --broker "$ep"
-  check "evrun-cli --broker $ep: exit 2" [ $rc -eq 2 ]
-  check "evrun-cli --broker $ep: says what it expects" \
-    said "evrun-cli jobs: client_endpoint = \"$ep\" (from flag): expected tcp://HOST:PORT, PORT from 1 to 65535"
+  refused "evrun-cli --broker $ep" "says what it expects" \
+    "evrun-cli jobs: client_endpoint = \"$ep\" (from flag): expected tcp://HOST:PORT, PORT from 1 to 65535" \
+    "$bin/evrun-cli" jobs --broker "$ep"
 done
 run timeout -k 10 10 "$bin/evrun-broker" --state-dir "$tmp/b" --client-endpoint tcp://127.0.0.1:99999
 check "broker --client-endpoint :99999: refused before serving" \
@@ -736,17 +718,16 @@ for c in "evrun-cli jobs --broker tcp://h:0|evrun-cli jobs: client_endpoint = \"
          "evrun-runner --broker x:7701|evrun-runner: runner_endpoint = \"x:7701\" (from flag): expected tcp://HOST:PORT or ipc://PATH" \
          "evrun-gateway --broker ipc://$(printf '%0108d' 0)|evrun-gateway: client_endpoint = \"ipc://$(printf '%0108d' 0)\" (from flag): the socket path has 108 bytes, a unix socket path holds at most 107 (choose a shorter state directory, e.g. --state-dir /tmp/evrun)"; do
   IFS='|' read -r args line <<< "$c"
-  run "$bin"/$args --print-config
-  check "${args%% *} --print-config: an endpoint of the wrong form: exit 2" [ $rc -eq 2 ]
-  check "${args%% *} --print-config: an endpoint of the wrong form: said" said "$line"
+  refused "${args%% *} --print-config: an endpoint of the wrong form" "said" \
+    "$line" \
+    "$bin"/$args --print-config
 done
 
 # a YAML list for a comma-separated setting: say how to write it
 printf 'labels: [gpu, linux]\n' > "$tmp/list.yml"
-run "$bin/evrun-runner" --broker ipc://x --config "$tmp/list.yml" --print-config
-check "labels: [a, b]: exit 2" [ $rc -eq 2 ]
-check "labels: [a, b]: how to write it" \
-  said "evrun-runner: $tmp/list.yml:1:9: labels: expected a single value, the items comma-separated (labels: a,b)"
+refused "labels: [a, b]" "how to write it" \
+  "evrun-runner: $tmp/list.yml:1:9: labels: expected a single value, the items comma-separated (labels: a,b)" \
+  "$bin/evrun-runner" --broker ipc://x --config "$tmp/list.yml" --print-config
 
 # an empty item of a comma-separated list was dropped in silence
 # (--labels 'a,,b' was a,b; EVRUN_EXECUTORS 'podman,' was podman): refused,
@@ -773,14 +754,12 @@ run "$bin/evrun-runner" --broker ipc://x --labels 'a, b' --executors 'podman, pr
 check "runner --labels 'a, b': a space after a comma is no empty item" [ $rc -eq 0 ]
 run "$bin/evrun-runner" --broker ipc://x --labels '' --print-config
 check "runner --labels '': no labels, taken" [ $rc -eq 0 ]
-run "$bin/evrun-cli" up --labels 'a,,b'
-check "up --labels 'a,,b': exit 2" [ $rc -eq 2 ]
-check "up --labels 'a,,b': names the item, before anything starts" \
-  grep -qxF 'evrun-cli up: --labels "a,,b": item 2 is empty (a comma too many?): give each item, as in a,b' "$tmp/err"
-run "$bin/evrun-cli" up --executors 'process,'
-check "up --executors 'process,': exit 2" [ $rc -eq 2 ]
-check "up --executors 'process,': names the item" \
-  grep -qxF 'evrun-cli up: --executors: item 2 of "process," is empty (a comma too many?): give each item, as in podman,process' "$tmp/err"
+refused_with "up --labels 'a,,b'" "names the item, before anything starts" \
+  'evrun-cli up: --labels "a,,b": item 2 is empty (a comma too many?): give each item, as in a,b' \
+  "$bin/evrun-cli" up --labels 'a,,b'
+refused_with "up --executors 'process,'" "names the item" \
+  'evrun-cli up: --executors: item 2 of "process," is empty (a comma too many?): give each item, as in podman,process' \
+  "$bin/evrun-cli" up --executors 'process,'
 [ -e "$tmp/state/bus" ] && check "up refused: no broker started" false
 
 echo "$passes passed, $fails failed"

@@ -5,18 +5,30 @@
 set -u
 bin=$1 src=$2
 tmp=$(mktemp -d /tmp/evr-test-job-XXXXXX)
-chan_pid=
-trap '[ -n "$chan_pid" ] && kill "$chan_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+chan_pids=
+trap 'for p in $chan_pids; do kill "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
 fails=0 passes=0
 . "$(dirname "$0")/../support/check.sh"
+
+# chan SOCKET [FULL]: the stand-in channel serving at SOCKET (killed at the
+# exit at the latest), its stderr in SOCKET.err, its pid in $chan_pid;
+# returns once the socket is there
+chan() {
+  /usr/bin/python3 "$src/tests/cli/job_channel.py" "$@" 2> "$1.err" &
+  chan_pid=$!
+  chan_pids="$chan_pids $chan_pid"
+  for _ in $(seq 1 100); do [ -S "$1" ] && break; sleep 0.05; done
+}
+# chan_stop: ends the channel chan started last
+chan_stop() { kill "$chan_pid" 2> /dev/null; wait "$chan_pid" 2> /dev/null; }
+
 export EVRUN_CONTROL=$tmp/control.sock
-/usr/bin/python3 "$src/tests/cli/job_channel.py" "$EVRUN_CONTROL" 2> "$tmp/chan.err" &
-chan_pid=$!
-for _ in $(seq 1 100); do [ -S "$EVRUN_CONTROL" ] && break; sleep 0.05; done
+chan "$EVRUN_CONTROL"
 big=01K0000000000000000000B1G0
 
-# run CMD...: its status in $rc, its stdout in $tmp/out, its stderr in $tmp/err
-run() { timeout -k 10 60 "$@" > "$tmp/out" 2> "$tmp/err" < /dev/null; rc=$?; }
+# run CMD...: its status in $rc, its stdout in $tmp/out, its stderr in
+# $tmp/err; its stdin the file $input names (/dev/null when unset)
+run() { timeout -k 10 60 "$@" > "$tmp/out" 2> "$tmp/err" < "${input:-/dev/null}"; rc=$?; }
 
 run "$bin/evrun-job" hello
 check "hello: exit 0" [ $rc -eq 0 ]
@@ -46,8 +58,7 @@ check "result of an unknown job: the runner's words" \
 # a refusal's text as any JSON encoder may escape it: printed as the text
 # it stands for (\u00e9 was '?', \r 'r', \/ '/' by chance)
 printf 'value' > "$tmp/value"
-timeout -k 10 60 "$bin/evrun-job" secret NAME < "$tmp/value" > "$tmp/out" 2> "$tmp/err"
-rc=$?
+input=$tmp/value run "$bin/evrun-job" secret NAME
 check "secret refused: exit 2" [ $rc -eq 2 ]
 check "secret refused: the runner's words, unescaped" /usr/bin/python3 -c 'import sys
 want = "evrun-job: refused: secret: caf\u00e9 \U0001F600 cr\r ff\f bs\b slash/ tab\t q\" bsl\\ ctl\x01 end\n"
@@ -58,9 +69,7 @@ sys.exit(open(sys.argv[1], "rb").read() != want.encode())' "$tmp/err"
 # byte 0xff ...): send one JSON object per line", about a line the user
 # never wrote)
 ff=$(printf '\377')
-printf 'value' > "$tmp/value"
-timeout -k 10 60 "$bin/evrun-job" secret "A$ff" < "$tmp/value" > "$tmp/out" 2> "$tmp/err"
-rc=$?
+input=$tmp/value run "$bin/evrun-job" secret "A$ff"
 check "secret, a NAME not UTF-8: exit 2" [ $rc -eq 2 ]
 check "secret, a NAME not UTF-8: said" grep -qx "evrun-job: secret: NAME is not UTF-8 text (byte 2 is 0xff): the control channel carries UTF-8 only" "$tmp/err"
 run "$bin/evrun-job" trigger p -a K=v -a "K2=v$ff"
@@ -89,28 +98,22 @@ check "trigger, args over the channel's line: exit 2" [ $rc -eq 2 ]
 check "trigger, args over the channel's line: said" grep -qx "evrun-job: trigger p: the request is 262788 bytes, more than the control channel's 262144 (its args together, as JSON, a control character as 6 bytes): give fewer or shorter args" "$tmp/err"
 set --
 
-check "the stand-in channel ran without an error" [ ! -s "$tmp/chan.err" ]
+check "the stand-in channel ran without an error" [ ! -s "$EVRUN_CONTROL.err" ]
 
 # a channel full of connections (evrun-jobs run at once in one step)
 # refuses a connection before reading it: evrun-job asks again, as for a
 # socket not there yet (it was exit 2, "refused: too many connections ...
 # close one and try again", which a shell cannot do)
-/usr/bin/python3 "$src/tests/cli/job_channel.py" "$tmp/full.sock" 3 2> "$tmp/full.err" &
-full_pid=$!
-for _ in $(seq 1 100); do [ -S "$tmp/full.sock" ] && break; sleep 0.05; done
+chan "$tmp/full.sock" 3
 EVRUN_CONTROL=$tmp/full.sock run "$bin/evrun-job" hello
 check "a full channel: asked again, exit 0" [ $rc -eq 0 ]
 check "a full channel: the answer printed" grep -q '^{"protocol":1,' "$tmp/out"
 check "a full channel: nothing on stderr" [ ! -s "$tmp/err" ]
-kill "$full_pid" 2> /dev/null
-wait "$full_pid" 2> /dev/null
-/usr/bin/python3 "$src/tests/cli/job_channel.py" "$tmp/full2.sock" 1000 2> "$tmp/full.err" &
-full_pid=$!
-for _ in $(seq 1 100); do [ -S "$tmp/full2.sock" ] && break; sleep 0.05; done
+chan_stop
+chan "$tmp/full2.sock" 1000
 EVRUN_CONTROL=$tmp/full2.sock run "$bin/evrun-job" hello
 check "a channel full for 10 s: exit 2" [ $rc -eq 2 ]
 check "a channel full for 10 s: said" grep -qx "evrun-job: the job's control channel had too many connections (other evrun-jobs of this step) for 10 s: run fewer at once" "$tmp/err"
-kill "$full_pid" 2> /dev/null
-wait "$full_pid" 2> /dev/null
+chan_stop
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

@@ -8,6 +8,23 @@ set -u
 bin=$1 src=$2
 shift 2
 . "$(dirname "$0")/exec_lib.sh"
+
+# pipeline_chan NAME: as pipeline, each line CHANNEL alone (indented as
+# the Python program around it) made the opening of the step's control
+# channel: json, os and socket imported, s the socket connected to
+# $EVRUN_CONTROL, f its reader
+pipeline_chan() {
+  awk '/^ *CHANNEL$/ {
+         i = substr($0, 1, length($0) - length("CHANNEL"))
+         print i "import json, os, socket"
+         print i "s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)"
+         print i "s.connect(os.environ[\"EVRUN_CONTROL\"])"
+         print i "f = s.makefile(\"rb\")"
+         next
+       }
+       { print }' > "$tmp/$1.yml"
+}
+
 case_job_secret() {   # issue 17: a step registers a secret over its control channel
   # the value is made inside the step, so that the pipeline's text (in
   # job.accepted) does not hold it: dyn$(...)Zq is dynehbbZq
@@ -144,16 +161,14 @@ YML
 
 case_job_secret_python() {   # a client written from PROTOCOL.md alone, in a host-command step
   command -v python3 > /dev/null || { echo "  (no python3: skipped)"; return 0; }
-  pipeline job-secret-py <<'YML'
+  pipeline_chan job-secret-py <<'YML'
 pipeline: job-secret-py
 executor: process
 steps:
   - name: py
     run: |
       python3 - <<'PY'
-      import json, os, socket
-      s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-      s.connect(os.environ["EVRUN_CONTROL"])
+      CHANNEL
       value = "pyS" + str(6 * 7) + "Zq"
       reqs = [{"cmd": "hello", "id": 1},
               {"cmd": "secret", "name": "PY_KEY", "value": value, "id": "two"},
@@ -161,7 +176,6 @@ steps:
               {"cmd": "reboot", "id": 4},
               {"cmd": "a" * 63 + "\u00e9", "id": 5}]
       s.sendall(b"".join(json.dumps(r).encode() + b"\n" for r in reqs) + b"not json\n")
-      f = s.makefile("rb")
       for _ in range(len(reqs) + 1):
           a = json.loads(f.readline())
           print(a.get("id"), a["ok"], a.get("step", ""), a.get("error", "")[:40])
@@ -208,17 +222,14 @@ YML
 }
 
 case_job_secret_values_max() {   # 256 registrations a job, a name registered again counting
-  pipeline job-secret-values <<'YML'
+  pipeline_chan job-secret-values <<'YML'
 pipeline: job-secret-values
 executor: process
 steps:
   - name: py
     run: |
       python3 - <<'PY'
-      import json, os, socket
-      s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-      s.connect(os.environ["EVRUN_CONTROL"])
-      f = s.makefile("rb")
+      CHANNEL
       for i in range(257):
           v = ("val%03dQz" % i).encode().hex()
           s.sendall(json.dumps({"cmd": "secret", "name": "K%d" % (i % 3), "value_hex": v}).encode() + b"\n")
@@ -235,7 +246,7 @@ YML
 }
 
 case_job_trigger_args() {   # a trigger's bad args: each refusal says which and what is wrong
-  pipeline job-trig-args <<'YML'
+  pipeline_chan job-trig-args <<'YML'
 pipeline: job-trig-args
 executor: process
 triggers: [other]
@@ -245,10 +256,7 @@ steps:
       evrun-job trigger other -a "V=$(head -c 5000 /dev/zero | tr '\0' a)"
       evrun-job trigger other -a 1K=v
       python3 - <<'PY'
-      import json, os, socket
-      s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-      s.connect(os.environ["EVRUN_CONTROL"])
-      f = s.makefile("rb")
+      CHANNEL
       for args in ({"N": 5},):
           r = {"cmd": "trigger", "pipeline": "other", "call": "01JDX5QG0000000000000000AB", "args": args}
           s.sendall(json.dumps(r).encode() + b"\n")
