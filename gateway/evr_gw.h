@@ -65,6 +65,8 @@ typedef struct evr_gw {
     bool metrics_auth;          /* GET /metrics needs a token (metrics_token: required) */
     size_t body_max;            /* bytes of a request body */
     uint16_t port;              /* bound */
+    const char *hosts;          /* http_allowed_hosts (cfg's), or NULL (evr_gw_hosts.c) */
+    bool hosts_loopback;        /* listening on 127.0.0.0/8: Host names checked */
     char *tls_cert, *tls_key;   /* PEM, kept while serving */
     /* connection limits (evr_gw_limits.c) */
     unsigned max_conns, max_per_ip, idle_s;
@@ -198,6 +200,25 @@ const char *evr_gw_token_trim(const char *v, char *buf, size_t size);
     " (REASON)" when reason is not NULL; "-" for a method or URL not known
     (a connection refused or cut before its request's head was in). */
 void evr_gw_log_answer(const char *method, const char *url, int status, const char *reason);
+
+/* ---------------------------------------------------------- evr_gw_hosts.c */
+
+/*  Checks cfg's http_allowed_hosts (host names separated by commas,
+    .NAME, or *): EVR_ERR_CONFIG naming it (recorded for
+    evr_config_report). */
+evr_rc_t evr_gw_hosts_check(const evr_config_t *cfg, evr_err_t *err);
+
+/*  The setting into gw, and whether sa (the listening address) is a
+    loopback one (evr_gw_start). */
+struct sockaddr_in;
+void evr_gw_hosts_load(evr_gw_t *gw, const struct sockaddr_in *sa);
+
+/*  Whether req's Host is one gw answers to: localhost, a name under
+    .localhost, an IP address, one of http_allowed_hosts, or any when
+    gw listens elsewhere than loopback and the setting is unset.  False
+    with a 421 set (DNS rebinding: a page of another site reading the
+    gateway's answers under its own name). */
+bool evr_gw_host_ok(const evr_gw_t *gw, evr_gw_req_t *req);
 
 /* --------------------------------------------------------- evr_gw_limits.c */
 

@@ -354,7 +354,7 @@ s_begin(evr_gw_t *gw, s_conn_t *cc, const char *url, const char *method, const c
         return false;
     }
     if (!evr_gw_framing_ok(&cc->req, version) || !evr_gw_header_nul_ok(&cc->req)
-        || !evr_gw_nul_ok(&cc->req))
+        || !evr_gw_nul_ok(&cc->req) || !evr_gw_host_ok(gw, &cc->req))
         return false;
     evr_gw_trim_fields(&cc->req);
     cc->route = evr_gw_route_match(method, url, cc->req.params, &status);
@@ -714,8 +714,9 @@ evr_gw_start(evr_gw_t *gw, evr_err_t *err)
         rc = s_listen_addr(gw->cfg, &sa, err);
     if (rc)
         return rc;
-    if ((rc = s_bind_probe(&sa, err)))
+    if ((rc = s_bind_probe(&sa, err)) || (rc = evr_gw_hosts_check(gw->cfg, err)))
         return rc;
+    evr_gw_hosts_load(gw, &sa);
     const char *certf = evr_config_get(gw->cfg, "tls_cert");
     const char *keyf = evr_config_get(gw->cfg, "tls_key");
     char *cert = certf ? s_read_pem("tls_cert", certf, err) : NULL;

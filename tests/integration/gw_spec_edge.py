@@ -22,7 +22,7 @@ def rq(target, headers="", method="GET", token=R, version="HTTP/1.1", host=True)
     """A request head as bytes: METHOD TARGET VERSION, Host, the token,
     headers (a str of whole lines), Connection: close."""
     return ("%s %s %s\r\n%s%s%sConnection: close\r\n\r\n"
-            % (method, target, version, "Host: x\r\n" if host else "",
+            % (method, target, version, "Host: localhost\r\n" if host else "",
                "Authorization: Bearer %s\r\n" % token if token else "", headers)).encode()
 
 
@@ -36,9 +36,9 @@ def bad(what, data, status=400, says=b"", wait=3):
 def case_edge():
     print("== edges of HTTP/1.1: folded lines, HEAD, query limits, fragments, codings")
     y = b"pipeline: p\nexecutor: process\nsteps:\n  - {name: a, run: x}\n"
-    h = ("POST %s/jobs?label=nobody HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+    h = ("POST %s/jobs?label=nobody HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n"
          "Content-Type: application/yaml\r\n" % (API, W)).encode()
-    smuggled = b"GET /api/v1/runners HTTP/1.1\r\nHost: x\r\n\r\n"
+    smuggled = b"GET /api/v1/runners HTTP/1.1\r\nHost: localhost\r\n\r\n"
     # obs-fold (RFC 9112 5.2): libmicrohttpd 0.9.75 joins the line to the name above
     for what, fold in (("Transfer-Encoding:\\r\\n chunked", b"Transfer-Encoding:\r\n chunked"),
                        ("Content-Length:\\r\\n\\t5", b"X-A: 1\r\nContent-Length:\r\n\t5"),
@@ -77,7 +77,7 @@ def case_edge():
     for what, field in (("Authorization, then more of it", "Authorization: Bearer %s\0x" % R),
                         ("Idempotency-Key (the last field)", "Idempotency-Key: k\0x"),
                         ("X-A, its first byte", "X-A: \0x")):
-        data = ("GET %s/runners HTTP/1.1\r\nHost: x\r\n%s%s\r\n\r\n"
+        data = ("GET %s/runners HTTP/1.1\r\nHost: localhost\r\n%s%s\r\n\r\n"
                 % (API, "" if what.startswith("Authorization") else
                    "Authorization: Bearer %s\r\nConnection: close\r\n" % R, field))
         if what.startswith("Authorization"):
@@ -89,7 +89,7 @@ def case_edge():
     for what, head in (("in a value, before Content-Length", "X-A: a\rContent-Length: 10\r\n"),
                        ("in a field's name", "X\rY: 1\r\n"),
                        ("before a CRLF", "X-A: 1\r\r\n")):
-        bad("a bare CR %s" % what, ("POST %s/demand HTTP/1.1\r\nHost: x\r\nAuthorization: "
+        bad("a bare CR %s" % what, ("POST %s/demand HTTP/1.1\r\nHost: localhost\r\nAuthorization: "
                                     "Bearer %s\r\n%sConnection: close\r\n\r\n{}"
                                     % (API, W, head)).encode(), 400, b"a bare CR")
     bad("a bare CR in the request target", rq(API + "/jobs?arg=A%3Dx\ry"), 400, b"a bare CR")
@@ -301,7 +301,7 @@ def case_ows():
     print("== spaces and tabs after a header field's value: no part of it (RFC 9112 5)")
     y = b"pipeline: p\nexecutor: process\nsteps:\n  - {name: a, run: echo ows}\n"
     key = "ows-%f" % time.time()
-    h = ("POST %s/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+    h = ("POST %s/jobs HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n"
          "Content-Type: application/yaml\r\nContent-Length: %d\r\nConnection: close\r\n"
          % (API, W, len(y))).encode()
     st, head, body = raw(h + b"Idempotency-Key: %s \t\r\n\r\n" % key.encode() + y)
@@ -319,7 +319,7 @@ def case_ows():
     check("Last-Event-ID: \"1 \": the events after 1", st == 200 and ids[:1] == [2],
           head[:60] + repr(body[:200]))
     d = b'{"zen": "x"}'
-    st, head, body = raw(("POST /hooks/github HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: ping\t\r\n"
+    st, head, body = raw(("POST /hooks/github HTTP/1.1\r\nHost: localhost\r\nX-GitHub-Event: ping\t\r\n"
                           "X-Hub-Signature-256: %s \r\nX-GitHub-Delivery: ows-1 \r\n"
                           "Content-Type: application/json\r\nContent-Length: %d\r\n"
                           "Connection: close\r\n\r\n" % (sign(d), len(d))).encode() + d)
@@ -329,7 +329,7 @@ def case_ows():
     # Content-Type: a tab before its parameters or after it (RFC 9110 5.6.6: OWS ";")
     for ctype in ("application/json\t", "application/json\t;charset=utf-8"):
         d = b'{"count": 1, "labels": ["spec-ows"], "ttl": 5}'
-        st, head, body = raw(("POST %s/demand HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+        st, head, body = raw(("POST %s/demand HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n"
                               "Content-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
                               % (API, W, ctype, len(d))).encode() + d)
         check("POST /demand with Content-Type %r: 202" % ctype, st == 202,
@@ -337,3 +337,43 @@ def case_ows():
     st, head, body = raw(h.replace(b"application/yaml", b"application/yaml\t") + b"\r\n" + y)
     check("POST /jobs with Content-Type \"application/yaml\\t\": 201", st == 201,
           head[:60] + repr(body[:200]))
+
+
+def case_hosts():
+    print("== Host: the names a gateway on loopback answers to (DNS rebinding)")
+    port2 = int(os.environ.get("EVR_GW2_PORT") or 0)
+
+    def get(host, path=API + "/runners", port=PORT):
+        s = socket.create_connection((HOST, port), timeout=10)
+        s.sendall(rq(path).replace(b"Host: localhost\r\n", b"Host: %s\r\n" % host.encode()))
+        out = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            out += b
+        s.close()
+        head, _, body = out.partition(b"\r\n\r\n")
+        return (int(head.split(b" ")[1]) if head.startswith(b"HTTP/") else 0), body
+    for host in ("localhost", "localhost:%d" % PORT, "LocalHost.", "ui.localhost:%d" % PORT,
+                 "127.0.0.1:%d" % PORT, "127.0.0.2", "[::1]:%d" % PORT, "10.1.2.3:80"):
+        st, body = get(host)
+        check("Host: %s: 200" % host, st == 200, "%d %r" % (st, body[:200]))
+    for host in ("evil.example", "evil.example:%d" % PORT, "127.0.0.1.evil.example",
+                 "localhost.evil.example", "x", "localhost:80x"):
+        for path in (API + "/runners", "/metrics", "/", "/ui/app.js"):
+            st, body = get(host, path)
+            check("Host: %s, GET %s: 421 misdirected_request naming http_allowed_hosts"
+                  % (host, path), st == 421 and b'"misdirected_request"' in body
+                  and b"http_allowed_hosts" in body, "%d %r" % (st, body[:300]))
+    if not port2:
+        return
+    # the second gateway's http_allowed_hosts: "ci.example.org, .example.net"
+    for host in ("ci.example.org", "CI.example.org:443", "example.net", "a.b.example.net:1",
+                 "localhost", "127.0.0.1"):
+        st, body = get(host, "/metrics", port2)
+        check("http_allowed_hosts: Host: %s: 200" % host, st == 200, "%d %r" % (st, body[:200]))
+    for host in ("evil.example", "xexample.net", "example.org", "ci.example.org.evil"):
+        st, body = get(host, "/metrics", port2)
+        check("http_allowed_hosts: Host: %s: 421" % host, st == 421
+              and b"names of http_allowed_hosts" in body, "%d %r" % (st, body[:300]))
