@@ -377,3 +377,17 @@ def case_hosts():
         st, body = get(host, "/metrics", port2)
         check("http_allowed_hosts: Host: %s: 421" % host, st == 421
               and b"names of http_allowed_hosts" in body, "%d %r" % (st, body[:300]))
+
+
+def case_token_header():
+    print("== a token's header: typ")
+    now = int(time.time())
+    for typ in ("JWT", "jwt", None):
+        hd = {"alg": "HS256"} if typ is None else {"alg": "HS256", "typ": typ}
+        r = api("GET", "/runners", token=lib.jwt(header=hd, exp=now + 60))
+        check("typ %s: 200" % typ, r.status == 200, repr(r))
+    for typ in ("at+jwt", "JOSE", ""):
+        r = api("GET", "/runners", token=lib.jwt(header={"alg": "HS256", "typ": typ},
+                                                  exp=now + 60))
+        check("typ %r: 401 saying typ must be JWT" % typ, r.status == 401
+              and b'typ \\"%s\\": expected JWT, or no typ' % typ.encode() in r.body, repr(r))
