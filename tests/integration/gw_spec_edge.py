@@ -391,3 +391,28 @@ def case_token_header():
                                                   exp=now + 60))
         check("typ %r: 401 saying typ must be JWT" % typ, r.status == 401
               and b'typ \\"%s\\": expected JWT, or no typ' % typ.encode() in r.body, repr(r))
+
+
+def case_signatures():
+    print("== /hooks/github: what is wrong with a signature")
+    d = b'{"zen": "x"}'
+    good = sign(d)
+    for what, h, says in (
+            ("another body's", {"X-Hub-Signature-256": sign(b"{}")}, b"does not match the body"),
+            ("in capitals (hex digits in any case)", {"X-Hub-Signature-256":
+                                                      "sha256=" + good[7:].upper()}, None),
+            ("SHA256= prefix", {"X-Hub-Signature-256": "SHA256=" + good[7:]},
+             b'\\"SHA256=%s\\" is not sha256= and 64 hex digits' % good[7:].encode()),
+            ("cut short", {"X-Hub-Signature-256": good[:-2]}, b"is not sha256= and 64 hex"),
+            ("sha1= in it", {"X-Hub-Signature-256": "sha1=" + "0" * 40},
+             b"is not sha256= and 64 hex"),
+            ("only the SHA-1 header", {"X-Hub-Signature": "sha1=" + "0" * 40},
+             b"missing (only X-Hub-Signature, SHA-1, came"),
+            ("none", {}, b"X-Hub-Signature-256: missing (the body")):
+        h = dict(h, **{"X-GitHub-Event": "ping", "Content-Type": "application/json"})
+        r = req("POST", "/hooks/github", d, headers=h, token=None)
+        if says is None:
+            check("signature %s: 200 pong" % what, r.status == 200, repr(r))
+        else:
+            check("signature %s: 403 saying %r" % (what, says.decode()), r.status == 403
+                  and says in r.body and not r.h("www-authenticate"), repr(r))
