@@ -416,3 +416,18 @@ def case_signatures():
         else:
             check("signature %s: 403 saying %r" % (what, says.decode()), r.status == 403
                   and says in r.body and not r.h("www-authenticate"), repr(r))
+
+
+def case_cors():
+    print("== CORS: none (README \"Web UI\")")
+    origin = {"Origin": "https://evil.example"}
+    r = req("OPTIONS", API + "/jobs", headers=dict(origin, **{
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type"}), token=None)
+    check("a preflight: 405, no Access-Control-Allow-*", r.status == 405 and not any(
+        k.startswith("access-control-") for k in r.headers), repr(r.headers))
+    for path, tok in ((API + "/runners", R), ("/metrics", None), ("/", None),
+                      ("/hooks/github", None)):
+        r = req("POST" if path.startswith("/hooks") else "GET", path, headers=origin, token=tok)
+        check("%s with an Origin: no Access-Control-* header (%d)" % (path, r.status), not any(
+            k.startswith("access-control-") for k in r.headers), repr(r.headers))
