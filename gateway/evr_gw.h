@@ -213,12 +213,13 @@ evr_rc_t evr_gw_hosts_check(const evr_config_t *cfg, evr_err_t *err);
 struct sockaddr_in;
 void evr_gw_hosts_load(evr_gw_t *gw, const struct sockaddr_in *sa);
 
-/*  Whether req's Host is one gw answers to: localhost, a name under
-    .localhost, an IP address, one of http_allowed_hosts, or any when
-    gw listens elsewhere than loopback and the setting is unset.  False
-    with a 421 set (DNS rebinding: a page of another site reading the
-    gateway's answers under its own name). */
-bool evr_gw_host_ok(const evr_gw_t *gw, evr_gw_req_t *req);
+/*  Whether req's Host (the host of target, the request target as sent,
+    when it is in absolute form) is one gw answers to: localhost, a name
+    under .localhost, an IP address, one of http_allowed_hosts, or any
+    when gw listens elsewhere than loopback and the setting is unset.
+    False with a 421 set (DNS rebinding: a page of another site reading
+    the gateway's answers under its own name). */
+bool evr_gw_host_ok(const evr_gw_t *gw, evr_gw_req_t *req, const char *target);
 
 /* --------------------------------------------------------- evr_gw_limits.c */
 

@@ -103,9 +103,19 @@ s_listed(const char *list, const char *name, size_t len)
 }
 
 bool
-evr_gw_host_ok(const evr_gw_t *gw, evr_gw_req_t *req)
+evr_gw_host_ok(const evr_gw_t *gw, evr_gw_req_t *req, const char *target)
 {
+    /* a target in absolute form names the host itself, and the Host
+       header is not read (RFC 9112 3.2.2) */
+    size_t skip = !target ? 0 : !strncasecmp(target, "http://", 7) ? 7
+                : !strncasecmp(target, "https://", 8) ? 8 : 0;
+    char in_target[S_NAME_MAX + 16];
     const char *host = evr_gw_header(req, "Host");
+    if (skip) {
+        size_t n = strcspn(target + skip, "/?#");
+        snprintf(in_target, sizeof in_target, "%.*s", (int) n, target + skip);
+        host = in_target;
+    }
     if (!host || !*host || (!gw->hosts && !gw->hosts_loopback))
         return true;    /* HTTP/1.0 without one (1.1 needs one: evr_gw_framing_ok), or
                            an empty one (a target without a host: no browser sends it) */
@@ -121,12 +131,13 @@ evr_gw_host_ok(const evr_gw_t *gw, evr_gw_req_t *req)
     if (port_ok && len && (ipv6 || s_unbindable(host, nlen) || s_listed(gw->hosts, host, nlen)))
         return true;
     /* 421 (RFC 9110 15.5.20): the request names a server this is not */
-    evr_gw_error(req, 421, "misdirected_request", "Host \"%.128s\" is not a name this "
+    evr_gw_error(req, 421, "misdirected_request", "%s \"%.128s\" is not a name this "
                  "gateway answers to: %s; send the request to http://localhost:PORT/ or "
                  "http://127.0.0.1:PORT/, or add the name to the setting http_allowed_hosts "
                  "(--allowed-hosts; a page of another site that made a browser send this "
                  "could read the answer: DNS rebinding)",
-                 host, !port_ok ? "its port is no number"
+                 skip ? "the request target's host" : "Host", host,
+                 !port_ok ? "its port is no number"
                       : gw->hosts ? "it answers to localhost, IP addresses and the names of "
                                     "http_allowed_hosts"
                                   : "listening on a loopback address, it answers to localhost "

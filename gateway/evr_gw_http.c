@@ -340,7 +340,7 @@ s_begin(evr_gw_t *gw, s_conn_t *cc, const char *url, const char *method, const c
     int status;
     if (!s_target_whole(cc, version))
         return false;
-    const char *path = evr_gw_origin_form(url);
+    const char *target = url, *path = evr_gw_origin_form(url);
     if (!path) {
         evr_gw_error(&cc->req, 400, "bad_request", "request target \"%.64s\": an absolute URL "
                      "needs a host and no fragment (or send the path alone: /api/v1/...)", url);
@@ -354,7 +354,7 @@ s_begin(evr_gw_t *gw, s_conn_t *cc, const char *url, const char *method, const c
         return false;
     }
     if (!evr_gw_framing_ok(&cc->req, version) || !evr_gw_header_nul_ok(&cc->req)
-        || !evr_gw_nul_ok(&cc->req) || !evr_gw_host_ok(gw, &cc->req))
+        || !evr_gw_nul_ok(&cc->req) || !evr_gw_host_ok(gw, &cc->req, target))
         return false;
     evr_gw_trim_fields(&cc->req);
     cc->route = evr_gw_route_match(method, url, cc->req.params, &status);

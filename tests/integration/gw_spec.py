@@ -763,11 +763,11 @@ def case_wire():
     st, head, body = raw(b"GET /api/v1/runners HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer "
                          + b"a" * 5000 + b".b.c\r\nConnection: close\r\n\r\n")
     check("a token of 5000 bytes: 401 JSON", st == 401 and b"unauthorized" in body, head[:100])
-    # absolute-form request targets (RFC 9112 3.2.2: a server must take them): the path of
-    # any host; none with no host
+    # absolute-form request targets (RFC 9112 3.2.2: a server must take them): the path, its
+    # host checked as Host is (case hosts); none with no host
     for target, want in (("http://127.0.0.1:%d%s/runners" % (PORT, API), b'"runners"'),
-                         ("HTTP://other.example%s/runners" % API, b'"runners"'),
-                         ("https://h%s/jobs?limit=1" % API, b'"jobs"')):
+                         ("HTTP://LocalHost%s/runners" % API, b'"runners"'),
+                         ("https://localhost%s/jobs?limit=1" % API, b'"jobs"')):
         st, head, body = raw(("GET %s HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n"
                               "Connection: close\r\n\r\n" % (target, R)).encode())
         check("absolute-form GET %s: 200 with %s" % (target, want.decode()),

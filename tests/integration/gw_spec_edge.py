@@ -366,6 +366,15 @@ def case_hosts():
             check("Host: %s, GET %s: 421 misdirected_request naming http_allowed_hosts"
                   % (host, path), st == 421 and b'"misdirected_request"' in body
                   and b"http_allowed_hosts" in body, "%d %r" % (st, body[:300]))
+    # a target in absolute form: its host is the one checked, the Host header not read
+    # (RFC 9112 3.2.2)
+    for target, host, want in (("http://evil.example%s/runners" % API, "localhost", 421),
+                               ("HTTP://EVIL.example:80%s/runners" % API, "127.0.0.1", 421),
+                               ("http://localhost:%d%s/runners" % (PORT, API), "evil.example",
+                                200)):
+        st, body = get(host, target)
+        check("GET %s with Host: %s: %d" % (target, host, want), st == want and (
+            want == 200 or b"the request target's host" in body), "%d %r" % (st, body[:300]))
     if not port2:
         return
     # the second gateway's http_allowed_hosts: "ci.example.org, .example.net"
