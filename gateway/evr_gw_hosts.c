@@ -119,12 +119,16 @@ evr_gw_host_ok(const evr_gw_t *gw, evr_gw_req_t *req, const char *target)
     if (!host || !*host || (!gw->hosts && !gw->hosts_loopback))
         return true;    /* HTTP/1.0 without one (1.1 needs one: evr_gw_framing_ok), or
                            an empty one (a target without a host: no browser sends it) */
-    size_t len;
-    if (*host == '[')   /* an IPv6 address: no DNS answer makes one */
-        len = strcspn(host, "]") + 1;
-    else
-        len = strcspn(host, ":");
-    bool ipv6 = *host == '[' && host[len - 1] == ']';
+    /* [an IPv6 address]: no DNS answer makes one */
+    size_t len = *host == '[' ? strcspn(host, "]") : strcspn(host, ":");
+    bool ipv6 = false;
+    if (*host == '[' && host[len] == ']') {
+        char ip6[48];
+        struct in6_addr a6;
+        snprintf(ip6, sizeof ip6, "%.*s", (int) (len - 1), host + 1);
+        ipv6 = len - 1 < sizeof ip6 && inet_pton(AF_INET6, ip6, &a6) == 1;
+        len++;
+    }
     const char *port = host + len;
     bool port_ok = !*port || (*port == ':' && strspn(port + 1, "0123456789") == strlen(port + 1));
     size_t nlen = len && !ipv6 && host[len - 1] == '.' ? len - 1 : len;  /* "localhost." */

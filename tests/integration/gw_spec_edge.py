@@ -360,7 +360,8 @@ def case_hosts():
         st, body = get(host)
         check("Host: %s: 200" % host, st == 200, "%d %r" % (st, body[:200]))
     for host in ("evil.example", "evil.example:%d" % PORT, "127.0.0.1.evil.example",
-                 "localhost.evil.example", "x", "localhost:80x"):
+                 "localhost.evil.example", "x", "localhost:80x", "[evil.example]", "[::1",
+                 "[::1]x"):
         for path in (API + "/runners", "/metrics", "/", "/ui/app.js"):
             st, body = get(host, path)
             check("Host: %s, GET %s: 421 misdirected_request naming http_allowed_hosts"
