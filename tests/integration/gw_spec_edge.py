@@ -401,6 +401,17 @@ def case_token_header():
                                                   exp=now + 60))
         check("typ %r: 401 saying typ must be JWT" % typ, r.status == 401
               and b'typ \\"%s\\": expected JWT, or no typ' % typ.encode() in r.body, repr(r))
+    # a hook token, or the secret itself, pasted for a token: said so
+    hook = lib.HOOK_TOKEN
+    secret = lib.SECRET.decode()
+    for what, tok in (("a hook token", hook), ("jwt.secret's content", secret)):
+        r = api("GET", "/runners", token=tok)
+        check("%s as the bearer token: 401 saying it is no token" % what, r.status == 401
+              and b"64 hex digits are a hook token" in r.body
+              and b"evrun-cli token" in r.body, repr(r))
+    r = api("GET", "/runners", token="x.y")
+    check("two parts: 401 saying how to make one", r.status == 401
+          and b"(make one with evrun-cli token)" in r.body, repr(r))
 
 
 def case_signatures():
