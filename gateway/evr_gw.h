@@ -119,6 +119,10 @@ typedef struct {
     const char *query;          /* its query parameters, space-separated ("" none): any
                                    other is refused (400); NULL: not checked (hooks, UI,
                                    metrics: callers we do not write) */
+    bool (*head)(struct evr_gw *gw, evr_gw_req_t *req);
+                                /* an open route's checks of the head alone (its own
+                                   token), before the body is read: false with the answer
+                                   set (NULL: none) */
 } evr_gw_route_t;
 
 extern const evr_gw_route_t evr_gw_routes[];
@@ -491,6 +495,11 @@ bool evr_gw_github_match(const evr_strlist_t *events, const evr_strlist_t *branc
 
 void evr_gw_h_github(evr_gw_t *gw, evr_gw_req_t *req);
 void evr_gw_h_hook(evr_gw_t *gw, evr_gw_req_t *req);
+
+/*  POST /hooks/NAME's checks of the request's head, before its body is
+    read (an unauthenticated caller's body is never buffered): NAME a
+    pipeline name (404), its hook token given (401; 400 for two). */
+bool evr_gw_hook_head(evr_gw_t *gw, evr_gw_req_t *req);
 
 /* --------------------------------------------------------- evr_gw_demand.c */
 

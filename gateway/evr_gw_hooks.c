@@ -569,6 +569,20 @@ s_start_param(void *cls, enum MHD_ValueKind kind, const char *key, const char *v
     return MHD_YES;
 }
 
+bool
+evr_gw_hook_head(evr_gw_t *gw, evr_gw_req_t *req)
+{
+    const char *name = req->params[0];
+    if (!evr_spec_name_ok(name)) {
+        evr_gw_error(req, 404, "not_found", "no pipeline \"%.64s\": a pipeline name starts "
+                     "with a letter or digit, then letters, digits, _ . - (at most %d bytes)",
+                     name, EVR_SPEC_MAX_NAME);
+        return false;
+    }
+    return s_hook_token_ok(gw, req, name);
+}
+
+/*  After evr_gw_hook_head passed. */
 void
 evr_gw_h_hook(evr_gw_t *gw, evr_gw_req_t *req)
 {
@@ -578,14 +592,6 @@ evr_gw_h_hook(evr_gw_t *gw, evr_gw_req_t *req)
     char *text = NULL;
     json_error_t je;
     s_refusal_t first = { 0 };
-    if (!evr_spec_name_ok(name)) {
-        evr_gw_error(req, 404, "not_found", "no pipeline \"%.64s\": a pipeline name starts "
-                     "with a letter or digit, then letters, digits, _ . - (at most %d bytes)",
-                     name, EVR_SPEC_MAX_NAME);
-        goto out;
-    }
-    if (!s_hook_token_ok(gw, req, name))
-        goto out;
     /* ?arg=WHO=x dropped quietly would start the job with WHO's default */
     const char *param = NULL;
     MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, s_start_param, &param);

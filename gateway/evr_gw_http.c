@@ -43,7 +43,7 @@ const evr_gw_route_t evr_gw_routes[] = {
     { .method = "POST", .path = "/hooks/github", .fn = evr_gw_h_github, .open = true,
       .root = true },
     { .method = "POST", .path = "/hooks/{pipeline}", .fn = evr_gw_h_hook, .open = true,
-      .root = true },
+      .root = true, .head = evr_gw_hook_head },
     { .method = "GET", .path = "/", .fn = evr_gw_h_ui_index, .open = true, .root = true },
     { .method = "GET", .path = "/ui/{path}", .fn = evr_gw_h_ui_file, .open = true, .root = true,
       .tail = true },
@@ -369,6 +369,8 @@ s_begin(evr_gw_t *gw, s_conn_t *cc, const char *url, const char *method, const c
         return false;
     }
     if (!cc->route->open && !evr_gw_auth(gw, &cc->req, cc->route->write))
+        return false;
+    if (cc->route->head && !cc->route->head(gw, &cc->req))
         return false;
     if (!evr_gw_query_ok(&cc->req, cc->route))
         return false;

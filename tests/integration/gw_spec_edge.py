@@ -452,3 +452,28 @@ def case_cors():
         r = req("POST" if path.startswith("/hooks") else "GET", path, headers=origin, token=tok)
         check("%s with an Origin: no Access-Control-* header (%d)" % (path, r.status), not any(
             k.startswith("access-control-") for k in r.headers), repr(r.headers))
+
+
+def case_hook_head():
+    print("== /hooks/NAME: the token checked before the body is read")
+    for what, token in (("a wrong token", "X-Evrun-Token: wrong\r\n"), ("no token", "")):
+        s = socket.create_connection((HOST, PORT), timeout=10)
+        # a body of 3 MB announced, 9 bytes of it sent: the answer may not wait for the rest
+        s.sendall(("POST /hooks/%s HTTP/1.1\r\nHost: localhost\r\n%sContent-Type: "
+                   "application/json\r\nContent-Length: 3000000\r\n\r\n{\"args\":"
+                   % (lib.PIPE, token)).encode())
+        out = b""
+        try:
+            while b"\r\n\r\n" not in out or b"}}" not in out:
+                b = s.recv(4096)
+                if not b:
+                    break
+                out += b
+        except socket.timeout:
+            pass
+        s.close()
+        check("%s and a body not all sent: 401 at once" % what, out.startswith(
+            b"HTTP/1.1 401") and b"not the hook token of pipeline" in out, repr(out[:300]))
+    r = req("POST", "/hooks/%s" % lib.PIPE, b"{}", headers={"X-Evrun-Token": lib.HOOK_TOKEN},
+            ctype="application/json", token=None)
+    check("the right token: 202", r.status == 202, repr(r))
