@@ -411,7 +411,7 @@ def case_run():
     for v in ("-1", "x", "4294967296", "1.5", " ", "99999999999999999999"):
         r = api("GET", "/jobs/%s/log" % job, headers={"Accept": "text/event-stream",
                                                       "Last-Event-ID": v}, token=R)
-        err_ok("Last-Event-ID %r" % v, r, 400, "bad_request")
+        err_ok("Last-Event-ID %r" % v, r, 400, "bad_request", "from 0 to 4294967295")
     # artifacts
     r = None
     for _ in range(100):
