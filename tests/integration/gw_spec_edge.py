@@ -477,3 +477,12 @@ def case_hook_head():
     r = req("POST", "/hooks/%s" % lib.PIPE, b"{}", headers={"X-Evrun-Token": lib.HOOK_TOKEN},
             ctype="application/json", token=None)
     check("the right token: 202", r.status == 202, repr(r))
+
+
+def case_arg_names():
+    print("== ?arg=: what is wrong with one")
+    for q in ("1A=x", "A-B=x", "=x", "WHO", "%s=x" % ("A" * 65)):
+        r = api("POST", "/jobs?arg=" + q, {"pipeline": lib.PIPE})
+        check("?arg=%s: 400 quoting it and saying what NAME may be" % q[:20], r.status == 400
+              and (b'arg \\"%s' % q[:40].encode()) in r.body
+              and b"an environment variable name" in r.body, repr(r))
