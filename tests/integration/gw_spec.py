@@ -990,7 +990,7 @@ QUEUED = None
 def main():
     cases = sys.argv[5:] or ["auth", "methods", "submit", "list", "job", "run",
                              "runners_pipelines", "demand", "hooks", "metrics_ui", "wire", "edge",
-                             "ows", "hosts", "token_header", "signatures", "cors", "hook_head", "arg_names", "broker_gone"]
+                             "ows", "hosts", "token_header", "signatures", "cors", "hook_head", "arg_names", "mhd_own", "broker_gone"]
     for c in cases:
         if c in ("job", "list") and QUEUED is None and "submit" not in cases:
             case_submit()

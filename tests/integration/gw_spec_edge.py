@@ -486,3 +486,15 @@ def case_arg_names():
         check("?arg=%s: 400 quoting it and saying what NAME may be" % q[:20], r.status == 400
               and (b'arg \\"%s' % q[:40].encode()) in r.body
               and b"an environment variable name" in r.body, repr(r))
+
+
+def case_mhd_own():
+    print("== answers libmicrohttpd gives itself (README \"Limits\")")
+    h = ("POST %s/jobs HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n"
+         "Content-Type: application/json\r\nConnection: close\r\n" % (API, W))
+    for cl, want in (("-1", 400), ("+2", 400), ("0x2", 400), ("99999999999999999999999", 413)):
+        st, head, body = raw((h + "Content-Length: %s\r\n\r\n{}" % cl).encode(), whole=True)
+        check("Content-Length: %s: %d, closed" % (cl, want), st == want, repr(head[:80]))
+    st, head, body = raw((h + "Transfer-Encoding: chunked\r\n\r\nffffffffffffffffffff\r\nab\r\n"
+                          "0\r\n\r\n").encode(), whole=True)
+    check("a chunk size past 64 bits: 413", st == 413, repr(head[:80]))
