@@ -3,8 +3,10 @@
 at the edges of HTTP/1.1 as raw bytes (folded header lines, HEAD on a live
 log, query parameters past the limit, fragments, unsupported transfer
 codings, duplicate fields, spaces after a field's value) and the
-documented answer of each.  Imported by gw_spec.py, which runs case_edge
-and case_ows.
+documented answer of each; and `hosts` (Host names, http_allowed_hosts),
+`token_header`, `signatures` (GitHub's), `cors`, `hook_head` (a hook's
+token before its body), `arg_names` and `mhd_own` (libmicrohttpd's own
+answers).  Imported by gw_spec.py, which runs each case_NAME.
 """
 import http.client
 import os

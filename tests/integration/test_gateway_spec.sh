@@ -7,7 +7,8 @@
 # arguments, ids, path tricks, slow clients).  A real broker, a runner
 # with the process executor (no podman) and a gateway on loopback.
 # CASE: gw_spec.py's cases (auth methods submit list job run
-# runners_pipelines demand hooks metrics_ui wire edge ows hosts broker_gone: the last, it
+# runners_pipelines demand hooks metrics_ui wire edge ows hosts token_header
+# signatures cors hook_head arg_names mhd_own broker_gone: the last, it
 # stops the broker); default all.
 set -u
 bin=$1 src=$2
