@@ -65,6 +65,8 @@ typedef struct evr_gw {
     bool metrics_auth;          /* GET /metrics needs a token (metrics_token: required) */
     size_t body_max;            /* bytes of a request body */
     uint16_t port;              /* bound */
+    const char *hosts;          /* http_allowed_hosts (cfg's), or NULL (evr_gw_hosts.c) */
+    bool hosts_loopback;        /* listening on 127.0.0.0/8: Host names checked */
     char *tls_cert, *tls_key;   /* PEM, kept while serving */
     /* connection limits (evr_gw_limits.c) */
     unsigned max_conns, max_per_ip, idle_s;
@@ -117,6 +119,10 @@ typedef struct {
     const char *query;          /* its query parameters, space-separated ("" none): any
                                    other is refused (400); NULL: not checked (hooks, UI,
                                    metrics: callers we do not write) */
+    bool (*head)(struct evr_gw *gw, evr_gw_req_t *req);
+                                /* an open route's checks of the head alone (its own
+                                   token), before the body is read: false with the answer
+                                   set (NULL: none) */
 } evr_gw_route_t;
 
 extern const evr_gw_route_t evr_gw_routes[];
@@ -198,6 +204,26 @@ const char *evr_gw_token_trim(const char *v, char *buf, size_t size);
     " (REASON)" when reason is not NULL; "-" for a method or URL not known
     (a connection refused or cut before its request's head was in). */
 void evr_gw_log_answer(const char *method, const char *url, int status, const char *reason);
+
+/* ---------------------------------------------------------- evr_gw_hosts.c */
+
+/*  Checks cfg's http_allowed_hosts (host names separated by commas,
+    .NAME, or *): EVR_ERR_CONFIG naming it (recorded for
+    evr_config_report). */
+evr_rc_t evr_gw_hosts_check(const evr_config_t *cfg, evr_err_t *err);
+
+/*  The setting into gw, and whether sa (the listening address) is a
+    loopback one (evr_gw_start). */
+struct sockaddr_in;
+void evr_gw_hosts_load(evr_gw_t *gw, const struct sockaddr_in *sa);
+
+/*  Whether req's Host (the host of target, the request target as sent,
+    when it is in absolute form) is one gw answers to: localhost, a name
+    under .localhost, an IP address, one of http_allowed_hosts, or any
+    when gw listens elsewhere than loopback and the setting is unset.
+    False with a 421 set (DNS rebinding: a page of another site reading
+    the gateway's answers under its own name). */
+bool evr_gw_host_ok(const evr_gw_t *gw, evr_gw_req_t *req, const char *target);
 
 /* --------------------------------------------------------- evr_gw_limits.c */
 
@@ -469,6 +495,11 @@ bool evr_gw_github_match(const evr_strlist_t *events, const evr_strlist_t *branc
 
 void evr_gw_h_github(evr_gw_t *gw, evr_gw_req_t *req);
 void evr_gw_h_hook(evr_gw_t *gw, evr_gw_req_t *req);
+
+/*  POST /hooks/NAME's checks of the request's head, before its body is
+    read (an unauthenticated caller's body is never buffered): NAME a
+    pipeline name (404), its hook token given (401; 400 for two). */
+bool evr_gw_hook_head(evr_gw_t *gw, evr_gw_req_t *req);
 
 /* --------------------------------------------------------- evr_gw_demand.c */
 

@@ -312,7 +312,7 @@ typedef struct {
     evr_msg_t *m;
     const char *bad;    /* what is wrong with the query */
     evr_strmap_t query; /* the names of the query's args */
-    char said[160];     /* a bad of its own text */
+    char said[256];     /* a bad of its own text */
 } s_args_t;
 
 /*  One refusal text: an unknown arg's "[WHERE: ]args.NAME: the pipeline
@@ -387,8 +387,14 @@ s_arg_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *valu
     if (a->bad)
         return MHD_YES;
     int r = !strcmp(key, "arg") ? value ? evr_spec_add_arg(value, &a->query) : -1 : 0;
-    if (r < 0)
-        a->bad = "arg: expected arg=NAME=VALUE";
+    if (r < 0) {
+        /* which one, and what NAME may be, as evrun-cli validate -a says */
+        snprintf(a->said, sizeof a->said, "arg \"%.64s\": expected arg=NAME=VALUE with NAME "
+                 "an environment variable name (a letter or _, then letters, digits, _; at "
+                 "most 64 bytes)",
+                 value ? value : "");
+        a->bad = a->said;
+    }
     else if (r) {
         /* else the second would silently replace the first (the body's
            args of the same name are replaced: the query's win) */

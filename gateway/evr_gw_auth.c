@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -235,16 +236,31 @@ evr_gw_token_check(const evr_gw_secret_t *s, const char *token, uint64_t now_s,
         return evr_err_set(err, EVR_ERR_STATE, "the token is over %d bytes", EVR_GW_TOKEN_MAX);
     const char *d1 = strchr(token, '.');
     const char *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+    /* 64 hex digits: a hook token, or a secret file pasted for a token */
+    bool hex64 = len == 64 && strspn(token, "0123456789abcdefABCDEF") == 64;
     if (!d1 || !d2 || strchr(d2 + 1, '.') || d1 == token || d2 == d1 + 1)
         return evr_err_set(err, EVR_ERR_STATE, "malformed token: expected three base64url "
-                           "parts separated by dots");
+                           "parts separated by dots%s (make one with evrun-cli token)",
+                           hex64 ? "; 64 hex digits are a hook token (evrun-cli hook-token, "
+                                   "for POST /hooks/NAME alone) or a secret file's content, "
+                                   "not a token" : "");
     json_t *hdr = s_segment_json(token, (size_t) (d1 - token), NULL);
     const char *alg = json_string_value(json_object_get(hdr, "alg"));
     bool hs256 = alg && !strcmp(alg, "HS256"), crit = json_object_get(hdr, "crit") != NULL;
+    /* libjwt refuses a typ other than JWT (in any case) as "cannot be
+       decoded": said here, with what to send (RFC 7519 5.1) */
+    const char *typ = json_string_value(json_object_get(hdr, "typ"));
+    bool typ_other = typ && strcasecmp(typ, "JWT");
+    char typ_bad[40] = "";
+    if (typ_other)
+        snprintf(typ_bad, sizeof typ_bad, "%s", typ);
     json_decref(hdr);
     if (!hs256)
         return evr_err_set(err, EVR_ERR_STATE, "the token's header must be JSON with alg "
                            "HS256 (alg none and other algorithms are refused)");
+    if (typ_other)
+        return evr_err_set(err, EVR_ERR_STATE, "the token's header has typ \"%s\": expected "
+                           "JWT, or no typ (make a token with evrun-cli token)", typ_bad);
     if (crit)   /* RFC 7515 4.1.11: extensions the gateway must understand; it knows none */
         return evr_err_set(err, EVR_ERR_STATE, "the token's header has crit: it names "
                            "extensions this gateway does not understand (RFC 7515 4.1.11; "

@@ -380,13 +380,21 @@ evr_gw_h_github(evr_gw_t *gw, evr_gw_req_t *req)
        (RFC 9110 15.5.2: WWW-Authenticate), and a webhook has none (its
        signature is of the body); "Bearer" would send a client after a
        token that nothing here takes */
-    if (!evr_gw_hook_signed(&gw->hook_secret, evr_gw_header(req, "X-Hub-Signature-256"),
-                            req->body ? req->body : "", req->len)) {
-        evr_gw_error(req, 403, "forbidden", "X-Hub-Signature-256: %s (the body's "
+    const char *sig = evr_gw_header(req, "X-Hub-Signature-256");
+    if (!evr_gw_hook_signed(&gw->hook_secret, sig, req->body ? req->body : "", req->len)) {
+        /* a value not of GitHub's form is said as such: "does not match"
+           would send the sender after the secret */
+        bool formed = sig && !strncmp(sig, "sha256=", 7) && strlen(sig + 7) == 64
+                   && strspn(sig + 7, "0123456789abcdefABCDEF") == 64;
+        evr_gw_error(req, 403, "forbidden", "X-Hub-Signature-256: %s%.80s%s (the body's "
                      "HMAC-SHA256 with the secret in the gateway's webhook_secret_file, "
                      "given to GitHub as the webhook's secret)",
-                     evr_gw_header(req, "X-Hub-Signature-256") ? "does not match the body"
-                                                               : "missing");
+                     !sig ? evr_gw_header(req, "X-Hub-Signature")
+                                ? "missing (only X-Hub-Signature, SHA-1, came: send the "
+                                  "SHA-256 one)" : "missing"
+                          : formed ? "does not match the body" : "\"",
+                     sig && !formed ? sig : "",
+                     sig && !formed ? "\" is not sha256= and 64 hex digits" : "");
         return;
     }
     if (!event || !event[strspn(event, " \t")]) {
@@ -561,6 +569,20 @@ s_start_param(void *cls, enum MHD_ValueKind kind, const char *key, const char *v
     return MHD_YES;
 }
 
+bool
+evr_gw_hook_head(evr_gw_t *gw, evr_gw_req_t *req)
+{
+    const char *name = req->params[0];
+    if (!evr_spec_name_ok(name)) {
+        evr_gw_error(req, 404, "not_found", "no pipeline \"%.64s\": a pipeline name starts "
+                     "with a letter or digit, then letters, digits, _ . - (at most %d bytes)",
+                     name, EVR_SPEC_MAX_NAME);
+        return false;
+    }
+    return s_hook_token_ok(gw, req, name);
+}
+
+/*  After evr_gw_hook_head passed. */
 void
 evr_gw_h_hook(evr_gw_t *gw, evr_gw_req_t *req)
 {
@@ -570,14 +592,6 @@ evr_gw_h_hook(evr_gw_t *gw, evr_gw_req_t *req)
     char *text = NULL;
     json_error_t je;
     s_refusal_t first = { 0 };
-    if (!evr_spec_name_ok(name)) {
-        evr_gw_error(req, 404, "not_found", "no pipeline \"%.64s\": a pipeline name starts "
-                     "with a letter or digit, then letters, digits, _ . - (at most %d bytes)",
-                     name, EVR_SPEC_MAX_NAME);
-        goto out;
-    }
-    if (!s_hook_token_ok(gw, req, name))
-        goto out;
     /* ?arg=WHO=x dropped quietly would start the job with WHO's default */
     const char *param = NULL;
     MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, s_start_param, &param);

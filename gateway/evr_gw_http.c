@@ -43,7 +43,7 @@ const evr_gw_route_t evr_gw_routes[] = {
     { .method = "POST", .path = "/hooks/github", .fn = evr_gw_h_github, .open = true,
       .root = true },
     { .method = "POST", .path = "/hooks/{pipeline}", .fn = evr_gw_h_hook, .open = true,
-      .root = true },
+      .root = true, .head = evr_gw_hook_head },
     { .method = "GET", .path = "/", .fn = evr_gw_h_ui_index, .open = true, .root = true },
     { .method = "GET", .path = "/ui/{path}", .fn = evr_gw_h_ui_file, .open = true, .root = true,
       .tail = true },
@@ -340,7 +340,7 @@ s_begin(evr_gw_t *gw, s_conn_t *cc, const char *url, const char *method, const c
     int status;
     if (!s_target_whole(cc, version))
         return false;
-    const char *path = evr_gw_origin_form(url);
+    const char *target = url, *path = evr_gw_origin_form(url);
     if (!path) {
         evr_gw_error(&cc->req, 400, "bad_request", "request target \"%.64s\": an absolute URL "
                      "needs a host and no fragment (or send the path alone: /api/v1/...)", url);
@@ -354,7 +354,7 @@ s_begin(evr_gw_t *gw, s_conn_t *cc, const char *url, const char *method, const c
         return false;
     }
     if (!evr_gw_framing_ok(&cc->req, version) || !evr_gw_header_nul_ok(&cc->req)
-        || !evr_gw_nul_ok(&cc->req))
+        || !evr_gw_nul_ok(&cc->req) || !evr_gw_host_ok(gw, &cc->req, target))
         return false;
     evr_gw_trim_fields(&cc->req);
     cc->route = evr_gw_route_match(method, url, cc->req.params, &status);
@@ -369,6 +369,8 @@ s_begin(evr_gw_t *gw, s_conn_t *cc, const char *url, const char *method, const c
         return false;
     }
     if (!cc->route->open && !evr_gw_auth(gw, &cc->req, cc->route->write))
+        return false;
+    if (cc->route->head && !cc->route->head(gw, &cc->req))
         return false;
     if (!evr_gw_query_ok(&cc->req, cc->route))
         return false;
@@ -714,8 +716,9 @@ evr_gw_start(evr_gw_t *gw, evr_err_t *err)
         rc = s_listen_addr(gw->cfg, &sa, err);
     if (rc)
         return rc;
-    if ((rc = s_bind_probe(&sa, err)))
+    if ((rc = s_bind_probe(&sa, err)) || (rc = evr_gw_hosts_check(gw->cfg, err)))
         return rc;
+    evr_gw_hosts_load(gw, &sa);
     const char *certf = evr_config_get(gw->cfg, "tls_cert");
     const char *keyf = evr_config_get(gw->cfg, "tls_key");
     char *cert = certf ? s_read_pem("tls_cert", certf, err) : NULL;

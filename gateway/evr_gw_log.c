@@ -488,8 +488,9 @@ s_log_sse(evr_gw_t *gw, evr_gw_req_t *req, const char *job)
     uint32_t last = 0;
     evr_err_t err;
     if (lei && !evr_gw_last_event_id(lei, &last)) {
-        evr_gw_error(req, 400, "bad_request", "Last-Event-ID: expected the id of an event "
-                     "received (an integer)");
+        evr_gw_error(req, 400, "bad_request", "Last-Event-ID \"%.32s\": expected the id of an "
+                     "event received (an integer from 0 to %u, an id: line of this stream; "
+                     "send none for the whole stream)", lei, UINT32_MAX);
         return;
     }
     if (!strcmp(req->method, "HEAD")) {

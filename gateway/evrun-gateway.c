@@ -23,6 +23,9 @@ static const evr_config_key_t s_gw_keys[] = {
       "STATE/gateway/webhook.secret, made 0600 when missing)" },
     { "ui_dir", NULL, "the web UI's files (default BIN/../share/evrun/ui: where they are "
       "installed; in a build tree a link to gateway/ui)" },
+    { "http_allowed_hosts", NULL, "the Host names answered besides localhost and IP "
+      "addresses (comma-separated; .NAME: NAME and names under it; *: any); unset: those "
+      "alone when listening on a loopback address (DNS rebinding), any otherwise" },
     { "http_max_connections", "512", "HTTP connections at once (a thread each)" },
     { "http_max_per_ip", "256", "HTTP connections at once from one address" },
     { "http_idle_timeout", "30s", "close a connection with nothing sent or received this "
@@ -73,6 +76,10 @@ s_help(FILE *out)
             "  --tls-key FILE       ...and this PEM key (tls_key)\n"
             "  --ui-dir DIR         the web UI's files (ui_dir, default: share/evrun/ui\n"
             "                       beside the binary's directory)\n"
+            "  --allowed-hosts LIST Host names answered besides localhost and IP addresses\n"
+            "                       (http_allowed_hosts: comma-separated, .NAME for NAME and\n"
+            "                       names under it, * any; unset: none more on a loopback\n"
+            "                       address, against DNS rebinding; any on another)\n"
             "  --state-dir DIR      state directory (default $EVRUN_STATE_DIR, else\n"
             "                       $XDG_STATE_HOME/evrun, else ~/.local/state/evrun)\n"
             "  --broker EP          the broker's client endpoint (default: the local broker of\n"
@@ -131,6 +138,7 @@ s_settings(int argc, char **argv, evr_gw_t *gw, bool *print_out)
         { "broker-key", required_argument, NULL, 1008 }, { "listen", required_argument, NULL, 1010 },
         { "tls-cert", required_argument, NULL, 1011 }, { "tls-key", required_argument, NULL, 1012 },
         { "ui-dir", required_argument, NULL, 1013 },
+        { "allowed-hosts", required_argument, NULL, 1014 },
         { "print-config", no_argument, NULL, 1006 }, { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' }, { NULL, 0, NULL, 0 },
     };
@@ -138,6 +146,7 @@ s_settings(int argc, char **argv, evr_gw_t *gw, bool *print_out)
         [0] = "state_dir", [1] = "client_endpoint", [2] = "events_endpoint",
         [4] = "timeout_ms", [7] = "client_cert", [8] = "broker_key", [10] = "http_listen",
         [11] = "tls_cert", [12] = "tls_key", [13] = "ui_dir",
+        [14] = "http_allowed_hosts",
     };
     const char *flags[32], *file = NULL;
     size_t nf = 0;
@@ -156,7 +165,7 @@ s_settings(int argc, char **argv, evr_gw_t *gw, bool *print_out)
             file = optarg;
         else if (c == 1006)
             print = true;
-        else if (c >= 1000 && c <= 1013 && keys[c - 1000])
+        else if (c >= 1000 && c <= 1014 && keys[c - 1000])
             nf = evr_config_flag(flags, nf, 16, keys[c - 1000], optarg);
         else {
             evr_usage_brief("evrun-gateway", s_help_cb, NULL);
@@ -209,6 +218,7 @@ main(int argc, char **argv)
         bad = evr_config_choice(gw.cfg, "metrics_token", mt, 2, &mtok, &err) != EVR_OK || bad;
         bad = evr_gw_limits_load(&gw, &err) != EVR_OK || bad;
         bad = evr_gw_listen_check(gw.cfg, &err) != EVR_OK || bad;
+        bad = evr_gw_hosts_check(gw.cfg, &err) != EVR_OK || bad;
         status = 0;
         if (bad) {
             if (!evr_config_report(gw.cfg, "evrun-gateway", stderr))

@@ -386,7 +386,8 @@ s_load_one(evr_config_t *self, const char *path, const yaml_node_t *k, const cha
                      in_group ? n + 15 + g : "");
         return;
     }
-    static const char *const lists[] = { "labels", "executors", "secrets_allow", NULL };
+    static const char *const lists[] = { "labels", "executors", "secrets_allow",
+                                         "http_allowed_hosts", NULL };
     if (v->type != YAML_SCALAR_NODE && !s_listed(evr_config_own, key)) {
         bool list = v->type == YAML_SEQUENCE_NODE && s_listed(lists, key);
         s_file_error(self, rc, err, "%s:%zu:%zu: %s: expected a single value%s%s%s", path,
@@ -706,6 +707,7 @@ const char *const evr_config_known[] = {
     "retention_keep_per_pipeline",
     "retention_output_max_age",
     "retention_interval",
+    "http_allowed_hosts",
     "http_max_connections",
     "http_max_per_ip",
     "http_idle_timeout",
@@ -764,13 +766,15 @@ evr_config_list_empty(const char *list)
     }
 }
 
-/*  The comma-separated settings (labels, executors, secrets_allow): an
-    item left empty ("a,,b", a variable unset in "a,$X") is refused, not
-    dropped, so that no label or executor is lost in silence. */
+/*  The comma-separated settings (labels, executors, secrets_allow,
+    http_allowed_hosts): an item left empty ("a,,b", a variable unset in
+    "a,$X") is refused, not dropped, so that no label or executor is lost
+    in silence. */
 static evr_rc_t
 s_check_lists(const evr_config_t *self, evr_err_t *err)
 {
-    static const char *const lists[] = { "labels", "executors", "secrets_allow" };
+    static const char *const lists[] = { "labels", "executors", "secrets_allow",
+                                         "http_allowed_hosts" };
     evr_rc_t rc = EVR_OK;
     for (size_t l = 0; l < sizeof lists / sizeof lists[0]; l++) {
         const char *v = evr_config_get(self, lists[l]);

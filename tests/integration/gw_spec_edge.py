@@ -3,8 +3,10 @@
 at the edges of HTTP/1.1 as raw bytes (folded header lines, HEAD on a live
 log, query parameters past the limit, fragments, unsupported transfer
 codings, duplicate fields, spaces after a field's value) and the
-documented answer of each.  Imported by gw_spec.py, which runs case_edge
-and case_ows.
+documented answer of each; and `hosts` (Host names, http_allowed_hosts),
+`token_header`, `signatures` (GitHub's), `cors`, `hook_head` (a hook's
+token before its body), `arg_names` and `mhd_own` (libmicrohttpd's own
+answers).  Imported by gw_spec.py, which runs each case_NAME.
 """
 import http.client
 import os
@@ -22,7 +24,7 @@ def rq(target, headers="", method="GET", token=R, version="HTTP/1.1", host=True)
     """A request head as bytes: METHOD TARGET VERSION, Host, the token,
     headers (a str of whole lines), Connection: close."""
     return ("%s %s %s\r\n%s%s%sConnection: close\r\n\r\n"
-            % (method, target, version, "Host: x\r\n" if host else "",
+            % (method, target, version, "Host: localhost\r\n" if host else "",
                "Authorization: Bearer %s\r\n" % token if token else "", headers)).encode()
 
 
@@ -36,9 +38,9 @@ def bad(what, data, status=400, says=b"", wait=3):
 def case_edge():
     print("== edges of HTTP/1.1: folded lines, HEAD, query limits, fragments, codings")
     y = b"pipeline: p\nexecutor: process\nsteps:\n  - {name: a, run: x}\n"
-    h = ("POST %s/jobs?label=nobody HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+    h = ("POST %s/jobs?label=nobody HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n"
          "Content-Type: application/yaml\r\n" % (API, W)).encode()
-    smuggled = b"GET /api/v1/runners HTTP/1.1\r\nHost: x\r\n\r\n"
+    smuggled = b"GET /api/v1/runners HTTP/1.1\r\nHost: localhost\r\n\r\n"
     # obs-fold (RFC 9112 5.2): libmicrohttpd 0.9.75 joins the line to the name above
     for what, fold in (("Transfer-Encoding:\\r\\n chunked", b"Transfer-Encoding:\r\n chunked"),
                        ("Content-Length:\\r\\n\\t5", b"X-A: 1\r\nContent-Length:\r\n\t5"),
@@ -77,7 +79,7 @@ def case_edge():
     for what, field in (("Authorization, then more of it", "Authorization: Bearer %s\0x" % R),
                         ("Idempotency-Key (the last field)", "Idempotency-Key: k\0x"),
                         ("X-A, its first byte", "X-A: \0x")):
-        data = ("GET %s/runners HTTP/1.1\r\nHost: x\r\n%s%s\r\n\r\n"
+        data = ("GET %s/runners HTTP/1.1\r\nHost: localhost\r\n%s%s\r\n\r\n"
                 % (API, "" if what.startswith("Authorization") else
                    "Authorization: Bearer %s\r\nConnection: close\r\n" % R, field))
         if what.startswith("Authorization"):
@@ -89,7 +91,7 @@ def case_edge():
     for what, head in (("in a value, before Content-Length", "X-A: a\rContent-Length: 10\r\n"),
                        ("in a field's name", "X\rY: 1\r\n"),
                        ("before a CRLF", "X-A: 1\r\r\n")):
-        bad("a bare CR %s" % what, ("POST %s/demand HTTP/1.1\r\nHost: x\r\nAuthorization: "
+        bad("a bare CR %s" % what, ("POST %s/demand HTTP/1.1\r\nHost: localhost\r\nAuthorization: "
                                     "Bearer %s\r\n%sConnection: close\r\n\r\n{}"
                                     % (API, W, head)).encode(), 400, b"a bare CR")
     bad("a bare CR in the request target", rq(API + "/jobs?arg=A%3Dx\ry"), 400, b"a bare CR")
@@ -301,7 +303,7 @@ def case_ows():
     print("== spaces and tabs after a header field's value: no part of it (RFC 9112 5)")
     y = b"pipeline: p\nexecutor: process\nsteps:\n  - {name: a, run: echo ows}\n"
     key = "ows-%f" % time.time()
-    h = ("POST %s/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+    h = ("POST %s/jobs HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n"
          "Content-Type: application/yaml\r\nContent-Length: %d\r\nConnection: close\r\n"
          % (API, W, len(y))).encode()
     st, head, body = raw(h + b"Idempotency-Key: %s \t\r\n\r\n" % key.encode() + y)
@@ -319,7 +321,7 @@ def case_ows():
     check("Last-Event-ID: \"1 \": the events after 1", st == 200 and ids[:1] == [2],
           head[:60] + repr(body[:200]))
     d = b'{"zen": "x"}'
-    st, head, body = raw(("POST /hooks/github HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: ping\t\r\n"
+    st, head, body = raw(("POST /hooks/github HTTP/1.1\r\nHost: localhost\r\nX-GitHub-Event: ping\t\r\n"
                           "X-Hub-Signature-256: %s \r\nX-GitHub-Delivery: ows-1 \r\n"
                           "Content-Type: application/json\r\nContent-Length: %d\r\n"
                           "Connection: close\r\n\r\n" % (sign(d), len(d))).encode() + d)
@@ -329,7 +331,7 @@ def case_ows():
     # Content-Type: a tab before its parameters or after it (RFC 9110 5.6.6: OWS ";")
     for ctype in ("application/json\t", "application/json\t;charset=utf-8"):
         d = b'{"count": 1, "labels": ["spec-ows"], "ttl": 5}'
-        st, head, body = raw(("POST %s/demand HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+        st, head, body = raw(("POST %s/demand HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n"
                               "Content-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
                               % (API, W, ctype, len(d))).encode() + d)
         check("POST /demand with Content-Type %r: 202" % ctype, st == 202,
@@ -337,3 +339,164 @@ def case_ows():
     st, head, body = raw(h.replace(b"application/yaml", b"application/yaml\t") + b"\r\n" + y)
     check("POST /jobs with Content-Type \"application/yaml\\t\": 201", st == 201,
           head[:60] + repr(body[:200]))
+
+
+def case_hosts():
+    print("== Host: the names a gateway on loopback answers to (DNS rebinding)")
+    port2 = int(os.environ.get("EVR_GW2_PORT") or 0)
+
+    def get(host, path=API + "/runners", port=PORT):
+        s = socket.create_connection((HOST, port), timeout=10)
+        s.sendall(rq(path).replace(b"Host: localhost\r\n", b"Host: %s\r\n" % host.encode()))
+        out = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            out += b
+        s.close()
+        head, _, body = out.partition(b"\r\n\r\n")
+        return (int(head.split(b" ")[1]) if head.startswith(b"HTTP/") else 0), body
+    for host in ("localhost", "localhost:%d" % PORT, "LocalHost.", "ui.localhost:%d" % PORT,
+                 "127.0.0.1:%d" % PORT, "127.0.0.2", "[::1]:%d" % PORT, "10.1.2.3:80"):
+        st, body = get(host)
+        check("Host: %s: 200" % host, st == 200, "%d %r" % (st, body[:200]))
+    for host in ("evil.example", "evil.example:%d" % PORT, "127.0.0.1.evil.example",
+                 "localhost.evil.example", "x", "localhost:80x", "[evil.example]", "[::1",
+                 "[::1]x"):
+        for path in (API + "/runners", "/metrics", "/", "/ui/app.js"):
+            st, body = get(host, path)
+            check("Host: %s, GET %s: 421 misdirected_request naming http_allowed_hosts"
+                  % (host, path), st == 421 and b'"misdirected_request"' in body
+                  and b"http_allowed_hosts" in body, "%d %r" % (st, body[:300]))
+    # a target in absolute form: its host is the one checked, the Host header not read
+    # (RFC 9112 3.2.2)
+    for target, host, want in (("http://evil.example%s/runners" % API, "localhost", 421),
+                               ("HTTP://EVIL.example:80%s/runners" % API, "127.0.0.1", 421),
+                               ("http://localhost:%d%s/runners" % (PORT, API), "evil.example",
+                                200)):
+        st, body = get(host, target)
+        check("GET %s with Host: %s: %d" % (target, host, want), st == want and (
+            want == 200 or b"the request target's host" in body), "%d %r" % (st, body[:300]))
+    if not port2:
+        return
+    # the second gateway's http_allowed_hosts: "ci.example.org, .example.net"
+    for host in ("ci.example.org", "CI.example.org:443", "example.net", "a.b.example.net:1",
+                 "localhost", "127.0.0.1"):
+        st, body = get(host, "/metrics", port2)
+        check("http_allowed_hosts: Host: %s: 200" % host, st == 200, "%d %r" % (st, body[:200]))
+    for host in ("evil.example", "xexample.net", "example.org", "ci.example.org.evil"):
+        st, body = get(host, "/metrics", port2)
+        check("http_allowed_hosts: Host: %s: 421" % host, st == 421
+              and b"names of http_allowed_hosts" in body, "%d %r" % (st, body[:300]))
+
+
+def case_token_header():
+    print("== a token's header: typ")
+    now = int(time.time())
+    for typ in ("JWT", "jwt", None):
+        hd = {"alg": "HS256"} if typ is None else {"alg": "HS256", "typ": typ}
+        r = api("GET", "/runners", token=lib.jwt(header=hd, exp=now + 60))
+        check("typ %s: 200" % typ, r.status == 200, repr(r))
+    for typ in ("at+jwt", "JOSE", ""):
+        r = api("GET", "/runners", token=lib.jwt(header={"alg": "HS256", "typ": typ},
+                                                  exp=now + 60))
+        check("typ %r: 401 saying typ must be JWT" % typ, r.status == 401
+              and b'typ \\"%s\\": expected JWT, or no typ' % typ.encode() in r.body, repr(r))
+    # a hook token, or the secret itself, pasted for a token: said so
+    hook = lib.HOOK_TOKEN
+    secret = lib.SECRET.decode()
+    for what, tok in (("a hook token", hook), ("jwt.secret's content", secret)):
+        r = api("GET", "/runners", token=tok)
+        check("%s as the bearer token: 401 saying it is no token" % what, r.status == 401
+              and b"64 hex digits are a hook token" in r.body
+              and b"evrun-cli token" in r.body, repr(r))
+    r = api("GET", "/runners", token="x.y")
+    check("two parts: 401 saying how to make one", r.status == 401
+          and b"(make one with evrun-cli token)" in r.body, repr(r))
+
+
+def case_signatures():
+    print("== /hooks/github: what is wrong with a signature")
+    d = b'{"zen": "x"}'
+    good = sign(d)
+    for what, h, says in (
+            ("another body's", {"X-Hub-Signature-256": sign(b"{}")}, b"does not match the body"),
+            ("in capitals (hex digits in any case)", {"X-Hub-Signature-256":
+                                                      "sha256=" + good[7:].upper()}, None),
+            ("SHA256= prefix", {"X-Hub-Signature-256": "SHA256=" + good[7:]},
+             b'\\"SHA256=%s\\" is not sha256= and 64 hex digits' % good[7:].encode()),
+            ("cut short", {"X-Hub-Signature-256": good[:-2]}, b"is not sha256= and 64 hex"),
+            ("sha1= in it", {"X-Hub-Signature-256": "sha1=" + "0" * 40},
+             b"is not sha256= and 64 hex"),
+            ("only the SHA-1 header", {"X-Hub-Signature": "sha1=" + "0" * 40},
+             b"missing (only X-Hub-Signature, SHA-1, came"),
+            ("none", {}, b"X-Hub-Signature-256: missing (the body")):
+        h = dict(h, **{"X-GitHub-Event": "ping", "Content-Type": "application/json"})
+        r = req("POST", "/hooks/github", d, headers=h, token=None)
+        if says is None:
+            check("signature %s: 200 pong" % what, r.status == 200, repr(r))
+        else:
+            check("signature %s: 403 saying %r" % (what, says.decode()), r.status == 403
+                  and says in r.body and not r.h("www-authenticate"), repr(r))
+
+
+def case_cors():
+    print("== CORS: none (README \"Web UI\")")
+    origin = {"Origin": "https://evil.example"}
+    r = req("OPTIONS", API + "/jobs", headers=dict(origin, **{
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type"}), token=None)
+    check("a preflight: 405, no Access-Control-Allow-*", r.status == 405 and not any(
+        k.startswith("access-control-") for k in r.headers), repr(r.headers))
+    for path, tok in ((API + "/runners", R), ("/metrics", None), ("/", None),
+                      ("/hooks/github", None)):
+        r = req("POST" if path.startswith("/hooks") else "GET", path, headers=origin, token=tok)
+        check("%s with an Origin: no Access-Control-* header (%d)" % (path, r.status), not any(
+            k.startswith("access-control-") for k in r.headers), repr(r.headers))
+
+
+def case_hook_head():
+    print("== /hooks/NAME: the token checked before the body is read")
+    for what, token in (("a wrong token", "X-Evrun-Token: wrong\r\n"), ("no token", "")):
+        s = socket.create_connection((HOST, PORT), timeout=10)
+        # a body of 3 MB announced, 9 bytes of it sent: the answer may not wait for the rest
+        s.sendall(("POST /hooks/%s HTTP/1.1\r\nHost: localhost\r\n%sContent-Type: "
+                   "application/json\r\nContent-Length: 3000000\r\n\r\n{\"args\":"
+                   % (lib.PIPE, token)).encode())
+        out = b""
+        try:
+            while b"\r\n\r\n" not in out or b"}}" not in out:
+                b = s.recv(4096)
+                if not b:
+                    break
+                out += b
+        except socket.timeout:
+            pass
+        s.close()
+        check("%s and a body not all sent: 401 at once" % what, out.startswith(
+            b"HTTP/1.1 401") and b"not the hook token of pipeline" in out, repr(out[:300]))
+    r = req("POST", "/hooks/%s" % lib.PIPE, b"{}", headers={"X-Evrun-Token": lib.HOOK_TOKEN},
+            ctype="application/json", token=None)
+    check("the right token: 202", r.status == 202, repr(r))
+
+
+def case_arg_names():
+    print("== ?arg=: what is wrong with one")
+    for q in ("1A=x", "A-B=x", "=x", "WHO", "%s=x" % ("A" * 65)):
+        r = api("POST", "/jobs?arg=" + q, {"pipeline": lib.PIPE})
+        check("?arg=%s: 400 quoting it and saying what NAME may be" % q[:20], r.status == 400
+              and (b'arg \\"%s' % q[:40].encode()) in r.body
+              and b"an environment variable name" in r.body, repr(r))
+
+
+def case_mhd_own():
+    print("== answers libmicrohttpd gives itself (README \"Limits\")")
+    h = ("POST %s/jobs HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n"
+         "Content-Type: application/json\r\nConnection: close\r\n" % (API, W))
+    for cl, want in (("-1", 400), ("+2", 400), ("0x2", 400), ("99999999999999999999999", 413)):
+        st, head, body = raw((h + "Content-Length: %s\r\n\r\n{}" % cl).encode(), whole=True)
+        check("Content-Length: %s: %d, closed" % (cl, want), st == want, repr(head[:80]))
+    st, head, body = raw((h + "Transfer-Encoding: chunked\r\n\r\nffffffffffffffffffff\r\nab\r\n"
+                          "0\r\n\r\n").encode(), whole=True)
+    check("a chunk size past 64 bits: 413", st == 413, repr(head[:80]))

@@ -273,7 +273,7 @@ import socket, sys, time, urllib.parse
 u = urllib.parse.urlparse(sys.argv[1])
 s = socket.create_connection((u.hostname, u.port))
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-s.sendall(("GET %s/jobs/%s/log HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n"
+s.sendall(("GET %s/jobs/%s/log HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n"
            "Authorization: Bearer %s\r\n\r\n" % (u.path, sys.argv[2], sys.argv[3])).encode())
 time.sleep(20)
 PY
@@ -904,7 +904,7 @@ YML
   local ev0 ev1
   ev0=$(curl -s "${url%/api/v1}/metrics" | sed -n 's/^evrun_gateway_history_events_total //p')
   # asks for the whole log and reads nothing for 8 s (a 4 KiB receive buffer)
-  st=$(printf 'GET /api/v1/jobs/%s/log HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nAuthorization: Bearer %s\r\n\r\n' "$id" "$R" | raw --rcvbuf 4096 --pause 8 --wait 5)
+  st=$(printf 'GET /api/v1/jobs/%s/log HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\nAuthorization: Bearer %s\r\n\r\n' "$id" "$R" | raw --rcvbuf 4096 --pause 8 --wait 5)
   check "a client that stops reading: 200, then dropped ($st)" [ "${st%% *} ${st##* }" = "200 closed" ]
   sse_events "$tmp/body" > "$tmp/ev1"
   last=$(tail -1 "$tmp/ev1" | cut -d' ' -f1)
@@ -947,7 +947,7 @@ YML
   id=$(jget 'd["id"]')
   rss0=$(awk '/VmRSS/ {print $2}' "/proc/$gw_pid/status")
   for k in 1 2 3 4 5 6 7 8 9 10; do
-    printf 'GET /api/v1/jobs/%s/log HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nAuthorization: Bearer %s\r\n\r\n' "$id" "$R" \
+    printf 'GET /api/v1/jobs/%s/log HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\nAuthorization: Bearer %s\r\n\r\n' "$id" "$R" \
       | raw --rcvbuf 4096 --pause 14 --wait 0 > /dev/null &
     slow+=("$!")
   done

@@ -105,7 +105,7 @@ s_write(const char *dir, const char *name, const char *text, size_t n)
     free(p);
 }
 
-#define GET(path) "GET " path " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+#define GET(path) "GET " path " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
 
 static void
 test_server(void)
@@ -175,7 +175,7 @@ test_server(void)
         "/ui/%2fetc%2fpasswd", "/ui/app.js/", "/ui//app.js",
     };
     for (size_t i = 0; i < EVR_ARRAY_LEN(tricks); i++) {
-        int got = s_get(gw.port, out, sizeof out, "GET %s HTTP/1.1\r\nHost: x\r\n"
+        int got = s_get(gw.port, out, sizeof out, "GET %s HTTP/1.1\r\nHost: localhost\r\n"
                         "Connection: close\r\n\r\n", tricks[i]);
         CHECK(got == 404 || got == 400);
         CHECK(!strstr(out, "secret") && !strstr(out, "hidden\n"));
@@ -192,7 +192,7 @@ test_server(void)
        as markup, run or framed, as a 404 quoting the URL's <script> */
     CHECK(strstr(out, "X-Content-Type-Options: nosniff\r\n") != NULL);
     CHECK(strstr(out, "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n"));
-    CHECK(s_get(gw.port, out, sizeof out, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    CHECK(s_get(gw.port, out, sizeof out, "GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
                 "/%3Chtml%3E%3Cscript%3Ealert(1)%3C/script%3E") == 404);
     CHECK(strstr(out, "<script>") != NULL);     /* quoted in its JSON... */
     CHECK(strstr(out, "Content-Type: application/json\r\n") != NULL);
