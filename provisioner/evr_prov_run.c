@@ -107,6 +107,9 @@ evr_prov_destroy(evr_prov_t **self_p)
         free(in);
     }
     free(pv->inst);
+    for (size_t i = 0; i < pv->nstranded; i++)
+        free(pv->stranded[i]);
+    free(pv->stranded);
     evr_prov_podman_destroy(&pv->podman);
     evr_prov_config_free(&pv->cfg);
     free(pv->dir);

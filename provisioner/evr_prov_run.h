@@ -118,7 +118,10 @@ evr_prov_podman_t *evr_prov_podman_client(evr_prov_t *self, evr_err_t *err);
 /*  One pass at now (mono ns): the jobs as given (the queued jobs oldest
     first, then the demand).  dry: nothing is started, the verdict on
     each job (and each runner a demand wants) is printed on out.  Log
-    lines say what was started, failed, paused. */
+    lines say what was started, failed, paused, and, once while it
+    waits, each job or demand whose labels no provider has and no runner
+    listed idle or busy has (the labels asked, those each provider
+    offers). */
 void evr_prov_pass(evr_prov_t *self, const evr_prov_job_t *jobs, size_t njobs,
                    const evr_prov_runner_t *runners, size_t nrunners, bool dry, FILE *out,
                    uint64_t now);

@@ -304,6 +304,33 @@ YML
   check "bad config: command needs start" grep -q "bad.yml:4:.*providers\[1\].start: missing" "$tmp/bad.out"
 }
 
+# A job whose labels no provider has, nor any runner: said once in the
+# log with the labels it asks for and those each provider offers (it
+# waited in silence, the user left guessing); a job a busy runner with
+# its labels will take is not said.
+case_stranded() {
+  fresh stranded
+  bus_broker && bus_runner fixed "fast" 1 --executors process && bus_wait_runners 1
+  cat > "$tmp/p.yml" <<YML
+providers:
+  - { name: big, labels: [big], kind: process, executors: [process], max: 1 }
+  - { name: pods, labels: [linux, big], kind: podman, max: 1 }
+YML
+  ppipe sa "sleep 3" fast; ppipe sb "true" fast; ppipe sc "true" huge
+  local ja jb jc
+  ja=$(submit "$tmp/sa.yml" 2>/dev/null)
+  check "stranded: the first fast job runs on fixed" wait_status "$ja" running 10
+  jb=$(submit "$tmp/sb.yml" 2>/dev/null); jc=$(submit "$tmp/sc.yml" 2>/dev/null)
+  prov "$tmp/p.yml"
+  check "stranded: said, with the labels asked and offered" wait_for 10 grep -q "job $jc asks for labels huge,executor:process that no provider has (big offers big,executor:process; pods offers linux,big,executor:podman): no runner will be started for it; it waits for a runner with them to connect" "$tmp/prov.log"
+  check "stranded: the busy runner's next job ran" [ "$(wait_job "$jb" 30)" = succeeded ]
+  check "stranded: said once over many passes" [ "$(grep -c "job $jc asks for labels" "$tmp/prov.log")" -eq 1 ]
+  check "stranded: a job a busy runner has the labels for is not said" [ "$(grep -c "job $jb asks" "$tmp/prov.log")" -eq 0 ]
+  check "stranded: nothing started" [ "$(grep -c "started runner" "$tmp/prov.log")" -eq 0 ]
+  check "stranded: it still waits" st_is "$jc" queued
+  stop_prov
+}
+
 # A provisioned runner killed mid-job: the broker's lease policy applies
 # as for any runner (the job ends lost, its retry on lost is queued) and
 # the provisioner starts another runner for the retry, which succeeds.
@@ -823,4 +850,4 @@ YML
     || { find "$tmp/provisioner/runners" -ls; cat "$tmp/prov.log"; }
 }
 
-prov_run test_provisioner ${*:-once once_killed process burst command paused register_timeout dry_run killed broker_restart broker_restart_command command_lingers command_handle command_stop_hangs command_start_fails command_stderr up worked_examples podman podman_missing podman_silent}
+prov_run test_provisioner ${*:-once once_killed process burst command paused register_timeout dry_run stranded killed broker_restart broker_restart_command command_lingers command_handle command_stop_hangs command_start_fails command_stderr up worked_examples podman podman_missing podman_silent}
