@@ -479,7 +479,8 @@ s_provider_key(s_ctx_t *c, const char *key, const yaml_node_t *k, const yaml_nod
         free(*dst);
         *dst = s_template(c, v, field);
         evr_err_t err;
-        char *try = *dst ? evr_prov_expand(*dst, "J", "L", "R", "B", stop ? "H" : NULL, &err)
+        char *try = *dst ? evr_prov_expand(*dst, stop ? NULL : "J", stop ? NULL : "L", "R", "B",
+                                              stop ? "H" : NULL, &err)
                          : evr_strdup("");
         if (!try)
             s_err(c, v, field, "%s", err.msg);

@@ -177,7 +177,7 @@ s_stop(evr_prov_t *pv, evr_prov_inst_t *in, uint64_t now)
     if (!p->stop || !in->have_handle)
         return;
     evr_err_t err;
-    char *cmd = evr_prov_expand(p->stop, "", "", in->id, pv->endpoint, in->handle, &err);
+    char *cmd = evr_prov_expand(p->stop, NULL, NULL, in->id, pv->endpoint, in->handle, &err);
     if (in->stop_err.fd >= 0)   /* a stop before: what it kept goes first */
         evr_prov_child_err_write(pv, in, &in->stop_err, "stop command's output");
     pid_t pid = cmd ? evr_prov_child_shell(pv, cmd, in->id, NULL, &in->stop_err.fd, &err) : -1;

@@ -152,7 +152,9 @@ uint32_t evr_prov_running(const evr_prov_t *self);
 
 /*  A template with {job}, {labels}, {runner_id}, {broker}, {handle} put
     in, each value single-quoted for /bin/sh; NULL (why in err) when it
-    names another {word} of [a-z_] (a typo) or grows past 16 KiB.  Other
+    names another {word} of [a-z_] (a typo), one whose value is NULL
+    (a stop has no {job} nor {labels}, a start no {handle}), or grows
+    past 16 KiB.  Other
     braces are the shell's and stay: ${VAR}, {a,b}, { cmd; }. */
 char *evr_prov_expand(const char *tpl, const char *job, const char *labels,
                       const char *runner_id, const char *broker, const char *handle,

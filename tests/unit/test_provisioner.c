@@ -126,8 +126,14 @@ test_config_bad(void)
           "p.yml:1:47: providers[0].start: \"{jobz}\": expected {job}, {labels}, {runner_id} or "
           "{broker} ({handle} goes in stop only)" },
         { "providers: [ { name: a, kind: command, start: x, stop: \"y {hndl}\" } ]\n",
-          "providers[0].stop: \"{hndl}\": expected {job}, {labels}, {runner_id}, {handle} or "
-          "{broker}" },
+          "providers[0].stop: \"{hndl}\": expected {runner_id}, {broker} or {handle} ({job} and "
+          "{labels} go in start only)" },
+        /* a stop has no job nor labels: {job} was put in as '' in silence */
+        { "providers: [ { name: a, kind: command, start: x, stop: \"nomad job stop {job}\" } ]\n",
+          "p.yml:1:56: providers[0].stop: \"{job}\": expected {runner_id}, {broker} or {handle} "
+          "({job} and {labels} go in start only)" },
+        { "providers: [ { name: a, kind: command, start: x, stop: \"k {labels}\" } ]\n",
+          "providers[0].stop: \"{labels}\": expected {runner_id}, {broker} or {handle}" },
         { "- a\n", "p.yml:1:1: expected a map of settings" },
         /* an empty file, or comments only: said where */
         { "", "p.yml:1:1: empty file: expected a map of settings" },
@@ -422,7 +428,7 @@ test_expand(void)
                               "a,b", "r-1", "ipc:///x y", NULL, &err);
     CHECK_STR(s, "run 'J1' --labels 'a,b' --id 'r-1' 'ipc:///x y'");
     free(s);
-    s = evr_prov_expand("stop {handle}", "", "", "r", "b", "it's", &err);
+    s = evr_prov_expand("stop {handle}", NULL, NULL, "r", "b", "it's", &err);
     CHECK_STR(s, "stop 'it'\\''s'");
     free(s);
     CHECK(evr_prov_expand("start {handle}", "J", "", "r", "b", NULL, &err) == NULL);
