@@ -463,6 +463,23 @@ s_running(const char *dir, bool *running)
     return held >= 0;
 }
 
+/*  --dry-run beside a provisioner running on dir: said first, since the
+    pass counts none of its runners (its starts not registered yet would
+    serve jobs this pass gives a provider) and a provisioner started on
+    dir now would not run. */
+static void
+s_dry_lock(const char *dir)
+{
+    char *path = evr_asprintf("%s/lock", dir);
+    long pid = 0;
+    evr_err_t err;
+    if (evr_lock_holder(path, &pid, &err) == 1)
+        printf("note: a provisioner (pid %ld) runs on %s: this pass counts none of the runners "
+               "it started (--status shows its table), and a provisioner started on %s now "
+               "would exit 2\n", pid, dir, dir);
+    free(path);
+}
+
 /*  --status: 0 the table of the running provisioner printed; 1 none runs
     (the table a killed one left, printed so). */
 static int
@@ -571,6 +588,7 @@ main(int argc, char **argv)
     free(lock_path);
     pv = evr_prov_new(&cfg, dir, runner, rep);
     if (o.dry) {
+        s_dry_lock(dir);
         status = s_round(pv, cli.client, true, status_file, o.id) ? 0 : 2;
         goto out;
     }

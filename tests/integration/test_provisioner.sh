@@ -328,6 +328,10 @@ YML
   check "stranded: a job a busy runner has the labels for is not said" [ "$(grep -c "job $jb asks" "$tmp/prov.log")" -eq 0 ]
   check "stranded: nothing started" [ "$(grep -c "started runner" "$tmp/prov.log")" -eq 0 ]
   check "stranded: it still waits" st_is "$jc" queued
+  # --dry-run beside it counts none of its runners: it says so first
+  "$bin/evrun-provisioner" --config "$tmp/p.yml" --dry-run > "$tmp/dry.out" 2>&1
+  check "dry-run beside a running provisioner: says so" grep -q "^note: a provisioner (pid $prov_pid) runs on $tmp/provisioner: this pass counts none of the runners it started" "$tmp/dry.out"
+  check "dry-run beside a running provisioner: the verdict follows" grep -q "^job $jc (labels huge,executor:process): no provider can start a runner now" "$tmp/dry.out"
   stop_prov
 }
 
