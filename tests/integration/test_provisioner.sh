@@ -302,6 +302,15 @@ YML
   check "bad config: a bad network" grep -q "bad.yml:3:.*providers\[0\].network: expected host (the default), bridge or none, got \"wifi\"" "$tmp/bad.out"
   check "bad config: unknown key" grep -q 'bad.yml:4:.*unknown key "colour"' "$tmp/bad.out"
   check "bad config: command needs start" grep -q "bad.yml:4:.*providers\[1\].start: missing" "$tmp/bad.out"
+  # a runner that is no executable: each process start would fail (exit
+  # 127) until three paused the provider; said at once instead
+  printf 'runner: %s/no-such-runner\nproviders:\n  - { name: pr, labels: [a], executors: [process] }\n' "$tmp" > "$tmp/norun.yml"
+  "$bin/evrun-provisioner" --config "$tmp/norun.yml" --dry-run > "$tmp/norun.out" 2>&1
+  check "no runner: exit 2" [ $? -eq 2 ]
+  check "no runner: said, naming the provider" grep -q "norun.yml: providers\[0\] (pr, kind process) starts $tmp/no-such-runner, which is no executable file: set runner: in the config" "$tmp/norun.out"
+  printf 'runner: %s/no-such-runner\nproviders:\n  - { name: pc, labels: [a], kind: command, start: "echo x" }\n' "$tmp" > "$tmp/norun2.yml"
+  "$bin/evrun-provisioner" --config "$tmp/norun2.yml" --dry-run > "$tmp/norun2.out" 2>&1
+  check "no runner, no process provider: not needed, exit 0" [ $? -eq 0 ]
 }
 
 # A job whose labels no provider has, nor any runner: said once in the
