@@ -127,6 +127,21 @@ s_stranded_prune(evr_prov_t *pv, const evr_prov_job_t *jobs, size_t njobs)
     pv->nstranded = k;
 }
 
+/*  --dry-run: when the start the pass is at (pv->dry_starts before it)
+    is past start_rate's burst, when it would go (a provisioner started
+    now: its bucket full), said; the pass gives the job its provider, the
+    start waits for its token. */
+static void
+s_dry_rate(const evr_prov_t *pv, FILE *out)
+{
+    double wait = ((double) pv->dry_starts + 1 - pv->cfg.burst) / pv->cfg.rate;
+    if (wait <= 0)
+        return;
+    fprintf(out, "  not at once: start_rate allows %.0f start%s at once, then one each %.3g s: "
+            "this one in about %u s\n", pv->cfg.burst, pv->cfg.burst == 1 ? "" : "s",
+            1 / pv->cfg.rate, (unsigned) (wait + 0.999));
+}
+
 /*  One job of a pass (what: "job ID", or a demand's runner): a free
     slot, else a start (dry: said). */
 static void
@@ -166,6 +181,7 @@ s_pass_job(evr_prov_t *pv, const char *what, const evr_prov_job_t *j, s_slot_t *
                 : pod ? "podman" : "command", pod ? " of image " : "", pod ? p->image : "",
                 p->running, p->max);
         s_print_why(out, why);
+        s_dry_rate(pv, out);
         if (pod)
             s_dry_image(pv, p, out);
         p->running++;   /* the next jobs of this pass see it (never used again: dry) */

@@ -472,6 +472,12 @@ test_pass_dry(void)
                         "runner (0/1 running)\n");
     CHECK_CONTAINS(out, "job J3 (labels x,executor:process): provider b would start a process "
                         "runner (0/5 running)\n  not a: full (max 1)\n");
+    /* start_rate (the default 1/s): the first start goes at once, the
+       second a second later; --dry-run said both would start now */
+    CHECK(!strstr(out, "J2 (labels x,executor:process): provider a would start a process "
+                       "runner (0/1 running)\n  not at once"));
+    CHECK_CONTAINS(out, "(max 1)\n  not at once: start_rate allows 1 start at once, then one "
+                        "each 1 s: this one in about 1 s\n");
     CHECK_CONTAINS(out, "job J4 (labels y,executor:process): no provider can start a runner "
                         "now\n  not a: labels lack y\n  max_runners 2 reached\n");
     CHECK_CONTAINS(out, "job J5 (labels z): no provider can start a runner now\n"
@@ -517,6 +523,8 @@ test_pass_demand(void)
                         "start a process runner (0/2 running)\n"
                         "demand D1 runner 2 of 3 (250 s left) (labels gh): provider a would "
                         "start a process runner (1/2 running)\n"
+                        "  not at once: start_rate allows 1 start at once, then one each 1 s: "
+                        "this one in about 1 s\n"
                         "demand D1 runner 3 of 3 (250 s left) (labels gh): no provider can "
                         "start a runner now\n  not a: full (max 2)\n"
                         "demand D2: 1 runner wanted, 9 s left\n"
