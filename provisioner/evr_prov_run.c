@@ -174,6 +174,10 @@ s_stop(evr_prov_t *pv, evr_prov_inst_t *in, uint64_t now)
         kill(-in->pid, SIGTERM);
         in->kill_at = now + S_KILL_AFTER_NS;
     }
+    else if (!p->stop)   /* the log line before said "stopping it": nothing can */
+        evr_log_warn(S_WHO, "provider %s: runner %s: left running: the provider has no stop "
+                     "command (what its start command left running, if anything, runs on; "
+                     "give the provider a stop with {handle})", p->name, in->id);
     if (!p->stop || !in->have_handle)
         return;
     evr_err_t err;

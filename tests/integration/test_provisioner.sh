@@ -264,6 +264,36 @@ YML
   stop_prov
 }
 
+# A command provider without stop: a runner that does not say hello in
+# time cannot be stopped once its start command exited; the log said
+# "stopping it" and nothing was done (what the start left ran on,
+# unsaid).  Now said: left running, no stop.
+case_no_stop() {
+  fresh nostop
+  bus_broker
+  cat > "$tmp/p.yml" <<YML
+register_timeout: 2s
+providers:
+  - name: bare
+    labels: [bare]
+    executors: [process]
+    kind: command
+    start: "sleep 600 >/dev/null 2>&1 & echo \$!"
+    max: 1
+YML
+  ppipe nb "true" bare
+  submit "$tmp/nb.yml" > /dev/null 2>&1
+  prov "$tmp/p.yml"
+  check "no stop: register_timeout said" wait_for 10 grep -q "provider bare: runner bare-[a-z0-9]* did not say hello within 2 s (register_timeout)" "$tmp/prov.log"
+  check "no stop: said left running, why" wait_for 5 grep -q "provider bare: runner bare-[a-z0-9]*: left running: the provider has no stop command" "$tmp/prov.log"
+  stop_prov
+  local h
+  for h in $(sed -n 's/.*provider bare: runner bare-[a-z0-9]*: handle \([0-9]*\)$/\1/p' "$tmp/prov.log"); do
+    check "no stop: what the start left runs on (pid $h), as said" kill -0 "$h"
+    tr '\0' ' ' < "/proc/$h/cmdline" 2>/dev/null | grep -q "^sleep 600" && kill "$h"
+  done
+}
+
 # --dry-run: one pass, says who would start what and why the others did
 # not match, starts nothing.
 case_dry_run() {
@@ -863,4 +893,4 @@ YML
     || { find "$tmp/provisioner/runners" -ls; cat "$tmp/prov.log"; }
 }
 
-prov_run test_provisioner ${*:-once once_killed process burst command paused register_timeout dry_run stranded killed broker_restart broker_restart_command command_lingers command_handle command_stop_hangs command_start_fails command_stderr up worked_examples podman podman_missing podman_silent}
+prov_run test_provisioner ${*:-once once_killed process burst command paused register_timeout no_stop dry_run stranded killed broker_restart broker_restart_command command_lingers command_handle command_stop_hangs command_start_fails command_stderr up worked_examples podman podman_missing podman_silent}
