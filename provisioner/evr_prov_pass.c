@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "evr_log.h"
 #include "evr_msg.h"
@@ -64,6 +65,20 @@ s_dry_image(evr_prov_t *pv, const evr_prov_provider_t *p, FILE *out)
                 evr_prov_podman_url(pv->podman));
 }
 
+/*  evr_prov_subset, ignoring case. */
+static bool
+s_subset_nocase(const evr_strlist_t *need, const evr_strlist_t *have)
+{
+    for (uint32_t i = 0; i < need->n; i++) {
+        bool found = false;
+        for (uint32_t k = 0; k < have->n && !found; k++)
+            found = !strcasecmp(need->v[i], have->v[k]);
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
 /*  Whether j was said to have no provider with its labels. */
 static bool
 s_was_stranded(const evr_prov_t *pv, const char *id)
@@ -102,9 +117,15 @@ s_stranded(evr_prov_t *pv, const evr_prov_job_t *j, const char *labels,
     }
     if (at + 1 >= sizeof offered)
         memcpy(offered + sizeof offered - 4, "...", 4);
+    const char *ci = NULL;      /* GitHub's runs-on labels are case-insensitive, these not */
+    for (uint32_t i = 0; i < pv->cfg.nproviders && !ci; i++)
+        if (s_subset_nocase(j->labels, &pv->cfg.providers[i].match))
+            ci = pv->cfg.providers[i].name;
     evr_log_warn(S_WHO, "%s %s asks for labels %s that no provider has (%s): no runner will be "
-                 "started for it; it waits for a runner with them to connect", j->demand ?
-                 "demand" : "job", j->id, labels, pv->cfg.nproviders ? offered : "none");
+                 "started for it; it waits for a runner with them to connect%s%s%s",
+                 j->demand ? "demand" : "job", j->id, labels,
+                 pv->cfg.nproviders ? offered : "none", ci ? " (provider " : "", ci ? ci : "",
+                 ci ? " has them in another case: labels match case and all)" : "");
     pv->stranded = evr_realloc(pv->stranded, (pv->nstranded + 1) * sizeof *pv->stranded);
     pv->stranded[pv->nstranded++] = evr_strdup(j->id);
 }

@@ -299,6 +299,11 @@ YML
   check "stranded: more passes" wait_for 10 bash -c "[ \"\$(stat -c %i '$tmp/provisioner/providers')\" != '$t0' ]"
   check "stranded: said once" [ "$(grep -c "demand $id asks for labels" "$tmp/prov.log")" -eq 1 ]
   check "stranded: nothing started" [ "$(started gl)" -eq 0 ]
+  # runs-on: [Linux]: GitHub matches labels in any case, evrun does not: the line says so
+  sed 's/"id":91,"labels":\["self-hosted","linux"\]/"id":92,"labels":["Linux"]/' "$tmp/wj.json" > "$tmp/wj5.json"
+  check "stranded: runs-on [Linux] kept" [ "$(gh_hook workflow_job sd-5 "$tmp/wj5.json")" = 202 ]
+  id=$(jget 'd["demand"]["id"]')
+  check "stranded: [Linux]: another case, said" wait_for 10 grep -q "demand $id asks for labels Linux that no provider has (gl offers linux,executor:process): no runner will be started for it; it waits for a runner with them to connect (provider gl has them in another case: labels match case and all)" "$tmp/prov.log"
   stop_prov
 }
 
