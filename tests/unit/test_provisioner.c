@@ -418,6 +418,21 @@ test_pause(void)
     CHECK(!evr_prov_start_done(&p, false, "again"));   /* paused once */
     CHECK(p.failed == 6);
     free(p.paused);
+    /* a last reason near 1024 bytes (a hello lacking 32 long labels, a
+       podman error): the pause's reason is the provider report's, at
+       most 1024 bytes, or the broker refused every report (the provider
+       never listed paused) */
+    evr_prov_provider_t q = { .name = "b" };
+    char why[1024];
+    memset(why, 'x', sizeof why - 1);
+    why[sizeof why - 1] = '\0';
+    for (int i = 0; i < 3; i++)
+        evr_prov_start_done(&q, false, why);
+    CHECK(q.paused != NULL);
+    CHECK(strlen(q.paused) <= EVR_REASON_MAX);
+    CHECK_CONTAINS(q.paused, "3 failed starts in a row, the last: xxx");
+    CHECK_CONTAINS(q.paused, EVR_CUT_MARK);
+    free(q.paused);
 }
 
 static void
