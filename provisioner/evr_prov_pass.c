@@ -186,7 +186,12 @@ s_pass_job(evr_prov_t *pv, const char *what, const evr_prov_job_t *j, s_slot_t *
                             sizeof why);
     if (pi < 0) {
         if (dry) {
-            fprintf(out, "%s (labels %s): no provider can start a runner now\n", what, labels);
+            bool any = false;   /* a provider with the labels: full or paused, now */
+            for (uint32_t i = 0; i < pv->cfg.nproviders && !any; i++)
+                any = evr_prov_subset(j->labels, &pv->cfg.providers[i].match);
+            fprintf(out, "%s (labels %s): %s\n", what, labels, any ? "no provider can start a "
+                    "runner now" : "no provider has these labels: none will start a runner "
+                    "for it");
             s_print_why(out, why);
         }
         else

@@ -315,7 +315,7 @@ YML
   check "dry-run: gpu job to gpus" grep -q "^job $j1 (labels gpu,executor:process): provider gpus would start a process runner" "$tmp/dry.out"
   check "dry-run: small lacks gpu" grep -q "^  not small: labels lack gpu" "$tmp/dry.out"
   check "dry-run: pods lacks the executor" grep -q "^  not pods: labels lack executor:process" "$tmp/dry.out"
-  check "dry-run: no provider for huge" grep -q "^job $j3 (labels huge,executor:process): no provider can start a runner now" "$tmp/dry.out"
+  check "dry-run: no provider for huge" grep -q "^job $j3 (labels huge,executor:process): no provider has these labels: none will start a runner for it" "$tmp/dry.out"
   check "dry-run: fast has no provider (the runner drains)" grep -q "^job $j2 .*no provider" "$tmp/dry.out"
   check "dry-run: started nothing" [ ! -e "$tmp/provisioner/runners" ]
   check "dry-run: started nothing [(st j1) = queued]" [ "$(st "$j1")" = queued ]
@@ -370,7 +370,7 @@ YML
   # --dry-run beside it counts none of its runners: it says so first
   "$bin/evrun-provisioner" --config "$tmp/p.yml" --dry-run > "$tmp/dry.out" 2>&1
   check "dry-run beside a running provisioner: says so" grep -q "^note: a provisioner (pid $prov_pid) runs on $tmp/provisioner: this pass counts none of the runners it started" "$tmp/dry.out"
-  check "dry-run beside a running provisioner: the verdict follows" grep -q "^job $jc (labels huge,executor:process): no provider can start a runner now" "$tmp/dry.out"
+  check "dry-run beside a running provisioner: the verdict follows" grep -q "^job $jc (labels huge,executor:process): no provider has these labels: none will start a runner for it" "$tmp/dry.out"
   stop_prov
 }
 

@@ -495,7 +495,8 @@ test_pass_dry(void)
                         "each 1 s: this one in about 1 s\n");
     CHECK_CONTAINS(out, "job J4 (labels y,executor:process): no provider can start a runner "
                         "now\n  not a: labels lack y\n  max_runners 2 reached\n");
-    CHECK_CONTAINS(out, "job J5 (labels z): no provider can start a runner now\n"
+    CHECK_CONTAINS(out, "job J5 (labels z): no provider has these labels: none will start a "
+                        "runner for it\n"
                         "  not a: labels lack z\n  not b: labels lack z\n");
     free(out);
     evr_strlist_free(&lx);
@@ -543,8 +544,8 @@ test_pass_demand(void)
                         "demand D1 runner 3 of 3 (250 s left) (labels gh): no provider can "
                         "start a runner now\n  not a: full (max 2)\n"
                         "demand D2: 1 runner wanted, 9 s left\n"
-                        "demand D2 runner 1 of 1 (9 s left) (labels other): no provider can "
-                        "start a runner now\n  not a: labels lack other\n");
+                        "demand D2 runner 1 of 1 (9 s left) (labels other): no provider has "
+                        "these labels: none will start a runner for it\n  not a: labels lack other\n");
     free(out);
     evr_strlist_free(&lx);
     evr_strlist_free(&lg);
