@@ -106,7 +106,7 @@ s_stranded(evr_prov_t *pv, const evr_prov_job_t *j, const char *labels,
             return;     /* a runner with them takes it when it has a free slot */
     if (s_was_stranded(pv, j->id))
         return;
-    char offered[2048] = "";
+    char offered[1024] = "";   /* the log line holds 2048 bytes */
     size_t at = 0;
     for (uint32_t i = 0; i < pv->cfg.nproviders && at + 1 < sizeof offered; i++) {
         char *have = evr_prov_joined(&pv->cfg.providers[i].match);
