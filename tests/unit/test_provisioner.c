@@ -138,6 +138,13 @@ test_config_bad(void)
         /* an empty file, or comments only: said where */
         { "", "p.yml:1:1: empty file: expected a map of settings" },
         { "# nothing\n", "p.yml:1:1: empty file: expected a map of settings" },
+        /* a merge key: pipeline files read it, a providers file not: said
+           so, not 'unknown key' as if a typo */
+        { "providers:\n  - &p { name: a, labels: [x] }\n  - { <<: *p, name: b }\n",
+          "p.yml:3:7: providers[1].<<: a merge key (<<: *anchor) is not read in a providers "
+          "file: write the keys out" },
+        { "d: &d { max_runners: 2 }\n<<: *d\nproviders: [ { name: a } ]\n",
+          "p.yml:2:1: <<: a merge key (<<: *anchor) is not read in a providers file" },
         /* duplicate keys, as in pipeline files */
         { "max_runners: 2\nmax_runners: 3\nproviders: [ { name: a } ]\n",
           "p.yml:2:1: max_runners: duplicate key" },
