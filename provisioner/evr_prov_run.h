@@ -63,13 +63,16 @@ void evr_prov_destroy(evr_prov_t **self_p);
 void evr_prov_stop(evr_prov_t *self, const evr_prov_runner_t *runners, size_t n,
                    uint64_t now);
 /*  The runners told to stop not gone yet (reaped, their container
-    removed); the directories of those gone are removed when empty.
-    Call until 0 or 5 s passed. */
+    removed), and the stop commands still running (their output read);
+    the directories of those gone are removed when empty.  Call until 0
+    or 5 s passed. */
 size_t evr_prov_stop_wait(evr_prov_t *self);
 /*  Those still there: killed (SIGKILL, the container removed, the
     directory too) when the broker's fresh list (runners; NULL: it did
     not answer, nothing killed) still does not show them; the others
-    are left running, said in the log. */
+    are left running, said in the log.  A stop command still running is
+    killed (its process group), the runner's record kept for the next
+    provisioner on the directory. */
 void evr_prov_stop_force(evr_prov_t *self, const evr_prov_runner_t *runners, size_t n);
 
 /*  Takes up runner id that an earlier provisioner on the same DIR
