@@ -92,7 +92,8 @@ bool evr_prov_bucket_take(evr_prov_bucket_t *b, const evr_prov_config_t *cfg, ui
 
 /*  A start of p ended: ok (its runner said hello) resets the count of
     failures in a row; a failure counts (why: for people), and the
-    EVR_PROV_FAILS_TO_PAUSE-th in a row pauses p with that reason.
+    EVR_PROV_FAILS_TO_PAUSE-th in a row pauses p with that reason (cut
+    to EVR_REASON_MAX bytes, as the provider report's reason is).
     Returns true when this call paused it. */
 bool evr_prov_start_done(evr_prov_provider_t *p, bool ok, const char *why);
 

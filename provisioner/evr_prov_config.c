@@ -28,6 +28,11 @@ typedef struct {
     evr_diag_t *diag;
 } s_ctx_t;
 
+/*  A merge key (`<<: *a`): pipeline files resolve them, a providers file
+    does not (it said `unknown key "<<"`, as if a typo). */
+#define S_NO_MERGE "a merge key (<<: *anchor) is not read in a providers file: write the " \
+    "keys out (an alias of a whole provider, or of a list such as labels, is read)"
+
 static void __attribute__((format(printf, 4, 5)))
 s_err(s_ctx_t *c, const yaml_node_t *n, const char *field, const char *fmt, ...)
 {
@@ -330,6 +335,8 @@ s_top(s_ctx_t *c, const yaml_node_t *root, evr_prov_config_t *cfg)
         }
         else if (!strcmp(key, "providers"))
             prov = v;
+        else if (!strcmp(key, "<<"))
+            s_err(c, k, key, "%s", S_NO_MERGE);
         else {
             const char *near = evr_diag_near(key, s_top_keys, EVR_ARRAY_LEN(s_top_keys));
             s_err(c, k, key, "unknown setting \"%s\"%s%s%s: expected max_runners, start_rate, "
@@ -479,7 +486,8 @@ s_provider_key(s_ctx_t *c, const char *key, const yaml_node_t *k, const yaml_nod
         free(*dst);
         *dst = s_template(c, v, field);
         evr_err_t err;
-        char *try = *dst ? evr_prov_expand(*dst, "J", "L", "R", "B", stop ? "H" : NULL, &err)
+        char *try = *dst ? evr_prov_expand(*dst, stop ? NULL : "J", stop ? NULL : "L", "R", "B",
+                                              stop ? "H" : NULL, &err)
                          : evr_strdup("");
         if (!try)
             s_err(c, v, field, "%s", err.msg);
@@ -487,6 +495,8 @@ s_provider_key(s_ctx_t *c, const char *key, const yaml_node_t *k, const yaml_nod
     }
     else if (!strcmp(key, "max"))
         s_uint(c, v, field, 1, EVR_PROV_MAX_RUNNERS, &p->max);
+    else if (!strcmp(key, "<<"))   /* pipeline files take merge keys; this one not */
+        s_err(c, k, field, "%s", S_NO_MERGE);
     else if (!s_podman_key(c, key, v, field, p)) {
         const char *near = evr_diag_near(key, s_provider_keys, EVR_ARRAY_LEN(s_provider_keys));
         s_err(c, k, field, "unknown key \"%s\"%s%s%s: expected name, labels, kind, executors, "

@@ -1,6 +1,7 @@
 /*  evr_prov_expand.c: the command provider's templates (evr_prov_run.h
-    evr_prov_expand): {job}, {labels}, {runner_id}, {broker}, {handle}
-    put in single-quoted for /bin/sh; other braces are the shell's.  The
+    evr_prov_expand): {job}, {labels}, {runner_id}, {broker} (start),
+    {runner_id}, {broker}, {handle} (stop) put in single-quoted for
+    /bin/sh; other braces are the shell's.  The
     string it grows with (evr_prov_append) serves evr_prov_run.c too.
 */
 #include <stdlib.h>
@@ -58,9 +59,10 @@ evr_prov_expand(const char *tpl, const char *job, const char *labels, const char
             if (strlen(keys[k]) == klen && !strncmp(open + 1, keys[k], klen))
                 break;
         if (k == EVR_ARRAY_LEN(keys) || !vals[k]) {
-            evr_err_set(err, EVR_ERR_CONFIG, "\"%.*s\": expected {job}, {labels}, {runner_id}"
-                        "%s or {broker}%s", (int) (klen + 2), open,
-                        handle ? ", {handle}" : "", handle ? "" : " ({handle} goes in stop only)");
+            evr_err_set(err, EVR_ERR_CONFIG, "\"%.*s\": expected %s%s", (int) (klen + 2), open,
+                        handle ? "{runner_id}, {broker} or {handle} ({job} and {labels} go in "
+                        "start only)" : "{job}, {labels}, {runner_id} or {broker}",
+                        handle ? "" : " ({handle} goes in stop only)");
             free(buf);
             return NULL;
         }

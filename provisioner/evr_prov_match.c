@@ -106,6 +106,7 @@ evr_prov_start_done(evr_prov_provider_t *p, bool ok, const char *why)
     if (++p->fails < EVR_PROV_FAILS_TO_PAUSE || p->paused)
         return false;
     p->paused = evr_asprintf("%u failed starts in a row, the last: %s", p->fails, why);
+    evr_text_fit(p->paused, EVR_REASON_MAX);   /* the provider report's reason: 1024 bytes */
     return true;
 }
 

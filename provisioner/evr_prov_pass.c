@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "evr_log.h"
 #include "evr_msg.h"
@@ -64,11 +65,110 @@ s_dry_image(evr_prov_t *pv, const evr_prov_provider_t *p, FILE *out)
                 evr_prov_podman_url(pv->podman));
 }
 
+/*  evr_prov_subset, ignoring case. */
+static bool
+s_subset_nocase(const evr_strlist_t *need, const evr_strlist_t *have)
+{
+    for (uint32_t i = 0; i < need->n; i++) {
+        bool found = false;
+        for (uint32_t k = 0; k < have->n && !found; k++)
+            found = !strcasecmp(need->v[i], have->v[k]);
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+/*  Whether j was said to have no provider with its labels. */
+static bool
+s_was_stranded(const evr_prov_t *pv, const char *id)
+{
+    for (size_t i = 0; i < pv->nstranded; i++)
+        if (!strcmp(pv->stranded[i], id))
+            return true;
+    return false;
+}
+
+/*  A job (or demand) whose labels no provider has, and no runner the
+    broker lists idle or busy: nothing will ever run it unless a runner
+    with them connects.  Said once (a warning) while it waits, with the
+    labels it asks for and those each provider offers. */
+static void
+s_stranded(evr_prov_t *pv, const evr_prov_job_t *j, const char *labels,
+           const evr_prov_runner_t *runners, size_t nr)
+{
+    for (uint32_t i = 0; i < pv->cfg.nproviders; i++)
+        if (evr_prov_subset(j->labels, &pv->cfg.providers[i].match))
+            return;     /* full or paused: it may start one later (said as such) */
+    for (size_t i = 0; i < nr; i++)
+        if ((!strcmp(runners[i].state, "idle") || !strcmp(runners[i].state, "busy"))
+            && evr_prov_subset(j->labels, runners[i].labels))
+            return;     /* a runner with them takes it when it has a free slot */
+    if (s_was_stranded(pv, j->id))
+        return;
+    char offered[1024] = "";   /* the log line holds 2048 bytes */
+    size_t at = 0;
+    for (uint32_t i = 0; i < pv->cfg.nproviders && at + 1 < sizeof offered; i++) {
+        char *have = evr_prov_joined(&pv->cfg.providers[i].match);
+        int w = snprintf(offered + at, sizeof offered - at, "%s%s offers %s", i ? "; " : "",
+                         pv->cfg.providers[i].name, have);
+        at = w < 0 ? at : at + (size_t) w;
+        free(have);
+    }
+    if (at + 1 >= sizeof offered)
+        memcpy(offered + sizeof offered - 4, "...", 4);
+    const char *ci = NULL;      /* GitHub's runs-on labels are case-insensitive, these not */
+    for (uint32_t i = 0; i < pv->cfg.nproviders && !ci; i++)
+        if (s_subset_nocase(j->labels, &pv->cfg.providers[i].match))
+            ci = pv->cfg.providers[i].name;
+    evr_log_warn(S_WHO, "%s %s asks for labels %s that no provider has (%s): no runner will be "
+                 "started for it; it waits for a runner with them to connect%s%s%s",
+                 j->demand ? "demand" : "job", j->id, labels,
+                 pv->cfg.nproviders ? offered : "none", ci ? " (provider " : "", ci ? ci : "",
+                 ci ? " has them in another case: labels match case and all)" : "");
+    pv->stranded = evr_realloc(pv->stranded, (pv->nstranded + 1) * sizeof *pv->stranded);
+    pv->stranded[pv->nstranded++] = evr_strdup(j->id);
+}
+
+/*  The jobs said stranded that no longer wait (not in jobs) are
+    forgotten: the memory holds the waiting ones only. */
+static void
+s_stranded_prune(evr_prov_t *pv, const evr_prov_job_t *jobs, size_t njobs)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < pv->nstranded; i++) {
+        bool waits = false;
+        for (size_t m = 0; m < njobs && !waits; m++)
+            waits = !strcmp(jobs[m].id, pv->stranded[i]);
+        if (waits)
+            pv->stranded[k++] = pv->stranded[i];
+        else
+            free(pv->stranded[i]);
+    }
+    pv->nstranded = k;
+}
+
+/*  --dry-run: when the start the pass is at (pv->dry_starts before it)
+    is past start_rate's burst, when it would go (a provisioner started
+    now: its bucket full), said; the pass gives the job its provider, the
+    start waits for its token. */
+static void
+s_dry_rate(const evr_prov_t *pv, FILE *out)
+{
+    double wait = ((double) pv->dry_starts + 1 - pv->cfg.burst) / pv->cfg.rate;
+    if (wait <= 0)
+        return;
+    fprintf(out, "  not at once: start_rate allows %.0f start%s at once, then one each %.3g s: "
+            "this one in about %u s\n", pv->cfg.burst, pv->cfg.burst == 1 ? "" : "s",
+            1 / pv->cfg.rate, (unsigned) (wait + 0.999));
+}
+
 /*  One job of a pass (what: "job ID", or a demand's runner): a free
     slot, else a start (dry: said). */
 static void
 s_pass_job(evr_prov_t *pv, const char *what, const evr_prov_job_t *j, s_slot_t *slots,
-           size_t ns, bool dry, FILE *out, uint64_t now)
+           size_t ns, const evr_prov_runner_t *runners, size_t nr, bool dry, FILE *out,
+           uint64_t now)
 {
     char *labels = evr_prov_joined(j->labels);
     for (size_t k = 0; k < ns; k++)
@@ -86,9 +186,16 @@ s_pass_job(evr_prov_t *pv, const char *what, const evr_prov_job_t *j, s_slot_t *
                             sizeof why);
     if (pi < 0) {
         if (dry) {
-            fprintf(out, "%s (labels %s): no provider can start a runner now\n", what, labels);
+            bool any = false;   /* a provider with the labels: full or paused, now */
+            for (uint32_t i = 0; i < pv->cfg.nproviders && !any; i++)
+                any = evr_prov_subset(j->labels, &pv->cfg.providers[i].match);
+            fprintf(out, "%s (labels %s): %s\n", what, labels, any ? "no provider can start a "
+                    "runner now" : "no provider has these labels: none will start a runner "
+                    "for it");
             s_print_why(out, why);
         }
+        else
+            s_stranded(pv, j, labels, runners, nr);
         free(labels);
         return;
     }
@@ -100,6 +207,7 @@ s_pass_job(evr_prov_t *pv, const char *what, const evr_prov_job_t *j, s_slot_t *
                 : pod ? "podman" : "command", pod ? " of image " : "", pod ? p->image : "",
                 p->running, p->max);
         s_print_why(out, why);
+        s_dry_rate(pv, out);
         if (pod)
             s_dry_image(pv, p, out);
         p->running++;   /* the next jobs of this pass see it (never used again: dry) */
@@ -114,8 +222,8 @@ s_pass_job(evr_prov_t *pv, const char *what, const evr_prov_job_t *j, s_slot_t *
 
 /*  A demand entry: each runner it wants as one job. */
 static void
-s_pass_demand(evr_prov_t *pv, const evr_prov_job_t *j, s_slot_t *slots, size_t ns, bool dry,
-              FILE *out, uint64_t now)
+s_pass_demand(evr_prov_t *pv, const evr_prov_job_t *j, s_slot_t *slots, size_t ns,
+              const evr_prov_runner_t *runners, size_t nr, bool dry, FILE *out, uint64_t now)
 {
     if (dry)
         fprintf(out, "demand %s: %u runner%s wanted, %u s left%s%s\n", j->id, j->demand,
@@ -125,7 +233,7 @@ s_pass_demand(evr_prov_t *pv, const evr_prov_job_t *j, s_slot_t *slots, size_t n
         char what[160];
         snprintf(what, sizeof what, "demand %s runner %u of %u (%u s left)", j->id, k + 1,
                  j->demand, j->ttl);
-        s_pass_job(pv, what, j, slots, ns, dry, out, now);
+        s_pass_job(pv, what, j, slots, ns, runners, nr, dry, out, now);
     }
 }
 
@@ -140,10 +248,12 @@ evr_prov_pass(evr_prov_t *self, const evr_prov_job_t *jobs, size_t njobs,
         char what[64];
         snprintf(what, sizeof what, "job %s", jobs[i].id);
         if (jobs[i].demand)
-            s_pass_demand(self, &jobs[i], slots, ns, dry, out, now);
+            s_pass_demand(self, &jobs[i], slots, ns, runners, nrunners, dry, out, now);
         else
-            s_pass_job(self, what, &jobs[i], slots, ns, dry, out, now);
+            s_pass_job(self, what, &jobs[i], slots, ns, runners, nrunners, dry, out, now);
     }
+    if (!dry)
+        s_stranded_prune(self, jobs, njobs);
     if (dry && !njobs)
         fprintf(out, "no job waits for a runner, no demand\n");
     free(slots);

@@ -102,11 +102,14 @@ evr_prov_destroy(evr_prov_t **self_p)
             evr_prov_child_err_write(pv, in, &in->start_err, "start command's stderr");
         if (in->stop_err.fd >= 0)
             evr_prov_child_err_write(pv, in, &in->stop_err, "stop command's output");
-        if (in->ended && in->pid <= 0)   /* gone for good: the next tend would have */
+        if (in->ended && in->pid <= 0 && in->stop_pid <= 0)   /* gone for good, stopped */
             evr_prov_child_record_forget(pv, in);
         free(in);
     }
     free(pv->inst);
+    for (size_t i = 0; i < pv->nstranded; i++)
+        free(pv->stranded[i]);
+    free(pv->stranded);
     evr_prov_podman_destroy(&pv->podman);
     evr_prov_config_free(&pv->cfg);
     free(pv->dir);
@@ -171,10 +174,14 @@ s_stop(evr_prov_t *pv, evr_prov_inst_t *in, uint64_t now)
         kill(-in->pid, SIGTERM);
         in->kill_at = now + S_KILL_AFTER_NS;
     }
+    else if (!p->stop)   /* the log line before said "stopping it": nothing can */
+        evr_log_warn(S_WHO, "provider %s: runner %s: left running: the provider has no stop "
+                     "command (what its start command left running, if anything, runs on; "
+                     "give the provider a stop with {handle})", p->name, in->id);
     if (!p->stop || !in->have_handle)
         return;
     evr_err_t err;
-    char *cmd = evr_prov_expand(p->stop, "", "", in->id, pv->endpoint, in->handle, &err);
+    char *cmd = evr_prov_expand(p->stop, NULL, NULL, in->id, pv->endpoint, in->handle, &err);
     if (in->stop_err.fd >= 0)   /* a stop before: what it kept goes first */
         evr_prov_child_err_write(pv, in, &in->stop_err, "stop command's output");
     pid_t pid = cmd ? evr_prov_child_shell(pv, cmd, in->id, NULL, &in->stop_err.fd, &err) : -1;
@@ -828,6 +835,12 @@ evr_prov_stop_wait(evr_prov_t *self)
         evr_prov_inst_t *in = self->inst[i];
         bool there = false, exited = false;
         evr_err_t err;
+        evr_prov_child_err_read(self, in, &in->start_err, "start command's stderr");
+        evr_prov_child_err_read(self, in, &in->stop_err, "stop command's output");
+        if (in->stop_pid > 0) {   /* a stop runs (this one's, or register_timeout's): waited */
+            left++;
+            continue;
+        }
         if (!in->parting)
             continue;
         if (in->ctr && self->podman
@@ -848,6 +861,15 @@ evr_prov_stop_force(evr_prov_t *self, const evr_prov_runner_t *runners, size_t n
 {
     for (size_t i = 0; i < self->n; i++) {
         evr_prov_inst_t *in = self->inst[i];
+        if (in->stop_pid > 0) {   /* the record stays: the next provisioner stops it again */
+            evr_log_warn(S_WHO, "runner %s: its stop (pid %d) did not end within 5 s of the "
+                         "provisioner's stop: killing it; its record stays in %s/commands for "
+                         "the next provisioner on it, which runs the stop again", in->id,
+                         (int) in->stop_pid, self->dir);
+            kill(-in->stop_pid, SIGKILL);
+            if (in->pid <= 0)
+                continue;
+        }
         if (!in->parting)
             continue;
         evr_err_t err;

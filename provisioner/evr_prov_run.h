@@ -63,13 +63,16 @@ void evr_prov_destroy(evr_prov_t **self_p);
 void evr_prov_stop(evr_prov_t *self, const evr_prov_runner_t *runners, size_t n,
                    uint64_t now);
 /*  The runners told to stop not gone yet (reaped, their container
-    removed); the directories of those gone are removed when empty.
-    Call until 0 or 5 s passed. */
+    removed), and the stop commands still running (their output read);
+    the directories of those gone are removed when empty.  Call until 0
+    or 5 s passed. */
 size_t evr_prov_stop_wait(evr_prov_t *self);
 /*  Those still there: killed (SIGKILL, the container removed, the
     directory too) when the broker's fresh list (runners; NULL: it did
     not answer, nothing killed) still does not show them; the others
-    are left running, said in the log. */
+    are left running, said in the log.  A stop command still running is
+    killed (its process group), the runner's record kept for the next
+    provisioner on the directory. */
 void evr_prov_stop_force(evr_prov_t *self, const evr_prov_runner_t *runners, size_t n);
 
 /*  Takes up runner id that an earlier provisioner on the same DIR
@@ -118,7 +121,10 @@ evr_prov_podman_t *evr_prov_podman_client(evr_prov_t *self, evr_err_t *err);
 /*  One pass at now (mono ns): the jobs as given (the queued jobs oldest
     first, then the demand).  dry: nothing is started, the verdict on
     each job (and each runner a demand wants) is printed on out.  Log
-    lines say what was started, failed, paused. */
+    lines say what was started, failed, paused, and, once while it
+    waits, each job or demand whose labels no provider has and no runner
+    listed idle or busy has (the labels asked, those each provider
+    offers). */
 void evr_prov_pass(evr_prov_t *self, const evr_prov_job_t *jobs, size_t njobs,
                    const evr_prov_runner_t *runners, size_t nrunners, bool dry, FILE *out,
                    uint64_t now);
@@ -149,7 +155,9 @@ uint32_t evr_prov_running(const evr_prov_t *self);
 
 /*  A template with {job}, {labels}, {runner_id}, {broker}, {handle} put
     in, each value single-quoted for /bin/sh; NULL (why in err) when it
-    names another {word} of [a-z_] (a typo) or grows past 16 KiB.  Other
+    names another {word} of [a-z_] (a typo), one whose value is NULL
+    (a stop has no {job} nor {labels}, a start no {handle}), or grows
+    past 16 KiB.  Other
     braces are the shell's and stay: ${VAR}, {a,b}, { cmd; }. */
 char *evr_prov_expand(const char *tpl, const char *job, const char *labels,
                       const char *runner_id, const char *broker, const char *handle,

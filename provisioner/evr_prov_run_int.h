@@ -68,6 +68,9 @@ struct evr_prov {
     uint32_t dry_starts;    /* --dry-run: the starts the pass would make */
     evr_prov_podman_t *podman;  /* the podman providers' service, made at their first start */
     bool unasked;           /* the broker did not answer the last tend: its runners unknown */
+    char **stranded;        /* the jobs and demand said to have no provider with their
+                               labels (once each, while they wait; evr_prov_pass.c) */
+    size_t nstranded;
 };
 
 /*  Starts a runner of provider pi for job (its labels; "" for demand),

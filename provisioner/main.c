@@ -241,6 +241,45 @@ s_runner_path(void)
     return evr_strdup("evrun-runner");
 }
 
+/*  Whether path names an executable file; a name without a slash is
+    looked for in PATH as execvp would. */
+static bool
+s_executable(const char *path)
+{
+    struct stat st;
+    if (strchr(path, '/'))
+        return !stat(path, &st) && S_ISREG(st.st_mode) && !access(path, X_OK);
+    const char *dirs = getenv("PATH");
+    for (const char *d = dirs ? dirs : "/usr/bin:/bin"; d;) {
+        const char *colon = strchr(d, ':');
+        int dlen = colon ? (int) (colon - d) : (int) strlen(d);
+        char *full = evr_asprintf("%.*s/%s", dlen, dlen ? d : ".", path);
+        bool ok = !stat(full, &st) && S_ISREG(st.st_mode) && !access(full, X_OK);
+        free(full);
+        if (ok)
+            return true;
+        d = colon ? colon + 1 : NULL;
+    }
+    return false;
+}
+
+/*  The process providers start runner: one that is no executable file
+    would fail each start (exit 127 before its hello) until three paused
+    the provider.  0, or 2 (said). */
+static int
+s_runner_check(const char *file, const evr_prov_config_t *cfg, const char *runner)
+{
+    for (uint32_t i = 0; i < cfg->nproviders; i++)
+        if (cfg->providers[i].kind == EVR_PROV_PROCESS && !s_executable(runner)) {
+            fprintf(stderr, "evrun-provisioner: %s: providers[%u] (%s, kind process) starts "
+                    "%s, which is no executable file%s: set runner: in the config to "
+                    "evrun-runner's path\n", file, i, cfg->providers[i].name, runner,
+                    strchr(runner, '/') ? "" : " in PATH, nor beside evrun-provisioner");
+            return 2;
+        }
+    return 0;
+}
+
 /*  What one pass asked the broker: the messages kept, and their views. */
 typedef struct {
     evr_msg_t *msgs;
@@ -463,6 +502,23 @@ s_running(const char *dir, bool *running)
     return held >= 0;
 }
 
+/*  --dry-run beside a provisioner running on dir: said first, since the
+    pass counts none of its runners (its starts not registered yet would
+    serve jobs this pass gives a provider) and a provisioner started on
+    dir now would not run. */
+static void
+s_dry_lock(const char *dir)
+{
+    char *path = evr_asprintf("%s/lock", dir);
+    long pid = 0;
+    evr_err_t err;
+    if (evr_lock_holder(path, &pid, &err) == 1)
+        printf("note: a provisioner (pid %ld) runs on %s: this pass counts none of the runners "
+               "it started (--status shows its table), and a provisioner started on %s now "
+               "would exit 2\n", pid, dir, dir);
+    free(path);
+}
+
 /*  --status: 0 the table of the running provisioner printed; 1 none runs
     (the table a killed one left, printed so). */
 static int
@@ -547,6 +603,8 @@ main(int argc, char **argv)
         goto out;
     }
     runner = cfg.runner ? evr_strdup(cfg.runner) : s_runner_path();
+    if ((status = s_runner_check(o.config, &cfg, runner)))
+        goto out;
     rep = cfg.runner_endpoint ? evr_strdup(cfg.runner_endpoint)
                               : s_runner_endpoint(evr_client_endpoint(cli.client));
     if (!rep) {
@@ -571,6 +629,7 @@ main(int argc, char **argv)
     free(lock_path);
     pv = evr_prov_new(&cfg, dir, runner, rep);
     if (o.dry) {
+        s_dry_lock(dir);
         status = s_round(pv, cli.client, true, status_file, o.id) ? 0 : 2;
         goto out;
     }

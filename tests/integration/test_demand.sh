@@ -277,4 +277,34 @@ case_dedupe() {
   check "dedupe: the same key after its ttl: 200, a duplicate saying so [grep -Eq was retired at its ttl [0-9]+ s ago:...]" grep -Eq "was retired at its ttl [0-9]+ s ago: nothing added" "$tmp/body"
 }
 
-prov_run test_demand ${*:-demand listed dispatch dedupe}
+# A GitHub job's runs-on that no provider serves (GitHub adds
+# self-hosted, which the providers lack): its demand is said once in the
+# provisioner's log with the labels asked and offered, nothing started.
+case_stranded() {
+  fresh stranded
+  bus_broker && gateway_up
+  cat > "$tmp/p.yml" <<YML
+providers:
+  - { name: gl, labels: [linux], kind: process, executors: [process], max: 1 }
+YML
+  printf '{"action":"queued","workflow_job":{"id":91,"labels":["self-hosted","linux"],"head_branch":"main","head_sha":"%s"},"repository":{"clone_url":"https://example.invalid/r.git","full_name":"o/r","default_branch":"main"}}' \
+    "$(printf 'b%.0s' $(seq 1 40))" > "$tmp/wj.json"
+  check "stranded: the workflow_job's demand kept" [ "$(gh_hook workflow_job sd-1 "$tmp/wj.json")" = 202 ]
+  local id; id=$(jget 'd["demand"]["id"]')
+  prov "$tmp/p.yml"
+  check "stranded: the provisioner says no provider has its labels" wait_for 10 grep -q "demand $id asks for labels self-hosted,linux that no provider has (gl offers linux,executor:process): no runner will be started for it" "$tmp/prov.log"
+  check "stranded: a redelivery adds nothing" [ "$(gh_hook workflow_job sd-2 "$tmp/wj.json")" = 200 ]
+  # passes go on (the providers' table is written anew, renamed, at each): said once
+  local t0; t0=$(stat -c %i "$tmp/provisioner/providers" 2>/dev/null)
+  check "stranded: more passes" wait_for 10 bash -c "[ \"\$(stat -c %i '$tmp/provisioner/providers')\" != '$t0' ]"
+  check "stranded: said once" [ "$(grep -c "demand $id asks for labels" "$tmp/prov.log")" -eq 1 ]
+  check "stranded: nothing started" [ "$(started gl)" -eq 0 ]
+  # runs-on: [Linux]: GitHub matches labels in any case, evrun does not: the line says so
+  sed 's/"id":91,"labels":\["self-hosted","linux"\]/"id":92,"labels":["Linux"]/' "$tmp/wj.json" > "$tmp/wj5.json"
+  check "stranded: runs-on [Linux] kept" [ "$(gh_hook workflow_job sd-5 "$tmp/wj5.json")" = 202 ]
+  id=$(jget 'd["demand"]["id"]')
+  check "stranded: [Linux]: another case, said" wait_for 10 grep -q "demand $id asks for labels Linux that no provider has (gl offers linux,executor:process): no runner will be started for it; it waits for a runner with them to connect (provider gl has them in another case: labels match case and all)" "$tmp/prov.log"
+  stop_prov
+}
+
+prov_run test_demand ${*:-demand listed dispatch dedupe stranded}

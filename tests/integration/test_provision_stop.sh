@@ -438,6 +438,48 @@ YML
   stop_prov
 }
 
+# The provisioner stopped while a command provider's stop runs (a
+# runner that never said hello): it exited at once, the stop left
+# running for ever if it hung, its output lost and the runner's record
+# removed before the stop had done anything.  Now the stop is waited
+# for (5 s), then killed, its output in the runner's log, its record
+# kept: the next provisioner on the directory adopts it and stops it.
+case_stop_hangs_at_stop() {
+  fresh stophang
+  bus_broker
+  cat > "$tmp/p.yml" <<YML
+register_timeout: 60s
+providers:
+  - name: sh
+    labels: [sh]
+    kind: command
+    executors: [process]
+    start: "echo h-{runner_id}"
+    stop: "echo stopping {handle}; [ -e $tmp/quick ] || exec sleep 60"
+    max: 1
+YML
+  ppipe sh1 "true" sh
+  submit "$tmp/sh1.yml" > /dev/null 2>&1
+  prov "$tmp/p.yml"
+  check "stop hangs at the stop: the handle read" wait_for 10 grep -q "provider sh: runner sh-[a-z0-9]*: handle h-sh-" "$tmp/prov.log"
+  local id spid; id=$(sed -n 's/.*provider sh: runner \(sh-[a-z0-9]*\): handle .*/\1/p' "$tmp/prov.log" | head -1)
+  stop_prov
+  spid=$(sed -n "s/.*provider sh: runner $id: stop started (pid \([0-9]*\)).*/\1/p" "$tmp/prov.log")
+  check "stop hangs at the stop: its stop started" [ -n "$spid" ]
+  check "stop hangs at the stop: said, killed" grep -q "runner $id: its stop (pid $spid) did not end within 5 s of the provisioner's stop: killing it; its record stays" "$tmp/prov.log"
+  check "stop hangs at the stop: not left running" wait_for 5 bash -c "! kill -0 $spid 2>/dev/null || grep -q '^State:.*Z' /proc/$spid/status"
+  check "stop hangs at the stop: its output in the runner's log" grep -q "^stopping h-$id$" "$tmp/provisioner/logs/$id.log"
+  check "stop hangs at the stop: its record kept" [ -e "$tmp/provisioner/commands/$id" ]
+  # the next provisioner on the directory: adopts it, stops it again (quick now)
+  touch "$tmp/quick"
+  sed -i 's/register_timeout: 60s/register_timeout: 2s/' "$tmp/p.yml"
+  prov "$tmp/p.yml"
+  check "stop hangs at the stop: adopted by the next provisioner" wait_for 10 grep -q "provider sh: adopted runner $id of an earlier provisioner (handle h-$id" "$tmp/prov.log"
+  check "stop hangs at the stop: its stop ran again" wait_for 10 bash -c "[ \$(grep -c '^stopping h-$id$' $tmp/provisioner/logs/$id.log) -eq 2 ]"
+  check "stop hangs at the stop: its record gone then" wait_for 10 bash -c "[ ! -e $tmp/provisioner/commands/$id ]"
+  stop_prov
+}
+
 # A runner stopped for register_timeout that says hello after all (its
 # start took 4 s, SIGTERM ignored meanwhile) is not killed 5 s later: it
 # may have taken a job (it did), which it finishes.
@@ -464,4 +506,4 @@ YML
   stop_prov
 }
 
-prov_run test_provision_stop ${*:-once_stopped term_at_start stop_busy stop_podman broker_outage labels_lack status hup adopt adopt_podman adopt_command spared}
+prov_run test_provision_stop ${*:-once_stopped term_at_start stop_busy stop_podman broker_outage labels_lack status hup adopt adopt_podman adopt_command stop_hangs_at_stop spared}

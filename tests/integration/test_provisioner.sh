@@ -264,6 +264,36 @@ YML
   stop_prov
 }
 
+# A command provider without stop: a runner that does not say hello in
+# time cannot be stopped once its start command exited; the log said
+# "stopping it" and nothing was done (what the start left ran on,
+# unsaid).  Now said: left running, no stop.
+case_no_stop() {
+  fresh nostop
+  bus_broker
+  cat > "$tmp/p.yml" <<YML
+register_timeout: 2s
+providers:
+  - name: bare
+    labels: [bare]
+    executors: [process]
+    kind: command
+    start: "sleep 600 >/dev/null 2>&1 & echo \$!"
+    max: 1
+YML
+  ppipe nb "true" bare
+  submit "$tmp/nb.yml" > /dev/null 2>&1
+  prov "$tmp/p.yml"
+  check "no stop: register_timeout said" wait_for 10 grep -q "provider bare: runner bare-[a-z0-9]* did not say hello within 2 s (register_timeout)" "$tmp/prov.log"
+  check "no stop: said left running, why" wait_for 5 grep -q "provider bare: runner bare-[a-z0-9]*: left running: the provider has no stop command" "$tmp/prov.log"
+  stop_prov
+  local h
+  for h in $(sed -n 's/.*provider bare: runner bare-[a-z0-9]*: handle \([0-9]*\)$/\1/p' "$tmp/prov.log"); do
+    check "no stop: what the start left runs on (pid $h), as said" kill -0 "$h"
+    tr '\0' ' ' < "/proc/$h/cmdline" 2>/dev/null | grep -q "^sleep 600" && kill "$h"
+  done
+}
+
 # --dry-run: one pass, says who would start what and why the others did
 # not match, starts nothing.
 case_dry_run() {
@@ -285,7 +315,7 @@ YML
   check "dry-run: gpu job to gpus" grep -q "^job $j1 (labels gpu,executor:process): provider gpus would start a process runner" "$tmp/dry.out"
   check "dry-run: small lacks gpu" grep -q "^  not small: labels lack gpu" "$tmp/dry.out"
   check "dry-run: pods lacks the executor" grep -q "^  not pods: labels lack executor:process" "$tmp/dry.out"
-  check "dry-run: no provider for huge" grep -q "^job $j3 (labels huge,executor:process): no provider can start a runner now" "$tmp/dry.out"
+  check "dry-run: no provider for huge" grep -q "^job $j3 (labels huge,executor:process): no provider has these labels: none will start a runner for it" "$tmp/dry.out"
   check "dry-run: fast has no provider (the runner drains)" grep -q "^job $j2 .*no provider" "$tmp/dry.out"
   check "dry-run: started nothing" [ ! -e "$tmp/provisioner/runners" ]
   check "dry-run: started nothing [(st j1) = queued]" [ "$(st "$j1")" = queued ]
@@ -302,6 +332,46 @@ YML
   check "bad config: a bad network" grep -q "bad.yml:3:.*providers\[0\].network: expected host (the default), bridge or none, got \"wifi\"" "$tmp/bad.out"
   check "bad config: unknown key" grep -q 'bad.yml:4:.*unknown key "colour"' "$tmp/bad.out"
   check "bad config: command needs start" grep -q "bad.yml:4:.*providers\[1\].start: missing" "$tmp/bad.out"
+  # a runner that is no executable: each process start would fail (exit
+  # 127) until three paused the provider; said at once instead
+  printf 'runner: %s/no-such-runner\nproviders:\n  - { name: pr, labels: [a], executors: [process] }\n' "$tmp" > "$tmp/norun.yml"
+  "$bin/evrun-provisioner" --config "$tmp/norun.yml" --dry-run > "$tmp/norun.out" 2>&1
+  check "no runner: exit 2" [ $? -eq 2 ]
+  check "no runner: said, naming the provider" grep -q "norun.yml: providers\[0\] (pr, kind process) starts $tmp/no-such-runner, which is no executable file: set runner: in the config" "$tmp/norun.out"
+  printf 'runner: %s/no-such-runner\nproviders:\n  - { name: pc, labels: [a], kind: command, start: "echo x" }\n' "$tmp" > "$tmp/norun2.yml"
+  "$bin/evrun-provisioner" --config "$tmp/norun2.yml" --dry-run > "$tmp/norun2.out" 2>&1
+  check "no runner, no process provider: not needed, exit 0" [ $? -eq 0 ]
+}
+
+# A job whose labels no provider has, nor any runner: said once in the
+# log with the labels it asks for and those each provider offers (it
+# waited in silence, the user left guessing); a job a busy runner with
+# its labels will take is not said.
+case_stranded() {
+  fresh stranded
+  bus_broker && bus_runner fixed "fast" 1 --executors process && bus_wait_runners 1
+  cat > "$tmp/p.yml" <<YML
+providers:
+  - { name: big, labels: [big], kind: process, executors: [process], max: 1 }
+  - { name: pods, labels: [linux, big], kind: podman, max: 1 }
+YML
+  ppipe sa "sleep 3" fast; ppipe sb "true" fast; ppipe sc "true" huge
+  local ja jb jc
+  ja=$(submit "$tmp/sa.yml" 2>/dev/null)
+  check "stranded: the first fast job runs on fixed" wait_status "$ja" running 10
+  jb=$(submit "$tmp/sb.yml" 2>/dev/null); jc=$(submit "$tmp/sc.yml" 2>/dev/null)
+  prov "$tmp/p.yml"
+  check "stranded: said, with the labels asked and offered" wait_for 10 grep -q "job $jc asks for labels huge,executor:process that no provider has (big offers big,executor:process; pods offers linux,big,executor:podman): no runner will be started for it; it waits for a runner with them to connect" "$tmp/prov.log"
+  check "stranded: the busy runner's next job ran" [ "$(wait_job "$jb" 30)" = succeeded ]
+  check "stranded: said once over many passes" [ "$(grep -c "job $jc asks for labels" "$tmp/prov.log")" -eq 1 ]
+  check "stranded: a job a busy runner has the labels for is not said" [ "$(grep -c "job $jb asks" "$tmp/prov.log")" -eq 0 ]
+  check "stranded: nothing started" [ "$(grep -c "started runner" "$tmp/prov.log")" -eq 0 ]
+  check "stranded: it still waits" st_is "$jc" queued
+  # --dry-run beside it counts none of its runners: it says so first
+  "$bin/evrun-provisioner" --config "$tmp/p.yml" --dry-run > "$tmp/dry.out" 2>&1
+  check "dry-run beside a running provisioner: says so" grep -q "^note: a provisioner (pid $prov_pid) runs on $tmp/provisioner: this pass counts none of the runners it started" "$tmp/dry.out"
+  check "dry-run beside a running provisioner: the verdict follows" grep -q "^job $jc (labels huge,executor:process): no provider has these labels: none will start a runner for it" "$tmp/dry.out"
+  stop_prov
 }
 
 # A provisioned runner killed mid-job: the broker's lease policy applies
@@ -823,4 +893,4 @@ YML
     || { find "$tmp/provisioner/runners" -ls; cat "$tmp/prov.log"; }
 }
 
-prov_run test_provisioner ${*:-once once_killed process burst command paused register_timeout dry_run killed broker_restart broker_restart_command command_lingers command_handle command_stop_hangs command_start_fails command_stderr up worked_examples podman podman_missing podman_silent}
+prov_run test_provisioner ${*:-once once_killed process burst command paused register_timeout no_stop dry_run stranded killed broker_restart broker_restart_command command_lingers command_handle command_stop_hangs command_start_fails command_stderr up worked_examples podman podman_missing podman_silent}

@@ -126,12 +126,25 @@ test_config_bad(void)
           "p.yml:1:47: providers[0].start: \"{jobz}\": expected {job}, {labels}, {runner_id} or "
           "{broker} ({handle} goes in stop only)" },
         { "providers: [ { name: a, kind: command, start: x, stop: \"y {hndl}\" } ]\n",
-          "providers[0].stop: \"{hndl}\": expected {job}, {labels}, {runner_id}, {handle} or "
-          "{broker}" },
+          "providers[0].stop: \"{hndl}\": expected {runner_id}, {broker} or {handle} ({job} and "
+          "{labels} go in start only)" },
+        /* a stop has no job nor labels: {job} was put in as '' in silence */
+        { "providers: [ { name: a, kind: command, start: x, stop: \"nomad job stop {job}\" } ]\n",
+          "p.yml:1:56: providers[0].stop: \"{job}\": expected {runner_id}, {broker} or {handle} "
+          "({job} and {labels} go in start only)" },
+        { "providers: [ { name: a, kind: command, start: x, stop: \"k {labels}\" } ]\n",
+          "providers[0].stop: \"{labels}\": expected {runner_id}, {broker} or {handle}" },
         { "- a\n", "p.yml:1:1: expected a map of settings" },
         /* an empty file, or comments only: said where */
         { "", "p.yml:1:1: empty file: expected a map of settings" },
         { "# nothing\n", "p.yml:1:1: empty file: expected a map of settings" },
+        /* a merge key: pipeline files read it, a providers file not: said
+           so, not 'unknown key' as if a typo */
+        { "providers:\n  - &p { name: a, labels: [x] }\n  - { <<: *p, name: b }\n",
+          "p.yml:3:7: providers[1].<<: a merge key (<<: *anchor) is not read in a providers "
+          "file: write the keys out" },
+        { "d: &d { max_runners: 2 }\n<<: *d\nproviders: [ { name: a } ]\n",
+          "p.yml:2:1: <<: a merge key (<<: *anchor) is not read in a providers file" },
         /* duplicate keys, as in pipeline files */
         { "max_runners: 2\nmax_runners: 3\nproviders: [ { name: a } ]\n",
           "p.yml:2:1: max_runners: duplicate key" },
@@ -412,6 +425,21 @@ test_pause(void)
     CHECK(!evr_prov_start_done(&p, false, "again"));   /* paused once */
     CHECK(p.failed == 6);
     free(p.paused);
+    /* a last reason near 1024 bytes (a hello lacking 32 long labels, a
+       podman error): the pause's reason is the provider report's, at
+       most 1024 bytes, or the broker refused every report (the provider
+       never listed paused) */
+    evr_prov_provider_t q = { .name = "b" };
+    char why[1024];
+    memset(why, 'x', sizeof why - 1);
+    why[sizeof why - 1] = '\0';
+    for (int i = 0; i < 3; i++)
+        evr_prov_start_done(&q, false, why);
+    CHECK(q.paused != NULL);
+    CHECK(strlen(q.paused) <= EVR_REASON_MAX);
+    CHECK_CONTAINS(q.paused, "3 failed starts in a row, the last: xxx");
+    CHECK_CONTAINS(q.paused, EVR_CUT_MARK);
+    free(q.paused);
 }
 
 static void
@@ -422,7 +450,7 @@ test_expand(void)
                               "a,b", "r-1", "ipc:///x y", NULL, &err);
     CHECK_STR(s, "run 'J1' --labels 'a,b' --id 'r-1' 'ipc:///x y'");
     free(s);
-    s = evr_prov_expand("stop {handle}", "", "", "r", "b", "it's", &err);
+    s = evr_prov_expand("stop {handle}", NULL, NULL, "r", "b", "it's", &err);
     CHECK_STR(s, "stop 'it'\\''s'");
     free(s);
     CHECK(evr_prov_expand("start {handle}", "J", "", "r", "b", NULL, &err) == NULL);
@@ -466,9 +494,16 @@ test_pass_dry(void)
                         "runner (0/1 running)\n");
     CHECK_CONTAINS(out, "job J3 (labels x,executor:process): provider b would start a process "
                         "runner (0/5 running)\n  not a: full (max 1)\n");
+    /* start_rate (the default 1/s): the first start goes at once, the
+       second a second later; --dry-run said both would start now */
+    CHECK(!strstr(out, "J2 (labels x,executor:process): provider a would start a process "
+                       "runner (0/1 running)\n  not at once"));
+    CHECK_CONTAINS(out, "(max 1)\n  not at once: start_rate allows 1 start at once, then one "
+                        "each 1 s: this one in about 1 s\n");
     CHECK_CONTAINS(out, "job J4 (labels y,executor:process): no provider can start a runner "
                         "now\n  not a: labels lack y\n  max_runners 2 reached\n");
-    CHECK_CONTAINS(out, "job J5 (labels z): no provider can start a runner now\n"
+    CHECK_CONTAINS(out, "job J5 (labels z): no provider has these labels: none will start a "
+                        "runner for it\n"
                         "  not a: labels lack z\n  not b: labels lack z\n");
     free(out);
     evr_strlist_free(&lx);
@@ -511,11 +546,13 @@ test_pass_demand(void)
                         "start a process runner (0/2 running)\n"
                         "demand D1 runner 2 of 3 (250 s left) (labels gh): provider a would "
                         "start a process runner (1/2 running)\n"
+                        "  not at once: start_rate allows 1 start at once, then one each 1 s: "
+                        "this one in about 1 s\n"
                         "demand D1 runner 3 of 3 (250 s left) (labels gh): no provider can "
                         "start a runner now\n  not a: full (max 2)\n"
                         "demand D2: 1 runner wanted, 9 s left\n"
-                        "demand D2 runner 1 of 1 (9 s left) (labels other): no provider can "
-                        "start a runner now\n  not a: labels lack other\n");
+                        "demand D2 runner 1 of 1 (9 s left) (labels other): no provider has "
+                        "these labels: none will start a runner for it\n  not a: labels lack other\n");
     free(out);
     evr_strlist_free(&lx);
     evr_strlist_free(&lg);
