@@ -2,7 +2,9 @@
     keys a record takes (on_error reads some of a step's keys only to
     refuse them: they are not offered), and what other CI systems call
     evrun's keys (GitLab's script, Buildkite's soft_fail...), answered
-    with evrun's word. */
+    with evrun's word, and their forms (a GitLab job at the top of the
+    file, retry: 2, - wait, on: [push], an env written as a list),
+    answered with evrun's. */
 #include "evr_yaml_words.h"
 
 #include <stdio.h>
@@ -159,4 +161,148 @@ evr_yaml_foreign(const evr_rectype_t *type, const char *k)
         if (!strcmp(k, s_foreign[i].word) && !s_synonym(type, k))
             return s_foreign[i].instead;
     return NULL;
+}
+
+/*  Whether vn, the value of an unknown key at the top of the file, is a
+    GitLab job: a mapping with script or stage. */
+static bool
+s_gitlab_job(yaml_document_t *doc, const yaml_node_t *vn)
+{
+    if (vn->type != YAML_MAPPING_NODE)
+        return false;
+    for (yaml_node_pair_t *p = vn->data.mapping.pairs.start; p < vn->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = yaml_document_get_node(doc, p->key);
+        if (k && k->type == YAML_SCALAR_NODE
+            && (!strcmp((const char *) k->data.scalar.value, "script")
+                || !strcmp((const char *) k->data.scalar.value, "stage")))
+            return true;
+    }
+    return false;
+}
+
+const char *
+evr_yaml_unknown_key(yaml_document_t *doc, const yaml_node_t *vn, const evr_rectype_t *type,
+                     const char *k, bool comma, char *buf, size_t size)
+{
+    char keys[512];
+    evr_yaml_expected_keys(type, keys, sizeof keys);
+    const char *instead = evr_yaml_foreign(type, k);
+    const char *near = instead ? NULL : evr_yaml_suggest(type, k);
+    if (instead)
+        snprintf(buf, size, "unknown key: %s (expected one of: %s)", instead, keys);
+    else if (near)
+        snprintf(buf, size, "unknown key; did you mean %s? (expected one of: %s)", near, keys);
+    else if (type == &evr_spec_type && evr_rec_field(&evr_step_type, k))
+        snprintf(buf, size, "unknown key at the top of the file: %s is a key of a step; "
+                 "indent it under its step (steps: - name: N, then %s: at the column of name:)",
+                 k, k);
+    else if (type == &evr_step_type && evr_rec_field(&evr_spec_type, k))
+        snprintf(buf, size, "unknown key in a step: %s is a key of the pipeline, for all its "
+                 "steps; write it at the top of the file, at the column of steps: (expected "
+                 "one of: %s)", k, keys);
+    else if (type == &evr_spec_type && s_gitlab_job(doc, vn))
+        snprintf(buf, size, "unknown key: a GitLab job? evrun's jobs are steps, a list under "
+                 "steps: (steps: - name: %s, then run: with its script) (expected one of: %s)",
+                 k, keys);
+    else if (comma)
+        snprintf(buf, size, "unknown key, with no value: in {...} a \",\" ends a value, so is "
+                 "this the rest of the value before it? quote a value that holds a \",\" "
+                 "(run: 'echo \"a, b\"') (expected one of: %s)", keys);
+    else
+        snprintf(buf, size, "unknown key (expected one of: %s)", keys);
+    return near;
+}
+
+void
+evr_yaml_mapping_hint(const evr_rectype_t *type, const yaml_node_t *node, char *buf, size_t size)
+{
+    bool scalar = node->type == YAML_SCALAR_NODE;
+    const char *v = scalar ? (const char *) node->data.scalar.value : "";
+    size_t n = scalar ? node->data.scalar.length : 0;
+    buf[0] = '\0';
+    if (type == &evr_retry_type && scalar) {
+        /* GitLab's, Buildkite's automatic retry count, given when it is one */
+        bool count = n && n <= 3 && strspn(v, "0123456789") == n;
+        snprintf(buf, size, " (retry: {max: %.*s, on: [failed]})", count ? (int) n : 1,
+                 count ? v : "2");
+    }
+    else if (type == &evr_step_type && scalar && !strcmp(v, "wait"))
+        snprintf(buf, size, " (Buildkite's wait: a step waits for others with needs here, "
+                 "needs: [build])");
+    else if (type == &evr_on_type)
+        snprintf(buf, size, " (GitHub's on: [push] is on: {github: {events: [push]}} here, in "
+                 "a registered pipeline)");
+    else if (type == &evr_git_type && scalar)
+        snprintf(buf, size, " (git: {url: %s})", n <= 200 ? v : "URL");
+}
+
+/*  The name and value an item of an env written as a list stands for:
+    "A=1" (Docker Compose's, GitHub services') or {name: A, value: "1"}
+    (Kubernetes'); false for any other item. */
+static bool
+s_env_item(yaml_document_t *doc, const yaml_node_t *item, const char **name, size_t *nlen,
+           const char **value, size_t *vlen)
+{
+    if (item->type == YAML_SCALAR_NODE) {
+        const char *s = (const char *) item->data.scalar.value;
+        const char *eq = memchr(s, '=', item->data.scalar.length);
+        if (!eq || eq == s)
+            return false;
+        *name = s, *nlen = (size_t) (eq - s);
+        *value = eq + 1, *vlen = item->data.scalar.length - *nlen - 1;
+        return true;
+    }
+    if (item->type != YAML_MAPPING_NODE)
+        return false;
+    *name = *value = NULL;
+    for (yaml_node_pair_t *p = item->data.mapping.pairs.start; p < item->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = yaml_document_get_node(doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(doc, p->value);
+        if (!k || !v || k->type != YAML_SCALAR_NODE || v->type != YAML_SCALAR_NODE)
+            return false;
+        if (!strcmp((const char *) k->data.scalar.value, "name"))
+            *name = (const char *) v->data.scalar.value, *nlen = v->data.scalar.length;
+        else if (!strcmp((const char *) k->data.scalar.value, "value"))
+            *value = (const char *) v->data.scalar.value, *vlen = v->data.scalar.length;
+        else
+            return false;
+    }
+    return *name && *value;
+}
+
+void
+evr_yaml_strmap_hint(yaml_document_t *doc, const evr_field_t *f, const yaml_node_t *node,
+                     char *buf, size_t size)
+{
+    buf[0] = '\0';
+    if (strcmp(f->key, "env") || node->type != YAML_SEQUENCE_NODE)
+        return;
+    char pairs[200] = "";
+    size_t used = 0, n = 0, items = (size_t) (node->data.sequence.items.top
+                                             - node->data.sequence.items.start);
+    for (; n < items && n < 3; n++) {
+        yaml_node_t *item = yaml_document_get_node(doc, node->data.sequence.items.start[n]);
+        const char *name, *value;
+        size_t nlen = 0, vlen = 0;
+        if (!item || !s_env_item(doc, item, &name, &nlen, &value, &vlen) || nlen > 32
+            || strcspn(name, "\"'\\\n") < nlen)
+            break;
+        /* the value in double quotes, cut: a hint, not the file's text */
+        size_t vshow = strcspn(value, "\"\\\n");
+        bool cut = vshow < vlen || vlen > 24;
+        int w = snprintf(pairs + used, sizeof pairs - used, "%s%.*s: \"%.*s%s\"", n ? ", " : "",
+                         (int) nlen, name, (int) (vshow < 24 ? vshow : 24), value,
+                         cut ? "..." : "");
+        if (w < 0 || (size_t) w >= sizeof pairs - used)
+            break;
+        used += (size_t) w;
+    }
+    if (n && n == (items < 3 ? items : 3))
+        snprintf(buf, size, " (env is a mapping of names to values, not a list: env: {%s%s})",
+                 pairs, items > n ? ", ..." : "");
+    else
+        snprintf(buf, size, " (env is a mapping of names to values, not a list: env: {NAME: "
+                 "value}, or one NAME: value a line under env:)");
 }

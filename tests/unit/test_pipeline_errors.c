@@ -525,6 +525,42 @@ test_runners_env(void)
     free(e);
 }
 
+/*  env written as a list, as Docker Compose, GitHub's services and
+    Kubernetes write it, gets the mapping of its first items; GitHub's
+    strategy and working-directory are answered at the top of the file
+    and in on_error as in a step. */
+static void
+test_env_list(void)
+{
+    size_t n;
+    char *e = evr_ytest_load("pipeline: p\nimage: i\nenv:\n  - A=1\n  - B=two words\nsteps:\n"
+                             "  - name: a\n    run: x\n    env:\n      - name: A\n"
+                             "        value: 1\n  - {name: b, run: x, env: [X]}\n"
+                             "  - {name: c, run: x, env: [A=1, B=2, C=3, D=4]}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:4:3: env: expected a mapping, got a list (env is a mapping of "
+                      "names to values, not a list: env: {A: \"1\", B: \"two words\"})\n");
+    CHECK_CONTAINS(e, "f.yml:10:7: steps[0].env: expected a mapping, got a list (env is a "
+                      "mapping of names to values, not a list: env: {A: \"1\"})\n");
+    CHECK_CONTAINS(e, "f.yml:12:28: steps[1].env: expected a mapping, got a list (env is a "
+                      "mapping of names to values, not a list: env: {NAME: value}, or one "
+                      "NAME: value a line under env:)\n");
+    CHECK_CONTAINS(e, "steps[2].env: expected a mapping, got a list (env is a mapping of names "
+                      "to values, not a list: env: {A: \"1\", B: \"2\", C: \"3\", ...})\n");
+    CHECK(n == 4);
+    free(e);
+    e = evr_ytest_load("pipeline: p\nimage: i\nworking-directory: d\nstrategy: {matrix: {}}\n"
+                       "on_error: {run: x, working-directory: d}\nsteps: [{name: a, run: x}]\n",
+                       &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:1: working-directory: unknown key: evrun has no "
+                      "working-directory: begin run with cd DIR");
+    CHECK_CONTAINS(e, "f.yml:4:1: strategy: unknown key: GitHub's strategy: {matrix: ...} is a "
+                      "step's matrix here");
+    CHECK_CONTAINS(e, "f.yml:5:20: on_error.working-directory: unknown key: evrun has no "
+                      "working-directory");
+    CHECK(n == 3);
+    free(e);
+}
+
 int
 main(void)
 {
@@ -534,5 +570,6 @@ main(void)
     EVR_TEST_RUN(test_first_run_errors);
     EVR_TEST_RUN(test_review_errors);
     EVR_TEST_RUN(test_runners_env);
+    EVR_TEST_RUN(test_env_list);
     EVR_TEST_END();
 }
