@@ -561,6 +561,29 @@ test_env_list(void)
     free(e);
 }
 
+/*  A step written without a name (a matrix one too) hid the checks that
+    need every step's name: the others' duplicate names, unknown needs and
+    cycles, and its own keys; it is one step, unexpanded, and only its name
+    goes unchecked. */
+static void
+test_nameless_step(void)
+{
+    size_t n;
+    char *e = evr_ytest_load(S_HEAD "  - {name: a, run: x, needs: [b]}\n"
+                             "  - {name: b, run: x, needs: [a]}\n"
+                             "  - {run: x, needs: [a, zz], timeout: 5x}\n"
+                             "  - {name: m, run: x, matrix: {K: [1, 2]}}\n"
+                             "  - {run: y, matrix: {K: [1]}}\n  - {name: a, run: x}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:5:23: steps[1].needs: dependency cycle: a -> b -> a\n");
+    CHECK_CONTAINS(e, "f.yml:6:5: steps[2].name: missing (a step needs name:)\n");
+    CHECK_CONTAINS(e, "f.yml:6:25: steps[2].needs[1]: unknown step \"zz\"\n");
+    CHECK_CONTAINS(e, "f.yml:6:39: steps[2].timeout: bad duration \"5x\"");
+    CHECK_CONTAINS(e, "f.yml:8:5: steps[4].name: missing (a step needs name:)\n");
+    CHECK_CONTAINS(e, "f.yml:9:12: steps[5].name: duplicate step name \"a\" (first at line 4)\n");
+    CHECK(n == 6);
+    free(e);
+}
+
 int
 main(void)
 {
@@ -571,5 +594,6 @@ main(void)
     EVR_TEST_RUN(test_review_errors);
     EVR_TEST_RUN(test_runners_env);
     EVR_TEST_RUN(test_env_list);
+    EVR_TEST_RUN(test_nameless_step);
     EVR_TEST_END();
 }
