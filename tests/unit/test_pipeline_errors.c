@@ -264,6 +264,26 @@ test_newcomer_errors(void)
     e = evr_ytest_load(S_HEAD "  - {name: a, run: !!str x}\n", &n, NULL);
     CHECK(e == NULL || !*e);
     free(e);
+    /* YAML's own tags that say more than what the text is: !!binary's
+       base64 would have run as text, !!null x as x, !!set and a
+       !!python/... tag been dropped */
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: !!binary ZWNobw==}\n"
+                       "  - {name: b, run: !!null x, needs: !!set {a}}\n"
+                       "  - {name: c, run: !!python/object:os.system x, timeout: !!int 5,"
+                       " env: !!map {A: !!null }}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:4:20: the YAML tag \"!!binary\": evrun reads a value as the text "
+                      "written, so a !!binary value would be its base64 text, not the bytes "
+                      "YAML decodes: write the text itself (of YAML's own tags it takes !!str, "
+                      "!!int, !!float, !!bool, !!timestamp, !!map, !!seq, and !!null on no "
+                      "value)\n");
+    CHECK_CONTAINS(e, "f.yml:5:20: the YAML tag \"!!null\": evrun reads a value as the text "
+                      "written, so !!null would not make the value null: write nothing, or ~, "
+                      "for no value");
+    CHECK_CONTAINS(e, "f.yml:5:37: the YAML tag \"!!set\": evrun reads a value as the text "
+                      "written, so the tag would be dropped from the value: remove it");
+    CHECK_CONTAINS(e, "f.yml:6:20: the YAML tag \"!!python/object:os.system\"");
+    CHECK(n == 4);
+    free(e);
     /* values YAML reads as its own syntax: the hint says to quote them */
     const struct {
         const char *run, *said;
