@@ -91,6 +91,9 @@ static const char *s_hint_crossed_map = "a mapping opened with { and closed with
                                         "with }";
 static const char *s_hint_in_map = "in {...} the pairs are KEY: VALUE, split by \",\": a "
                                    "\",\" missing, or a value that holds \": \" (quote it)";
+static const char *s_hint_bom = "a byte order mark (U+FEFF) inside the file, where YAML "
+                                "takes one only at its start (two files joined, each with "
+                                "its own?): delete it";
 static const char *s_hint_after_quote = "text after a quoted value, or after a [...] or "
                                         "{...}, on its line: quote the whole value with the "
                                         "other quote ('echo \"a\" b')";
@@ -117,6 +120,10 @@ static const char *
 s_hint_at(const char *problem, const char *buf, size_t len, size_t line, size_t col,
           size_t kline)
 {
+    /* a BOM past the file's start (libyaml skips only the first) */
+    for (size_t i = s_line(buf, len, line); i + 2 < len && buf[i] != '\n'; i++)
+        if (i && !memcmp(buf + i, "\xEF\xBB\xBF", 3))
+            return s_hint_bom;
     if (strstr(problem, "could not find expected ':'")) {
         /* `timeout:5m`: a plain scalar where a key was to be */
         const char *k = s_at(buf, len, kline, 0), *end = k;

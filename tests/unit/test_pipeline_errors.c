@@ -195,6 +195,19 @@ test_newcomer_errors(void)
                       "token (while scanning for the next token at line 4): a tab; YAML "
                       "indents with spaces only");
     free(e);
+    /* a BOM at the file's start is skipped; one further in (two files
+       joined) was said as an indentation error alone */
+    e = evr_ytest_load("\xEF\xBB\xBFpipeline: p\r\nimage: i\r\nsteps: [{name: a, run: x}]\r\n",
+                       &n, NULL);
+    CHECK(n == 0);
+    free(e);
+    e = evr_ytest_load("\xEF\xBB\xBFpipeline: p\nimage: i\n\xEF\xBB\xBFsteps: [{name: a, run: x}]\n",
+                       &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:2: YAML syntax error: did not find expected key (while parsing a "
+                      "block mapping at line 1): a byte order mark (U+FEFF) inside the file, "
+                      "where YAML takes one only at its start (two files joined, each with its "
+                      "own?): delete it\n");
+    free(e);
     e = evr_ytest_load(S_HEAD "  - name: a\n      run: x\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:5:10: YAML syntax error: mapping values are not allowed in this "
                       "context: a key indented deeper than the one above it");
