@@ -568,9 +568,10 @@ s_load_field(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, void *rec,
             while (f->names[n])
                 n++;
             const char *near = evr_diag_near(v, f->names, n);
-            s_err(ctx, node, path, "expected one of %s, got \"%s\"%s%s%s", names, v,
+            const char *hint = evr_yaml_enum_hint(f, v);
+            s_err(ctx, node, path, "expected one of %s, got \"%s\"%s%s%s%s", names, v,
                   near && *near ? "; did you mean " : "", near && *near ? near : "",
-                  near && *near ? "?" : "");
+                  near && *near ? "?" : "", hint ? hint : "");
             return false;
         }
         return true;

@@ -47,10 +47,10 @@ static const struct {
     { "depends", "needs" },        { "variables", "env" },     { "environment", "env" },
     { "vars", "env" },             { "jobs", "steps" },        { "tasks", "steps" },
     { "name", "pipeline" },        { "tags", "labels" },       { "agents", "labels" },
-    { "timeout_in_minutes", "timeout" }, { "artifact_paths", "artifacts" },
+    { "artifact_paths", "artifacts" },
     { "retries", "retry" },        { "if", "when" },           { "parallelism", "parallel" },
     { "container", "image" },      { "continue-on-error", "allow_failure" },
-    { "continue_on_error", "allow_failure" }, { "timeout-minutes", "timeout" },
+    { "continue_on_error", "allow_failure" },
     { "runs-on", "labels" },
 };
 
@@ -91,6 +91,10 @@ static const struct {
     { "working-directory", "evrun has no working-directory: begin run with cd DIR" },
     { "strategy", "GitHub's strategy: {matrix: ...} is a step's matrix here (matrix: {K: "
                   "[a, b]})" },
+    { "expire_in", "GitLab's expire_in: artifacts are kept as long as their job, which the "
+                   "broker's retention setting removes (evrun.yml: retention: {max_age: 30d})" },
+    { "retention", "retention is the broker's and the runners' setting, for all pipelines "
+                   "(evrun.yml: retention: {max_age: 30d, keep_per_pipeline: 100})" },
     { "pipelines", "prunner's pipelines: NAME: tasks: layout: an evrun file holds one "
                    "pipeline, pipeline: NAME at the top and its tasks as steps: a list of "
                    "{name: N, run: ...}" },
@@ -163,6 +167,26 @@ evr_yaml_foreign(const evr_rectype_t *type, const char *k)
     return NULL;
 }
 
+const char *
+evr_yaml_enum_hint(const evr_field_t *f, const char *v)
+{
+    if (f != evr_rec_field(&evr_step_type, "when"))
+        return NULL;
+    if (!strcmp(v, "manual"))
+        return " (GitLab's manual: evrun has no steps that wait for a person; put the step "
+               "in a pipeline of its own, run when wanted: evrun-cli run, or start for a "
+               "registered one)";
+    if (!strcmp(v, "never"))
+        return " (GitLab's never: remove the step, or comment it out)";
+    if (!strcmp(v, "delayed"))
+        return " (GitLab's delayed: a job waits before it starts with the pipeline's "
+               "start_delay: 5m; a step has no delay)";
+    if (!strcmp(v, "success()") || !strcmp(v, "failure()") || !strcmp(v, "always()"))
+        return " (GitHub's if: success(), failure(), always() are when: on_success, "
+               "on_failure, always here)";
+    return NULL;
+}
+
 /*  Whether vn, the value of an unknown key at the top of the file, is a
     GitLab job: a mapping with script or stage. */
 static bool
@@ -189,7 +213,20 @@ evr_yaml_unknown_key(yaml_document_t *doc, const yaml_node_t *vn, const evr_rect
     evr_yaml_expected_keys(type, keys, sizeof keys);
     const char *instead = evr_yaml_foreign(type, k);
     const char *near = instead ? NULL : evr_yaml_suggest(type, k);
-    if (instead)
+    /* GitHub's timeout-minutes, Buildkite's timeout_in_minutes: a number
+       alone would be seconds here */
+    bool minutes = evr_rec_field(type, "timeout")
+        && (!strcmp(k, "timeout-minutes") || !strcmp(k, "timeout_in_minutes"));
+    bool count = minutes && vn->type == YAML_SCALAR_NODE && vn->data.scalar.length
+        && vn->data.scalar.length <= 6
+        && strspn((const char *) vn->data.scalar.value, "0123456789") == vn->data.scalar.length;
+    if (minutes) {
+        near = "timeout";
+        snprintf(buf, size, "unknown key; %s is timeout here, with its unit: timeout: %sm (a "
+                 "number alone is seconds) (expected one of: %s)", k,
+                 count ? (const char *) vn->data.scalar.value : "30", keys);
+    }
+    else if (instead)
         snprintf(buf, size, "unknown key: %s (expected one of: %s)", instead, keys);
     else if (near)
         snprintf(buf, size, "unknown key; did you mean %s? (expected one of: %s)", near, keys);

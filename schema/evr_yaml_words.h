@@ -46,4 +46,9 @@ void evr_yaml_mapping_hint(const evr_rectype_t *type, const yaml_node_t *node, c
 void evr_yaml_strmap_hint(yaml_document_t *doc, const evr_field_t *f, const yaml_node_t *node,
                           char *buf, size_t size);
 
+/*  What to add to the error of the value v that a step's `when` does not
+    take, another system's word (GitLab's manual, never, delayed; GitHub's
+    if: always()) answered with evrun's form, or NULL (f another enum). */
+const char *evr_yaml_enum_hint(const evr_field_t *f, const char *v);
+
 #endif

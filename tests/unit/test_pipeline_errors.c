@@ -617,6 +617,41 @@ test_nameless_step(void)
     free(e);
 }
 
+/*  Words whose evrun form differs in more than the key: GitHub's
+    timeout-minutes (a number alone is seconds here: "did you mean
+    timeout?" made timeout: 5 five seconds), GitLab's when: manual, never
+    and delayed, GitHub's if: always(), artifacts' expire_in and a
+    pipeline's retention (the broker's setting). */
+static void
+test_other_forms(void)
+{
+    size_t n;
+    char *e = evr_ytest_load("pipeline: p\nimage: i\nretention: 1d\nsteps:\n"
+                             "  - {name: a, run: x, timeout-minutes: 5, when: manual}\n"
+                             "  - {name: b, run: x, timeout_in_minutes: x, when: never}\n"
+                             "  - {name: c, run: x, when: delayed, artifacts: {paths: [a], "
+                             "expire_in: 1 week}}\n  - {name: d, run: x, when: always()}\n",
+                             &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:1: retention: unknown key: retention is the broker's and the "
+                      "runners' setting, for all pipelines (evrun.yml: retention: {max_age: "
+                      "30d, keep_per_pipeline: 100})");
+    CHECK_CONTAINS(e, "f.yml:5:23: steps[0].timeout-minutes: unknown key; timeout-minutes is "
+                      "timeout here, with its unit: timeout: 5m (a number alone is seconds)");
+    CHECK_CONTAINS(e, "steps[0].when: expected one of on_success, on_failure, always, got "
+                      "\"manual\" (GitLab's manual: evrun has no steps that wait for a person");
+    CHECK_CONTAINS(e, "steps[1].timeout_in_minutes: unknown key; timeout_in_minutes is timeout "
+                      "here, with its unit: timeout: 30m");
+    CHECK_CONTAINS(e, "got \"never\" (GitLab's never: remove the step, or comment it out)");
+    CHECK_CONTAINS(e, "got \"delayed\" (GitLab's delayed: a job waits before it starts with "
+                      "the pipeline's start_delay: 5m; a step has no delay)");
+    CHECK_CONTAINS(e, "steps[2].artifacts.expire_in: unknown key: GitLab's expire_in: "
+                      "artifacts are kept as long as their job");
+    CHECK_CONTAINS(e, "got \"always()\"; did you mean always? (GitHub's if: success(), "
+                      "failure(), always() are when: on_success, on_failure, always here)");
+    CHECK(n == 8);
+    free(e);
+}
+
 int
 main(void)
 {
@@ -628,5 +663,6 @@ main(void)
     EVR_TEST_RUN(test_runners_env);
     EVR_TEST_RUN(test_env_list);
     EVR_TEST_RUN(test_nameless_step);
+    EVR_TEST_RUN(test_other_forms);
     EVR_TEST_END();
 }
