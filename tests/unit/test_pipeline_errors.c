@@ -620,8 +620,9 @@ test_nameless_step(void)
 /*  Words whose evrun form differs in more than the key: GitHub's
     timeout-minutes (a number alone is seconds here: "did you mean
     timeout?" made timeout: 5 five seconds), GitLab's when: manual, never
-    and delayed, GitHub's if: always(), artifacts' expire_in and a
-    pipeline's retention (the broker's setting). */
+    and delayed, GitHub's if: always(), artifacts' expire_in, a
+    pipeline's retention (the broker's setting), and GitLab's retry when:
+    words (script_failure...) in retry.on. */
 static void
 test_other_forms(void)
 {
@@ -649,6 +650,18 @@ test_other_forms(void)
     CHECK_CONTAINS(e, "got \"always()\"; did you mean always? (GitHub's if: success(), "
                       "failure(), always() are when: on_success, on_failure, always here)");
     CHECK(n == 8);
+    free(e);
+    /* GitLab's retry when: words, written under on: */
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x, retry: {max: 2, on: [always]}}\n"
+                       "  - {name: b, run: x, retry: {max: 2, on: [failed, "
+                       "stuck_or_timeout_failure]}}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:4:44: steps[0].retry.on[0]: expected a list of: lost, failed, "
+                      "timed_out, got \"always\" (GitLab's retry when: always is on: [failed, "
+                      "timed_out, lost] here)\n");
+    CHECK_CONTAINS(e, "steps[1].retry.on[1]: expected a list of: lost, failed, timed_out, got "
+                      "\"stuck_or_timeout_failure\" (GitLab's retry when: "
+                      "stuck_or_timeout_failure is timed_out here)\n");
+    CHECK(n == 2);
     free(e);
 }
 
