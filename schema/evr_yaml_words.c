@@ -270,6 +270,12 @@ evr_yaml_mapping_hint(const evr_rectype_t *type, const yaml_node_t *node, char *
     else if (type == &evr_on_type)
         snprintf(buf, size, " (GitHub's on: [push] is on: {github: {events: [push]}} here, in "
                  "a registered pipeline)");
+    else if (type == &evr_on_error_type && scalar)
+        snprintf(buf, size, " (on_error is a step without a name: on_error: {run: %s})",
+                 n <= 200 ? v : "...");
+    else if (type == &evr_on_error_type)
+        snprintf(buf, size, " (on_error is one step without a name, on_error: {run: ...}; "
+                 "several commands go in its run: |)");
     else if (type == &evr_git_type && scalar)
         snprintf(buf, size, " (git: {url: %s})", n <= 200 ? v : "URL");
 }

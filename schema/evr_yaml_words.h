@@ -35,7 +35,8 @@ const char *evr_yaml_unknown_key(yaml_document_t *doc, const yaml_node_t *vn,
 /*  The words after "expected a mapping, got ..." for a record of type
     written as node, not a mapping: another system's form answered with
     evrun's (GitLab's retry: 2, Buildkite's - wait, GitHub's on: [push],
-    git: URL), " (...)" into buf, or "" when there is none. */
+    git: URL, on_error: COMMAND), " (...)" into buf, or "" when there is
+    none. */
 void evr_yaml_mapping_hint(const evr_rectype_t *type, const yaml_node_t *node, char *buf,
                            size_t size);
 

@@ -663,6 +663,17 @@ test_other_forms(void)
                       "stuck_or_timeout_failure is timed_out here)\n");
     CHECK(n == 2);
     free(e);
+    /* prunner's on_error written as its command, or as a list */
+    e = evr_ytest_load("pipeline: p\nimage: i\non_error: ./notify.sh\nsteps: [{name: a, run: x}]\n",
+                       &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:11: on_error: expected a mapping, got a scalar (on_error is a step "
+                      "without a name: on_error: {run: ./notify.sh})\n");
+    free(e);
+    e = evr_ytest_load("pipeline: p\nimage: i\non_error: [{run: x}]\nsteps: [{name: a, run: x}]\n",
+                       &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:11: on_error: expected a mapping, got a list (on_error is one step "
+                      "without a name, on_error: {run: ...}; several commands go in its run: |)\n");
+    free(e);
 }
 
 int
