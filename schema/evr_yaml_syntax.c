@@ -278,9 +278,10 @@ s_own_tag(const yaml_event_t *ev, const char *own, evr_diag_t *diag)
         return false;
     char q[68];
     evr_diag_add_at(diag, (uint32_t) ev->start_mark.line + 1,
-                    (uint32_t) ev->start_mark.column + 1, "", "the YAML tag \"!!%s\": evrun reads a value as the text "
-                    "written, so %s (of YAML's own tags it takes !!str, !!int, !!float, "
-                    "!!bool, !!timestamp, !!map, !!seq, and !!null on no value)",
+                    (uint32_t) ev->start_mark.column + 1, "",
+                    "the YAML tag \"!!%s\": evrun reads a value as the text written, so %s "
+                    "(of YAML's own tags it takes !!str, !!int, !!float, !!bool, !!timestamp, "
+                    "!!map, !!seq, and !!null on no value)",
                     evr_text_escape_ctl(own, q, sizeof q),
                     !strcmp(own, "binary") ? "a !!binary value would be its base64 text, not "
                                              "the bytes YAML decodes: write the text itself"

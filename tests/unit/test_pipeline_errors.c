@@ -201,8 +201,8 @@ test_newcomer_errors(void)
                        &n, NULL);
     CHECK(n == 0);
     free(e);
-    e = evr_ytest_load("\xEF\xBB\xBFpipeline: p\nimage: i\n\xEF\xBB\xBFsteps: [{name: a, run: x}]\n",
-                       &n, NULL);
+    e = evr_ytest_load("\xEF\xBB\xBFpipeline: p\nimage: i\n"
+                       "\xEF\xBB\xBFsteps: [{name: a, run: x}]\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:3:2: YAML syntax error: did not find expected key (while parsing a "
                       "block mapping at line 1): a byte order mark (U+FEFF) inside the file, "
                       "where YAML takes one only at its start (two files joined, each with its "
@@ -664,15 +664,16 @@ test_other_forms(void)
     CHECK(n == 2);
     free(e);
     /* prunner's on_error written as its command, or as a list */
-    e = evr_ytest_load("pipeline: p\nimage: i\non_error: ./notify.sh\nsteps: [{name: a, run: x}]\n",
-                       &n, NULL);
+    e = evr_ytest_load("pipeline: p\nimage: i\non_error: ./notify.sh\n"
+                       "steps: [{name: a, run: x}]\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:3:11: on_error: expected a mapping, got a scalar (on_error is a step "
                       "without a name: on_error: {run: ./notify.sh})\n");
     free(e);
     e = evr_ytest_load("pipeline: p\nimage: i\non_error: [{run: x}]\nsteps: [{name: a, run: x}]\n",
                        &n, NULL);
     CHECK_CONTAINS(e, "f.yml:3:11: on_error: expected a mapping, got a list (on_error is one step "
-                      "without a name, on_error: {run: ...}; several commands go in its run: |)\n");
+                      "without a name, on_error: {run: ...}; several commands go in its "
+                      "run: |)\n");
     free(e);
 }
 
