@@ -265,7 +265,7 @@ s_load_strmap(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, evr_strmap_
 {
     if (node->type != YAML_MAPPING_NODE) {
         char hint[320];
-        evr_yaml_strmap_hint(ctx->doc, f, node, hint, sizeof hint);
+        evr_yaml_map_hint(ctx->doc, f, node, hint, sizeof hint);
         s_err(ctx, node, path, "expected a mapping, got %s%s", s_kind(node), hint);
         return false;
     }
@@ -358,10 +358,13 @@ s_load_reclist(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, evr_reclis
             s_err(ctx, node, path, "expected a list, got a mapping of names to %ss: %s is a "
                   "list, each %s with its name (%s: [{name: %s, run: ...}])", f->sub->name,
                   f->key, f->sub->name, f->key, job);
-        else
-            s_err(ctx, node, path, "expected %s, got %s%s", keyed ? "a mapping" : "a list",
+        else {
+            char hint[320];
+            evr_yaml_map_hint(ctx->doc, f, node, hint, sizeof hint);
+            s_err(ctx, node, path, "expected %s, got %s%s%s", keyed ? "a mapping" : "a list",
                   s_kind(node), one ? ": a list of one is [{...}], or - before its first key "
-                  "on a line of its own" : "");
+                  "on a line of its own" : "", hint);
+        }
         return false;
     }
     evr_ypair_t *pairs = NULL;

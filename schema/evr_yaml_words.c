@@ -51,7 +51,8 @@ static const struct {
     { "retries", "retry" },        { "if", "when" },           { "parallelism", "parallel" },
     { "container", "image" },      { "continue-on-error", "allow_failure" },
     { "continue_on_error", "allow_failure" },
-    { "runs-on", "labels" },
+    { "runs-on", "labels" },       { "inputs", "args" },       { "parameters", "args" },
+    { "params", "args" },
 };
 
 /*  Other CI systems' keys evrun has no key for: what to write instead
@@ -187,6 +188,14 @@ evr_yaml_enum_hint(const evr_field_t *f, const char *v)
     return NULL;
 }
 
+/*  Whether type is an arg's record: the loader reads an arg's keys with
+    a copy of evr_arg_type without its name (the map key). */
+static bool
+s_arg(const evr_rectype_t *type)
+{
+    return !strcmp(type->name, evr_arg_type.name);
+}
+
 /*  Whether vn, the value of an unknown key at the top of the file, is a
     GitLab job: a mapping with script or stage. */
 static bool
@@ -220,7 +229,10 @@ evr_yaml_unknown_key(yaml_document_t *doc, const yaml_node_t *vn, const evr_rect
     bool count = minutes && vn->type == YAML_SCALAR_NODE && vn->data.scalar.length
         && vn->data.scalar.length <= 6
         && strspn((const char *) vn->data.scalar.value, "0123456789") == vn->data.scalar.length;
-    if (minutes) {
+    if (s_arg(type) && !strcmp(k, "required"))
+        snprintf(buf, size, "unknown key: an arg without a default is required (-a NAME=VALUE "
+                 "must give it); one with a default is not (expected one of: %s)", keys);
+    else if (minutes) {
         near = "timeout";
         snprintf(buf, size, "unknown key; %s is timeout here, with its unit: timeout: %sm (a "
                  "number alone is seconds) (expected one of: %s)", k,
@@ -270,6 +282,8 @@ evr_yaml_mapping_hint(const evr_rectype_t *type, const yaml_node_t *node, char *
     else if (type == &evr_on_type)
         snprintf(buf, size, " (GitHub's on: [push] is on: {github: {events: [push]}} here, in "
                  "a registered pipeline)");
+    else if (s_arg(type) && scalar && n <= 200)
+        snprintf(buf, size, " (an arg's default is written {default: %s})", v);
     else if (type == &evr_on_error_type && scalar)
         snprintf(buf, size, " (on_error is a step without a name: on_error: {run: %s})",
                  n <= 200 ? v : "...");
@@ -316,10 +330,15 @@ s_env_item(yaml_document_t *doc, const yaml_node_t *item, const char **name, siz
 }
 
 void
-evr_yaml_strmap_hint(yaml_document_t *doc, const evr_field_t *f, const yaml_node_t *node,
+evr_yaml_map_hint(yaml_document_t *doc, const evr_field_t *f, const yaml_node_t *node,
                      char *buf, size_t size)
 {
     buf[0] = '\0';
+    if (!strcmp(f->key, "args") && node->type == YAML_SEQUENCE_NODE) {
+        snprintf(buf, size, " (args is a mapping of names to {default, description}: args: "
+                 "{TARGET: {default: world}}, or TARGET: {} for one that -a must give)");
+        return;
+    }
     if (strcmp(f->key, "env") || node->type != YAML_SEQUENCE_NODE)
         return;
     char pairs[200] = "";

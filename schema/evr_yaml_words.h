@@ -40,11 +40,11 @@ const char *evr_yaml_unknown_key(yaml_document_t *doc, const yaml_node_t *vn,
 void evr_yaml_mapping_hint(const evr_rectype_t *type, const yaml_node_t *node, char *buf,
                            size_t size);
 
-/*  The same for the map of strings f written as node, not a mapping: an
-    env written as a list (Docker Compose's and GitHub services' - A=1,
+/*  The same for the map field f written as node, not a mapping: an env
+    written as a list (Docker Compose's and GitHub services' - A=1,
     Kubernetes' - {name: A, value: "1"}) gets the mapping of its first
-    items; "" into buf for any other. */
-void evr_yaml_strmap_hint(yaml_document_t *doc, const evr_field_t *f, const yaml_node_t *node,
+    items, args as a list their form; "" into buf for any other. */
+void evr_yaml_map_hint(yaml_document_t *doc, const evr_field_t *f, const yaml_node_t *node,
                           char *buf, size_t size);
 
 /*  What to add to the error of the value v that a step's `when` does not

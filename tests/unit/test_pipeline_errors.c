@@ -663,6 +663,24 @@ test_other_forms(void)
                       "stuck_or_timeout_failure is timed_out here)\n");
     CHECK(n == 2);
     free(e);
+    /* args as GitHub's inputs or a list of names, a default written bare,
+       required: */
+    e = evr_ytest_load("pipeline: p\nimage: i\ninputs: {A: {default: x}}\n"
+                       "args: {T: world, U: {required: true}}\nsteps: [{name: a, run: x}]\n",
+                       &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:1: inputs: unknown key; did you mean args?");
+    CHECK_CONTAINS(e, "f.yml:4:11: args.T: expected a mapping, got a scalar (an arg's default "
+                      "is written {default: world})\n");
+    CHECK_CONTAINS(e, "f.yml:4:22: args.U.required: unknown key: an arg without a default is "
+                      "required (-a NAME=VALUE must give it); one with a default is not "
+                      "(expected one of: default, description)\n");
+    free(e);
+    e = evr_ytest_load("pipeline: p\nimage: i\nargs: [T]\nsteps: [{name: a, run: x}]\n", &n,
+                       NULL);
+    CHECK_CONTAINS(e, "f.yml:3:7: args: expected a mapping, got a list (args is a mapping of "
+                      "names to {default, description}: args: {TARGET: {default: world}}, or "
+                      "TARGET: {} for one that -a must give)\n");
+    free(e);
     /* prunner's on_error written as its command, or as a list */
     e = evr_ytest_load("pipeline: p\nimage: i\non_error: ./notify.sh\n"
                        "steps: [{name: a, run: x}]\n", &n, NULL);
