@@ -96,6 +96,9 @@ static const struct {
                    "broker's retention setting removes (evrun.yml: retention: {max_age: 30d})" },
     { "retention", "retention is the broker's and the runners' setting, for all pipelines "
                    "(evrun.yml: retention: {max_age: 30d, keep_per_pipeline: 100})" },
+    { "default", "GitLab's default: write image, env, limits, cache at the top of the file, "
+                 "where each is every step's unless the step sets its own, or share keys with "
+                 "an anchor (.defaults: &d {...}, then <<: *d in a step)" },
     { "pipelines", "prunner's pipelines: NAME: tasks: layout: an evrun file holds one "
                    "pipeline, pipeline: NAME at the top and its tasks as steps: a list of "
                    "{name: N, run: ...}" },
@@ -188,6 +191,28 @@ evr_yaml_enum_hint(const evr_field_t *f, const char *v)
     return NULL;
 }
 
+/*  Whether vn, the value of jobs: at the top of the file, is GitHub's
+    jobs: a mapping of names to mappings with steps or runs-on. */
+static bool
+s_github_jobs(yaml_document_t *doc, const yaml_node_t *vn)
+{
+    if (vn->type != YAML_MAPPING_NODE
+        || vn->data.mapping.pairs.start == vn->data.mapping.pairs.top)
+        return false;
+    yaml_node_t *job = yaml_document_get_node(doc, vn->data.mapping.pairs.start->value);
+    if (!job || job->type != YAML_MAPPING_NODE)
+        return false;
+    for (yaml_node_pair_t *p = job->data.mapping.pairs.start; p < job->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = yaml_document_get_node(doc, p->key);
+        if (k && k->type == YAML_SCALAR_NODE
+            && (!strcmp((const char *) k->data.scalar.value, "steps")
+                || !strcmp((const char *) k->data.scalar.value, "runs-on")))
+            return true;
+    }
+    return false;
+}
+
 /*  Whether type is an arg's record: the loader reads an arg's keys with
     a copy of evr_arg_type without its name (the map key). */
 static bool
@@ -229,7 +254,12 @@ evr_yaml_unknown_key(yaml_document_t *doc, const yaml_node_t *vn, const evr_rect
     bool count = minutes && vn->type == YAML_SCALAR_NODE && vn->data.scalar.length
         && vn->data.scalar.length <= 6
         && strspn((const char *) vn->data.scalar.value, "0123456789") == vn->data.scalar.length;
-    if (s_arg(type) && !strcmp(k, "required"))
+    if (type == &evr_spec_type && !strcmp(k, "jobs") && s_github_jobs(doc, vn))
+        snprintf(buf, size, "unknown key: GitHub's jobs: NAME: {runs-on, steps} layout: an "
+                 "evrun file is one pipeline, its steps: at the top of the file, each {name: N, "
+                 "run: ...} (several jobs: a file each, or steps with needs) (expected one of: "
+                 "%s)", keys);
+    else if (s_arg(type) && !strcmp(k, "required"))
         snprintf(buf, size, "unknown key: an arg without a default is required (-a NAME=VALUE "
                  "must give it); one with a default is not (expected one of: %s)", keys);
     else if (minutes) {

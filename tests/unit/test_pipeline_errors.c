@@ -130,7 +130,8 @@ test_foreign_words(void)
         evr_spec_destroy(&w);
     }
     e = evr_ytest_load("pipeline: p\nimage: i\njobs:\n  build: {runs-on: x}\n", &n, NULL);
-    CHECK_CONTAINS(e, "f.yml:3:1: jobs: unknown key; did you mean steps?");
+    CHECK_CONTAINS(e, "f.yml:3:1: jobs: unknown key: GitHub's jobs: NAME: {runs-on, steps} "
+                      "layout");
     CHECK(n == 1);  /* not also "steps: missing", nor one with no place */
     free(e);
 }
@@ -662,6 +663,20 @@ test_other_forms(void)
                       "\"stuck_or_timeout_failure\" (GitLab's retry when: "
                       "stuck_or_timeout_failure is timed_out here)\n");
     CHECK(n == 2);
+    free(e);
+    /* a GitHub workflow's jobs: and GitLab's default: */
+    e = evr_ytest_load("name: CI\njobs:\n  build:\n    runs-on: ubuntu-latest\n    steps:\n"
+                       "      - run: make\ndefault: {image: alpine}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:2:1: jobs: unknown key: GitHub's jobs: NAME: {runs-on, steps} "
+                      "layout: an evrun file is one pipeline, its steps: at the top of the "
+                      "file, each {name: N, run: ...} (several jobs: a file each, or steps "
+                      "with needs)");
+    CHECK_CONTAINS(e, "f.yml:7:1: default: unknown key: GitLab's default: write image, env, "
+                      "limits, cache at the top of the file");
+    CHECK(!strstr(e, "steps: missing"));
+    free(e);
+    e = evr_ytest_load("pipeline: p\nimage: i\njobs: [{name: a, run: x}]\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:1: jobs: unknown key; did you mean steps?");
     free(e);
     /* args as GitHub's inputs or a list of names, a default written bare,
        required: */
