@@ -41,7 +41,8 @@ s_help(FILE *out)
             "starts at once (needs: [] says it is meant); parallel over 1 in a\n"
             "pipeline whose steps run one after another (no needs, no dag: true);\n"
             "GitHub's ${{ ... }} in a run; a $NAME or ${{ ... }} in an env value,\n"
-            "which reaches the step as written (evrun expands nothing in it).\n"
+            "which reaches the step as written (evrun expands nothing in it); a step's\n"
+            "timeout longer than the pipeline's.\n"
             "\n"
             "  -a, --arg NAME=VALUE  give an arg, as evrun-cli run would\n"
             "  -p, --print           print the normalized spec of each valid file as JSON\n"
@@ -105,6 +106,32 @@ s_warn_env_value(const char *file, const evr_diag_t *diag, const char *path, con
         fprintf(stderr, "%s:%s %s: warning: %.*s is not expanded: an env value reaches the step "
                 "as written (as GitHub's env, not GitLab's variables); use it in run, where "
                 "the shell expands it\n", file, at, shown, (int) (n < 40 ? n : 40), d);
+    }
+}
+
+/*  A step's timeout longer than the pipeline's, which ends the job
+    first: once a written step.  Not a when: on_failure | always step's,
+    nor on_error's: they run after the job's timeout too (a grace). */
+static void
+s_warn_timeouts(const char *file, const evr_spec_t *spec, const evr_diag_t *diag)
+{
+    uint32_t said = UINT32_MAX;
+    for (uint32_t i = 0; spec->timeout && i < spec->steps.n; i++) {
+        const evr_step_t *st = evr_spec_step(spec, i);
+        uint32_t w = evr_diag_written_index(diag, "steps", i);
+        if (st->timeout <= spec->timeout || st->when != EVR_WHEN_ON_SUCCESS || w == said)
+            continue;
+        said = w;
+        char path[48], shown[48], mine[32], job[32], at[64] = "";
+        snprintf(path, sizeof path, "steps[%u].timeout", i);
+        snprintf(shown, sizeof shown, "steps[%u].timeout", w);
+        uint32_t line = 0, col = 0;
+        if (evr_diag_pos(diag, path, &line, &col))
+            snprintf(at, sizeof at, "%u:%u:", line, col);
+        evr_duration_format(st->timeout, mine, sizeof mine);
+        evr_duration_format(spec->timeout, job, sizeof job);
+        fprintf(stderr, "%s:%s %s: warning: %s, longer than the pipeline's timeout, %s, which "
+                "covers the whole job and ends it first\n", file, at, shown, mine, job);
     }
 }
 
@@ -188,6 +215,7 @@ evr_cli_warn_dag(const char *file, const evr_spec_t *spec, const evr_diag_t *dia
                 "$NAME for an env value or arg\n", file, at, path);
     }
     s_warn_env(file, spec, diag);
+    s_warn_timeouts(file, spec, diag);
     uint32_t last = UINT32_MAX;
     for (uint32_t i = 1; dag && i < spec->steps.n; i++) {
         const evr_step_t *st = evr_spec_step(spec, i);
