@@ -114,11 +114,34 @@ evr_spec_item_repeats(const evr_strlist_t *list, uint32_t i)
     return false;
 }
 
+/*  GitLab's retry:when words, and evrun's outcome for each. */
+static const struct {
+    const char *gitlab, *evrun;
+} s_gitlab_retry[] = {
+    { "always", "on: [failed, timed_out, lost]" },
+    { "script_failure", "failed" },
+    { "unknown_failure", "failed" },
+    { "runner_system_failure", "lost" },
+    { "runner_unsupported", "lost" },
+    { "stuck_or_timeout_failure", "timed_out" },
+    { "job_execution_timeout", "timed_out" },
+};
+
 static const char *
 s_check_retry_on(const void *v)
 {
     static const char *const names[] = { "lost", "failed", "timed_out", NULL };
-    return evr_spec_list_problem(v, names);   /* empty, repeats: evr_spec_check.c */
+    static __thread char why[EVR_ERR_MAX];
+    const char *said = evr_spec_list_problem(v, names);   /* empty, repeats: evr_spec_check.c */
+    const evr_strlist_t *l = v;
+    for (uint32_t i = 0; said && i < l->n; i++)
+        for (size_t k = 0; k < EVR_ARRAY_LEN(s_gitlab_retry); k++)
+            if (!strcmp(l->v[i], s_gitlab_retry[k].gitlab)) {
+                snprintf(why, sizeof why, "%s (GitLab's retry when: %s is %s here)", said,
+                         s_gitlab_retry[k].gitlab, s_gitlab_retry[k].evrun);
+                return why;
+            }
+    return said;
 }
 
 #define F(T, key, type, req, limit, member, sub, check, doc)                                     \

@@ -571,17 +571,17 @@ s_check_steps(const evr_spec_t *spec, bool names, evr_diag_t *diag)
     for (uint32_t i = 0; i < spec->steps.n; i++) {
         const evr_step_t *st = evr_spec_step(spec, i);
         evr_spec_path_idx(p, sizeof p, "steps[", i, "].name");
-        if (!st->name)
-            continue;   /* reported by the loader */
-        if (!evr_spec_step_name_ok(st->name))
+        /* a step with no name (reported by the loader) is checked all the
+           same, but for its name */
+        if (st->name && !evr_spec_step_name_ok(st->name))
             evr_diag_add(diag, p, "invalid step name \"%s\" (letters, digits, _ . -, the first "
                          "a letter or digit; at most %d)", st->name, EVR_SPEC_MAX_NAME);
-        if (st->matrix.n && names) {
+        if (st->name && st->matrix.n && names) {
             snprintf(p, sizeof p, "steps[%u].matrix", i);
             evr_diag_add(diag, p, "a matrix is expanded where the pipeline file is loaded: a "
                          "spec on the wire holds one step per combination (evr_spec_expand)");
         }
-        for (uint32_t j = 0; j < i && names; j++)
+        for (uint32_t j = 0; j < i && names && st->name; j++)
             if (evr_spec_step(spec, j)->name
                 && strcmp(evr_spec_step(spec, j)->name, st->name) == 0) {
                 char q[64];
@@ -598,7 +598,7 @@ s_check_steps(const evr_spec_t *spec, bool names, evr_diag_t *diag)
         for (uint32_t k = 0; k < st->needs.n && names; k++) {
             snprintf(p, sizeof p, "steps[%u].needs[%u]", i, k);
             const char *need = st->needs.v[k];
-            if (strcmp(need, st->name) == 0)
+            if (st->name && strcmp(need, st->name) == 0)
                 evr_diag_add(diag, p, "step \"%s\" needs itself", need);
             else if (evr_spec_step_index(spec, need) < 0)
                 s_unknown_need(spec, p, need, diag);

@@ -136,8 +136,9 @@ s_check_matrix(const evr_step_t *st, uint32_t i, evr_diag_t *diag)
     char p[256];
     size_t before = evr_diag_count(diag);
     bool empty = false;
-    if (!st->name)
-        return 0;   /* reported by the loader */
+    if (!st->name)   /* reported by the loader; it stays one step (unexpanded), so
+                        the others' names, needs and cycles are still checked */
+        return 1;
     if (!st->matrix.n) {
         if (strchr(st->name, '[')) {
             snprintf(p, sizeof p, "steps[%u].name", i);
@@ -331,7 +332,7 @@ evr_spec_expand(evr_spec_t *spec, evr_diag_t *diag)
             evr_step_t *to = evr_reclist_at(&evr_step_type, &steps, first[i] + c);
             evr_rec_copy(&evr_step_type, to, st);
             s_expand_needs(spec, count, &to->needs);
-            if (!matrix.n)
+            if (!matrix.n || !st->name)
                 continue;
             st->matrix = matrix;
             free(to->name);

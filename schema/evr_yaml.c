@@ -5,7 +5,9 @@
     node budget and a byte budget (EVR_SPEC_MAX_BYTES), checking each key
     and value against the table of the record it fills and recording every
     field's position in the source map.  The text's syntax errors and
-    the precheck before the walk are in evr_yaml_syntax.c.
+    the precheck before the walk are in evr_yaml_syntax.c; the words of
+    an unknown key's error and other CI systems' forms, in
+    evr_yaml_words.c.
 */
 #include "evr_yaml.h"
 #include "evr_yaml_merge.h"
@@ -262,7 +264,9 @@ s_load_strmap(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, evr_strmap_
               const char *path)
 {
     if (node->type != YAML_MAPPING_NODE) {
-        s_err(ctx, node, path, "expected a mapping, got %s", s_kind(node));
+        char hint[320];
+        evr_yaml_map_hint(ctx->doc, f, node, hint, sizeof hint);
+        s_err(ctx, node, path, "expected a mapping, got %s%s", s_kind(node), hint);
         return false;
     }
     evr_ypair_t *pr;
@@ -354,10 +358,13 @@ s_load_reclist(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, evr_reclis
             s_err(ctx, node, path, "expected a list, got a mapping of names to %ss: %s is a "
                   "list, each %s with its name (%s: [{name: %s, run: ...}])", f->sub->name,
                   f->key, f->sub->name, f->key, job);
-        else
-            s_err(ctx, node, path, "expected %s, got %s%s", keyed ? "a mapping" : "a list",
+        else {
+            char hint[320];
+            evr_yaml_map_hint(ctx->doc, f, node, hint, sizeof hint);
+            s_err(ctx, node, path, "expected %s, got %s%s%s", keyed ? "a mapping" : "a list",
                   s_kind(node), one ? ": a list of one is [{...}], or - before its first key "
-                  "on a line of its own" : "");
+                  "on a line of its own" : "", hint);
+        }
         return false;
     }
     evr_ypair_t *pairs = NULL;
@@ -564,9 +571,10 @@ s_load_field(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, void *rec,
             while (f->names[n])
                 n++;
             const char *near = evr_diag_near(v, f->names, n);
-            s_err(ctx, node, path, "expected one of %s, got \"%s\"%s%s%s", names, v,
+            const char *hint = evr_yaml_enum_hint(f, v);
+            s_err(ctx, node, path, "expected one of %s, got \"%s\"%s%s%s%s", names, v,
                   near && *near ? "; did you mean " : "", near && *near ? near : "",
-                  near && *near ? "?" : "");
+                  near && *near ? "?" : "", hint ? hint : "");
             return false;
         }
         return true;
@@ -650,36 +658,18 @@ s_load_field(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, void *rec,
 }
 
 
-/*  Whether vn, the value of an unknown key at the top of the file, is a
-    GitLab job: a mapping with script or stage. */
-static bool
-s_gitlab_job(s_ctx_t *ctx, yaml_node_t *vn)
-{
-    if (vn->type != YAML_MAPPING_NODE)
-        return false;
-    for (yaml_node_pair_t *p = vn->data.mapping.pairs.start; p < vn->data.mapping.pairs.top;
-         p++) {
-        yaml_node_t *k = yaml_document_get_node(ctx->doc, p->key);
-        if (k && k->type == YAML_SCALAR_NODE
-            && (!strcmp((const char *) k->data.scalar.value, "script")
-                || !strcmp((const char *) k->data.scalar.value, "stage")))
-            return true;
-    }
-    return false;
-}
-
 /*  Reports the unknown key k of type at kn (its value vn); returns the index of the
     field suggested instead (its "missing" error is then left out), or -1.
-    comma: k has no value and follows another key in a {...} mapping
-    (`{run: echo "a, b"}` makes a key `b"`). */
+    comma: k has no value and follows another key in a {...} mapping.
+    The words are evr_yaml_words.c's. */
 static int
 s_unknown_key(s_ctx_t *ctx, yaml_node_t *kn, yaml_node_t *vn, const evr_rectype_t *type,
               const char *k, const char *fpath, bool comma)
 {
-    char keys[512];
-    evr_yaml_expected_keys(type, keys, sizeof keys);
+    char msg[1024];
     if (!*k) {   /* said so, at the mapping's path ("steps[0]", not "steps[0].") */
-        char at[512];
+        char at[512], keys[512];
+        evr_yaml_expected_keys(type, keys, sizeof keys);
         snprintf(at, sizeof at, "%s", fpath);
         size_t n = strlen(at);
         if (n && at[n - 1] == '.')
@@ -687,47 +677,9 @@ s_unknown_key(s_ctx_t *ctx, yaml_node_t *kn, yaml_node_t *vn, const evr_rectype_
         s_err(ctx, kn, at, "an empty key (\"\"): expected one of: %s", keys);
         return -1;
     }
-    const char *instead = evr_yaml_foreign(type, k);
-    if (instead) {
-        s_err(ctx, kn, fpath, "unknown key: %s (expected one of: %s)", instead, keys);
-        return -1;
-    }
-    const char *near = evr_yaml_suggest(type, k);
-    if (near) {
-        s_err(ctx, kn, fpath, "unknown key; did you mean %s? (expected one of: %s)", near, keys);
-        return (int) (evr_rec_field(type, near) - type->fields);
-    }
-    if (type == &evr_spec_type && evr_rec_field(&evr_step_type, k))
-        s_err(ctx, kn, fpath, "unknown key at the top of the file: %s is a key of a step; "
-              "indent it under its step (steps: - name: N, then %s: at the column of name:)",
-              k, k);
-    else if (type == &evr_step_type && evr_rec_field(&evr_spec_type, k))
-        s_err(ctx, kn, fpath, "unknown key in a step: %s is a key of the pipeline, for all "
-              "its steps; write it at the top of the file, at the column of steps: (expected "
-              "one of: %s)", k, keys);
-    else if (type == &evr_spec_type && s_gitlab_job(ctx, vn))
-        s_err(ctx, kn, fpath, "unknown key: a GitLab job? evrun's jobs are steps, a list under "
-              "steps: (steps: - name: %s, then run: with its script) (expected one of: %s)",
-              k, keys);
-    else if (comma)
-        s_err(ctx, kn, fpath, "unknown key, with no value: in {...} a \",\" ends a value, so "
-              "is this the rest of the value before it? quote a value that holds a \",\" "
-              "(run: 'echo \"a, b\"') (expected one of: %s)", keys);
-    else
-        s_err(ctx, kn, fpath, "unknown key (expected one of: %s)", keys);
-    return -1;
-}
-
-/*  `retry: 2` (GitLab's, Buildkite's automatic retry count): what evrun
-    wants instead, with the count given when it is one. */
-static void
-s_retry_hint(s_ctx_t *ctx, yaml_node_t *node, const char *path)
-{
-    const char *v = (const char *) node->data.scalar.value;
-    size_t n = node->data.scalar.length;
-    bool count = n && n <= 3 && strspn(v, "0123456789") == n;
-    s_err(ctx, node, path, "expected a mapping, got %s (retry: {max: %.*s, on: [failed]})",
-          s_kind(node), count ? (int) n : 1, count ? v : "2");
+    const char *near = evr_yaml_unknown_key(ctx->doc, vn, type, k, comma, msg, sizeof msg);
+    s_err(ctx, kn, fpath, "%s", msg);
+    return near ? (int) (evr_rec_field(type, near) - type->fields) : -1;
 }
 
 /*  The word for a record in messages: the root is "the pipeline". */
@@ -767,21 +719,11 @@ s_load_rec(s_ctx_t *ctx, yaml_node_t *node, const evr_rectype_t *type, void *rec
         if (!*path)
             s_err(ctx, node, "", "expected a mapping of the pipeline's keys (pipeline: NAME, "
                   "image: IMAGE, steps: [...]), got %s", s_kind(node));
-        else if (type == &evr_retry_type && node->type == YAML_SCALAR_NODE)
-            s_retry_hint(ctx, node, path);
-        else if (type == &evr_step_type && node->type == YAML_SCALAR_NODE
-                 && !strcmp((const char *) node->data.scalar.value, "wait"))
-            s_err(ctx, node, path, "expected a mapping, got a scalar (Buildkite's wait: a step "
-                  "waits for others with needs here, needs: [build])");
-        else if (type == &evr_on_type && node->type != YAML_MAPPING_NODE)
-            s_err(ctx, node, path, "expected a mapping, got %s (GitHub's on: [push] is on: "
-                  "{github: {events: [push]}} here, in a registered pipeline)", s_kind(node));
-        else if (type == &evr_git_type && node->type == YAML_SCALAR_NODE)
-            s_err(ctx, node, path, "expected a mapping, got a scalar (git: {url: %s})",
-                  node->data.scalar.length <= 200 ? (const char *) node->data.scalar.value
-                                                  : "URL");
-        else
-            s_err(ctx, node, path, "expected a mapping, got %s", s_kind(node));
+        else {
+            char hint[320];
+            evr_yaml_mapping_hint(type, node, hint, sizeof hint);
+            s_err(ctx, node, path, "expected a mapping, got %s%s", s_kind(node), hint);
+        }
         return false;
     }
     evr_diag_mark(ctx->diag, path, (uint32_t) node->start_mark.line + 1,

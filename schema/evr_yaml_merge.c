@@ -110,11 +110,28 @@ s_err(s_merge_t *m, const yaml_node_t *at, const char *msg, const char *kind)
     m->ok = false;
 }
 
+/*  What node is, for "got ...": nothing (no value, ~, null), a list, or
+    a scalar; a plain word (`<<: defaults`) is said with the alias it
+    may mean (buf holds it). */
 static const char *
-s_kind(const yaml_node_t *node)
+s_kind(const yaml_node_t *node, char *buf, size_t size)
 {
-    return node->type == YAML_SCALAR_NODE ? "a scalar"
-         : node->type == YAML_SEQUENCE_NODE ? "a list" : "nothing";
+    if (node->type == YAML_SEQUENCE_NODE)
+        return "a list";
+    if (node->type != YAML_SCALAR_NODE)
+        return "nothing";
+    const char *v = (const char *) node->data.scalar.value;
+    size_t n = node->data.scalar.length;
+    bool plain = node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+    if (plain && (!n || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null")
+                  || !strcmp(v, "NULL")))
+        return "nothing";
+    if (plain && n <= 64 && strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", *v)
+        && strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == n) {
+        snprintf(buf, size, "the scalar \"%s\" (an alias starts with *: <<: *%s)", v, v);
+        return buf;
+    }
+    return "a scalar";
 }
 
 static void s_merge_value(s_merge_t *m, yaml_node_t *v, unsigned depth);
@@ -171,8 +188,9 @@ s_merge_value(s_merge_t *m, yaml_node_t *v, unsigned depth)
         return;
     }
     if (v->type != YAML_SEQUENCE_NODE) {
+        char kind[160];
         s_err(m, v, "expected a mapping to merge (e.g. <<: *defaults, the alias of an "
-              "anchored mapping) or a list of them", s_kind(v));
+              "anchored mapping) or a list of them", s_kind(v, kind, sizeof kind));
         return;
     }
     for (yaml_node_item_t *it = v->data.sequence.items.start;
@@ -186,9 +204,11 @@ s_merge_value(s_merge_t *m, yaml_node_t *v, unsigned depth)
             return;
         if (item && item->type == YAML_MAPPING_NODE)
             s_merge_map(m, item, depth);
-        else if (item)
+        else if (item) {
+            char kind[160];
             s_err(m, item, "expected a list of mappings to merge (e.g. <<: [*a, *b], aliases "
-                  "of anchored mappings)", s_kind(item));
+                  "of anchored mappings)", s_kind(item, kind, sizeof kind));
+        }
     }
 }
 

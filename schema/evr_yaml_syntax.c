@@ -91,6 +91,9 @@ static const char *s_hint_crossed_map = "a mapping opened with { and closed with
                                         "with }";
 static const char *s_hint_in_map = "in {...} the pairs are KEY: VALUE, split by \",\": a "
                                    "\",\" missing, or a value that holds \": \" (quote it)";
+static const char *s_hint_bom = "a byte order mark (U+FEFF) inside the file, where YAML "
+                                "takes one only at its start (two files joined, each with "
+                                "its own?): delete it";
 static const char *s_hint_after_quote = "text after a quoted value, or after a [...] or "
                                         "{...}, on its line: quote the whole value with the "
                                         "other quote ('echo \"a\" b')";
@@ -117,6 +120,10 @@ static const char *
 s_hint_at(const char *problem, const char *buf, size_t len, size_t line, size_t col,
           size_t kline)
 {
+    /* a BOM past the file's start (libyaml skips only the first) */
+    for (size_t i = s_line(buf, len, line); i + 2 < len && buf[i] != '\n'; i++)
+        if (i && !memcmp(buf + i, "\xEF\xBB\xBF", 3))
+            return s_hint_bom;
     if (strstr(problem, "could not find expected ':'")) {
         /* `timeout:5m`: a plain scalar where a key was to be */
         const char *k = s_at(buf, len, kline, 0), *end = k;
@@ -250,6 +257,41 @@ evr_yaml_work_add(uint64_t n)
     s_work += n;
 }
 
+/*  Whether ev's node has YAML's own tag !!NAME (own: the part after
+    tag:yaml.org,2002:) that evrun cannot take, said in diag.  A value is
+    read as the text written: the tags that name what that text already
+    is (!!str, !!int...) change nothing, but !!binary (base64 YAML
+    decodes), !!set, !!omap, !!pairs and the like would be taken as their
+    text, and !!null on a value as that value. */
+static bool
+s_own_tag(const yaml_event_t *ev, const char *own, evr_diag_t *diag)
+{
+    static const char *const plain[] = { "str", "int", "float", "bool", "null", "map", "seq",
+                                         "timestamp" };
+    bool known = false;
+    for (size_t i = 0; i < sizeof plain / sizeof plain[0] && !known; i++)
+        known = !strcmp(own, plain[i]);
+    const char *v = ev->type == YAML_SCALAR_EVENT ? (const char *) ev->data.scalar.value : "";
+    bool null_value = !*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null")
+                   || !strcmp(v, "NULL");
+    if (known && (strcmp(own, "null") || null_value))
+        return false;
+    char q[68];
+    evr_diag_add_at(diag, (uint32_t) ev->start_mark.line + 1,
+                    (uint32_t) ev->start_mark.column + 1, "",
+                    "the YAML tag \"!!%s\": evrun reads a value as the text written, so %s "
+                    "(of YAML's own tags it takes !!str, !!int, !!float, !!bool, !!timestamp, "
+                    "!!map, !!seq, and !!null on no value)",
+                    evr_text_escape_ctl(own, q, sizeof q),
+                    !strcmp(own, "binary") ? "a !!binary value would be its base64 text, not "
+                                             "the bytes YAML decodes: write the text itself"
+                    : !strcmp(own, "null") ? "!!null would not make the value null: write "
+                                             "nothing, or ~, for no value"
+                                           : "the tag would be dropped from the value: remove "
+                                             "it");
+    return true;
+}
+
 /*  Whether ev's node has a tag other than YAML's own (!!str...), said in
     diag.  libyaml's loader drops "!" from the value, so `run: ! grep -q
     x f` would run `grep -q x f`, the opposite: evrun's files take no
@@ -261,9 +303,11 @@ s_tag(const yaml_event_t *ev, evr_diag_t *diag)
                            : ev->type == YAML_SEQUENCE_START_EVENT ? ev->data.sequence_start.tag
                            : ev->type == YAML_MAPPING_START_EVENT ? ev->data.mapping_start.tag
                            : NULL;
-    if (!tag || !strncmp((const char *) tag, "tag:yaml.org,2002:", 18))
+    if (!tag)
         return false;
     char q[68];
+    if (!strncmp((const char *) tag, "tag:yaml.org,2002:", 18))
+        return s_own_tag(ev, (const char *) tag + 18, diag);
     evr_diag_add_at(diag, (uint32_t) ev->start_mark.line + 1,
                     (uint32_t) ev->start_mark.column + 1, "", "%s%s%s: YAML tags mean nothing "
                     "to evrun, and the tag is not part of the value (run: ! grep "

@@ -346,9 +346,12 @@ s_run_common(int argc, char **argv, const char *name)
     req.job = evr_strdup(job);
     if (!s_load(cli.prog, argv[optind], &req))
         status = 2;
-    else if (req.spec->schedule)   /* said, and submitted as any file */
-        fprintf(stderr, "%s: note: schedule is used by registered pipelines only (a file in the "
-                "broker's pipelines_dir); this job runs once, %s\n", cli.prog,
+    else if (req.spec->schedule || req.spec->on.present)   /* said, and submitted as any file */
+        fprintf(stderr, "%s: note: %s used by registered pipelines only (a file in the "
+                "broker's pipelines_dir%s); this job runs once, %s\n", cli.prog,
+                !req.spec->on.present ? "schedule is" : req.spec->schedule
+                ? "schedule and on: are" : "on: is",
+                req.spec->on.present ? ", started by evrun-gateway's webhooks" : "",
                 req.spec->start_delay ? "after its start_delay" : "now");
     if (!status && (follow || wait) && !(status = evr_cli_settings(&cli)))
         evr_cli_catch_stop();

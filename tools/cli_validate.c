@@ -39,7 +39,10 @@ s_help(FILE *out)
             "file:line:column: field: message.  A warning (the exit status stays 0):\n"
             "a step written without needs in a pipeline whose other steps have needs\n"
             "starts at once (needs: [] says it is meant); parallel over 1 in a\n"
-            "pipeline whose steps run one after another (no needs, no dag: true).\n"
+            "pipeline whose steps run one after another (no needs, no dag: true);\n"
+            "GitHub's ${{ ... }} in a run; a $NAME or ${{ ... }} in an env value,\n"
+            "which reaches the step as written (evrun expands nothing in it); a step's\n"
+            "timeout longer than the pipeline's.\n"
             "\n"
             "  -a, --arg NAME=VALUE  give an arg, as evrun-cli run would\n"
             "  -p, --print           print the normalized spec of each valid file as JSON\n"
@@ -73,6 +76,93 @@ s_written_name(const evr_spec_t *spec, uint32_t i, char *buf, size_t size)
     size_t n = strcspn(name, "[");
     snprintf(buf, size, "%.*s", (int) (n < size ? n : size - 1), name);
     return buf;
+}
+
+/*  The warning of one env value v at path (said as shown): GitHub's
+    ${{ ... }} or a $NAME reaches the step as written, since evrun expands
+    nothing in an env value (GitLab does in its variables). */
+static void
+s_warn_env_value(const char *file, const evr_diag_t *diag, const char *path, const char *shown,
+                 const char *v)
+{
+    const char *d = v;
+    while ((d = strchr(d, '$')) && d[1] != '{' && d[1] != '_'
+           && !(d[1] >= 'A' && d[1] <= 'Z') && !(d[1] >= 'a' && d[1] <= 'z'))
+        d++;
+    if (!d)
+        return;
+    uint32_t line = 0, col = 0;
+    char at[64] = "";
+    if (evr_diag_pos(diag, path, &line, &col))
+        snprintf(at, sizeof at, "%u:%u:", line, col);
+    if (!strncmp(d, "${{", 3))
+        fprintf(stderr, "%s:%s %s: warning: ${{ ... }} is GitHub Actions' expression syntax; an "
+                "env value reaches the step as written: a secret is listed under secrets: "
+                "(read on the runner), an arg given with -a\n", file, at, shown);
+    else {
+        size_t n = 1 + (d[1] == '{') + strspn(d + 1 + (d[1] == '{'), "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                 "abcdefghijklmnopqrstuvwxyz0123456789_");
+        n += d[1] == '{' && d[n] == '}';
+        fprintf(stderr, "%s:%s %s: warning: %.*s is not expanded: an env value reaches the step "
+                "as written (as GitHub's env, not GitLab's variables); use it in run, where "
+                "the shell expands it\n", file, at, shown, (int) (n < 40 ? n : 40), d);
+    }
+}
+
+/*  A step's timeout longer than the pipeline's, which ends the job
+    first: once a written step.  Not a when: on_failure | always step's,
+    nor on_error's: they run after the job's timeout too (a grace). */
+static void
+s_warn_timeouts(const char *file, const evr_spec_t *spec, const evr_diag_t *diag)
+{
+    uint32_t said = UINT32_MAX;
+    for (uint32_t i = 0; spec->timeout && i < spec->steps.n; i++) {
+        const evr_step_t *st = evr_spec_step(spec, i);
+        uint32_t w = evr_diag_written_index(diag, "steps", i);
+        if (st->timeout <= spec->timeout || st->when != EVR_WHEN_ON_SUCCESS || w == said)
+            continue;
+        said = w;
+        char path[48], shown[48], mine[32], job[32], at[64] = "";
+        snprintf(path, sizeof path, "steps[%u].timeout", i);
+        snprintf(shown, sizeof shown, "steps[%u].timeout", w);
+        uint32_t line = 0, col = 0;
+        if (evr_diag_pos(diag, path, &line, &col))
+            snprintf(at, sizeof at, "%u:%u:", line, col);
+        evr_duration_format(st->timeout, mine, sizeof mine);
+        evr_duration_format(spec->timeout, job, sizeof job);
+        fprintf(stderr, "%s:%s %s: warning: %s, longer than the pipeline's timeout, %s, which "
+                "covers the whole job and ends it first\n", file, at, shown, mine, job);
+    }
+}
+
+/*  The env warnings: the pipeline's, each written step's (once for a
+    matrix step's combinations) and on_error's. */
+static void
+s_warn_env(const char *file, const evr_spec_t *spec, const evr_diag_t *diag)
+{
+    char path[EVR_SPEC_MAX_NAME + 300], shown[EVR_SPEC_MAX_NAME + 300];
+    for (uint32_t k = 0; k < spec->env.n; k++) {
+        snprintf(path, sizeof path, "env.%s", spec->env.k[k]);
+        s_warn_env_value(file, diag, path, path, spec->env.v[k]);
+    }
+    uint32_t said = UINT32_MAX;
+    for (uint32_t i = 0; i <= spec->steps.n; i++) {
+        bool oe = i == spec->steps.n;
+        const evr_step_t *st = oe ? &spec->on_error : evr_spec_step(spec, i);
+        uint32_t w = oe ? 0 : evr_diag_written_index(diag, "steps", i);
+        if (!oe && w == said)
+            continue;
+        said = oe ? said : w;
+        for (uint32_t k = 0; k < st->env.n; k++) {
+            if (oe)
+                snprintf(path, sizeof path, "on_error.env.%s", st->env.k[k]);
+            else
+                snprintf(path, sizeof path, "steps[%u].env.%s", i, st->env.k[k]);
+            if (!oe)
+                snprintf(shown, sizeof shown, "steps[%u].env.%s", w, st->env.k[k]);
+            s_warn_env_value(file, diag, path, oe ? path : shown, st->env.v[k]);
+        }
+    }
 }
 
 /*  Warnings of a valid file: in a DAG (a step has needs), a step written
@@ -124,6 +214,8 @@ evr_cli_warn_dag(const char *file, const evr_spec_t *spec, const evr_diag_t *dia
                 "run goes to /bin/sh as written, which fails on it (bad substitution): write "
                 "$NAME for an env value or arg\n", file, at, path);
     }
+    s_warn_env(file, spec, diag);
+    s_warn_timeouts(file, spec, diag);
     uint32_t last = UINT32_MAX;
     for (uint32_t i = 1; dag && i < spec->steps.n; i++) {
         const evr_step_t *st = evr_spec_step(spec, i);

@@ -101,6 +101,26 @@ check "\${{ }} in run: a warning at its line, once" \
   grep -qxF "$tmp/gh.yml:6:10: steps[0].run: warning: \${{ ... }} is GitHub Actions' expression syntax; run goes to /bin/sh as written, which fails on it (bad substitution): write \$NAME for an env value or arg" "$tmp/err"
 check "\${{ }} in run: one warning" [ "$(wc -l < "$tmp/err")" -eq 1 ]
 
+# an env value is passed as written: a $NAME in it, or GitHub's ${{ }}, is said (once a matrix step)
+printf 'pipeline: ev\nimage: localhost/evrun-busybox:latest\nenv: {B: b, A: "x${B}y", D: "cost $5", T: "${{ secrets.T }}"}\nsteps:\n  - name: a\n    matrix: {OS: [x, y]}\n    run: echo "$A"\n    env: {U: "https://$HOST/x"}\n' > "$tmp/ev.yml"
+"$cli" validate "$tmp/ev.yml" > /dev/null 2> "$tmp/err"
+check "\$NAME in env: still valid, exit 0" [ $? -eq 0 ]
+check "\${B} in env: a warning at its line" \
+  grep -qxF "$tmp/ev.yml:3:13: env.A: warning: \${B} is not expanded: an env value reaches the step as written (as GitHub's env, not GitLab's variables); use it in run, where the shell expands it" "$tmp/err"
+check "\${{ }} in env: a warning at its line" \
+  grep -qxF "$tmp/ev.yml:3:40: env.T: warning: \${{ ... }} is GitHub Actions' expression syntax; an env value reaches the step as written: a secret is listed under secrets: (read on the runner), an arg given with -a" "$tmp/err"
+check "\$HOST in a matrix step's env: said once" \
+  grep -qxF "$tmp/ev.yml:8:11: steps[0].env.U: warning: \$HOST is not expanded: an env value reaches the step as written (as GitHub's env, not GitLab's variables); use it in run, where the shell expands it" "$tmp/err"
+check "env: three warnings (not \$5)" [ "$(wc -l < "$tmp/err")" -eq 3 ]
+
+# a step's timeout over the pipeline's never applies (not a when: always step's, nor on_error's)
+printf 'pipeline: to\nimage: localhost/evrun-busybox:latest\ntimeout: 10m\non_error: {run: x, timeout: 1h}\nsteps:\n  - {name: a, run: x, timeout: 1h, matrix: {K: [1, 2]}}\n  - {name: b, run: x, timeout: 10m}\n  - {name: c, run: x, timeout: 2h, when: always}\n' > "$tmp/to.yml"
+"$cli" validate "$tmp/to.yml" > /dev/null 2> "$tmp/err"
+check "step timeout over the pipeline's: still valid, exit 0" [ $? -eq 0 ]
+check "step timeout over the pipeline's: a warning at its line, once" \
+  grep -qxF "$tmp/to.yml:6:32: steps[0].timeout: warning: 1h, longer than the pipeline's timeout, 10m, which covers the whole job and ends it first" "$tmp/err"
+check "step timeout over the pipeline's: one warning" [ "$(wc -l < "$tmp/err")" -eq 1 ]
+
 "$cli" validate > /dev/null 2>&1
 check "no file: exit 2" [ $? -eq 2 ]
 "$cli" validate -a bad "$src/examples/hello.yml" > /dev/null 2>&1

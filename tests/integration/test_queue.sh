@@ -123,7 +123,8 @@ case_partitioned() {
 
 # limit 0: no wait list.  With concurrency 1 full, a submit is refused
 # (busy) and nothing changes; once the job ended a submit is accepted.  A
-# job waiting only for a runner (no concurrency) is accepted.
+# job waiting only for a runner (no concurrency) is accepted: with append
+# all such wait, with replace the newest (the one before it replaced).
 case_limit0() {
   fresh limit0
   bus_broker && runner l0-1 2
@@ -142,6 +143,12 @@ case_limit0() {
   n1=$(submit "$tmp/q0n.yml"); n2=$(submit "$tmp/q0n.yml")
   check "limit 0, no concurrency: both wait for a runner" [ "$(field "$n1" status)" = queued ]
   check "limit 0, no concurrency: both wait for a runner [(field n2 status) = queued]" [ "$(field "$n2" status)" = queued ]
+  qpipe q0r 0 0 "{ limit: 0, strategy: replace }" "labels: [nowhere]"
+  local r1 r2
+  r1=$(submit "$tmp/q0r.yml"); r2=$(submit "$tmp/q0r.yml")
+  check "limit 0, replace: a job waiting for a runner is replaced by the next" \
+    grep -q "reason *replaced by $r2" <(cli status "$r1")
+  check "limit 0, replace: the next waits for a runner" [ "$(field "$r2" status)" = queued ]
 }
 
 # interrupt: a submit cancels the running job through its runner (of its

@@ -210,6 +210,11 @@ YML
   j=$(submit "$tmp/pdelay.yml" 2> "$tmp/delay.err")
   check "scheduled file with start_delay: the note says when it runs" \
     grep -q "this job runs once, after its start_delay" "$tmp/delay.err"
+  sed 's/^schedule:.*/on: { github: { events: [push] } }/' "$tmp/psched.yml" > "$tmp/pon.yml"
+  j=$(submit "$tmp/pon.yml" 2> "$tmp/on.err")
+  check "file with on: submitted: the note says on: is not used" \
+    grep -q "note: on: is used by registered pipelines only (a file in the broker's pipelines_dir, started by evrun-gateway's webhooks); this job runs once, now" "$tmp/on.err"
+  check "file with on: submitted: the job ran" [ "$(wait_job "$j" 30)" = succeeded ]
   check "scheduled file with start_delay: the job ran" [ "$(wait_job "$j" 30)" = succeeded ]
 }
 

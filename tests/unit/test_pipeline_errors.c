@@ -130,7 +130,8 @@ test_foreign_words(void)
         evr_spec_destroy(&w);
     }
     e = evr_ytest_load("pipeline: p\nimage: i\njobs:\n  build: {runs-on: x}\n", &n, NULL);
-    CHECK_CONTAINS(e, "f.yml:3:1: jobs: unknown key; did you mean steps?");
+    CHECK_CONTAINS(e, "f.yml:3:1: jobs: unknown key: GitHub's jobs: NAME: {runs-on, steps} "
+                      "layout");
     CHECK(n == 1);  /* not also "steps: missing", nor one with no place */
     free(e);
 }
@@ -194,6 +195,19 @@ test_newcomer_errors(void)
     CHECK_CONTAINS(e, "f.yml:4:1: YAML syntax error: found character that cannot start any "
                       "token (while scanning for the next token at line 4): a tab; YAML "
                       "indents with spaces only");
+    free(e);
+    /* a BOM at the file's start is skipped; one further in (two files
+       joined) was said as an indentation error alone */
+    e = evr_ytest_load("\xEF\xBB\xBFpipeline: p\r\nimage: i\r\nsteps: [{name: a, run: x}]\r\n",
+                       &n, NULL);
+    CHECK(n == 0);
+    free(e);
+    e = evr_ytest_load("\xEF\xBB\xBFpipeline: p\nimage: i\n"
+                       "\xEF\xBB\xBFsteps: [{name: a, run: x}]\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:2: YAML syntax error: did not find expected key (while parsing a "
+                      "block mapping at line 1): a byte order mark (U+FEFF) inside the file, "
+                      "where YAML takes one only at its start (two files joined, each with its "
+                      "own?): delete it\n");
     free(e);
     e = evr_ytest_load(S_HEAD "  - name: a\n      run: x\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:5:10: YAML syntax error: mapping values are not allowed in this "
@@ -263,6 +277,26 @@ test_newcomer_errors(void)
     free(e);
     e = evr_ytest_load(S_HEAD "  - {name: a, run: !!str x}\n", &n, NULL);
     CHECK(e == NULL || !*e);
+    free(e);
+    /* YAML's own tags that say more than what the text is: !!binary's
+       base64 would have run as text, !!null x as x, !!set and a
+       !!python/... tag been dropped */
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: !!binary ZWNobw==}\n"
+                       "  - {name: b, run: !!null x, needs: !!set {a}}\n"
+                       "  - {name: c, run: !!python/object:os.system x, timeout: !!int 5,"
+                       " env: !!map {A: !!null }}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:4:20: the YAML tag \"!!binary\": evrun reads a value as the text "
+                      "written, so a !!binary value would be its base64 text, not the bytes "
+                      "YAML decodes: write the text itself (of YAML's own tags it takes !!str, "
+                      "!!int, !!float, !!bool, !!timestamp, !!map, !!seq, and !!null on no "
+                      "value)\n");
+    CHECK_CONTAINS(e, "f.yml:5:20: the YAML tag \"!!null\": evrun reads a value as the text "
+                      "written, so !!null would not make the value null: write nothing, or ~, "
+                      "for no value");
+    CHECK_CONTAINS(e, "f.yml:5:37: the YAML tag \"!!set\": evrun reads a value as the text "
+                      "written, so the tag would be dropped from the value: remove it");
+    CHECK_CONTAINS(e, "f.yml:6:20: the YAML tag \"!!python/object:os.system\"");
+    CHECK(n == 4);
     free(e);
     /* values YAML reads as its own syntax: the hint says to quote them */
     const struct {
@@ -525,6 +559,157 @@ test_runners_env(void)
     free(e);
 }
 
+/*  env written as a list, as Docker Compose, GitHub's services and
+    Kubernetes write it, gets the mapping of its first items; GitHub's
+    strategy and working-directory are answered at the top of the file
+    and in on_error as in a step. */
+static void
+test_env_list(void)
+{
+    size_t n;
+    char *e = evr_ytest_load("pipeline: p\nimage: i\nenv:\n  - A=1\n  - B=two words\nsteps:\n"
+                             "  - name: a\n    run: x\n    env:\n      - name: A\n"
+                             "        value: 1\n  - {name: b, run: x, env: [X]}\n"
+                             "  - {name: c, run: x, env: [A=1, B=2, C=3, D=4]}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:4:3: env: expected a mapping, got a list (env is a mapping of "
+                      "names to values, not a list: env: {A: \"1\", B: \"two words\"})\n");
+    CHECK_CONTAINS(e, "f.yml:10:7: steps[0].env: expected a mapping, got a list (env is a "
+                      "mapping of names to values, not a list: env: {A: \"1\"})\n");
+    CHECK_CONTAINS(e, "f.yml:12:28: steps[1].env: expected a mapping, got a list (env is a "
+                      "mapping of names to values, not a list: env: {NAME: value}, or one "
+                      "NAME: value a line under env:)\n");
+    CHECK_CONTAINS(e, "steps[2].env: expected a mapping, got a list (env is a mapping of names "
+                      "to values, not a list: env: {A: \"1\", B: \"2\", C: \"3\", ...})\n");
+    CHECK(n == 4);
+    free(e);
+    e = evr_ytest_load("pipeline: p\nimage: i\nworking-directory: d\nstrategy: {matrix: {}}\n"
+                       "on_error: {run: x, working-directory: d}\nsteps: [{name: a, run: x}]\n",
+                       &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:1: working-directory: unknown key: evrun has no "
+                      "working-directory: begin run with cd DIR");
+    CHECK_CONTAINS(e, "f.yml:4:1: strategy: unknown key: GitHub's strategy: {matrix: ...} is a "
+                      "step's matrix here");
+    CHECK_CONTAINS(e, "f.yml:5:20: on_error.working-directory: unknown key: evrun has no "
+                      "working-directory");
+    CHECK(n == 3);
+    free(e);
+}
+
+/*  A step written without a name (a matrix one too) hid the checks that
+    need every step's name: the others' duplicate names, unknown needs and
+    cycles, and its own keys; it is one step, unexpanded, and only its name
+    goes unchecked. */
+static void
+test_nameless_step(void)
+{
+    size_t n;
+    char *e = evr_ytest_load(S_HEAD "  - {name: a, run: x, needs: [b]}\n"
+                             "  - {name: b, run: x, needs: [a]}\n"
+                             "  - {run: x, needs: [a, zz], timeout: 5x}\n"
+                             "  - {name: m, run: x, matrix: {K: [1, 2]}}\n"
+                             "  - {run: y, matrix: {K: [1]}}\n  - {name: a, run: x}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:5:23: steps[1].needs: dependency cycle: a -> b -> a\n");
+    CHECK_CONTAINS(e, "f.yml:6:5: steps[2].name: missing (a step needs name:)\n");
+    CHECK_CONTAINS(e, "f.yml:6:25: steps[2].needs[1]: unknown step \"zz\"\n");
+    CHECK_CONTAINS(e, "f.yml:6:39: steps[2].timeout: bad duration \"5x\"");
+    CHECK_CONTAINS(e, "f.yml:8:5: steps[4].name: missing (a step needs name:)\n");
+    CHECK_CONTAINS(e, "f.yml:9:12: steps[5].name: duplicate step name \"a\" (first at line 4)\n");
+    CHECK(n == 6);
+    free(e);
+}
+
+/*  Words whose evrun form differs in more than the key: GitHub's
+    timeout-minutes (a number alone is seconds here: "did you mean
+    timeout?" made timeout: 5 five seconds), GitLab's when: manual, never
+    and delayed, GitHub's if: always(), artifacts' expire_in, a
+    pipeline's retention (the broker's setting), and GitLab's retry when:
+    words (script_failure...) in retry.on. */
+static void
+test_other_forms(void)
+{
+    size_t n;
+    char *e = evr_ytest_load("pipeline: p\nimage: i\nretention: 1d\nsteps:\n"
+                             "  - {name: a, run: x, timeout-minutes: 5, when: manual}\n"
+                             "  - {name: b, run: x, timeout_in_minutes: x, when: never}\n"
+                             "  - {name: c, run: x, when: delayed, artifacts: {paths: [a], "
+                             "expire_in: 1 week}}\n  - {name: d, run: x, when: always()}\n",
+                             &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:1: retention: unknown key: retention is the broker's and the "
+                      "runners' setting, for all pipelines (evrun.yml: retention: {max_age: "
+                      "30d, keep_per_pipeline: 100})");
+    CHECK_CONTAINS(e, "f.yml:5:23: steps[0].timeout-minutes: unknown key; timeout-minutes is "
+                      "timeout here, with its unit: timeout: 5m (a number alone is seconds)");
+    CHECK_CONTAINS(e, "steps[0].when: expected one of on_success, on_failure, always, got "
+                      "\"manual\" (GitLab's manual: evrun has no steps that wait for a person");
+    CHECK_CONTAINS(e, "steps[1].timeout_in_minutes: unknown key; timeout_in_minutes is timeout "
+                      "here, with its unit: timeout: 30m");
+    CHECK_CONTAINS(e, "got \"never\" (GitLab's never: remove the step, or comment it out)");
+    CHECK_CONTAINS(e, "got \"delayed\" (GitLab's delayed: a job waits before it starts with "
+                      "the pipeline's start_delay: 5m; a step has no delay)");
+    CHECK_CONTAINS(e, "steps[2].artifacts.expire_in: unknown key: GitLab's expire_in: "
+                      "artifacts are kept as long as their job");
+    CHECK_CONTAINS(e, "got \"always()\"; did you mean always? (GitHub's if: success(), "
+                      "failure(), always() are when: on_success, on_failure, always here)");
+    CHECK(n == 8);
+    free(e);
+    /* GitLab's retry when: words, written under on: */
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x, retry: {max: 2, on: [always]}}\n"
+                       "  - {name: b, run: x, retry: {max: 2, on: [failed, "
+                       "stuck_or_timeout_failure]}}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:4:44: steps[0].retry.on[0]: expected a list of: lost, failed, "
+                      "timed_out, got \"always\" (GitLab's retry when: always is on: [failed, "
+                      "timed_out, lost] here)\n");
+    CHECK_CONTAINS(e, "steps[1].retry.on[1]: expected a list of: lost, failed, timed_out, got "
+                      "\"stuck_or_timeout_failure\" (GitLab's retry when: "
+                      "stuck_or_timeout_failure is timed_out here)\n");
+    CHECK(n == 2);
+    free(e);
+    /* a GitHub workflow's jobs: and GitLab's default: */
+    e = evr_ytest_load("name: CI\njobs:\n  build:\n    runs-on: ubuntu-latest\n    steps:\n"
+                       "      - run: make\ndefault: {image: alpine}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:2:1: jobs: unknown key: GitHub's jobs: NAME: {runs-on, steps} "
+                      "layout: an evrun file is one pipeline, its steps: at the top of the "
+                      "file, each {name: N, run: ...} (several jobs: a file each, or steps "
+                      "with needs)");
+    CHECK_CONTAINS(e, "f.yml:7:1: default: unknown key: GitLab's default: write image, env, "
+                      "limits, cache at the top of the file");
+    CHECK(!strstr(e, "steps: missing"));
+    free(e);
+    e = evr_ytest_load("pipeline: p\nimage: i\njobs: [{name: a, run: x}]\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:1: jobs: unknown key; did you mean steps?");
+    free(e);
+    /* args as GitHub's inputs or a list of names, a default written bare,
+       required: */
+    e = evr_ytest_load("pipeline: p\nimage: i\ninputs: {A: {default: x}}\n"
+                       "args: {T: world, U: {required: true}}\nsteps: [{name: a, run: x}]\n",
+                       &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:1: inputs: unknown key; did you mean args?");
+    CHECK_CONTAINS(e, "f.yml:4:11: args.T: expected a mapping, got a scalar (an arg's default "
+                      "is written {default: world})\n");
+    CHECK_CONTAINS(e, "f.yml:4:22: args.U.required: unknown key: an arg without a default is "
+                      "required (-a NAME=VALUE must give it); one with a default is not "
+                      "(expected one of: default, description)\n");
+    free(e);
+    e = evr_ytest_load("pipeline: p\nimage: i\nargs: [T]\nsteps: [{name: a, run: x}]\n", &n,
+                       NULL);
+    CHECK_CONTAINS(e, "f.yml:3:7: args: expected a mapping, got a list (args is a mapping of "
+                      "names to {default, description}: args: {TARGET: {default: world}}, or "
+                      "TARGET: {} for one that -a must give)\n");
+    free(e);
+    /* prunner's on_error written as its command, or as a list */
+    e = evr_ytest_load("pipeline: p\nimage: i\non_error: ./notify.sh\n"
+                       "steps: [{name: a, run: x}]\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:11: on_error: expected a mapping, got a scalar (on_error is a step "
+                      "without a name: on_error: {run: ./notify.sh})\n");
+    free(e);
+    e = evr_ytest_load("pipeline: p\nimage: i\non_error: [{run: x}]\nsteps: [{name: a, run: x}]\n",
+                       &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:11: on_error: expected a mapping, got a list (on_error is one step "
+                      "without a name, on_error: {run: ...}; several commands go in its "
+                      "run: |)\n");
+    free(e);
+}
+
 int
 main(void)
 {
@@ -534,5 +719,8 @@ main(void)
     EVR_TEST_RUN(test_first_run_errors);
     EVR_TEST_RUN(test_review_errors);
     EVR_TEST_RUN(test_runners_env);
+    EVR_TEST_RUN(test_env_list);
+    EVR_TEST_RUN(test_nameless_step);
+    EVR_TEST_RUN(test_other_forms);
     EVR_TEST_END();
 }

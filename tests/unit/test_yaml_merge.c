@@ -118,6 +118,16 @@ test_merge_errors(void)
     CHECK(strstr(e, ".d:") == NULL);
     CHECK(strstr(e, "unknown key (expected") == NULL);
     free(e);
+    /* `<<:` with no value was "got a scalar"; a word, the alias it means */
+    e = evr_ytest_load("pipeline: p\nimage: i\nsteps:\n  - {name: a, run: x, <<: }\n"
+                       "  - {name: b, run: x, <<: defaults}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:4:27: steps[0].<<: expected a mapping to merge (e.g. <<: "
+                      "*defaults, the alias of an anchored mapping) or a list of them, got "
+                      "nothing\n");
+    CHECK_CONTAINS(e, "f.yml:5:27: steps[1].<<: expected a mapping to merge (e.g. <<: "
+                      "*defaults, the alias of an anchored mapping) or a list of them, got the "
+                      "scalar \"defaults\" (an alias starts with *: <<: *defaults)\n");
+    free(e);
     /* only the top level's keys are hidden ones */
     e = evr_ytest_load("pipeline: p\nimage: i\nsteps:\n  - {name: a, run: x, .x: 1}\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:4:23: steps[0]..x: unknown key");
