@@ -146,9 +146,8 @@ evr_trigger_on_message(evr_broker_t *b, zframe_t *rid, const char *runner, evr_m
         s_answer(b, rid, msg->job, false, code, why);
         return;
     }
-    if (evr_queue_known(b, NULL, msg->job)) {
-        /* sent again: the job it started, whatever became of the
-           pipeline since (removed, or its args changed) */
+    if (!p && !msg->spec && evr_queue_known(b, NULL, msg->job)) {
+        /* sent again: the job it started, also once its pipeline is gone */
         s_answer(b, rid, msg->job, true, NULL, NULL);
         return;
     }

@@ -1,11 +1,11 @@
 """test_start_known.py: a `start` sent again with the id of the job it
 started is answered `accepted{existing: true}` (PROTOCOL.md `start`: "a
-known job id is answered accepted with existing"), whatever became of
-the registered pipeline meanwhile: its file removed, or changed so that
-the args sent no longer bind.  Before, the pipeline was looked up first,
-so a client (evrun-gateway resending a webhook's start, a script
-retrying after a timeout) was told `not_found` or `bad_request` about a
-job that was queued, and took it for one never started.  So for a
+known job id is answered accepted with existing"), also once the
+registered pipeline's file was removed.  Before, the pipeline was looked
+up first, so a client (evrun-gateway resending a webhook's start, a
+script retrying after a timeout) was told `not_found` about a job that
+was queued, and took it for one never started.  Its args are still bound
+first, as a resubmit's are (Decisions, "A resubmit").  So for a
 runner's `trigger` sent again (a step's `evrun-job trigger` retried):
 "a known id is answered triggered with existing" (PROTOCOL.md
 `trigger`), not `not_found` once the pipeline is gone.  A real broker
@@ -94,8 +94,12 @@ def main():
     check("a new id with an arg the new version lacks: bad_request",
           t == "error" and b.get("code") == "bad_request", f"{t} {b!r}")
     t, b = ask(c, "start", {"job": j, "pipeline": "sk", "args": {"WHO": "x"}})
-    check("the first start again once its args no longer bind: existing",
-          t == "accepted" and b.get("existing") is True, f"{t} {b!r}")
+    check("the first start again once its args no longer bind: bad_request, as a "
+          "resubmit's (Decisions, A resubmit)", t == "error"
+          and b.get("code") == "bad_request", f"{t} {b!r}")
+    t, b = ask(c, "start", {"job": j, "pipeline": "sk"})
+    check("... and without them: existing", t == "accepted" and b.get("existing") is True,
+          f"{t} {b!r}")
     # the file removed: no pipeline of that name
     os.unlink(os.path.join(pdir, "sk.yml"))
     wait_for("the pipeline goes", lambda: "sk" not in pipelines(c))
