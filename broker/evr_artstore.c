@@ -573,10 +573,21 @@ s_complete(evr_broker_t *b, zframe_t *rid, const evr_msg_t *m, const char *parti
     uint64_t size = m->size;
     evr_err_t err;
     s_hash_t *x = s_hash(b->artstore, m, m->size, false);
+    bool seen = x != NULL;   /* every byte came to this process: none lost in a crash */
     if (x)   /* taken as the pieces came */
         evr_sha256_finish(&x->h, hex);
     else if (evr_sha256_file(partial, hex, &size, &err))
         hex[0] = '\0';
+    if (seen && synced && strcmp(hex, m->sha256)) {
+        /* the runner's bytes are not those of its sha256: sent again,
+           they would be again, for ever (the runner's shipping stuck) */
+        unlink(partial);
+        s_total_forget(b->artstore, m->job);
+        s_refuse(b, rid, m, EVR_CODE_INTERNAL, "the %llu bytes received have the sha256 %s, "
+                 "not the file's (the runner's copy changed since it was recorded?)",
+                 (unsigned long long) m->size, hex);
+        return;
+    }
     if (!synced || strcmp(hex, m->sha256) || size != m->size) {
         /* torn by a crash of the broker, say: the runner sends it again */
         evr_broker_warn(b, "artifact %s/%s of job %s: the received bytes do not match its "

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "evr_broker_int.h"
+#include "evr_codec.h"
 #include "evr_flow.h"
 #include "evr_log.h"
 #include "evr_paths.h"
@@ -473,7 +474,8 @@ s_jobs(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
     evr_bus_send(b->clients, rid, &end, NULL);
 }
 
-/*  One `history` answer holds at most this many events or bytes: its
+/*  One `history` answer holds at most this many events or bytes (each
+    event's, encoded: the last one may pass the bound): its
     `end` says `more` when events were left, and the client asks again
     from the next jseq (schema/PROTOCOL.md "History"), so a long job
     never floods a slow client's queue. */
@@ -503,7 +505,9 @@ s_hist_one(const evr_event_t *ev, void *arg)
         return 1;
     }
     h->count++;
-    h->bytes += ev->data.bytes.len + 256;
+    /* the event's bytes, not its output's alone: a step.outputs (64
+       values of 4 KiB) is some 266 KB, and 1000 of them would not queue */
+    h->bytes += evr_codec_size(&evr_event_type, ev) + 256;
     return 0;
 }
 

@@ -370,6 +370,12 @@ evr_rc_t evr_broker_job_view(evr_broker_t *b, const char *id, bool outputs, evr_
     whole text), naming the request req ("trigger"). */
 bool evr_queue_offer(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, const char *req,
                      bool *existing, const char **code, char *why, size_t len);
+/*  Whether job is known: queued, staged (committed first, as a submit
+    from rid after a staged one of its own is) or stored.  A `start` or
+    `trigger` of a known id naming a pipeline no longer registered is
+    answered `existing`: sent again after the pipeline's file was removed,
+    it still names the job it started (schema/PROTOCOL.md `start`). */
+bool evr_queue_known(evr_broker_t *b, zframe_t *rid, const char *job);
 /*  Commits the staged submits: their records appended to the submit
     journal in one write and flushed (one fdatasync), then answers each:
     `accepted`, or when the write or flush failed an `internal` error to

@@ -585,6 +585,13 @@ void
 evr_pipelines_start(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
 {
     const evr_pipe_t *p = evr_pipelines_find(b, req->pipeline);
+    if (!p && evr_queue_known(b, rid, req->job)) {
+        /* a start sent again names the job it started, also once its
+           pipeline is gone: not a check of the request's own */
+        evr_msg_t ok = { .type = EVR_MSG_ACCEPTED, .job = req->job, .existing = true };
+        evr_bus_send(b->clients, rid, &ok, NULL);
+        return;
+    }
     if (!p) {
         char why[3072];
         evr_pipelines_unknown(b, req->pipeline, false, why, sizeof why);

@@ -724,6 +724,19 @@ s_staged_by(const evr_broker_t *b, zframe_t *rid, const char *job, uint64_t rh, 
     return false;
 }
 
+bool
+evr_queue_known(evr_broker_t *b, zframe_t *rid, const char *job)
+{
+    uint64_t rh, jh;
+    s_staged_hashes(rid, job, &rh, &jh);
+    if (s_staged_by(b, rid, job, rh, jh))
+        evr_queue_flush(b);     /* its answers first, and a staged job of that id found */
+    evr_err_t err;
+    bool stored = false;    /* a store that fails to answer: not known */
+    return evr_queue_find(b, job)
+        || (evr_store_has_job(b->store, job, &stored, &err) == EVR_OK && stored);
+}
+
 /*  evr_queue_offer; wire (wlen bytes) the submit's body as received, or
     NULL; own, when not NULL, holds rid, taken (set NULL) when the submit
     is staged instead of copied; req names the request in refusals; note,

@@ -146,6 +146,11 @@ evr_trigger_on_message(evr_broker_t *b, zframe_t *rid, const char *runner, evr_m
         s_answer(b, rid, msg->job, false, code, why);
         return;
     }
+    if (!p && !msg->spec && evr_queue_known(b, NULL, msg->job)) {
+        /* sent again: the job it started, also once its pipeline is gone */
+        s_answer(b, rid, msg->job, true, NULL, NULL);
+        return;
+    }
     if (!p && !msg->spec) {
         evr_pipelines_unknown(b, msg->pipeline, true, why, sizeof why);
         s_answer(b, rid, msg->job, false, EVR_CODE_NOT_FOUND, why);

@@ -1,6 +1,7 @@
 """checks.py: the tally of checks of the interop tests' Python scripts
 (test_reasons.py, test_rogue_steps.py, test_subscriptions.py,
-test_peer_audit.py, test_artifact_room.py)."""
+test_peer_audit.py, test_artifact_room.py, test_start_known.py,
+test_history_pages.py)."""
 
 
 class Checks:

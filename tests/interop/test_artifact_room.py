@@ -6,9 +6,11 @@ EVRUN_ARTIFACT_JOB_MAX_BYTES=10000 for it).
 
 The room is exact as files come whole, as a piece is held partly, as a
 copy replaces an earlier one and as bytes that do not match their sha256
-are dropped; and a file's start costs the broker the same however many
-files the job has: it walked the job's directory at each, so a job of N
-files cost it N^2 / 2 stats on its loop (2000 files: 13 s of a broker
+are dropped (refused for good: every byte came to the broker, none lost
+in a crash, and sent again they would not match either: the runner's
+shipping was stuck on the file for ever); and a file's start costs the
+broker the same however many files the job has: it walked the job's
+directory at each, so a job of N files cost it N^2 / 2 stats on its loop (2000 files: 13 s of a broker
 that served nothing else meanwhile); and a job holds at most 4096 files
 begun and not whole (each an inode and a block of the broker's disk,
 whatever its bytes).
@@ -89,8 +91,21 @@ def test_room(c, r):
           repr(a))
     bad = b"5" * 100
     a = s.chunk("f5", bad, 0, bad, sha="0" * 64)
-    check("f5 whose bytes do not match its sha256: asked again from 0",
-          a.get("offset") == 0 and not a.get("done") and "reason" not in a, repr(a))
+    # every byte came to this broker: none was lost in a crash, so the
+    # runner's bytes are not those of its sha256, and would not be if sent
+    # again (its shipping stuck on the file for ever): refused for good
+    check("f5 whose bytes do not match its sha256: refused for good, naming theirs",
+          a.get("offset") == 0 and not a.get("done") and a.get("reason") ==
+          "the 100 bytes received have the sha256 " + hashlib.sha256(bad).hexdigest()
+          + ", not the file's (the runner's copy changed since it was recorded?)", repr(a))
+    t, b = ask(c, "fetch", {"job": j, "step": "a", "path": "f5", "sha256": "0" * 64})
+    check("... a fetch of that copy says it never comes", t == "error"
+          and b.get("code") == "internal" and b.get("message", "").startswith(
+              f"the broker refused artifact f5 of step a of job {j} for good (it never "
+              "comes): the 100 bytes received"), f"{t} {b!r}")
+    empty = s.chunk("f8", b"", sha="1" * 64)
+    check("an empty file whose sha256 is not of nothing: refused for good",
+          "reason" in empty and not empty.get("done"), repr(empty))
     a = s.chunk("f4", b"4" * 4501)
     check("... its bytes dropped: still 5500", a.get("reason") == refusal(4501, 5500), repr(a))
     a = s.chunk("f4", b"4" * 4500)
