@@ -185,6 +185,20 @@ evr_eng_emit_output(evr_eng_step_t *st, int si, bool final)
 }
 
 
+/*  Keeps the first line of the step's stderr (evr_eng_step_t.err_head),
+    which may come in any pieces (catatonit writes its error in three). */
+static void
+s_err_head(evr_eng_step_t *st, const uint8_t *data, size_t len)
+{
+    for (size_t i = 0; i < len && !st->err_head_done; i++) {
+        if (data[i] == '\n' || st->err_head_len >= EVR_ENG_ERR_HEAD - 1)
+            st->err_head_done = true;
+        else
+            st->err_head[st->err_head_len++] = (char) data[i];
+    }
+    st->err_head[st->err_head_len] = '\0';
+}
+
 void
 evr_eng_on_output(int stream, const uint8_t *data, size_t len, void *arg)
 {
@@ -194,6 +208,8 @@ evr_eng_on_output(int stream, const uint8_t *data, size_t len, void *arg)
     evr_eng_mark_started(st);   /* output proves it runs: step.started comes first */
     int si = stream == 1 ? 0 : 1;
     evr_eng_stream_t *s = &st->out[si];
+    if (si == 1)
+        s_err_head(st, data, len);
     /* whole lines the other stream holds came first: their event goes
        first, so stdout and stderr keep their order as the executor read
        them, line by line (a part of a line waits: streams that switch

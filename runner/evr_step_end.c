@@ -77,6 +77,9 @@ s_retry(evr_eng_step_t *st)
     st->exit_code = 0;
     st->oom_killed = false;
     st->signal = 0;
+    st->err_head_len = 0;
+    st->err_head_done = false;
+    st->err_head[0] = '\0';
     st->t_start = st->t_end = st->exited_at = 0;
     free(st->reason);
     st->reason = NULL;
@@ -155,6 +158,31 @@ s_shell_reason(evr_eng_step_t *st)
                            "(the step's output names it)");
 }
 
+#define S_PID1_HEAD "ERROR (catatonit:"
+#define S_PID1_WHAT "): failed to exec pid1: "
+
+/*  A container step whose init (catatonit: podman's "init": true) could
+    not start its /bin/sh -c SCRIPT (an image with no shell, a /bin/sh
+    that is no program of this machine's): it exits 1, and the first line
+    of its stderr, whole by now (the output has ended), says so. */
+static void
+s_entry_reason(evr_eng_step_t *st)
+{
+    if (st->exit_code != 1 || st->reason || st->stop_sent || st->kill_sent || st->timed_out
+        || st->cancelled || st->lost || st->job->spec->executor == EVR_EXECUTOR_PROCESS
+        || strncmp(st->err_head, S_PID1_HEAD, strlen(S_PID1_HEAD)))
+        return;
+    const char *why = strstr(st->err_head, S_PID1_WHAT);
+    if (!why)
+        return;
+    why += strlen(S_PID1_WHAT);
+    const evr_spec_t *spec = st->job->spec;
+    evr_eng_set_reason(st, "the image %.512s has no /bin/sh that runs (%.100s): a step's run "
+                       "is a /bin/sh -c script; use an image with a shell",
+                       st->spec->image ? st->spec->image : spec->image ? spec->image : "?",
+                       why);
+}
+
 /*  A host step that a signal ended, which the engine did not send, under
     a limit of its own that ends a process that way: a reason that names
     the limit (the exit alone says nothing of it).  RLIMIT_CPU ends a
@@ -213,6 +241,7 @@ evr_eng_step_finish(evr_eng_step_t *st)
 {
     evr_eng_job_t *job = st->job;
     s_shell_reason(st);
+    s_entry_reason(st);
     s_limit_reason(st);
     s_signal_reason(st);
     /* killed by the OOM killer, not by a stop of the engine's */

@@ -257,6 +257,37 @@ YML
   podman rmi -f localhost/evrun-nows:latest > /dev/null 2>&1
 }
 
+case_image_no_shell() {   # an image with no /bin/sh: the reason names the image and the fix
+  NOSH=1 bare_image nosh workspace proc sys dev tmp
+  pipeline nosh <<'YML'
+pipeline: nosh
+image: localhost/evrun-nosh:latest
+steps:
+  - name: a
+    run: "true"
+YML
+  run nosh "$tmp/nosh.yml"
+  check "exit 1" [ "$rc" -eq 1 ]
+  check "catatonit's words in the output" grep -q "^a | ERROR (catatonit:[0-9]*): failed to exec pid1: No such file or directory$" "$out"
+  check "the reason: the image, its shell, the fix" grep -qF "a > failed (exit 1, " "$out"
+  check "... its words" grep -qF "the image localhost/evrun-nosh:latest has no /bin/sh that runs (No such file or directory): a step's run is a /bin/sh -c script; use an image with a shell" "$out"
+  check "... recorded" grep -qF '"reason":"the image localhost/evrun-nosh:latest has no /bin/sh' <("$bin/evrun-replay" "$state" --job "$job" --json)
+  check "... nothing left in podman" [ "$(left_behind)" -eq 0 ]
+  # catatonit's words in pieces from a script that exits 2: no such reason
+  pipeline nosh2 <<'YML'
+pipeline: nosh2
+image: localhost/evrun-busybox:latest
+steps:
+  - name: b
+    run: |
+      printf 'ERROR (catatonit:6): ' >&2; sleep 0.2
+      echo 'failed to exec pid1: No such file or directory' >&2; exit 2
+YML
+  run nosh2 "$tmp/nosh2.yml"
+  check "exit 2 of the script's: no shell reason" grep -qx "b > failed (exit 2, [0-9.]*s)" "$out"
+  podman rmi -f localhost/evrun-nosh:latest > /dev/null 2>&1
+}
+
 case_always_local() {   # pull: always on a localhost/ image podman has: the policy is the cause
   pipeline always_local <<'YML'
 pipeline: always-local
@@ -1092,6 +1123,6 @@ which this runner does not offer: start it with --executors podman,process"
   check "nothing left of the job" [ "$(process_left)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image image_no_workspace always_local predefined network limits process_limits process_signal no_newline parallel_partial stream_order conmon_reset artifact_dir timeout secret secret_lines resource artifact_full process_full unreachable service_gone bad_file usage term_at_start sigint process process_missing_artifact process_artifact_links process_link_secret process_relative_state process_refused process_image process_sigint process_unfinished}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image image_no_workspace image_no_shell always_local predefined network limits process_limits process_signal no_newline parallel_partial stream_order conmon_reset artifact_dir timeout secret secret_lines resource artifact_full process_full unreachable service_gone bad_file usage term_at_start sigint process process_missing_artifact process_artifact_links process_link_secret process_relative_state process_refused process_image process_sigint process_unfinished}
 # shellcheck disable=SC2086
 run_cases $cases
