@@ -114,7 +114,8 @@ s_socket_problem(const char *url)
     if (strlen(path) >= sizeof sa.sun_path)
         return NULL;
     memcpy(sa.sun_path, path, strlen(path) + 1);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    /* non-blocking: a service whose backlog is full (EAGAIN) is there */
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return NULL;
     int rc = connect(fd, (struct sockaddr *) &sa, sizeof sa), e = errno;
@@ -134,6 +135,13 @@ s_socket_problem(const char *url)
                                  "there (one that stopped left it)"
          : e == EACCES         ? "permission denied on the socket (another user's service?)"
                                : NULL;
+}
+
+const char *
+evr_podman_unreachable(const evr_podman_t *self)
+{
+    const char *url = evr_http_base(self->http);
+    return strncmp(url, "unix://", 7) ? NULL : s_socket_problem(url);
 }
 
 evr_rc_t

@@ -329,6 +329,10 @@ evr_eng_on_exit(const evr_exec_result_t *r, void *arg)
         st->lost = r->not_found || r->lost;   /* gone, or its supervisor killed */
         evr_eng_set_reason(st, "waiting for the %s: %s", st->job->ex->ops->unit_word, r->msg);
         st->exit_code = -1;
+        /* its end was seen, and the wait failed after (podman's service gone) */
+        uint64_t now_wall = evr_now_ns(), now = evr_mono_ns();
+        if (r->finished_at && r->finished_at < now_wall && now_wall - r->finished_at < now)
+            st->exited_at = now - (now_wall - r->finished_at);
     }
     else {
         st->exit_code = r->exit_code;

@@ -810,10 +810,10 @@ case_unreachable() {
   check "a directory: says so" grep -qF "cannot reach podman at unix://$tmp/adir: the path is a directory, not a socket" "$err"
 }
 
-case_service_gone() {   # podman's service stops during a step: the removal says why in words
+case_service_gone() {   # podman's service stops for good during a step: it fails, saying why and what to do
   "$src/tools/podman-service" start "$tmp/svc" > "$tmp/svc.log" 2>&1
   check "a service of the case's own" [ -s "$tmp/svc/podman.pid" ]
-  local pid; pid=$(cat "$tmp/svc/podman.pid")
+  local url=unix://$tmp/svc/podman.sock
   pipeline gone <<'YML'
 pipeline: gone
 image: localhost/evrun-busybox:latest
@@ -823,18 +823,25 @@ steps:
     run: echo start; sleep 4; echo end
 YML
   "$bin/evrun-runner" --exec "$tmp/gone.yml" --state-dir "$tmp/gone" \
-    --podman-url "unix://$tmp/svc/podman.sock" > "$tmp/gone.out" 2>&1 &
+    --podman-url "$url" > "$tmp/gone.out" 2>&1 &
   local runner=$!
   local i
   for i in $(seq 1 300); do grep -qx "a | start" "$tmp/gone.out" && break; sleep 0.1; done
-  kill "$pid"   # only the case's own service, by its pid
+  "$src/tools/podman-service" stop "$tmp/svc" >> "$tmp/svc.log" 2>&1   # only the case's own
   wait "$runner"
-  out=$tmp/gone.out
+  rc=$?
+  out=$tmp/gone.out state=$tmp/gone
   job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$out" | head -n 1)
-  check "the step's end still known (conmon's exit file)" grep -q "^a > succeeded (exit 0" "$out"
+  local name; name=evrun-$(echo "$job" | tr 'A-Z' 'a-z')-a-1
+  check "the job fails: exit 1" [ "$rc" -eq 1 ]
+  check "the output to its end (conmon's socket)" grep -qx "a | end" "$out"
+  check "the step fails, not succeeds" grep -qF "a > failed (" "$out"
+  check "... why, what was seen, what to do" grep -qF "podman's service at $url went away during the step (the socket does not exist: no podman service runs there) and did not come back: the container's exit (0) was read from conmon's exit file, but the container $name stays in podman, unremoved; start the service again (podman system service --time=0 $url) and remove it: podman rm -f $name" "$out"
+  check "... recorded" grep -qF '"status":"failed"' <("$bin/evrun-replay" "$state" --job "$job" --json)
+  check "... no succeeded anywhere" sh -c "! grep -q 'succeeded' '$out'"
   check "the removal: podman unreachable, in words, not curl's alone" \
-    grep -qF "removing a container of job $job: cannot reach podman at unix://$tmp/svc/podman.sock: the socket does not exist: no podman service runs there (DELETE" "$out"
-  podman rm -f "evrun-$(echo "$job" | tr 'A-Z' 'a-z')-a-1" > /dev/null 2>&1
+    grep -qF "removing a container of job $job: cannot reach podman at $url: the socket does not exist: no podman service runs there (DELETE" "$out"
+  podman rm -f "$name" > /dev/null 2>&1
   check "nothing left in podman (removed by the test)" [ "$(left_behind)" -eq 0 ]
 }
 
