@@ -216,6 +216,23 @@ s_limit_reason(evr_eng_step_t *st)
     evr_rec_free(&evr_limits_type, &lim);
 }
 
+/*  A container step that exited 137 (128 + SIGKILL), which the engine
+    did not send and no memory limit explains (the executor marks those
+    oom_killed): podman's exit alone does not tell a kill from a
+    program's exit 137, so the reason says what may have done it. */
+static void
+s_kill_reason(evr_eng_step_t *st)
+{
+    if (st->exit_code != 128 + SIGKILL || st->signal || st->oom_killed || st->reason
+        || st->stop_sent || st->kill_sent || st->timed_out || st->cancelled || st->lost
+        || st->job->spec->executor == EVR_EXECUTOR_PROCESS)
+        return;
+    evr_eng_set_reason(st, "exit 137: a SIGKILL that evrun did not send ended it or its last "
+                       "command (or it exited 137 itself): the kernel's OOM killer (the host's "
+                       "kernel log says), or another process (podman kill, stop or rm -f of "
+                       "its container)");
+}
+
 /*  A step that a signal ended, which the engine did not send, and no
     limit explains: its reason names the signal, as a hook's does
     (evr_wait_text), where the exit code 128+N alone could be a program
@@ -244,6 +261,7 @@ evr_eng_step_finish(evr_eng_step_t *st)
     s_entry_reason(st);
     s_limit_reason(st);
     s_signal_reason(st);
+    s_kill_reason(st);
     /* killed by the OOM killer, not by a stop of the engine's */
     if (st->oom_killed && st->exit_code && !st->stop_sent && !st->kill_sent && !st->timed_out
         && !st->cancelled) {

@@ -845,6 +845,35 @@ YML
   check "nothing left in podman (removed by the test)" [ "$(left_behind)" -eq 0 ]
 }
 
+case_removed_outside() {   # the container removed by another tool mid-step: who to look at
+  pipeline rmout <<'YML'
+pipeline: rmout
+image: localhost/evrun-busybox:latest
+network: none
+steps:
+  - name: a
+    run: echo start; sleep 30; echo end
+YML
+  "$bin/evrun-runner" --exec "$tmp/rmout.yml" --state-dir "$tmp/rmout" > "$tmp/rmout.out" 2>&1 &
+  local runner=$! i
+  for i in $(seq 1 300); do grep -qx "a | start" "$tmp/rmout.out" && break; sleep 0.1; done
+  out=$tmp/rmout.out state=$tmp/rmout
+  job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$out" | head -n 1)
+  podman rm -f -t 0 "evrun-$(echo "$job" | tr 'A-Z' 'a-z')-a-1" > /dev/null
+  wait "$runner"
+  rc=$?
+  check "exit 1" [ "$rc" -eq 1 ]
+  # podman's rm -f kills it (137, which conmon's exit file may say) and
+  # removes it (which the inspect of an exit 137 may find): either way a reason
+  if grep -qF "a > lost (" "$out"; then
+    check "lost: who removed it and what to do" grep -qF "waiting for the container: it was removed before its end was seen, by something other than this runner (podman rm, podman container prune or system prune/reset): how it ended is not known; keep other tools off evrun-* containers (podman: no container with name or ID" "$out"
+  else
+    check "exit 137: what may have killed it" grep -qF "a > failed (exit 137, " "$out"
+    check "exit 137: ... its words" grep -qF "exit 137: a SIGKILL that evrun did not send ended it or its last command (or it exited 137 itself): the kernel's OOM killer (the host's kernel log says), or another process (podman kill, stop or rm -f of its container)" "$out"
+  fi
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
 case_bad_file() {
   run bad "$src/tests/data/pipelines/bad/cycle.yml"
   check "exit 2" [ "$rc" -eq 2 ]
@@ -1130,6 +1159,6 @@ which this runner does not offer: start it with --executors podman,process"
   check "nothing left of the job" [ "$(process_left)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image image_no_workspace image_no_shell always_local predefined network limits process_limits process_signal no_newline parallel_partial stream_order conmon_reset artifact_dir timeout secret secret_lines resource artifact_full process_full unreachable service_gone bad_file usage term_at_start sigint process process_missing_artifact process_artifact_links process_link_secret process_relative_state process_refused process_image process_sigint process_unfinished}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image image_no_workspace image_no_shell always_local predefined network limits process_limits process_signal no_newline parallel_partial stream_order conmon_reset artifact_dir timeout secret secret_lines resource artifact_full process_full unreachable service_gone removed_outside bad_file usage term_at_start sigint process process_missing_artifact process_artifact_links process_link_secret process_relative_state process_refused process_image process_sigint process_unfinished}
 # shellcheck disable=SC2086
 run_cases $cases
