@@ -26,7 +26,8 @@ struct evr_podman {
     evr_http_t *http;
 };
 
-typedef enum { S_PLAIN, S_CREATE, S_WAIT, S_INSPECT, S_LIST, S_VOLUME, S_INFO } s_kind_t;
+typedef enum { S_PLAIN, S_CREATE, S_WAIT, S_INSPECT, S_LIST, S_VOLUME, S_INFO, S_START,
+               S_REMOVE } s_kind_t;
 
 /*  One call in flight. */
 typedef struct {
@@ -202,6 +203,12 @@ s_parse(const s_call_t *c, long status, const char *body, size_t len, evr_podman
         break;
     case S_INFO:
         evr_podman_reply_info(status, body, len, rep);
+        break;
+    case S_START:
+        evr_podman_reply_start(status, body, len, rep);
+        break;
+    case S_REMOVE:
+        evr_podman_reply_remove(status, body, len, rep);
         break;
     default:
         evr_podman_reply_plain(status, body, len, rep);
@@ -496,7 +503,7 @@ evr_podman_create(evr_podman_t *self, const evr_podman_spec_t *spec, evr_podman_
 void
 evr_podman_start(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *arg)
 {
-    s_simple(self, S_PLAIN, "POST", "/containers/", name, "/start", S_TIMEOUT_MS, fn, arg);
+    s_simple(self, S_START, "POST", "/containers/", name, "/start", S_TIMEOUT_MS, fn, arg);
 }
 
 void
@@ -599,7 +606,7 @@ evr_podman_kill(evr_podman_t *self, const char *name, const char *signal, evr_po
 void
 evr_podman_remove(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *arg)
 {
-    s_simple(self, S_PLAIN, "DELETE", "/containers/", name, "?force=true&v=false",
+    s_simple(self, S_REMOVE, "DELETE", "/containers/", name, "?force=true&v=false",
              S_TIMEOUT_MS, fn, arg);
 }
 

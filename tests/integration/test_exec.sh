@@ -874,6 +874,40 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
+# proxied ANSWER MATCH NAME: runs the one-step pipeline $tmp/proxied.yml
+# through podman_proxy.py, which answers requests holding MATCH itself
+# (EVR_PROXY_ANSWER=ANSWER); sets $out $rc $job $state
+proxied() {
+  local answer=$1 match=$2 name=$3 pp i
+  rm -f "$tmp/px.sock"
+  EVR_PROXY_ANSWER=$answer python3 "$(dirname "$0")/podman_proxy.py" "$tmp/px.sock" \
+    "${EVRUN_PODMAN_URL#unix://}" "$tmp/px.log" "$match" &
+  pp=$!
+  for i in $(seq 1 100); do [ -S "$tmp/px.sock" ] && break; sleep 0.05; done
+  run "$name" "$tmp/proxied.yml" --podman-url "unix://$tmp/px.sock"
+  kill "$pp"; wait "$pp" 2>/dev/null
+}
+
+case_podman_garbage() {   # answers no podman gives: said, never a hang or a silent leftover
+  pipeline proxied <<'YML'
+pipeline: proxied
+image: localhost/evrun-busybox:latest
+network: none
+timeout: 60s
+steps:
+  - name: a
+    run: echo hi
+YML
+  proxied garbage "/start" pgstart
+  check "a start answered 200 with a page: fails, not waits" grep -qF "a > failed (never started): start: the start was answered HTTP 200 (\"<html>podman_proxy.py garbage\"), where podman answers 204 (started) or 304 (running): the container may not have started" "$out"
+  check "... nothing left in podman" [ "$(left_behind)" -eq 0 ]
+  proxied garbage "DELETE /v4.0.0/libpod/containers/" pgdel
+  check "a removal answered with no podman's reports: the step's result stands" grep -qF "a > succeeded (exit 0" "$out"
+  check "... the removal's failure said" grep -qF "removing a container of job $job: podman answered with a body that is not JSON (remove: " "$out"
+  podman rm -f "evrun-$(echo "$job" | tr 'A-Z' 'a-z')-a-1" > /dev/null 2>&1
+  check "... nothing left in podman (removed by the test)" [ "$(left_behind)" -eq 0 ]
+}
+
 case_bad_file() {
   run bad "$src/tests/data/pipelines/bad/cycle.yml"
   check "exit 2" [ "$rc" -eq 2 ]
@@ -1159,6 +1193,6 @@ which this runner does not offer: start it with --executors podman,process"
   check "nothing left of the job" [ "$(process_left)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image image_no_workspace image_no_shell always_local predefined network limits process_limits process_signal no_newline parallel_partial stream_order conmon_reset artifact_dir timeout secret secret_lines resource artifact_full process_full unreachable service_gone removed_outside bad_file usage term_at_start sigint process process_missing_artifact process_artifact_links process_link_secret process_relative_state process_refused process_image process_sigint process_unfinished}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image image_no_workspace image_no_shell always_local predefined network limits process_limits process_signal no_newline parallel_partial stream_order conmon_reset artifact_dir timeout secret secret_lines resource artifact_full process_full unreachable service_gone removed_outside podman_garbage bad_file usage term_at_start sigint process process_missing_artifact process_artifact_links process_link_secret process_relative_state process_refused process_image process_sigint process_unfinished}
 # shellcheck disable=SC2086
 run_cases $cases
