@@ -232,9 +232,13 @@ s_done(evr_http_req_t *req, void *arg)
            "Failed to connect to d port 80" */
         const char *why = strstr(terr, "onnect") ? s_socket_problem(evr_http_base(c->pm->http))
                                                  : NULL;
-        if (why)
-            snprintf(rep.msg, sizeof rep.msg, "cannot reach podman at %s: %s (%s)",
-                     evr_http_base(c->pm->http), why, terr);
+        const char *url = evr_http_base(c->pm->http);
+        if (why && !strncmp(why, "the socket ", 11))   /* gone: what to do */
+            snprintf(rep.msg, sizeof rep.msg, "cannot reach podman at %s: %s; start one "
+                     "there (podman system service --time=0 %s) (%s)", url, why, url, terr);
+        else if (why)
+            snprintf(rep.msg, sizeof rep.msg, "cannot reach podman at %s: %s (%s)", url, why,
+                     terr);
         else
             snprintf(rep.msg, sizeof rep.msg, "%s", terr);
     }

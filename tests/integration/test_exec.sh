@@ -840,8 +840,25 @@ YML
   check "... recorded" grep -qF '"status":"failed"' <("$bin/evrun-replay" "$state" --job "$job" --json)
   check "... no succeeded anywhere" sh -c "! grep -q 'succeeded' '$out'"
   check "the removal: podman unreachable, in words, not curl's alone" \
-    grep -qF "removing a container of job $job: cannot reach podman at $url: the socket does not exist: no podman service runs there (DELETE" "$out"
+    grep -qF "removing a container of job $job: cannot reach podman at $url: the socket does not exist: no podman service runs there; start one there (podman system service --time=0 $url) (DELETE" "$out"
   podman rm -f "$name" > /dev/null 2>&1
+  check "nothing left in podman (removed by the test)" [ "$(left_behind)" -eq 0 ]
+  # the output through podman's attach (not conmon's socket): the wait fails, saying what to do
+  "$src/tools/podman-service" start "$tmp/svc" >> "$tmp/svc.log" 2>&1
+  EVR_TEST_REST_ATTACH=1 "$bin/evrun-runner" --exec "$tmp/gone.yml" --state-dir "$tmp/gone2" \
+    --podman-url "$url" > "$tmp/gone2.out" 2>&1 &
+  runner=$!
+  for i in $(seq 1 300); do grep -qx "a | start" "$tmp/gone2.out" && break; sleep 0.1; done
+  "$src/tools/podman-service" stop "$tmp/svc" >> "$tmp/svc.log" 2>&1
+  wait "$runner"
+  rc=$?
+  out=$tmp/gone2.out state=$tmp/gone2
+  job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$out" | head -n 1)
+  name=evrun-$(echo "$job" | tr 'A-Z' 'a-z')-a-1
+  check "podman's attach: exit 1" [ "$rc" -eq 1 ]
+  check "... the step fails, saying what to do" grep -qF "a > failed (" "$out"
+  check "... its words" grep -qF "cannot reach podman at $url: the socket does not exist: no podman service runs there; start one there (podman system service --time=0 $url) (" "$out"
+  podman rm -f -t 0 "$name" > /dev/null 2>&1
   check "nothing left in podman (removed by the test)" [ "$(left_behind)" -eq 0 ]
 }
 
