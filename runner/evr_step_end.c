@@ -177,10 +177,18 @@ s_entry_reason(evr_eng_step_t *st)
         return;
     why += strlen(S_PID1_WHAT);
     const evr_spec_t *spec = st->job->spec;
-    evr_eng_set_reason(st, "the image %.512s has no /bin/sh that runs (%.100s): a step's run "
-                       "is a /bin/sh -c script; use an image with a shell",
-                       st->spec->image ? st->spec->image : spec->image ? spec->image : "?",
-                       why);
+    const char *image = st->spec->image ? st->spec->image : spec->image ? spec->image : "?";
+    /* the shell itself: missing, not executable, not a program of this
+       machine's; any other (E2BIG: Argument list too long) is not the
+       image's */
+    if (!strcmp(why, "No such file or directory") || !strcmp(why, "Permission denied")
+        || !strcmp(why, "Exec format error") || !strcmp(why, "Not a directory"))
+        evr_eng_set_reason(st, "the image %.512s has no /bin/sh that runs (%.100s): a step's "
+                           "run is a /bin/sh -c script; use an image with a shell", image, why);
+    else
+        evr_eng_set_reason(st, "the container's init could not start the step's /bin/sh -c "
+                           "(%.100s): its environment and script are the arguments of that "
+                           "exec", why);
 }
 
 /*  A host step that a signal ended, which the engine did not send, under

@@ -273,6 +273,15 @@ YML
   check "... its words" grep -qF "the image localhost/evrun-nosh:latest has no /bin/sh that runs (No such file or directory): a step's run is a /bin/sh -c script; use an image with a shell" "$out"
   check "... recorded" grep -qF '"reason":"the image localhost/evrun-nosh:latest has no /bin/sh' <("$bin/evrun-replay" "$state" --job "$job" --json)
   check "... nothing left in podman" [ "$(left_behind)" -eq 0 ]
+  # a /bin/sh that is no program (a text file, not executable): the same, its errno
+  printf 'not a shell\n' > "$tmp/bare-nosh/bin/sh"; chmod 644 "$tmp/bare-nosh/bin/sh"
+  tar -C "$tmp/bare-nosh" -cf "$tmp/bare-noxsh.tar" .
+  podman import -q "$tmp/bare-noxsh.tar" localhost/evrun-noxsh:latest > /dev/null
+  sed 's/evrun-nosh/evrun-noxsh/' "$tmp/nosh.yml" > "$tmp/noxsh.yml"
+  run noxsh "$tmp/noxsh.yml"
+  check "a /bin/sh not executable: said with its errno" grep -qF "a > failed (exit 1, " "$out"
+  check "... its words" grep -qF "the image localhost/evrun-noxsh:latest has no /bin/sh that runs (Permission denied): a step's run is a /bin/sh -c script; use an image with a shell" "$out"
+  podman rmi -f localhost/evrun-noxsh:latest > /dev/null 2>&1
   # catatonit's words in pieces from a script that exits 2: no such reason
   pipeline nosh2 <<'YML'
 pipeline: nosh2
