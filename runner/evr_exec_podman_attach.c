@@ -220,8 +220,9 @@ s_service_check(evr_pe_unit_t *u)
         u->gone = evr_asprintf("podman's service at %s went away during the step (%s) and did "
                                "not come back: the container's exit (%lld) was read from "
                                "conmon's exit file, but the container %s stays in podman, "
-                               "unremoved; start the service again (podman system service "
-                               "--time=0 %s) and remove it: podman rm -f %s",
+                               "unremoved; start the service again, to stay (podman system "
+                               "service --time=0 %s: without --time=0 it ends after 5 s "
+                               "without a call) and remove it: podman rm -f %s",
                                evr_podman_url(u->pe->pm), why, (long long) u->exit_code,
                                u->name, evr_podman_url(u->pe->pm), u->name);
     if (u->wait)

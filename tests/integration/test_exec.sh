@@ -845,7 +845,7 @@ YML
   check "the job fails: exit 1" [ "$rc" -eq 1 ]
   check "the output to its end (conmon's socket)" grep -qx "a | end" "$out"
   check "the step fails, not succeeds" grep -qF "a > failed (" "$out"
-  check "... why, what was seen, what to do" grep -qF "podman's service at $url went away during the step (the socket does not exist: no podman service runs there) and did not come back: the container's exit (0) was read from conmon's exit file, but the container $name stays in podman, unremoved; start the service again (podman system service --time=0 $url) and remove it: podman rm -f $name" "$out"
+  check "... why, what was seen, what to do" grep -qF "podman's service at $url went away during the step (the socket does not exist: no podman service runs there) and did not come back: the container's exit (0) was read from conmon's exit file, but the container $name stays in podman, unremoved; start the service again, to stay (podman system service --time=0 $url: without --time=0 it ends after 5 s without a call) and remove it: podman rm -f $name" "$out"
   check "... recorded" grep -qF '"status":"failed"' <("$bin/evrun-replay" "$state" --job "$job" --json)
   check "... no succeeded anywhere" sh -c "! grep -q 'succeeded' '$out'"
   check "the removal: podman unreachable, in words, not curl's alone" \
