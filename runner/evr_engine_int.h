@@ -82,6 +82,8 @@ typedef struct {
 
 typedef struct evr_eng_tok evr_eng_tok_t;
 
+#define EVR_ENG_ERR_HEAD 128
+
 typedef struct {
     evr_eng_job_t *job;
     uint32_t index;
@@ -132,6 +134,12 @@ typedef struct {
     uint64_t paused_ns;     /* the job was paused this long since the step started */
     uint64_t memory_limit;  /* bytes, of its limits (0: none): an OOM kill's reason */
     bool oom_killed;        /* its exit says the OOM killer ended it */
+    /* the first line of its stderr (up to EVR_ENG_ERR_HEAD bytes), kept
+       as it comes, whatever the pieces: a container's init that could
+       not start the step's /bin/sh says so there (evr_step_end.c) */
+    char err_head[EVR_ENG_ERR_HEAD];
+    uint8_t err_head_len;
+    bool err_head_done;     /* its newline came, or the room ran out */
     int signal;             /* the signal that ended it, when its executor
                                knows (a host step's; 0: none, or not known) */
     bool pulling;           /* CREATING: its create waits for its image's pull */

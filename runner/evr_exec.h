@@ -62,7 +62,8 @@ typedef struct {
                                or SIGKILL under a memory limit: podman 4.3 on
                                cgroup v1 does not tell an OOM kill) */
     uint64_t started_at;    /* inspect: wall ns of its start (0: not started) */
-    uint64_t finished_at;   /* inspect, EXITED: wall ns of its end (0: not known) */
+    uint64_t finished_at;   /* inspect, EXITED: wall ns of its end (0: not known);
+                               wait: of an end seen, when it still failed */
     bool lost;              /* inspect, EXITED: without an exit status (a host unit
                                whose supervisor was killed): what ran is ended,
                                how is not known; wait, logs: failed so */

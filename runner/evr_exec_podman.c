@@ -164,6 +164,15 @@ evr_pe_done(const evr_podman_result_t *pr, void *arg)
     }
     else if (op->kind == EVR_PE_WAIT && op->unit)
         evr_pe_unit_free(op->unit);      /* podman answered first */
+    if (op->kind == EVR_PE_WAIT && pr->rc && pr->not_found) {
+        /* podman's "no container with name or ID ... found" says neither
+           who removed it nor what to do */
+        snprintf(msg, sizeof msg, "it was removed before its end was seen, by something "
+                 "other than this runner (podman rm, podman container prune or system "
+                 "prune/reset): how it ended is not known; keep other tools off evrun-* "
+                 "containers (podman: %.400s)", pr->msg ? pr->msg : "");
+        r.msg = msg;
+    }
     if (op->fn)
         op->fn(&r, op->arg);
     free(names);

@@ -18,7 +18,10 @@
     there yet, again 1, 2, 4 ... 512 ms later, S_FILE_TRIES times: it is
     there at once but for a few ms now and then under load), and the
     unit's wait is answered with its exit code and OOM mark, without a
-    call to the podman service.  No file is looked for when conmon's
+    call to the podman service (but a connect to its socket: a service
+    that went away during the step and stays away cannot remove the
+    container, and the wait then fails saying so, s_service_check).  No
+    file is looked for when conmon's
     --exit-dir is not a directory this process sees (a runner in a
     container that sees conmon but not podman's run directory), nor,
     once one file never came, for any later unit (pe->no_exit_files, a
@@ -48,6 +51,7 @@
 #define S_EXIT_RETRY_MS 5
 #define S_EXIT_TRIES 8
 #define S_FILE_TRIES 10         /* reads again of the exit file, 1, 2, 4 ... 512 ms apart */
+#define S_SVC_TRIES 8           /* looks again at a service's socket found gone */
 #define S_FILE_SIGKILL 137      /* an exit inspect tells apart (the OOM killer's or not) */
 
 evr_pe_unit_t *
@@ -99,6 +103,7 @@ evr_pe_unit_free(evr_pe_unit_t *u)
     if (u->probe)
         u->probe->unit = NULL;
     evr_conmon_exit_destroy(&u->exit);
+    free(u->gone);
     if (u->prev)
         u->prev->next = u->next;
     else
@@ -127,16 +132,22 @@ s_unit_answer(evr_pe_unit_t *u)
     evr_pe_op_t *w = u->wait;
     evr_exec_fn *fn = w->fn;
     void *arg = w->arg;
-    evr_exec_result_t r = { .rc = EVR_OK, .msg = "", .exit_code = u->exit_code,
-                            .oom_killed = u->oom_killed };
+    char *gone = u->gone;
+    u->gone = NULL;
+    evr_exec_result_t r = { .rc = gone ? EVR_ERR_PODMAN : EVR_OK, .msg = gone ? gone : "",
+                            .exit_code = u->exit_code, .oom_killed = u->oom_killed };
+    if (gone)   /* the step ended when the file was read, not after the looks */
+        r.finished_at = evr_now_ns() - (evr_mono_ns() - u->read_ns);
     w->fn = NULL;
     evr_pe_unit_free(u);
     if (fn)
         fn(&r, arg);
+    free(gone);
 }
 
 static void s_exit_probe(evr_pe_unit_t *u);
 static void s_exit_file(evr_pe_unit_t *u);
+static void s_service_check(evr_pe_unit_t *u);
 
 static void
 s_exit_retry(evr_loop_t *loop, void *arg)
@@ -144,7 +155,9 @@ s_exit_retry(evr_loop_t *loop, void *arg)
     (void) loop;
     evr_pe_unit_t *u = arg;
     u->timer = 0;
-    if (u->known)
+    if (u->checking)
+        s_service_check(u);
+    else if (u->known)
         s_unit_answer(u);       /* the wait came after the exit was read */
     else if (u->exit)
         s_exit_file(u);
@@ -164,11 +177,11 @@ s_exit_file(evr_pe_unit_t *u)
     int r = evr_conmon_exit_read(u->exit, &code, &oom);
     if (r > 0 && (code != S_FILE_SIGKILL || oom)) {
         evr_conmon_exit_destroy(&u->exit);
-        u->known = true;
         u->exit_code = code;
         u->oom_killed = oom;
-        if (u->wait)
-            s_unit_answer(u);
+        u->read_ns = evr_mono_ns();
+        u->checking = true;
+        s_service_check(u);
         return;
     }
     if (r == 0 && u->file_tries < S_FILE_TRIES) {
@@ -183,6 +196,37 @@ s_exit_file(evr_pe_unit_t *u)
     }
     evr_conmon_exit_destroy(&u->exit);
     s_exit_probe(u);
+}
+
+/*  The exit read from conmon's file needed no podman: its service is
+    looked at (a connect to its socket) before the exit answers the wait.
+    One that went away during the step (stopped, crashed) cannot remove
+    the container, nor copy anything out of it: looked at again 10, 20,
+    40 ... 1280 ms later (S_SVC_TRIES times: a service restarting comes
+    back within that), still gone, the wait is answered with why, what was
+    read and what to do, and the step fails rather than pass with its
+    container left in podman. */
+static void
+s_service_check(evr_pe_unit_t *u)
+{
+    const char *why = evr_podman_unreachable(u->pe->pm);
+    if (why && u->svc_tries < S_SVC_TRIES) {
+        u->timer = evr_loop_timer_add(u->pe->base.loop, 10u << u->svc_tries++, s_exit_retry, u);
+        return;
+    }
+    u->checking = false;
+    u->known = true;
+    if (why)
+        u->gone = evr_asprintf("podman's service at %s went away during the step (%s) and did "
+                               "not come back: the container's exit (%lld) was read from "
+                               "conmon's exit file, but the container %s stays in podman, "
+                               "unremoved; start the service again, to stay (podman system "
+                               "service --time=0 %s: without --time=0 it ends after 5 s "
+                               "without a call) and remove it: podman rm -f %s",
+                               evr_podman_url(u->pe->pm), why, (long long) u->exit_code,
+                               u->name, evr_podman_url(u->pe->pm), u->name);
+    if (u->wait)
+        s_unit_answer(u);
 }
 
 /*  The inspect after the output ended: exited answers the wait (or keeps

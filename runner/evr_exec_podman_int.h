@@ -52,7 +52,11 @@ struct evr_pe_unit {
     evr_pe_op_t *attach; /* the attach until its done, or NULL */
     evr_pe_op_t *probe;  /* the inspect under way, or NULL */
     evr_conmon_exit_t *exit; /* conmon's exit file, while it is read, or NULL */
-    bool known;          /* its exit is known: exit_code, oom */
+    bool known;          /* its exit is known: exit_code, oom (or gone) */
+    bool checking;       /* its exit read from the file, the service's socket looked at */
+    int svc_tries;       /* looks at the service's socket that found it gone */
+    char *gone;          /* the service went away for good: why, as the wait's answer */
+    uint64_t read_ns;    /* mono ns the exit file was read */
     int file_tries;      /* reads of the exit file that found none */
     int tries;           /* inspects that showed it running */
     int64_t exit_code;

@@ -95,6 +95,36 @@ s_pull_hint(const char *image, uint32_t policy)
                  "tools/build-test-image; this runner's podman does not have it)";
 }
 
+/*  What podman says of a registry it could not pull from (not one it
+    refused: s_auth_hint) names no fix: the cause, in words, and what to
+    change.  "" when the message is none of these. */
+static const char *
+s_registry_hint(const char *image, const char *msg)
+{
+    if (strstr(msg, "did not resolve to an alias")
+        && strstr(msg, "no unqualified-search registries"))
+        return " (a short name, and this runner's podman searches no registry for one: give "
+               "the image's registry and tag, e.g. docker.io/library/NAME:TAG, or a "
+               "localhost/ image)";
+    if (strstr(msg, "server gave HTTP response to HTTPS client"))
+        return " (the registry speaks plain HTTP: mark it insecure in the registries.conf of "
+               "the runner's podman service: [[registry]] location = \"HOST:PORT\" insecure "
+               "= true)";
+    /* docker-registry says it of a repository it does not have too */
+    if (strstr(msg, "manifest unknown"))
+        return " (the registry has no image of that name and tag: check both)";
+    if (strstr(msg, "name unknown"))
+        return " (the registry has no such repository: check the image's name)";
+    if (strncmp(image, "localhost/", 10) && strstr(msg, "pinging container registry")
+        && (strstr(msg, "connection refused") || strstr(msg, "no such host")
+            || strstr(msg, "i/o timeout") || strstr(msg, "network is unreachable")
+            || strstr(msg, "connection reset")))
+        return " (the runner's podman cannot reach the registry the image names: check the "
+               "registry's host and port in the image, that it runs, and that the runner's "
+               "host reaches it)";
+    return "";
+}
+
 /*  A registry that refused the pull's credentials (none, or wrong ones)
     says only "unauthorized: authentication required": where they come
     from, and so what to fix. */
@@ -125,8 +155,9 @@ s_pulled(const evr_exec_result_t *r, void *arg)
         char *auth = s_auth_hint(job, r->msg);
         im->why = im->policy == EVR_PULL_NEVER && !r->pulled
                       ? evr_strdup(r->msg)
-                      : evr_asprintf("pulling image %s: %s%s%s", im->image, r->msg,
-                                     s_pull_hint(im->image, im->policy), auth);
+                      : evr_asprintf("pulling image %s: %s%s%s%s", im->image, r->msg,
+                                     s_pull_hint(im->image, im->policy),
+                                     s_registry_hint(im->image, r->msg), auth);
         free(auth);
         if (r->pulled || im->announced) {
             s_announce(im);

@@ -26,7 +26,8 @@ struct evr_podman {
     evr_http_t *http;
 };
 
-typedef enum { S_PLAIN, S_CREATE, S_WAIT, S_INSPECT, S_LIST, S_VOLUME, S_INFO } s_kind_t;
+typedef enum { S_PLAIN, S_CREATE, S_WAIT, S_INSPECT, S_LIST, S_VOLUME, S_INFO, S_START,
+               S_REMOVE } s_kind_t;
 
 /*  One call in flight. */
 typedef struct {
@@ -114,7 +115,8 @@ s_socket_problem(const char *url)
     if (strlen(path) >= sizeof sa.sun_path)
         return NULL;
     memcpy(sa.sun_path, path, strlen(path) + 1);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    /* non-blocking: a service whose backlog is full (EAGAIN) is there */
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return NULL;
     int rc = connect(fd, (struct sockaddr *) &sa, sizeof sa), e = errno;
@@ -134,6 +136,13 @@ s_socket_problem(const char *url)
                                  "there (one that stopped left it)"
          : e == EACCES         ? "permission denied on the socket (another user's service?)"
                                : NULL;
+}
+
+const char *
+evr_podman_unreachable(const evr_podman_t *self)
+{
+    const char *url = evr_http_base(self->http);
+    return strncmp(url, "unix://", 7) ? NULL : s_socket_problem(url);
 }
 
 evr_rc_t
@@ -195,6 +204,12 @@ s_parse(const s_call_t *c, long status, const char *body, size_t len, evr_podman
     case S_INFO:
         evr_podman_reply_info(status, body, len, rep);
         break;
+    case S_START:
+        evr_podman_reply_start(status, body, len, rep);
+        break;
+    case S_REMOVE:
+        evr_podman_reply_remove(status, body, len, rep);
+        break;
     default:
         evr_podman_reply_plain(status, body, len, rep);
         break;
@@ -217,9 +232,13 @@ s_done(evr_http_req_t *req, void *arg)
            "Failed to connect to d port 80" */
         const char *why = strstr(terr, "onnect") ? s_socket_problem(evr_http_base(c->pm->http))
                                                  : NULL;
-        if (why)
-            snprintf(rep.msg, sizeof rep.msg, "cannot reach podman at %s: %s (%s)",
-                     evr_http_base(c->pm->http), why, terr);
+        const char *url = evr_http_base(c->pm->http);
+        if (why && !strncmp(why, "the socket ", 11))   /* gone: what to do */
+            snprintf(rep.msg, sizeof rep.msg, "cannot reach podman at %s: %s; start one "
+                     "there (podman system service --time=0 %s) (%s)", url, why, url, terr);
+        else if (why)
+            snprintf(rep.msg, sizeof rep.msg, "cannot reach podman at %s: %s (%s)", url, why,
+                     terr);
         else
             snprintf(rep.msg, sizeof rep.msg, "%s", terr);
     }
@@ -488,7 +507,7 @@ evr_podman_create(evr_podman_t *self, const evr_podman_spec_t *spec, evr_podman_
 void
 evr_podman_start(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *arg)
 {
-    s_simple(self, S_PLAIN, "POST", "/containers/", name, "/start", S_TIMEOUT_MS, fn, arg);
+    s_simple(self, S_START, "POST", "/containers/", name, "/start", S_TIMEOUT_MS, fn, arg);
 }
 
 void
@@ -591,7 +610,7 @@ evr_podman_kill(evr_podman_t *self, const char *name, const char *signal, evr_po
 void
 evr_podman_remove(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *arg)
 {
-    s_simple(self, S_PLAIN, "DELETE", "/containers/", name, "?force=true&v=false",
+    s_simple(self, S_REMOVE, "DELETE", "/containers/", name, "?force=true&v=false",
              S_TIMEOUT_MS, fn, arg);
 }
 

@@ -81,6 +81,10 @@ evr_podman_t *evr_podman_new(const char *url, evr_loop_t *loop, evr_err_t *err);
 /*  Calls still in flight are dropped: their callbacks are not called. */
 void evr_podman_destroy(evr_podman_t **self_p);
 const char *evr_podman_url(const evr_podman_t *self);
+/*  Why nothing takes a connection at the service's socket, in words (as
+    evr_podman_ping says: it does not exist, refuses connections, ...),
+    or NULL when one is taken (a connect, no call: a few microseconds). */
+const char *evr_podman_unreachable(const evr_podman_t *self);
 
 /*  Synchronous check that the service answers (GET /_ping, 5 s): turns
     the loop until the answer (not from inside a callback of the loop). */

@@ -121,6 +121,22 @@ evr_podman_reply_plain(long status, const char *body, size_t len, evr_podman_rep
     return status >= 400 ? s_error(status, body, len, r) : EVR_OK;
 }
 
+evr_rc_t
+evr_podman_reply_start(long status, const char *body, size_t len, evr_podman_reply_t *r)
+{
+    s_reset(r);
+    if (status >= 400)
+        return s_error(status, body, len, r);
+    if (status != 204 && status != 304) {
+        char head[128];
+        evr_podman_reply_message(body, len, head, sizeof head);
+        s_fail(r, "the start was answered HTTP %ld (\"%s\"), where podman answers 204 "
+               "(started) or 304 (running): the container may not have started; is podman's "
+               "service what answers at the socket (not a proxy)?", status, head);
+    }
+    return r->rc;
+}
+
 /* ------------------------------------------------------------ JSON bodies */
 
 /*  What j is, for "expected X, got Y". */
@@ -560,4 +576,31 @@ evr_podman_reply_time(const char *s, size_t len, uint64_t *ns)
         return false;
     *ns = (uint64_t) t * 1000000000u + frac;
     return true;
+}
+
+evr_rc_t
+evr_podman_reply_remove(long status, const char *body, size_t len, evr_podman_reply_t *r)
+{
+    s_reset(r);
+    if (status >= 400)
+        return s_error(status, body, len, r);
+    if (status == 204 || len == 0)
+        return EVR_OK;
+    json_t *j = s_load("remove", body, len, JSON_ARRAY, r);
+    if (!j)
+        return r->rc;
+    size_t i;
+    json_t *rep;
+    json_array_foreach (j, i, rep) {
+        const char *err = json_string_value(json_object_get(rep, "Err"));
+        if (!json_is_object(rep))
+            s_fail(r, "podman's answer to remove: [%zu]: expected an object, got %s", i,
+                   s_what(rep));
+        else if (err && err[0])
+            s_fail(r, "podman did not remove it: %.900s", err);
+        if (r->rc)
+            break;
+    }
+    json_decref(j);
+    return r->rc;
 }

@@ -72,6 +72,20 @@ typedef struct {
 evr_rc_t evr_podman_reply_plain(long status, const char *body, size_t len,
                                 evr_podman_reply_t *r);
 
+/*  POST /containers/{name}/start: 204 (started) or 304 (running);
+    another status below 400 (a proxy's page: no podman's) is an error
+    that says so (the container may not have started), 400 and above
+    podman's error. */
+evr_rc_t evr_podman_reply_start(long status, const char *body, size_t len,
+                                evr_podman_reply_t *r);
+
+/*  DELETE /containers/{name}: 200 with podman's reports, [{"Id": ...,
+    "Err": ...}, ...]: an Err that is a string not empty fails, and a
+    body that is no JSON array of objects (an empty one passes: 204);
+    400 and above podman's error. */
+evr_rc_t evr_podman_reply_remove(long status, const char *body, size_t len,
+                                 evr_podman_reply_t *r);
+
 /*  POST /containers/create: {"Id": ...} -> r->id.  An error with "already
     in use" / "already exists" in it (podman answers 500, not 409, for a
     taken name), or a 409, sets r->exists. */

@@ -185,6 +185,20 @@ evr_eng_emit_output(evr_eng_step_t *st, int si, bool final)
 }
 
 
+/*  Keeps the first line of the step's stderr (evr_eng_step_t.err_head),
+    which may come in any pieces (catatonit writes its error in three). */
+static void
+s_err_head(evr_eng_step_t *st, const uint8_t *data, size_t len)
+{
+    for (size_t i = 0; i < len && !st->err_head_done; i++) {
+        if (data[i] == '\n' || st->err_head_len >= EVR_ENG_ERR_HEAD - 1)
+            st->err_head_done = true;
+        else
+            st->err_head[st->err_head_len++] = (char) data[i];
+    }
+    st->err_head[st->err_head_len] = '\0';
+}
+
 void
 evr_eng_on_output(int stream, const uint8_t *data, size_t len, void *arg)
 {
@@ -194,6 +208,8 @@ evr_eng_on_output(int stream, const uint8_t *data, size_t len, void *arg)
     evr_eng_mark_started(st);   /* output proves it runs: step.started comes first */
     int si = stream == 1 ? 0 : 1;
     evr_eng_stream_t *s = &st->out[si];
+    if (si == 1)
+        s_err_head(st, data, len);
     /* whole lines the other stream holds came first: their event goes
        first, so stdout and stderr keep their order as the executor read
        them, line by line (a part of a line waits: streams that switch
@@ -313,6 +329,10 @@ evr_eng_on_exit(const evr_exec_result_t *r, void *arg)
         st->lost = r->not_found || r->lost;   /* gone, or its supervisor killed */
         evr_eng_set_reason(st, "waiting for the %s: %s", st->job->ex->ops->unit_word, r->msg);
         st->exit_code = -1;
+        /* its end was seen, and the wait failed after (podman's service gone) */
+        uint64_t now_wall = evr_now_ns(), now = evr_mono_ns();
+        if (r->finished_at && r->finished_at < now_wall && now_wall - r->finished_at < now)
+            st->exited_at = now - (now_wall - r->finished_at);
     }
     else {
         st->exit_code = r->exit_code;

@@ -77,6 +77,9 @@ s_retry(evr_eng_step_t *st)
     st->exit_code = 0;
     st->oom_killed = false;
     st->signal = 0;
+    st->err_head_len = 0;
+    st->err_head_done = false;
+    st->err_head[0] = '\0';
     st->t_start = st->t_end = st->exited_at = 0;
     free(st->reason);
     st->reason = NULL;
@@ -155,6 +158,39 @@ s_shell_reason(evr_eng_step_t *st)
                            "(the step's output names it)");
 }
 
+#define S_PID1_HEAD "ERROR (catatonit:"
+#define S_PID1_WHAT "): failed to exec pid1: "
+
+/*  A container step whose init (catatonit: podman's "init": true) could
+    not start its /bin/sh -c SCRIPT (an image with no shell, a /bin/sh
+    that is no program of this machine's): it exits 1, and the first line
+    of its stderr, whole by now (the output has ended), says so. */
+static void
+s_entry_reason(evr_eng_step_t *st)
+{
+    if (st->exit_code != 1 || st->reason || st->stop_sent || st->kill_sent || st->timed_out
+        || st->cancelled || st->lost || st->job->spec->executor == EVR_EXECUTOR_PROCESS
+        || strncmp(st->err_head, S_PID1_HEAD, strlen(S_PID1_HEAD)))
+        return;
+    const char *why = strstr(st->err_head, S_PID1_WHAT);
+    if (!why)
+        return;
+    why += strlen(S_PID1_WHAT);
+    const evr_spec_t *spec = st->job->spec;
+    const char *image = st->spec->image ? st->spec->image : spec->image ? spec->image : "?";
+    /* the shell itself: missing, not executable, not a program of this
+       machine's; any other (E2BIG: Argument list too long) is not the
+       image's */
+    if (!strcmp(why, "No such file or directory") || !strcmp(why, "Permission denied")
+        || !strcmp(why, "Exec format error") || !strcmp(why, "Not a directory"))
+        evr_eng_set_reason(st, "the image %.512s has no /bin/sh that runs (%.100s): a step's "
+                           "run is a /bin/sh -c script; use an image with a shell", image, why);
+    else
+        evr_eng_set_reason(st, "the container's init could not start the step's /bin/sh -c "
+                           "(%.100s): its environment and script are the arguments of that "
+                           "exec", why);
+}
+
 /*  A host step that a signal ended, which the engine did not send, under
     a limit of its own that ends a process that way: a reason that names
     the limit (the exit alone says nothing of it).  RLIMIT_CPU ends a
@@ -188,6 +224,23 @@ s_limit_reason(evr_eng_step_t *st)
     evr_rec_free(&evr_limits_type, &lim);
 }
 
+/*  A container step that exited 137 (128 + SIGKILL), which the engine
+    did not send and no memory limit explains (the executor marks those
+    oom_killed): podman's exit alone does not tell a kill from a
+    program's exit 137, so the reason says what may have done it. */
+static void
+s_kill_reason(evr_eng_step_t *st)
+{
+    if (st->exit_code != 128 + SIGKILL || st->signal || st->oom_killed || st->reason
+        || st->stop_sent || st->kill_sent || st->timed_out || st->cancelled || st->lost
+        || st->job->spec->executor == EVR_EXECUTOR_PROCESS)
+        return;
+    evr_eng_set_reason(st, "exit 137: a SIGKILL that evrun did not send ended it or its last "
+                       "command (or it exited 137 itself): the kernel's OOM killer (the host's "
+                       "kernel log says), or another process (podman kill, stop or rm -f of "
+                       "its container)");
+}
+
 /*  A step that a signal ended, which the engine did not send, and no
     limit explains: its reason names the signal, as a hook's does
     (evr_wait_text), where the exit code 128+N alone could be a program
@@ -213,8 +266,10 @@ evr_eng_step_finish(evr_eng_step_t *st)
 {
     evr_eng_job_t *job = st->job;
     s_shell_reason(st);
+    s_entry_reason(st);
     s_limit_reason(st);
     s_signal_reason(st);
+    s_kill_reason(st);
     /* killed by the OOM killer, not by a stop of the engine's */
     if (st->oom_killed && st->exit_code && !st->stop_sent && !st->kill_sent && !st->timed_out
         && !st->cancelled) {

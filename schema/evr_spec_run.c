@@ -99,6 +99,13 @@ s_check_limits(const evr_limits_t *l, uint32_t executor, const char *path, evr_d
             snprintf(p, sizeof p, "%s.%s", path, keys[i].key);
             evr_diag_add(diag, p, "%s: remove it", process ? podman_only : host_only);
         }
+    uint32_t milli = 0;
+    if (!process && l->cpus && evr_spec_cpus_milli(l->cpus, &milli) && milli < 10) {
+        /* a CFS quota of milli * 100 us a 100 ms period: the kernel's least is 1 ms */
+        snprintf(p, sizeof p, "%s.cpus", path);
+        evr_diag_add(diag, p, "%s is below podman's smallest CPU limit, 0.01 (1 ms of CPU "
+                     "time per 100 ms)", l->cpus);
+    }
     if (!process && l->memory && l->memory < EVR_SPEC_MIN_MEMORY) {
         snprintf(p, sizeof p, "%s.memory", path);
         evr_diag_add(diag, p, "%llu bytes is below podman's smallest memory limit, 6M",

@@ -6,7 +6,9 @@
 # or volume of the job is left.
 #
 # Here a pipeline's basics (steps, images, networks, limits, timeouts,
-# secrets, resources, usage, SIGINT) and the process executor's; the
+# secrets, resources, usage, SIGINT) and the process executor's; podman's
+# failures (images, pulls, the service gone, odd answers) are
+# test_exec_podman.sh's; the
 # output's way and the control flow between steps are test_exec_flow.sh's,
 # inside the job (evrun-job) test_exec_job.sh's.
 set -u
@@ -188,89 +190,6 @@ YML
   check "exit 0" [ "$rc" -eq 0 ]
   check "default image" grep -q "^default | localhost/evrun-busybox:latest$" "$out"
   check "the step's own image" grep -q "^other | localhost/evrun-busybox-alt:latest$" "$out"
-}
-
-case_missing_image() {
-  pipeline noimage <<'YML'
-pipeline: missing-image
-image: localhost/evrun-no-such-image:latest
-steps:
-  - name: nothing
-    run: "true"
-YML
-  run noimage "$tmp/noimage.yml"
-  check "exit 1" [ "$rc" -eq 1 ]
-  check "podman's message reaches the user" grep -qi "image" "$out"
-  check "a localhost/ image: where it comes from" \
-    grep -q "nothing > failed (never started): .*(a localhost/ image is built on the runner's host, with podman build or tools/build-test-image; this runner's podman does not have it)" "$out"
-  check "no exit code: the step never started (its line, the summary, the reason)" sh -c "! grep -q 'exit -1' '$out'"
-  check "no exit code: the step never started (its line, the summary, the reason) [grep -Eq ^nothing +failed +- out]" grep -Eq "^nothing +failed +- " "$out"
-  check "no exit code: the step never started (its line, the summary, the reason) [^job .* failed in .*: step nothing failed: out]" grep -q "^job .* failed in .*: step nothing failed: " "$out"
-  check "... evrun-replay's table: EXIT -, DURATION -" \
-    grep -Eq "^nothing +failed +1 +- +- " <("$bin/evrun-replay" "$state" --job "$job")
-  check "... the summary: DURATION -" grep -Eq "^nothing +failed +- +-$" "$out"
-  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
-}
-
-# bare_image NAME [DIR...]: a busybox image with only /bin (sh, echo, cat,
-# pwd unless NOSH is set) and the DIRs, imported as localhost/evrun-NAME
-# (the case removes it)
-bare_image() {
-  local name=$1 root=$tmp/bare-$1 c; shift
-  mkdir -p "$root/bin" "$root/etc"
-  for d in "$@"; do mkdir -p "$root/$d"; done
-  if [ -z "${NOSH:-}" ]; then
-    cp /bin/busybox "$root/bin/"
-    for c in sh echo cat pwd; do ln -sf busybox "$root/bin/$c"; done
-  fi
-  tar -C "$root" -cf "$root.tar" .
-  podman import -q "$root.tar" "localhost/evrun-$name:latest" > /dev/null
-}
-
-case_image_no_workspace() {   # an image with no /workspace (alpine's): one step, and two
-  bare_image nows proc sys dev tmp
-  pipeline nows1 <<'YML'
-pipeline: nows1
-image: localhost/evrun-nows:latest
-steps:
-  - name: only
-    run: pwd
-YML
-  run nows1 "$tmp/nows1.yml"
-  check "one step: exit 0" [ "$rc" -eq 0 ]
-  check "... in /workspace, made" grep -qx "only | /workspace" "$out"
-  check "... nothing left in podman" [ "$(left_behind)" -eq 0 ]
-  pipeline nows2 <<'YML'
-pipeline: nows2
-image: localhost/evrun-nows:latest
-steps:
-  - name: a
-    run: echo hi > f
-  - name: b
-    needs: [a]
-    run: cat f
-YML
-  run nows2 "$tmp/nows2.yml"
-  check "two steps (a volume): exit 0" [ "$rc" -eq 0 ]
-  check "... the file shared" grep -qx "b | hi" "$out"
-  check "... nothing left in podman" [ "$(left_behind)" -eq 0 ]
-  podman rmi -f localhost/evrun-nows:latest > /dev/null 2>&1
-}
-
-case_always_local() {   # pull: always on a localhost/ image podman has: the policy is the cause
-  pipeline always_local <<'YML'
-pipeline: always-local
-image: localhost/evrun-busybox:latest
-pull: always
-steps:
-  - name: a
-    run: "true"
-YML
-  run always_local "$tmp/always_local.yml"
-  check "exit 1" [ "$rc" -eq 1 ]
-  check "the policy named, with the fix" grep -qF "(a localhost/ image is built on the runner's host and comes from no registry: pull: always cannot pull it; use pull: missing)" "$out"
-  check "... not that podman lacks it (it has it)" sh -c "! grep -q 'does not have it' '$out'"
-  check "... nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
 case_predefined() {   # CI and EVRUN_* in every step; a step's env may set them over
@@ -754,59 +673,6 @@ YML
   check "nothing left of the job" [ "$(process_left)" -eq 0 ]
 }
 
-case_unreachable() {
-  run unreachable "$src/examples/hello.yml" --podman-url unix:///tmp/evr-no-such-podman.sock
-  check "exit 2" [ "$rc" -eq 2 ]
-  check "names the URL it tried" grep -q "cannot reach podman at unix:///tmp/evr-no-such-podman.sock" "$err"
-  # why, in words (not curl's "Failed to connect to d port 80"), and what to do
-  check "says the socket does not exist" grep -q "sock: the socket does not exist: no podman service runs there" "$err"
-  check "... and what to do" grep -q "tools/podman-service start DIR.*EVRUN_PODMAN_URL" "$err"
-  # a socket nothing listens on (a service that stopped left it)
-  rm -f "$tmp/dead.sock"
-  python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$tmp/dead.sock"
-  run unreachable2 "$src/examples/hello.yml" --podman-url "unix://$tmp/dead.sock"
-  check "a dead socket: exit 2" [ "$rc" -eq 2 ]
-  check "a dead socket: says it refuses connections" \
-    grep -q "cannot reach podman at unix://$tmp/dead.sock: the socket refuses connections: no podman service listens there" "$err"
-  # a file or a directory where the socket should be: not "refuses
-  # connections" (Linux's ECONNREFUSED for both), nor "a service stopped"
-  : > "$tmp/afile"; mkdir -p "$tmp/adir"
-  run unreachable3 "$src/examples/hello.yml" --podman-url "unix://$tmp/afile"
-  check "a file: exit 2" [ "$rc" -eq 2 ]
-  check "a file: says so" grep -qF "cannot reach podman at unix://$tmp/afile: the path is a file, not a socket: give the socket's path (podman system service unix://PATH)" "$err"
-  run unreachable4 "$src/examples/hello.yml" --podman-url "unix://$tmp/adir"
-  check "a directory: exit 2" [ "$rc" -eq 2 ]
-  check "a directory: says so" grep -qF "cannot reach podman at unix://$tmp/adir: the path is a directory, not a socket" "$err"
-}
-
-case_service_gone() {   # podman's service stops during a step: the removal says why in words
-  "$src/tools/podman-service" start "$tmp/svc" > "$tmp/svc.log" 2>&1
-  check "a service of the case's own" [ -s "$tmp/svc/podman.pid" ]
-  local pid; pid=$(cat "$tmp/svc/podman.pid")
-  pipeline gone <<'YML'
-pipeline: gone
-image: localhost/evrun-busybox:latest
-network: none
-steps:
-  - name: a
-    run: echo start; sleep 4; echo end
-YML
-  "$bin/evrun-runner" --exec "$tmp/gone.yml" --state-dir "$tmp/gone" \
-    --podman-url "unix://$tmp/svc/podman.sock" > "$tmp/gone.out" 2>&1 &
-  local runner=$!
-  local i
-  for i in $(seq 1 300); do grep -qx "a | start" "$tmp/gone.out" && break; sleep 0.1; done
-  kill "$pid"   # only the case's own service, by its pid
-  wait "$runner"
-  out=$tmp/gone.out
-  job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$out" | head -n 1)
-  check "the step's end still known (conmon's exit file)" grep -q "^a > succeeded (exit 0" "$out"
-  check "the removal: podman unreachable, in words, not curl's alone" \
-    grep -qF "removing a container of job $job: cannot reach podman at unix://$tmp/svc/podman.sock: the socket does not exist: no podman service runs there (DELETE" "$out"
-  podman rm -f "evrun-$(echo "$job" | tr 'A-Z' 'a-z')-a-1" > /dev/null 2>&1
-  check "nothing left in podman (removed by the test)" [ "$(left_behind)" -eq 0 ]
-}
-
 case_bad_file() {
   run bad "$src/tests/data/pipelines/bad/cycle.yml"
   check "exit 2" [ "$rc" -eq 2 ]
@@ -1092,6 +958,6 @@ which this runner does not offer: start it with --executors podman,process"
   check "nothing left of the job" [ "$(process_left)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image image_no_workspace always_local predefined network limits process_limits process_signal no_newline parallel_partial stream_order conmon_reset artifact_dir timeout secret secret_lines resource artifact_full process_full unreachable service_gone bad_file usage term_at_start sigint process process_missing_artifact process_artifact_links process_link_secret process_relative_state process_refused process_image process_sigint process_unfinished}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image predefined network limits process_limits process_signal no_newline parallel_partial stream_order conmon_reset artifact_dir timeout secret secret_lines resource artifact_full process_full bad_file usage term_at_start sigint process process_missing_artifact process_artifact_links process_link_secret process_relative_state process_refused process_image process_sigint process_unfinished}
 # shellcheck disable=SC2086
 run_cases $cases

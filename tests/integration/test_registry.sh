@@ -197,6 +197,31 @@ case_missing_tag() {
     grep -q "pulling image $repo:no-such-tag: .*manifest unknown" "$out"
 }
 
+case_registry_words() {   # pulls that fail at the registry say what to change
+  pipeline no_repo "registry_auth: REGISTRY_CREDS"
+  sed -i "s|^image: .*|image: 127.0.0.1:$port/evrun/no-such-repo:1|" "$tmp/no_repo.yml"
+  run no_repo
+  check "no repository: exit 1" [ "$rc" -eq 1 ]
+  check "... the registry's words and the fix" grep -qF "manifest unknown: manifest unknown (the registry has no image of that name and tag: check both)" "$out"
+  pipeline missing_tag2 "registry_auth: REGISTRY_CREDS"
+  sed -i "s|^image: .*|image: $repo:no-such-tag|" "$tmp/missing_tag2.yml"
+  run missing_tag2
+  check "no such tag: the fix" grep -qF "manifest unknown: manifest unknown (the registry has no image of that name and tag: check both)" "$out"
+  pipeline plain "registry_auth: REGISTRY_CREDS"
+  sed -i "s|^image: .*|image: localhost:$port/evrun/tool:1|" "$tmp/plain.yml"
+  run plain
+  check "plain HTTP, not marked insecure: the fix" grep -qF "server gave HTTP response to HTTPS client (the registry speaks plain HTTP: mark it insecure in the registries.conf of the runner's podman service: [[registry]] location = \"HOST:PORT\" insecure = true)" "$out"
+  local dead; dead=$(free_port)
+  pipeline dead
+  sed -i "s|^image: .*|image: 127.0.0.1:$dead/evrun/tool:1|" "$tmp/dead.yml"
+  run dead
+  check "no registry listens: the fix" grep -qF "connection refused (the runner's podman cannot reach the registry the image names: check the registry's host and port in the image, that it runs, and that the runner's host reaches it)" "$out"
+  pipeline short
+  sed -i "s|^image: .*|image: evrun-no-such-short-name|" "$tmp/short.yml"
+  run short
+  check "a short name: the fix" grep -qF "(a short name, and this runner's podman searches no registry for one: give the image's registry and tag, e.g. docker.io/library/NAME:TAG, or a localhost/ image)" "$out"
+}
+
 case_always() {   # a changed tag: missing keeps the local copy, always pulls anew
   forget
   pipeline first "registry_auth: REGISTRY_CREDS"
@@ -579,6 +604,6 @@ case_memo() {   # a warm runner asks podman once a while per image; a removed on
     sh -c "[ \$(grep -c /images/pull '$root/calls.log') -eq 1 ] && ! grep -q 'GET /v4.0.0/libpod/images/' '$root/calls.log'"
 }
 
-cases=${*:-with_secret auth_file no_creds wrong_password missing_tag always never step_level resource_image first_image kill_during_pull cancel_pull follow example memo}
+cases=${*:-with_secret auth_file no_creds wrong_password missing_tag registry_words always never step_level resource_image first_image kill_during_pull cancel_pull follow example memo}
 # shellcheck disable=SC2086
 run_cases $cases

@@ -525,6 +525,38 @@ test_info(void)
     CHECK(!strcmp(r.msg, "info failed"));
 }
 
+/*  start: podman's 204 and 304 alone; remove: its reports read */
+static void
+test_start_remove(void)
+{
+    evr_podman_reply_t r;
+    CHECK(evr_podman_reply_start(204, NULL, 0, &r) == EVR_OK);
+    CHECK(evr_podman_reply_start(304, NULL, 0, &r) == EVR_OK);
+    CHECK(evr_podman_reply_start(200, "<html>a page", 12, &r) == EVR_ERR_PODMAN);
+    CHECK_CONTAINS(r.msg, "the start was answered HTTP 200 (\"<html>a page\"), where podman "
+                          "answers 204 (started) or 304 (running): the container may not have "
+                          "started");
+    CHECK(evr_podman_reply_start(404, "{\"message\":\"no container\"}", 26, &r)
+          == EVR_ERR_PODMAN && r.not_found);
+
+    const char *ok = "[{\"Id\":\"7d8a\",\"RawInput\":\"p2del\"}]";
+    CHECK(evr_podman_reply_remove(200, ok, strlen(ok), &r) == EVR_OK);
+    CHECK(evr_podman_reply_remove(200, NULL, 0, &r) == EVR_OK);
+    CHECK(evr_podman_reply_remove(204, NULL, 0, &r) == EVR_OK);
+    const char *nul = "[{\"Id\":\"7d8a\",\"Err\":null}]";
+    CHECK(evr_podman_reply_remove(200, nul, strlen(nul), &r) == EVR_OK);
+    const char *err = "[{\"Id\":\"7d8a\",\"Err\":\"container is busy\"}]";
+    CHECK(evr_podman_reply_remove(200, err, strlen(err), &r) == EVR_ERR_PODMAN);
+    CHECK_STR(r.msg, "podman did not remove it: container is busy");
+    CHECK(evr_podman_reply_remove(200, "<html>x", 7, &r) == EVR_ERR_PODMAN);
+    CHECK_CONTAINS(r.msg, "podman answered with a body that is not JSON (remove: ");
+    CHECK(evr_podman_reply_remove(200, "[5]", 3, &r) == EVR_ERR_PODMAN);
+    CHECK_STR(r.msg, "podman's answer to remove: [0]: expected an object, got an integer");
+    CHECK(evr_podman_reply_remove(200, "{}", 2, &r) == EVR_ERR_PODMAN);
+    CHECK(evr_podman_reply_remove(404, "{\"message\":\"no such\"}", 21, &r) == EVR_ERR_PODMAN
+          && r.not_found);
+}
+
 int
 main(void)
 {
@@ -537,5 +569,6 @@ main(void)
     EVR_TEST_RUN(test_time);
     EVR_TEST_RUN(test_volume);
     EVR_TEST_RUN(test_info);
+    EVR_TEST_RUN(test_start_remove);
     EVR_TEST_END();
 }
