@@ -4,7 +4,7 @@
 # `--recover`: a DAG whose parallel steps run at the kill, a secret
 # registered at run time and printed split around the kill, a step
 # printing a whole output chunk and part of the next at the kill, a cancel
-# of parallel steps.  EXECUTOR: podman (the real podman service,
+# of parallel steps, a timeout's grace and its stop, a resource's download.  EXECUTOR: podman (the real podman service,
 # $EVRUN_PODMAN_URL) or process.  Each case asserts: the job ended once,
 # as it should; every byte a step printed is stored once, in order; each
 # step ran once; evrun-replay's rebuild agrees with the stored state
@@ -406,5 +406,40 @@ case_dag_random() {
   done
 }
 
-all="dag dag_random secret secret_down chunk cancel resource tgrace"
+# Killed once the output of a step its timeout stopped has ended (its exit
+# not read): the recovery must find it timed out, not failed with 143.  It
+# compares the step's end with its deadline counted from step.started's
+# time: that time was once the commit's (a few ms after the live runner's
+# count began), and the process executor's end the file's coarse mtime
+# (a tick early), so a step stopped at its deadline looked ended in time
+# about one time in three.  Three kills.
+cat > "$tmp/tstop.yml" <<'YML'
+pipeline: crash-tstop
+image: localhost/evrun-busybox:latest
+steps:
+  - name: slow
+    timeout: 1s
+    run: for i in $(seq 1 300); do echo "slow line $i"; sleep 0.05; done
+YML
+adapt "$tmp/tstop.yml"
+case_tstop() {
+  local before=$fails k n
+  for k in 1 2 3; do
+    state=$tmp/tstop-$k
+    start "$state" "$tmp/tstop.yml" EVR_TEST_PAUSE_AT=output_ended:slow
+    check "$k: reached" wait_for "$state.err" "test pause at"
+    kill_runner
+    job=$(job_of "$state")
+    recover "$state"
+    check "$k: exit 1" [ "$rc" -eq 1 ]
+    check "$k: the step timed out" grep -Eq "^slow +timed_out +1 " <(replay "$state" --job "$job")
+    n=$(replay "$state" --output "$job/slow" | wc -l)
+    check "$k: its lines once, in order ($n)" cmp -s <(replay "$state" --output "$job/slow") \
+      <(seq 1 "$n" | sed "s/^/slow line /")
+    common_end "$job"
+    rm -rf "$state"
+  done
+}
+
+all="dag dag_random secret secret_down chunk cancel resource tgrace tstop"
 run_cases ${@:-$all}
