@@ -441,5 +441,32 @@ case_tstop() {
   done
 }
 
-all="dag dag_random secret secret_down chunk cancel resource tgrace tstop"
+# Killed once a secret is registered (kept, masked) but before the runner
+# answered evrun-job (EVR_TEST_PAUSE_AT=secret): evrun-job asks again until
+# the recovered runner answers, and the step goes on.
+case_secret_answer() {
+  local before=$fails
+  state=$tmp/secans
+  start "$state" "$tmp/secret.yml" EVR_TEST_PAUSE_AT=secret:s
+  check "reached" wait_for "$state.err" "test pause at secret of step s"
+  kill_runner
+  job=$(job_of "$state")
+  recover_bg "$state"
+  check "the step went on" bash -c "for i in \$(seq 1 200); do
+    '$bin/evrun-replay' '$state' --output '$job/s' 2>/dev/null | grep -q '^registered$' && exit 0
+    sleep 0.05; done; exit 1"
+  go_file "$job" go
+  wait "$rpid"; rc=$?; ended "$rpid"
+  check "recovery exit 0" [ "$rc" -eq 0 ]
+  check "job succeeded" grep -Eq "^$job +crash-secret +succeeded" <(replay "$state")
+  check "evrun-job said once that it asks again" [ "$(replay "$state" --output "$job/s" \
+    | grep -c '^evrun-job: the runner did not answer (channel closed); asking again')" -eq 1 ]
+  check "stored masked, once" cmp -s <(printf 'registered\nval: *** end\nagain: ***\n') \
+    <(replay "$state" --output "$job/s" | grep -v '^evrun-job: ')
+  check "the next step masks it" [ "$(replay "$state" --output "$job/t")" = "next: ***" ]
+  check "the value nowhere in the state directory" not grep -rqa "secehbbZq" "$state"
+  common_end "$job"
+}
+
+all="dag dag_random secret secret_answer secret_down chunk cancel resource tgrace tstop"
 run_cases ${@:-$all}
