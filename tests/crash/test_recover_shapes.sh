@@ -468,5 +468,38 @@ case_secret_answer() {
   common_end "$job"
 }
 
-all="dag dag_random secret secret_answer secret_down chunk cancel resource tgrace tstop"
+# Killed once a step's start was answered, before its step.started was
+# recorded (EVR_TEST_PAUSE_AT=started), and restarted after its timeout:
+# the recovery counts the timeout from the start the executor says (it
+# counted from the restart: the step ran twice its timeout and its
+# duration said the second half).
+cat > "$tmp/tstart.yml" <<'YML'
+pipeline: crash-tstart
+image: localhost/evrun-busybox:latest
+steps:
+  - name: slow
+    timeout: 3s
+    run: sleep 30
+YML
+adapt "$tmp/tstart.yml"
+case_tstart() {
+  local before=$fails t0
+  state=$tmp/tstart
+  start "$state" "$tmp/tstart.yml" EVR_TEST_PAUSE_AT=started:slow
+  check "reached" wait_for "$state.err" "test pause at started of step slow"
+  kill_runner
+  job=$(job_of "$state")
+  check "no step.started before the kill" not grep -q ' step.started ' <(replay "$state" --events)
+  sleep 3   # past the step's timeout, counted from its start
+  t0=$SECONDS
+  recover "$state"
+  check "exit 1" [ "$rc" -eq 1 ]
+  check "timed out soon after the restart, not 3 s later" [ $((SECONDS - t0)) -le 2 ]
+  check "the step timed out" grep -Eq "^slow +timed_out +1 " <(replay "$state" --job "$job")
+  check "its duration counts from its start (over 3 s)" \
+    grep -Eq '"duration":"[3-9]s' <(replay "$state" --events | grep ' step.finished ')
+  common_end "$job"
+}
+
+all="dag dag_random secret secret_answer secret_down chunk cancel resource tgrace tstop tstart"
 run_cases ${@:-$all}
