@@ -211,6 +211,10 @@ struct evr_broker {
     uint32_t test_accept_delay_ms;  /* EVR_TEST_ACCEPT_DELAY_MS: a wait between a taken
                                        job.accepted's pending cancel sent and its queue
                                        record's deletion */
+    bool test_no_ckpt;      /* EVR_TEST_NO_CHECKPOINT=1: no checkpoint of the journal's own
+                               (idle or full; one that comes with a queue change still
+                               runs), so a crash test's kill finds acknowledged submits in
+                               the journal alone */
     evr_runners_session_t *rlist;
     evr_lease_job_t *taken; /* (job, runner) pairs taken from lost runners */
     uint64_t started;       /* mono ns */

@@ -100,7 +100,7 @@ evr_queue_turn_end(evr_broker_t *b)
 {
     bool committing = b->nstaged > 0;
     evr_queue_flush(b);
-    if (b->npending && (evr_journal_used(b->journal) >= S_CKPT_BYTES
+    if (b->npending && !b->test_no_ckpt && (evr_journal_used(b->journal) >= S_CKPT_BYTES
                         || (!committing && evr_mono_ns() - b->last_commit >= S_IDLE_CKPT_NS)))
         evr_queue_checkpoint(b);
 }

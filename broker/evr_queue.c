@@ -52,6 +52,8 @@ evr_queue_init(evr_broker_t *b)
     b->test_delay_ms = delay ? (uint32_t) strtoul(delay, NULL, 10) % 60000 : 0;
     delay = getenv("EVR_TEST_ACCEPT_DELAY_MS");
     b->test_accept_delay_ms = delay ? (uint32_t) strtoul(delay, NULL, 10) % 60000 : 0;
+    const char *hold = getenv("EVR_TEST_NO_CHECKPOINT");
+    b->test_no_ckpt = hold && *hold == '1';
 }
 
 void

@@ -38,6 +38,12 @@ evr_eng_emit(evr_eng_job_t *job, evr_evtype_t t, const evr_eng_step_t *st)
 {
     evr_engine_t *e = job->eng;
     evr_event_t *ev = evr_event_new(t);
+    /* stamped now, not at its commit (up to a group commit's wait later):
+       a recovery counts timeouts from step.started's and job.accepted's
+       times, which must be the instants the live runner counted from
+       (t_start, t_accept), or a step the live runner stopped for its
+       timeout looks to the recovery as if it had ended in time */
+    ev->time = evr_now_ns();
     ev->job = evr_strdup(job->id);
     if (st) {
         ev->data.step = evr_strdup(st->spec->name);

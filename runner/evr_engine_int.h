@@ -451,8 +451,11 @@ void evr_eng_on_output(int stream, const uint8_t *data, size_t len, void *arg);
 void evr_eng_mark_started(evr_eng_step_t *st);
 /*  The unit runs: st moves to `to` (RUNNING, or REATTACHED for recovery),
     step.started is recorded and the wait for its exit begins; a job
-    that stops meanwhile stops it, a paused one pauses it. */
-void evr_eng_record_start(evr_eng_step_t *st, evr_eng_state_t to);
+    that stops meanwhile stops it, a paused one pauses it.  started: the
+    wall ns the executor says it started at (a recovery that finds it
+    running with no step.started: its timeout counts from then, as for a
+    step that started before the kill), or 0: now. */
+void evr_eng_record_start(evr_eng_step_t *st, evr_eng_state_t to, uint64_t started);
 void evr_eng_on_exit(const evr_exec_result_t *r, void *arg);
 void evr_eng_on_attached(const evr_exec_result_t *r, void *arg);
 void evr_eng_on_attach_end(const evr_exec_result_t *r, void *arg);

@@ -186,7 +186,7 @@ s_inspected(const evr_exec_result_t *r, void *arg)
         if (!running && r->finished_at)
             st->exited_at = s_to_mono(r->finished_at);
         if (starting)
-            evr_eng_record_start(st, to);   /* step.started, and the wait */
+            evr_eng_record_start(st, to, r->started_at);   /* step.started, and the wait */
         else {
             evr_eng_step_to(st, to);
             ex->ops->wait(ex, st->unit, evr_eng_on_exit, evr_eng_tok(st));
@@ -201,7 +201,7 @@ s_inspected(const evr_exec_result_t *r, void *arg)
        unit in) */
     s_recovered(st, "lost");
     if (starting)
-        evr_eng_record_start(st, EVR_ENG_STEP_RUNNING);
+        evr_eng_record_start(st, EVR_ENG_STEP_RUNNING, r->started_at);
     if (!r->rc && r->lost)
         evr_eng_set_reason(st, "%s %s: %s; what was left of it was killed",
                            ex->ops->unit_word, st->unit, r->msg ? r->msg : "no exit status");

@@ -437,13 +437,15 @@ s_end(int dfd, const char *dir, pid_t pid)
 {
     int sig;
     int64_t code = s_wait(dfd, dir, pid, &sig);
+    uint64_t at = evr_now_ns();
     struct stat so, se;
     if (fstatat(dfd, "stdout", &so, AT_SYMLINK_NOFOLLOW) != 0
         || fstatat(dfd, "stderr", &se, AT_SYMLINK_NOFOLLOW) != 0)
         return 1;   /* the unit is removed: nobody reads it */
     char buf[192];
-    int n = snprintf(buf, sizeof buf, "exit %" PRId64 "\nstdout %llu\nstderr %llu\n", code,
-                     (unsigned long long) so.st_size, (unsigned long long) se.st_size);
+    int n = snprintf(buf, sizeof buf, "exit %" PRId64 "\nstdout %llu\nstderr %llu\nat %" PRIu64
+                     "\n", code, (unsigned long long) so.st_size, (unsigned long long) se.st_size,
+                     at);
     if (sig)
         n += snprintf(buf + n, sizeof buf - (size_t) n, "signal %d\n", sig);
     evr_err_t err, again;

@@ -360,6 +360,7 @@ s_cmd_secret(const json_t *req, json_t *ans, evr_err_t *err, void *arg)
         s_add(job, name, value);
         evr_eng_emit(job, EVR_EV_SECRET_REGISTERED, st)->data.name = evr_strdup(name);
         evr_eng_step_log(st, "secret %s registered", name);
+        evr_eng_test_pause("secret", st);   /* crash tests: registered, not answered */
     }
     if (value)
         memset(value, 0, vl);

@@ -268,8 +268,15 @@ s_read_exit(int dfd, const char *dir, evr_unit_info_t *info, bool *found, evr_er
         int n;
         if (sig && sscanf(sig, "\nsignal %d\n", &n) == 1 && n > 0 && n < 128)
             info->signal = n;
+        /* the end's time as the supervisor read its clock; the file's
+           mtime (a supervisor of an earlier version) is the kernel's
+           coarse clock, up to a tick before it */
+        const char *at = strstr(text, "\nat ");
+        unsigned long long ns;
         struct stat sb;
-        if (fstatat(dfd, "exit", &sb, AT_SYMLINK_NOFOLLOW) == 0)
+        if (at && sscanf(at, "\nat %llu\n", &ns) == 1 && ns)
+            info->finished_at = ns;
+        else if (fstatat(dfd, "exit", &sb, AT_SYMLINK_NOFOLLOW) == 0)
             info->finished_at = (uint64_t) sb.st_mtim.tv_sec * 1000000000ull
                                 + (uint64_t) sb.st_mtim.tv_nsec;
     }

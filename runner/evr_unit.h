@@ -23,13 +23,17 @@
                       leader) has exited, before it reaps it: from then on
                       the group is the supervisor's to end, and nobody
                       signals its id again (it may be reused once reaped)
-      exit            "exit CODE\nstdout N\nstderr N\n", written (temporary
+      exit            "exit CODE\nstdout N\nstderr N\nat NS\n", written (temporary
                       file, then rename) by the supervisor once every
                       process of the step's group has ended: CODE is the
                       exit status, or 128+N after signal N; the N are the
                       final sizes of the output files (the output is their
                       first N bytes, whatever a process that left the group
-                      writes later); then "signal N\n" when signal N
+                      writes later); NS the wall-clock time (ns) the group
+                      was found ended (a supervisor of an earlier version
+                      does not write it: the file's mtime stands for it,
+                      the kernel's coarse clock, a tick early); then
+                      "signal N\n" when signal N
                       ended the step (128+N alone cannot tell it from an
                       exit with that status; a supervisor of an earlier
                       version does not write it); then "full\n" when the
@@ -79,7 +83,8 @@ typedef struct {
     int signal;             /* EXITED: the signal that ended the step (0: it
                                exited, or `exit` does not say) */
     uint64_t size[2];       /* EXITED: final bytes of stdout, stderr */
-    uint64_t finished_at;   /* EXITED (not lost): wall ns `exit` was written */
+    uint64_t finished_at;   /* EXITED (not lost): wall ns of the end `exit` says (else
+                               its mtime) */
     bool full;              /* EXITED: the disk was full at the step's end
                                (`exit` says "full") */
 } evr_unit_info_t;

@@ -27,6 +27,7 @@
     worst, each byte escaped as \u00XX (6) at the very worst. */
 #define S_ANSWER_MAX (32u << 20)
 #define S_CONNECT_WAIT_MS 10000    /* a runner restarting listens again within this */
+#define S_TRIGGER_WAIT_MS 120000    /* the broker's answer, the runner restarting */
 #define S_ANSWER_WAIT_MS 60000
 #define S_LINE_MAX 262144          /* a request line at most (EVR_CHAN_LINE_MAX) */
 /*  The start of the error answered to a connection past the channel's
@@ -420,8 +421,15 @@ s_call_once(const char *req, size_t len, s_answer_t *ans, bool retry)
             return retry ? 3 : 2;
         }
         if (r <= 0) {
-            fprintf(stderr, "evrun-job: the runner did not answer%s%s\n", r < 0 ? ": " : "",
-                    r < 0 ? (pr == 0 ? "timed out" : strerror(errno)) : " (channel closed)");
+            /* asked again (retry): said once, as what it is, not a failure */
+            static bool said;
+            if (!retry || !said)
+                fprintf(stderr, "evrun-job: the runner did not answer%s%s%s\n",
+                        r < 0 ? ": " : "",
+                        r < 0 ? (pr == 0 ? "timed out" : strerror(errno)) : " (channel closed)",
+                        retry ? "; asking again (a runner restarting answers once it "
+                        "listens again)" : "");
+            said = said || retry;
             close(fd);
             return retry ? 3 : 2;
         }
@@ -509,8 +517,23 @@ s_secret(const char *name)
     req[o++] = '"';
     req[o++] = '}';
     req[o++] = '\n';
+    /* asked again while the channel fails before an answer (the runner
+       killed or restarting: a registration it kept and did not answer is
+       made again, which changes nothing) */
     s_answer_t ans = { 0 };
-    int rc = s_call(req, o, &ans);
+    int rc = 3;
+    for (long waited = 0, pause = 25; rc == 3 && waited < S_TRIGGER_WAIT_MS; waited += pause) {
+        rc = s_call_ex(req, o, &ans, true);
+        if (rc == 3) {
+            pause = pause < 300 ? pause * 2 : 300;
+            s_sleep_ms(pause);
+        }
+    }
+    if (rc == 3) {
+        fprintf(stderr, "evrun-job: secret %s: no answer from the runner within %d s\n", name,
+                S_TRIGGER_WAIT_MS / 1000);
+        rc = 2;
+    }
     memset(req, 0, o);
     memset(value, 0, sizeof value);
     free(req);
@@ -549,7 +572,6 @@ s_call_id(char out[27])
     out[26] = '\0';
 }
 
-#define S_TRIGGER_WAIT_MS 120000    /* the broker's answer, the runner restarting */
 
 /*  One trigger of pipeline with args (argv-style NAME=VALUE): asks until
     the runner says accepted, refused or local.  0, or 2 (said). */

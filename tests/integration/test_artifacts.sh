@@ -500,5 +500,41 @@ YML
   remove_caches
 }
 
-bus_script_cases "failing_step job_cap ship_killed fetch_wait retried_copy other_copy cache cache_lru cache_recover" "$@"
+# The broker killed (-9) while it holds part of a file (the runner stopped
+# at the test pause "ship", then let go on each time it stops there): the
+# restarted broker takes the rest from where its partial file ends, and the
+# file arrives whole, once, as the event says.
+case_ship_broker_killed() {
+  fresh shipbroker
+  bus_broker && EVR_TEST_PAUSE_AT=ship bus_runner sb-1 "" 1 --executors process && bus_wait_runners 1
+  pipeline shipb <<'YML'
+pipeline: art-ship-broker
+executor: process
+steps:
+  - name: big
+    run: seq 1 1200000 > big.txt
+    artifacts: [big.txt]
+YML
+  local j cont
+  j=$(submit "$tmp/shipb.yml")
+  check "paused while shipping" ship_paused sb-1
+  check "the broker holds part of the file" [ -n "$(find "$tmp/broker/artifacts/$j/.partial" -type f -size +0 2>/dev/null)" ]
+  kill -9 "$broker_pid"; wait "$broker_pid" 2>/dev/null
+  bus_broker
+  # the runner stops at each partial ack: let it go on each time
+  ( while kill -CONT "$runner_pid_sb_1" 2>/dev/null; do sleep 0.1; done ) &
+  cont=$!
+  check "the job succeeded" [ "$(wait_job "$j" 60)" = succeeded ]
+  check "artifacts: exit 0" cli artifacts "$j" -o "$tmp/got" > /dev/null
+  check "whole" cmp -s <(seq 1 1200000) "$tmp/got/big/big.txt"
+  check "the broker's copy matches the event" [ "$(sha256sum < "$tmp/broker/artifacts/$j/big/big.txt" | cut -d' ' -f1)" = "$(event_sha "$j" big big.txt)" ]
+  check "received once" [ "$(grep -c "artifact big/big.txt of job $j received" "$tmp/broker.log")" -eq 1 ]
+  check "the broker carried on (no restart from zero)" not grep -q 'do not match its sha256' "$tmp/broker.log"
+  check "no partial left" [ -z "$(find "$tmp/broker/artifacts/$j/.partial" -type f)" ]
+  check "broker archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
+  bus_stop
+  wait "$cont" 2>/dev/null
+}
+
+bus_script_cases "failing_step job_cap ship_killed ship_broker_killed fetch_wait retried_copy other_copy cache cache_lru cache_recover" "$@"
 bus_script_end "$root/*/*.log $root/*/exec.out"

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # test_submit.sh BIN_DIR SRC_DIR [CASE...]: durable submits through a real
-# evrun-broker on ipc:// sockets (no runner, no podman): answered only once
-# the submit journal is flushed, every acknowledged job queued once after a
-# SIGKILL (with libevr_unflushed.so, the journal's unflushed writes lost as
-# by a power loss), a failed write answered with errors.  Each case starts
-# its own broker in a fresh state directory.  (Split from test_bus.sh.)
+# evrun-broker on ipc:// sockets (no podman; process runners where a job
+# runs): answered only once the submit journal is flushed, every
+# acknowledged job queued once after a SIGKILL (with libevr_unflushed.so,
+# the journal's unflushed writes lost as by a power loss), a failed write
+# answered with errors, acknowledged submits in the journal alone across a
+# kill of broker and runner.  Each case starts its own broker in a fresh
+# state directory.  (Split from test_bus.sh.)
 set -u
 bin=$1 src=$2
 shift 2
@@ -218,5 +220,51 @@ YML
   check "scheduled file with start_delay: the job ran" [ "$(wait_job "$j" 30)" = succeeded ]
 }
 
-bus_script_cases "submit_batch submit_journal_kill submit_commit_failed submit_record_args submit_scheduled_file" "$@"
+# Acknowledged submits in the journal alone (EVR_TEST_NO_CHECKPOINT=1: the
+# broker's idle checkpoint never writes them into the queue table) while a
+# job runs, then the broker and the runner killed at once: the restarted
+# broker takes them up from the journal, the recovered runner finishes the
+# running job and sends its events again; each job runs once, every line
+# is stored once, both stores verify.
+case_submit_inflight() {
+  fresh sinflight
+  EVR_TEST_NO_CHECKPOINT=1 bus_broker --log-level debug
+  bus_runner if-1 "" 1 --executors process && bus_wait_runners 1
+  pipeline pa <<'YML'
+pipeline: pa
+executor: process
+steps:
+  - name: count
+    run: for i in $(seq 1 30); do echo "tick $i"; sleep 0.1; done
+  - name: after
+    needs: [count]
+    run: echo "tick 31"
+YML
+  sed 's/^pipeline: pa$/pipeline: pb/' "$tmp/pa.yml" > "$tmp/pb.yml"
+  logs_have() { cli logs "$1" 2>/dev/null | grep -q "$2"; }
+  local a b c j
+  a=$(submit "$tmp/pa.yml")
+  check "a runs" bus_until 30 logs_have "$a" "tick 5"
+  b=$(submit "$tmp/pb.yml"); c=$(submit "$tmp/pb.yml")   # queued: the runner is full
+  check "b and c acknowledged" [ -n "$b" -a -n "$c" ]
+  check "... not in the queue table: no checkpoint since a's dispatch" \
+    [ "$(grep -c 'written into the store' "$tmp/broker.log")" -eq 1 ]
+  kill -9 "$broker_pid" "$runner_pid_if_1"
+  wait "$broker_pid" "$runner_pid_if_1" 2>/dev/null
+  bus_pids=()
+  bus_broker --log-level debug
+  bus_runner if-1 "" 1 --executors process
+  check "the journal's two taken up" grep -q "submit journal: 2 acknowledged submits taken up" "$tmp/broker.log"
+  for j in a b c; do
+    check "$j succeeded" [ "$(wait_job "${!j}" 60)" = succeeded ]
+    cli logs "${!j}" > "$tmp/$j.logs"
+    check "$j: every line once" exactly_once "$tmp/$j.logs" 31
+  done
+  check "three jobs in the archive, each finished once" \
+    [ "$("$bin/evrun-replay" "$tmp/broker" --events | grep -c ' job.finished ')" -eq 3 ]
+  check "broker archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
+  check "runner log verifies" "$bin/evrun-replay" "$tmp/r-if-1" --verify
+}
+
+bus_script_cases "submit_batch submit_journal_kill submit_inflight submit_commit_failed submit_record_args submit_scheduled_file" "$@"
 bus_script_end

@@ -503,8 +503,23 @@ test_recovery(void)
     s_tail_free(&l);
     char go[128];
     snprintf(go, sizeof go, "%s/work/JOB1/go", e.dir);
+    uint64_t before = evr_now_ns();
     close(open(go, O_CREAT | O_WRONLY, 0600));
     CHECK(s_wait(&e, name) == 7);
+    /* its end's time as the supervisor read it (`exit` says "at NS"), not
+       the file's mtime, the kernel's coarse clock a tick early: a
+       recovery compares it with the step's timeout */
+    CALL(&e, r, inspect, name);
+    CHECK(r.r.state == EVR_EXEC_EXITED);
+    CHECK(r.r.finished_at >= before && r.r.finished_at <= evr_now_ns());
+    char exitf[256], text[256];
+    snprintf(exitf, sizeof exitf, "%s/units/%s/exit", e.dir, name);
+    FILE *f = fopen(exitf, "r");
+    size_t tn = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    text[tn] = '\0';
+    if (f)
+        fclose(f);
+    CHECK_CONTAINS(text, "\nat ");
     s_logs(&e, e.ex, name, 6, 5, false, &l);
     CHECK_STR((char *) l.out[0].p, "second\n");
     CHECK_STR((char *) l.out[1].p, "err2\n");
