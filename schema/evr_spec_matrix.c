@@ -128,6 +128,74 @@ s_combo_name(const evr_step_t *st, uint32_t c, evr_strmap_t *env)
     return name;
 }
 
+/*  Path with each $KEY and ${KEY} of a matrix key in env put in (a key
+    written $OS_X is the key OS_X, not OS then _X, as the shell reads it);
+    NULL when it names none.  Caller frees. */
+static char *
+s_put_keys(const char *path, const evr_reclist_t *matrix, const evr_strmap_t *env)
+{
+    static const char ident[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_";
+    if (!strchr(path, '$'))
+        return NULL;
+    size_t cap = strlen(path) + 1;   /* each $ (2 bytes or more) becomes a value at most */
+    for (const char *d = path; (d = strchr(d, '$')); d++)
+        cap += EVR_SPEC_MAX_NAME;
+    char *out = evr_malloc(cap);
+    size_t used = 0;
+    bool put = false;
+    for (const char *p = path; *p;) {
+        const char *value = NULL;
+        size_t skip = 0;
+        if (*p == '$') {
+            bool brace = p[1] == '{';
+            const char *name = p + 1 + brace;
+            size_t n = strspn(name, ident);
+            if (n && n <= EVR_SPEC_MAX_NAME && (!brace || name[n] == '}')) {
+                char key[EVR_SPEC_MAX_NAME + 1];
+                memcpy(key, name, n);
+                key[n] = '\0';
+                for (uint32_t k = 0; k < matrix->n && !value; k++) {
+                    const evr_matrix_t *m = evr_reclist_at(&evr_matrix_type, matrix, k);
+                    if (!strcmp(m->name, key))
+                        value = evr_strmap_get(env, key);
+                }
+                skip = 1 + brace + n + brace;
+            }
+        }
+        if (value) {
+            size_t vn = strlen(value);
+            memcpy(out + used, value, vn);
+            used += vn;
+            p += skip;
+            put = true;
+        }
+        else
+            out[used++] = *p++;
+    }
+    out[used] = '\0';
+    if (!put) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/*  Step to's artifact paths, with its combination's matrix values put in
+    for $KEY and ${KEY} (`artifacts: ["dist/$OS"]`): the combinations share
+    the workspace, and each keeps its own files only by a path of its own.
+    Nothing else is expanded in an artifact path. */
+static void
+s_expand_artifacts(evr_step_t *to, const evr_reclist_t *matrix)
+{
+    for (uint32_t k = 0; k < to->artifacts.paths.n; k++) {
+        char *path = s_put_keys(to->artifacts.paths.v[k], matrix, &to->env);
+        if (path) {
+            free(to->artifacts.paths.v[k]);
+            to->artifacts.paths.v[k] = path;
+        }
+    }
+}
+
 /*  Checks step i's matrix; returns its combinations (1: none; 0: errors
     added). */
 static uint32_t
@@ -337,6 +405,7 @@ evr_spec_expand(evr_spec_t *spec, evr_diag_t *diag)
             st->matrix = matrix;
             free(to->name);
             to->name = s_combo_name(st, c, &to->env);
+            s_expand_artifacts(to, &matrix);
             names[first[i] + c] = evr_strdup(to->name);
             st->matrix = (evr_reclist_t) { 0 };
         }

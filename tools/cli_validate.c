@@ -41,8 +41,9 @@ s_help(FILE *out)
             "starts at once (needs: [] says it is meant); parallel over 1 in a\n"
             "pipeline whose steps run one after another (no needs, no dag: true);\n"
             "GitHub's ${{ ... }} in a run; a $NAME or ${{ ... }} in an env value,\n"
-            "which reaches the step as written (evrun expands nothing in it); a step's\n"
-            "timeout longer than the pipeline's.\n"
+            "which reaches the step as written (evrun expands nothing in it); a $NAME\n"
+            "in an artifact path that is no matrix key of its step; a step's timeout\n"
+            "longer than the pipeline's.\n"
             "\n"
             "  -a, --arg NAME=VALUE  give an arg, as evrun-cli run would\n"
             "  -p, --print           print the normalized spec of each valid file as JSON\n"
@@ -165,6 +166,45 @@ s_warn_env(const char *file, const evr_spec_t *spec, const evr_diag_t *diag)
     }
 }
 
+/*  An artifact path with a $NAME that is no matrix key of its step: the
+    runner looks for a file of that very name (only a matrix key's $KEY is
+    put in, by the loader).  Once a written step. */
+static void
+s_warn_artifacts(const char *file, const evr_spec_t *spec, const evr_diag_t *diag)
+{
+    uint32_t said = UINT32_MAX;
+    for (uint32_t i = 0; i <= spec->steps.n; i++) {
+        bool oe = i == spec->steps.n;
+        const evr_step_t *st = oe ? &spec->on_error : evr_spec_step(spec, i);
+        uint32_t w = oe ? 0 : evr_diag_written_index(diag, "steps", i);
+        if (!oe && w == said)
+            continue;
+        for (uint32_t k = 0; k < st->artifacts.paths.n; k++) {
+            const char *d = st->artifacts.paths.v[k];
+            while ((d = strchr(d, '$')) && d[1] != '{' && d[1] != '_'
+                   && !(d[1] >= 'A' && d[1] <= 'Z') && !(d[1] >= 'a' && d[1] <= 'z'))
+                d++;
+            if (!d)
+                continue;
+            said = oe ? said : w;
+            char path[64], shown[64], at[64] = "";
+            if (oe)
+                snprintf(path, sizeof path, "on_error.artifacts.paths[%u]", k);
+            else
+                snprintf(path, sizeof path, "steps[%u].artifacts.paths[%u]", i, k);
+            snprintf(shown, sizeof shown, "steps[%u].artifacts.paths[%u]", w, k);
+            uint32_t line = 0, col = 0;
+            if (evr_diag_pos(diag, path, &line, &col))
+                snprintf(at, sizeof at, "%u:%u:", line, col);
+            size_t n = strcspn(d + 1, "/");
+            fprintf(stderr, "%s:%s %s: warning: %.*s is not expanded: an artifact path is taken "
+                    "as written (only a matrix key of the step, $KEY or ${KEY}, is put in), so "
+                    "the runner looks for a file of that very name\n", file, at,
+                    oe ? path : shown, (int) (n < 40 ? n + 1 : 41), d);
+        }
+    }
+}
+
 /*  Warnings of a valid file: in a DAG (a step has needs), a step written
     without needs below another starts at once, which a reader of the
     file (or of GitLab's stages) may not expect.  `needs: []` written says
@@ -216,6 +256,7 @@ evr_cli_warn_dag(const char *file, const evr_spec_t *spec, const evr_diag_t *dia
     }
     s_warn_env(file, spec, diag);
     s_warn_timeouts(file, spec, diag);
+    s_warn_artifacts(file, spec, diag);
     uint32_t last = UINT32_MAX;
     for (uint32_t i = 1; dag && i < spec->steps.n; i++) {
         const evr_step_t *st = evr_spec_step(spec, i);

@@ -121,6 +121,15 @@ check "step timeout over the pipeline's: a warning at its line, once" \
   grep -qxF "$tmp/to.yml:6:32: steps[0].timeout: warning: 1h, longer than the pipeline's timeout, 10m, which covers the whole job and ends it first" "$tmp/err"
 check "step timeout over the pipeline's: one warning" [ "$(wc -l < "$tmp/err")" -eq 1 ]
 
+# an artifact path: a matrix key's $KEY is put in, any other $NAME is said (once a matrix step)
+printf 'pipeline: ar\nimage: localhost/evrun-busybox:latest\nsteps:\n  - name: a\n    matrix: {OS: [x, y]}\n    run: "true"\n    artifacts: ["dist/$OS", "out/${OS}/$SHA/f"]\n  - {name: b, run: "true", artifacts: [ok]}\n' > "$tmp/ar.yml"
+"$cli" validate --print "$tmp/ar.yml" > "$tmp/out" 2> "$tmp/err"
+check "\$NAME in an artifact path: still valid, exit 0" [ $? -eq 0 ]
+check "matrix key in an artifact path: the combination's value" grep -q '"dist/y"' "$tmp/out"
+check "\$NAME in an artifact path: a warning at its line, once" \
+  grep -qxF "$tmp/ar.yml:7:29: steps[0].artifacts.paths[1]: warning: \$SHA is not expanded: an artifact path is taken as written (only a matrix key of the step, \$KEY or \${KEY}, is put in), so the runner looks for a file of that very name" "$tmp/err"
+check "\$NAME in an artifact path: one warning" [ "$(wc -l < "$tmp/err")" -eq 1 ]
+
 "$cli" validate > /dev/null 2>&1
 check "no file: exit 2" [ $? -eq 2 ]
 "$cli" validate -a bad "$src/examples/hello.yml" > /dev/null 2>&1

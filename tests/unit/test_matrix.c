@@ -291,6 +291,58 @@ test_step_matches(void)
     CHECK(!evr_spec_step_matches(NULL, "build"));
 }
 
+/*  A matrix key's $KEY and ${KEY} in an artifact path are the
+    combination's value (each combination keeps files of its own in the
+    shared workspace); any other $NAME, or $OS_X for key OS, stays as
+    written; a value of ".." makes a path the check refuses, at the step as
+    written. */
+static void
+test_artifact_paths(void)
+{
+    static const char yml[] = "pipeline: m\n"
+                              "image: busybox\n"
+                              "steps:\n"
+                              "  - name: b\n"
+                              "    run: \"true\"\n"
+                              "    matrix: {OS: [linux, bsd], CC: [gcc]}\n"
+                              "    artifacts: [\"dist/$OS\", \"out/${OS}-${CC}.tar\", \"x/$OS_X\","
+                              " \"y/$HOME/$\", \"$CC$OS\"]\n";
+    evr_spec_t *spec = evr_spec_new();
+    evr_diag_t *diag = evr_diag_new("m.yml");
+    CHECK(evr_yaml_load(yml, sizeof yml - 1, spec, diag) == EVR_OK);
+    CHECK(spec->steps.n == 2);
+    if (spec->steps.n == 2) {
+        const evr_step_t *b = evr_spec_step(spec, 1);
+        CHECK_STR(b->name, "b[OS=bsd,CC=gcc]");
+        CHECK(b->artifacts.paths.n == 5);
+        if (b->artifacts.paths.n == 5) {
+            CHECK_STR(b->artifacts.paths.v[0], "dist/bsd");
+            CHECK_STR(b->artifacts.paths.v[1], "out/bsd-gcc.tar");
+            CHECK_STR(b->artifacts.paths.v[2], "x/$OS_X");
+            CHECK_STR(b->artifacts.paths.v[3], "y/$HOME/$");
+            CHECK_STR(b->artifacts.paths.v[4], "gccbsd");
+        }
+        CHECK_STR(evr_spec_step(spec, 0)->artifacts.paths.v[0], "dist/linux");
+    }
+    evr_diag_destroy(&diag);
+    evr_spec_destroy(&spec);
+
+    static const char up[] = "pipeline: m\n"
+                             "image: busybox\n"
+                             "steps:\n"
+                             "  - name: b\n"
+                             "    run: \"true\"\n"
+                             "    matrix: {D: [a, \"..\"]}\n"
+                             "    artifacts: [\"dist/$D\"]\n";
+    spec = evr_spec_new();
+    diag = evr_diag_new("m.yml");
+    CHECK(evr_yaml_load(up, sizeof up - 1, spec, diag) != EVR_OK);
+    CHECK(s_errors_with(diag, "steps[0].artifacts.paths[0]") == 1);
+    s_dump(diag);
+    evr_diag_destroy(&diag);
+    evr_spec_destroy(&spec);
+}
+
 int
 main(void)
 {
@@ -303,5 +355,6 @@ main(void)
     EVR_TEST_RUN(test_names);
     EVR_TEST_RUN(test_wire_refuses_matrix);
     EVR_TEST_RUN(test_step_matches);
+    EVR_TEST_RUN(test_artifact_paths);
     EVR_TEST_END();
 }
