@@ -387,5 +387,29 @@ YML
   check "broker archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
 }
 
-bus_script_cases "tail long_history follow_outage runner_killed runner_lost runner_lost_queued broker_killed" "$@"
+# A stdout that cannot be written (/dev/full): each follower says the
+# error of the write that failed, exit 2, where a print that failed in
+# stdio's buffer (a line longer than it, a --json line) lost its errno
+# and was said "Input/output error"
+case_stdout_full() {
+  fresh full
+  bus_broker && bus_runner fu-1 "" 1 --executors process && bus_wait_runners 1
+  pipeline longl <<'YML'
+pipeline: longl
+executor: process
+steps:
+  - { name: s, run: "head -c 20000 /dev/zero | tr '\\0' x; echo; echo short" }
+YML
+  local j c
+  j=$(submit "$tmp/longl.yml")
+  check "long-line job succeeded" [ "$(wait_job "$j" 60)" = succeeded ]
+  for c in "evrun-tail --job $j" "evrun-tail --job $j --json" "evrun-cli logs $j" \
+           "evrun-cli logs --follow $j" "evrun-cli logs --json $j"; do
+    timeout -k 5 20 "$bin/"$c > /dev/full 2> "$tmp/full.err"
+    check "$c > /dev/full: exit 2" [ $? -eq 2 ]
+    check "... saying the disk is full" grep -q ": writing to stdout: No space left on device$" "$tmp/full.err"
+  done
+}
+
+bus_script_cases "tail long_history follow_outage runner_killed runner_lost runner_lost_queued broker_killed stdout_full" "$@"
 bus_script_end
