@@ -52,6 +52,8 @@ typedef struct {
     evr_client_t *client;
     zsock_t *sub;           /* run, start --follow: the job's event stream, subscribed
                                before the submit (evr_cli_follow_first) */
+    int out_err;            /* run, start: errno of a write to stdout that failed (the
+                               accepted line, the last line of --wait) */
 } evr_cli_t;
 
 /*  evr_usage_brief and evr_getopt (evr_getopt.h) for an evrun-cli
