@@ -411,6 +411,7 @@ typedef struct {
     char last_step[128];
     bool at_line_start;
     uint32_t last_attempt;
+    int last_stream;        /* prefixed lines: 0 stdout, 1 stderr */
     s_carry_t carry[2];    /* stdout, stderr */
 } s_out_t;
 
@@ -503,10 +504,16 @@ s_output_chunk(const char *step, uint32_t attempt, const char *stream, const uin
         fwrite(bytes, 1, len, stdout);
         return 0;
     }
-    if (strcmp(ctx->last_step, step) != 0) {
+    /* another step's, attempt's or stream's bytes end a line left open:
+       its rest is a line of its own, as --exec and evrun-cli logs print it */
+    int si = strcmp(stream, "stderr") == 0;
+    if (strcmp(ctx->last_step, step) != 0 || ctx->last_attempt != attempt
+        || ctx->last_stream != si) {
         if (!ctx->at_line_start)
             fputc('\n', stdout);
         snprintf(ctx->last_step, sizeof ctx->last_step, "%s", step);
+        ctx->last_attempt = attempt;
+        ctx->last_stream = si;
         ctx->at_line_start = true;
     }
     for (size_t i = 0; i < len; i++) {
