@@ -1,5 +1,6 @@
 /*  evrun-cli: the user's command line.  main() only picks the subcommand;
     each lives in its own cli_*.c file. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,22 @@ s_unknown(const char *prog, const char *word)
     fprintf(stderr, " (evrun-cli --help describes them)\n");
 }
 
+/*  A command's end: what it printed to stdout and did not write (a full
+    disk, /dev/full) is said, exit 2, where the command said nothing and
+    exited 0; one that failed already said why (logs says its write
+    error itself). */
+static int
+s_done(const char *name, int status)
+{
+    int before = errno;     /* of a print that failed inside, its buffer given up */
+    errno = 0;
+    if ((fflush(stdout) == 0 && !ferror(stdout)) || status)
+        return status;
+    int e = errno ? errno : before ? before : EIO;
+    fprintf(stderr, "evrun-cli %s: writing to stdout: %s\n", name, strerror(e));
+    return 2;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -120,7 +137,7 @@ main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
         if (!strcmp(argv[1], s_commands[i].name))
-            return s_commands[i].fn(argc - 1, argv + 1);
+            return s_done(s_commands[i].name, s_commands[i].fn(argc - 1, argv + 1));
     /* options before the command (`evrun-cli --broker EP status ID`, as
        docker and kubectl take them): the first command named goes first,
        and the command's own parser takes or refuses the options */
@@ -130,7 +147,7 @@ main(int argc, char **argv)
                 char *cmd = argv[k];
                 memmove(argv + 2, argv + 1, (size_t) (k - 1) * sizeof *argv);
                 argv[1] = cmd;
-                return s_commands[i].fn(argc - 1, argv + 1);
+                return s_done(s_commands[i].name, s_commands[i].fn(argc - 1, argv + 1));
             }
     s_unknown("evrun-cli", argv[1]);
     return 2;

@@ -409,6 +409,12 @@ YML
     check "$c > /dev/full: exit 2" [ $? -eq 2 ]
     check "... saying the disk is full" grep -q ": writing to stdout: No space left on device$" "$tmp/full.err"
   done
+  # the other commands that print data: they exited 0, nothing written
+  for c in "status $j" "jobs" "runners" "status --json $j"; do
+    "$bin/evrun-cli" $c > /dev/full 2> "$tmp/full.err"
+    check "evrun-cli $c > /dev/full: exit 2" [ $? -eq 2 ]
+    check "... saying so" grep -qx "evrun-cli ${c%% *}: writing to stdout: No space left on device" "$tmp/full.err"
+  done
 }
 
 bus_script_cases "tail long_history follow_outage runner_killed runner_lost runner_lost_queued broker_killed stdout_full" "$@"
