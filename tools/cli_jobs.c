@@ -437,7 +437,7 @@ evr_cli_after_submit(evr_cli_t *cli, const char *job, bool follow, bool wait, bo
     int status = 0, out_err = cli->out_err;
     evr_cli_catch_stop();
     evr_client_set_stop(cli->client, &s_stop);  /* a Ctrl-C ends a wait for an answer */
-    if ((follow || wait) && cli->out_err)   /* its accepted line: its end would be lost too */
+    if (cli->out_err)   /* its id or accepted line (with --follow, its end would be lost too) */
         status = s_out_said(cli);
     else if (follow) {
         evr_follow_opts_t fo = { .job = job, .events = events, .json = cli->json, .follow = true,

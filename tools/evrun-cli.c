@@ -85,17 +85,17 @@ s_unknown(const char *prog, const char *word)
 
 /*  A command's end: what it printed to stdout and did not write (a full
     disk, /dev/full) is said, exit 2, where the command said nothing and
-    exited 0; one that failed already said why (logs says its write
-    error itself). */
+    exited 0; one that failed already said why (logs, run and submit say
+    their write error themselves). */
 static int
 s_done(const char *name, int status)
 {
-    int before = errno;     /* of a print that failed inside, its buffer given up */
     errno = 0;
     if ((fflush(stdout) == 0 && !ferror(stdout)) || status)
         return status;
-    int e = errno ? errno : before ? before : EIO;
-    fprintf(stderr, "evrun-cli %s: writing to stdout: %s\n", name, strerror(e));
+    /* a write that failed before, inside a print, took its errno along */
+    fprintf(stderr, "evrun-cli %s: writing to stdout: %s\n", name,
+            errno ? strerror(errno) : "a write failed, the output is cut short");
     return 2;
 }
 

@@ -415,6 +415,11 @@ YML
     check "evrun-cli $c > /dev/full: exit 2" [ $? -eq 2 ]
     check "... saying so" grep -qx "evrun-cli ${c%% *}: writing to stdout: No space left on device" "$tmp/full.err"
   done
+  # submit: its id not written (the error was zmq's EAGAIN, the write's lost)
+  "$bin/evrun-cli" submit "$tmp/longl.yml" > /dev/full 2> "$tmp/full.err"
+  check "submit > /dev/full: exit 2" [ $? -eq 2 ]
+  check "... saying so" grep -qx "evrun-cli submit: writing to stdout: No space left on device" "$tmp/full.err"
+  check "... its job named on stderr" grep -q "^job [0-9A-Z]* accepted (pipeline longl)$" "$tmp/full.err"
 }
 
 bus_script_cases "tail long_history follow_outage runner_killed runner_lost runner_lost_queued broker_killed stdout_full" "$@"
