@@ -113,6 +113,13 @@ int evr_cli_settings(evr_cli_t *cli);
 
 void evr_cli_done(evr_cli_t *cli);
 
+/*  SIGINT and SIGTERM call fn, and interrupt the system call they come
+    in (no SA_RESTART): a write to a stdout nobody reads (`| less` left
+    at its prompt, a full pipe, a terminal stopped with Ctrl-S) ends with
+    EINTR, where signal()'s restarted it, so a follower blocked there
+    never saw its Ctrl-C. */
+void evr_cli_on_stop(void (*fn)(int));
+
 /*  Prints an `error` answer ("PROG: code: message") and returns 1. */
 int evr_cli_refused(const evr_cli_t *cli, const evr_msg_t *reply);
 

@@ -402,8 +402,7 @@ s_run_common(int argc, char **argv, const char *name)
 void
 evr_cli_catch_stop(void)
 {
-    signal(SIGINT, s_on_signal);
-    signal(SIGTERM, s_on_signal);
+    evr_cli_on_stop(s_on_signal);
 }
 
 int

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdio_ext.h>
 #include <string.h>
 
 #include "evr_codec.h"
@@ -123,15 +124,24 @@ s_wrote(evr_fprint_t *f)
 {
     FILE *out = f->o->out;
     int before = errno;     /* of a write that failed inside a print */
-    errno = 0;
-    if ((fflush(out) == 0 && !ferror(out)) || f->write_err)
+    if (f->write_err)
         return;
+    /* a stream whose write failed (ferror) is not flushed again: what the
+       print put in it since would be written to the reader that does not
+       read, blocking with no signal left to end it (EINTR, below) */
+    errno = 0;
+    bool failed = ferror(out) || fflush(out) != 0 || ferror(out);
+    if (!failed)
+        return;
+    __fpurge(out);  /* ... nor at exit */
     int e = errno ? errno : before, fd = fileno(out);
     struct pollfd p = { .fd = fd, .events = POLLOUT };
     if (e != EPIPE && fd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & POLLERR))
         e = EPIPE;      /* a pipe whose reader is gone (an earlier write's errno lost) */
     f->write_err = e ? e : EIO;
-    if (f->write_err == EPIPE && f->stop) {
+    /* a write a SIGINT interrupted (blocked on a reader that does not
+       read: evr_cli_on_stop) ends it as the signal does */
+    if (f->stop && (f->write_err == EPIPE || (f->write_err == EINTR && *f->stop))) {
         *f->stop = 1;
         return;
     }
@@ -270,7 +280,9 @@ s_output(evr_fprint_t *f, evr_fprint_job_t *j, const evr_event_t *ev)
         return;
     }
     s_line_t *l = s_line(j, d->step, d->stream && !strcmp(d->stream, "stderr"));
-    for (size_t i = 0; i < d->bytes.len; i++) {
+    for (size_t i = 0; i < d->bytes.len && !ferror(f->o->out); i++) {
+        /* (a write failed: nothing more, s_wrote says why; a SIGINT's
+           EINTR would else be followed by a write that blocks again) */
         uint8_t c = d->bytes.data[i];
         if (c == '\n') {
             if (!l->len) {

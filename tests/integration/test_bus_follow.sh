@@ -422,5 +422,46 @@ YML
   check "... its job named on stderr" grep -q "^job [0-9A-Z]* accepted (pipeline longl)$" "$tmp/full.err"
 }
 
-bus_script_cases "tail long_history follow_outage runner_killed runner_lost runner_lost_queued broker_killed stdout_full" "$@"
+# A follower whose stdout's reader does not read (`| less` at its
+# prompt, a full pipe): blocked in its write, Ctrl-C still ends it
+# (signal() restarted the write: it stayed blocked, SIGINT and SIGTERM
+# lost, until killed)
+case_blocked_reader() {
+  fresh blocked
+  bus_broker && bus_runner bl-1 "" 2 --executors process && bus_wait_runners 1
+  pipeline lots <<'YML'
+pipeline: lots
+executor: process
+steps: [ { name: s, run: "seq 1 200000" } ]
+YML
+  local who pid rc
+  for who in tail run; do
+    rm -f "$tmp/fifo.$who" && mkfifo "$tmp/fifo.$who"
+    sleep 300 < "$tmp/fifo.$who" &   # holds the pipe open, reads nothing
+    bus_pids+=("$!")
+    if [ "$who" = tail ]; then
+      "$bin/evrun-tail" --all > "$tmp/fifo.$who" 2> "$tmp/blocked.$who" &
+      pid=$!
+      check "tail --all: on the event stream" bus_until 60 bus_connected "$pid" "$tmp/bus/events"
+      submit "$tmp/lots.yml" > /dev/null
+    else
+      "$bin/evrun-cli" run "$tmp/lots.yml" --follow > "$tmp/fifo.$who" 2> "$tmp/blocked.$who" &
+      pid=$!
+    fi
+    bus_pids+=("$pid")
+    check "$who: blocked writing to the pipe" bus_until 60 grep -q pipe_write "/proc/$pid/wchan"
+    kill -INT "$pid"
+    check "$who: ended by SIGINT" bus_until 10 eval "! kill -0 $pid 2>/dev/null"
+    kill -9 "$pid" 2>/dev/null   # (still blocked: not to hang the wait)
+    wait "$pid"; rc=$?
+    if [ "$who" = tail ]; then
+      check "tail --all: exit 0, saying nothing" [ "$rc" -eq 0 ] && [ ! -s "$tmp/blocked.$who" ]
+    else
+      check "run --follow: exit 130" [ "$rc" -eq 130 ]
+      check "... the job goes on" grep -q "^evrun-cli run: stopped following; job [0-9A-Z]* goes on" "$tmp/blocked.$who"
+    fi
+  done
+}
+
+bus_script_cases "tail long_history follow_outage runner_killed runner_lost runner_lost_queued broker_killed stdout_full blocked_reader" "$@"
 bus_script_end
