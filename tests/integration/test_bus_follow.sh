@@ -463,5 +463,27 @@ YML
   done
 }
 
-bus_script_cases "tail long_history follow_outage runner_killed runner_lost runner_lost_queued broker_killed stdout_full blocked_reader" "$@"
+# A step's bytes as it wrote them, to a pipe as to a terminal: escapes,
+# \r, NUL, bytes that are no UTF-8 (README "They print a step's output")
+case_raw_bytes() {
+  fresh raw
+  bus_broker && bus_runner rb-1 "" 1 --executors process && bus_wait_runners 1
+  pipeline rawb <<'YML'
+pipeline: rawb
+executor: process
+steps:
+  - { name: s, run: "printf 'a\\033[31mred\\033[0m 1\\r2\\0003 caf\\303\\251 \\377\\376\\nno newline'" }
+YML
+  local j
+  j=$(submit "$tmp/rawb.yml")
+  check "raw-bytes job succeeded" [ "$(wait_job "$j" 60)" = succeeded ]
+  printf "$j/s | a\033[31mred\033[0m 1\r2\0003 caf\303\251 \377\376\n$j/s | no newline\n" \
+    > "$tmp/raw.want"
+  timeout -k 5 20 "$bin/evrun-tail" --job "$j" > "$tmp/raw.tail"
+  check "evrun-tail: the bytes as written" cmp "$tmp/raw.want" "$tmp/raw.tail"
+  timeout -k 5 20 "$bin/evrun-cli" logs "$j" > "$tmp/raw.logs"
+  check "logs: the bytes as written" cmp <(sed "s|^$j/||" "$tmp/raw.want") "$tmp/raw.logs"
+}
+
+bus_script_cases "tail long_history follow_outage runner_killed runner_lost runner_lost_queued broker_killed stdout_full blocked_reader raw_bytes" "$@"
 bus_script_end
