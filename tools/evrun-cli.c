@@ -47,8 +47,9 @@ s_usage(FILE *out)
                  "command; 'evrun-cli --version' prints the version.\n"
                  "exit status: 0 ok; 1 the job failed, the command was refused, or (validate)\n"
                  "a pipeline file is invalid; 2 usage or connection errors, a bad pipeline\n"
-                 "file (run, submit), and for logs and artifacts no such job; 130 a\n"
-                 "--follow or --wait interrupted (Ctrl-C) before the job ended\n"
+                 "file (run, submit), a stdout that could not be written, and for logs\n"
+                 "and artifacts no such job; 130 a --follow or --wait interrupted\n"
+                 "(Ctrl-C) before the job ended\n"
                  "--json: stdout has JSON objects only, one per line; messages go to stderr\n");
 }
 

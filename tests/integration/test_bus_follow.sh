@@ -415,6 +415,7 @@ YML
     check "evrun-cli $c > /dev/full: exit 2" [ $? -eq 2 ]
     check "... saying so" grep -qx "evrun-cli ${c%% *}: writing to stdout: No space left on device" "$tmp/full.err"
   done
+  check "evrun-cli --help says that exit 2" bash -c "'$bin/evrun-cli' --help | tr '\n' ' ' | grep -q '2 usage .* a stdout that could not be written'"
   # submit: its id not written (the error was zmq's EAGAIN, the write's lost)
   "$bin/evrun-cli" submit "$tmp/longl.yml" > /dev/full 2> "$tmp/full.err"
   check "submit > /dev/full: exit 2" [ $? -eq 2 ]
