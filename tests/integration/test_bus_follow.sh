@@ -435,7 +435,7 @@ pipeline: lots
 executor: process
 steps: [ { name: s, run: "seq 1 200000" } ]
 YML
-  local who pid rc
+  local who pid rc lj
   for who in tail run; do
     rm -f "$tmp/fifo.$who" && mkfifo "$tmp/fifo.$who"
     sleep 300 < "$tmp/fifo.$who" &   # holds the pipe open, reads nothing
@@ -444,7 +444,7 @@ YML
       "$bin/evrun-tail" --all > "$tmp/fifo.$who" 2> "$tmp/blocked.$who" &
       pid=$!
       check "tail --all: on the event stream" bus_until 60 bus_connected "$pid" "$tmp/bus/events"
-      submit "$tmp/lots.yml" > /dev/null
+      lj=$(submit "$tmp/lots.yml")
     else
       "$bin/evrun-cli" run "$tmp/lots.yml" --follow > "$tmp/fifo.$who" 2> "$tmp/blocked.$who" &
       pid=$!
@@ -462,6 +462,19 @@ YML
       check "... the job goes on" grep -q "^evrun-cli run: stopped following; job [0-9A-Z]* goes on" "$tmp/blocked.$who"
     fi
   done
+  # evrun-replay: one SIGINT stops it there too (it took a second one)
+  check "lots job succeeded" [ "$(wait_job "$lj" 60)" = succeeded ]
+  rm -f "$tmp/fifo.r" && mkfifo "$tmp/fifo.r"
+  sleep 300 < "$tmp/fifo.r" &
+  bus_pids+=("$!")
+  "$bin/evrun-replay" "$tmp/broker" --output "$lj" > "$tmp/fifo.r" 2> "$tmp/blocked.r" &
+  pid=$!
+  check "replay: blocked writing to the pipe" bus_until 60 grep -q pipe_write "/proc/$pid/wchan"
+  kill -INT "$pid"
+  check "replay: ended by one SIGINT" bus_until 10 eval "! kill -0 $pid 2>/dev/null"
+  kill -9 "$pid" 2>/dev/null
+  wait "$pid"
+  check "... by the signal's own status (130)" [ $? -eq 130 ]
 }
 
 # A step's bytes as it wrote them, to a pipe as to a terminal: escapes,
