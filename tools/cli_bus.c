@@ -4,6 +4,7 @@
 #include "evr_getopt.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,6 +164,15 @@ evr_cli_job_operand(const evr_cli_t *cli, int argc, char **argv, int optind_)
         return NULL;
     }
     return evr_client_job_arg(cli->prog, argv[optind_]);
+}
+
+void
+evr_cli_on_stop(void (*fn)(int))
+{
+    struct sigaction sa = { .sa_handler = fn };     /* sa_flags 0: no SA_RESTART */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
 }
 
 void

@@ -52,6 +52,8 @@ typedef struct {
     evr_client_t *client;
     zsock_t *sub;           /* run, start --follow: the job's event stream, subscribed
                                before the submit (evr_cli_follow_first) */
+    int out_err;            /* run, start: errno of a write to stdout that failed (the
+                               accepted line, the last line of --wait) */
 } evr_cli_t;
 
 /*  evr_usage_brief and evr_getopt (evr_getopt.h) for an evrun-cli
@@ -110,6 +112,13 @@ int evr_cli_job_opt(const char *prog, int c, const char *arg, evr_msg_t *req);
 int evr_cli_settings(evr_cli_t *cli);
 
 void evr_cli_done(evr_cli_t *cli);
+
+/*  SIGINT and SIGTERM call fn, and interrupt the system call they come
+    in (no SA_RESTART): a write to a stdout nobody reads (`| less` left
+    at its prompt, a full pipe, a terminal stopped with Ctrl-S) ends with
+    EINTR, where signal()'s restarted it, so a follower blocked there
+    never saw its Ctrl-C. */
+void evr_cli_on_stop(void (*fn)(int));
 
 /*  Prints an `error` answer ("PROG: code: message") and returns 1. */
 int evr_cli_refused(const evr_cli_t *cli, const evr_msg_t *reply);

@@ -176,6 +176,26 @@ evr_cli_copy_tar(const char *prog, const char *file, const char *key, const char
     return ok;
 }
 
+/*  After prints to stdout, errno set to 0 before them: a write that failed
+    is kept in cli->out_err (its errno: a print that failed inside gave
+    its buffer up, so only errno still says why), for the caller to say. */
+static void
+s_out_check(evr_cli_t *cli)
+{
+    int before = errno;
+    errno = 0;
+    if ((fflush(stdout) || ferror(stdout)) && !cli->out_err)
+        cli->out_err = errno ? errno : before ? before : EIO;
+}
+
+/*  ... said: "PROG: writing to stdout: No space left on device", exit 2. */
+static int
+s_out_said(const evr_cli_t *cli)
+{
+    fprintf(stderr, "%s: writing to stdout: %s\n", cli->prog, strerror(cli->out_err));
+    return 2;
+}
+
 /*  evr_cli_wait; `patient` (after a follow, which outlives a broker that
     does not answer): no answer is said once, and asked again a second
     after each wait, on a fresh connection, until it comes or *stop. */
@@ -208,6 +228,7 @@ s_wait(evr_cli_t *cli, const char *job, volatile sig_atomic_t *stop, bool patien
             evr_job_status_parse(rep.status, &st);
         int done = rep.type != EVR_MSG_JOB ? evr_cli_refused(cli, &rep) + 1
                  : st >= EVR_JOB_SUCCEEDED ? (st == EVR_JOB_SUCCEEDED ? 1 : 2) : 0;
+        errno = 0;
         if (done && rep.type == EVR_MSG_JOB && cli->json)
             evr_cli_json(&rep);     /* the end as `status --json` prints it */
         else if (done && rep.type == EVR_MSG_JOB) {
@@ -217,6 +238,13 @@ s_wait(evr_cli_t *cli, const char *job, volatile sig_atomic_t *stop, bool patien
                          rep.allowed_failures, rep.allowed_failures == 1 ? "" : "s");
             printf("job %s %s%s%s%s\n", job, rep.status, allowed, rep.reason ? ": " : "",
                    rep.reason ? rep.reason : "");
+        }
+        if (done && (s_out_check(cli), cli->out_err)) {   /* it ended: said so on stderr */
+            s_out_said(cli);
+            fprintf(stderr, "%s: job %s %s (not written to stdout: evrun-cli status %s)\n",
+                    cli->prog, job, rep.type == EVR_MSG_JOB ? rep.status : "?", job);
+            evr_msg_clear(&rep);
+            return 2;
         }
         evr_msg_clear(&rep);
         if (done)
@@ -251,6 +279,7 @@ evr_cli_send_job(evr_cli_t *cli, evr_msg_t *req)
             return 2;
         }
         int status = 0;
+        errno = 0;
         if (rep.type != EVR_MSG_ACCEPTED)
             status = evr_cli_refused(cli, &rep);
         else if (cli->json)
@@ -266,7 +295,7 @@ evr_cli_send_job(evr_cli_t *cli, evr_msg_t *req)
         }
         if (rep.type == EVR_MSG_ACCEPTED && rep.message && !cli->json)
             fprintf(stderr, "%s: note: %s\n", cli->prog, rep.message);
-        fflush(stdout);
+        s_out_check(cli);
         evr_msg_clear(&rep);
         return status;
     }
@@ -376,8 +405,7 @@ s_run_common(int argc, char **argv, const char *name)
 void
 evr_cli_catch_stop(void)
 {
-    signal(SIGINT, s_on_signal);
-    signal(SIGTERM, s_on_signal);
+    evr_cli_on_stop(s_on_signal);
 }
 
 int
@@ -408,10 +436,12 @@ evr_cli_follow_first(evr_cli_t *cli, const char *job)
 int
 evr_cli_after_submit(evr_cli_t *cli, const char *job, bool follow, bool wait, bool events)
 {
-    int status = 0;
+    int status = 0, out_err = cli->out_err;
     evr_cli_catch_stop();
     evr_client_set_stop(cli->client, &s_stop);  /* a Ctrl-C ends a wait for an answer */
-    if (follow) {
+    if (cli->out_err)   /* its id or accepted line (with --follow, its end would be lost too) */
+        status = s_out_said(cli);
+    else if (follow) {
         evr_follow_opts_t fo = { .job = job, .events = events, .json = cli->json, .follow = true,
                                  .out = stdout };
         status = evr_follow_on(cli->prog, cli->cfg, cli->client, &fo, &cli->sub, &s_stop);
@@ -425,7 +455,8 @@ evr_cli_after_submit(evr_cli_t *cli, const char *job, bool follow, bool wait, bo
     if (status == EVR_CLI_INTERRUPTED)
         fprintf(stderr, "%s: stopped %s; job %s goes on (evrun-cli cancel %s)\n", cli->prog,
                 follow ? "following" : "waiting", job, job);
-    else if (status == 2 && (follow || wait))   /* submitted: not to be submitted again */
+    else if (status == 2 && (follow || wait) && (!cli->out_err || out_err))
+        /* submitted: not to be submitted again (unless its end was written) */
         fprintf(stderr, "%s: job %s was submitted and goes on (%s: evrun-cli %s %s; to stop "
                 "it: evrun-cli cancel %s)\n", cli->prog, job, follow ? "to follow it" : "its status",
                 follow ? "logs --follow" : "status", job, job);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdio_ext.h>
 #include <string.h>
 
 #include "evr_codec.h"
@@ -108,20 +109,39 @@ evr_fprint_job_destroy(evr_fprint_t *self, evr_fprint_job_t **job_p)
 /*  After a print: a write to o->out that failed ends the follow, nothing
     more printed.  Its reader gone (EPIPE: `evrun-tail --all | head`) sets
     *stop, as SIGINT would, and is not said; another error (a full disk)
-    is said, exit 2. */
+    is said, exit 2.  errno is set to 0 before the print (s_print_begin):
+    a print longer than stdio's buffer (a --json line) wrote and failed
+    inside, giving its buffer up, so the fflush here finds nothing to
+    write and only errno still holds why. */
+static void
+s_print_begin(void)
+{
+    errno = 0;
+}
+
 static void
 s_wrote(evr_fprint_t *f)
 {
     FILE *out = f->o->out;
-    errno = 0;
-    if ((fflush(out) == 0 && !ferror(out)) || f->write_err)
+    int before = errno;     /* of a write that failed inside a print */
+    if (f->write_err)
         return;
-    int e = errno, fd = fileno(out);
+    /* a stream whose write failed (ferror) is not flushed again: what the
+       print put in it since would be written to the reader that does not
+       read, blocking with no signal left to end it (EINTR, below) */
+    errno = 0;
+    bool failed = ferror(out) || fflush(out) != 0 || ferror(out);
+    if (!failed)
+        return;
+    __fpurge(out);  /* ... nor at exit */
+    int e = errno ? errno : before, fd = fileno(out);
     struct pollfd p = { .fd = fd, .events = POLLOUT };
     if (e != EPIPE && fd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & POLLERR))
         e = EPIPE;      /* a pipe whose reader is gone (an earlier write's errno lost) */
     f->write_err = e ? e : EIO;
-    if (f->write_err == EPIPE && f->stop) {
+    /* a write a SIGINT interrupted (blocked on a reader that does not
+       read: evr_cli_on_stop) ends it as the signal does */
+    if (f->stop && (f->write_err == EPIPE || (f->write_err == EINTR && *f->stop))) {
         *f->stop = 1;
         return;
     }
@@ -229,6 +249,7 @@ evr_fprint_show(evr_fprint_t *f)
 {
     uint64_t now = evr_mono_ns();
     bool shown = false;
+    s_print_begin();
     for (evr_fprint_job_t *j = f->jobs; j; j = j->next)
         for (s_line_t *l = j->lines; l && !f->o->json; l = l->next) {
             if (l->len <= l->shown || now - l->since < S_SHOW_NS)
@@ -259,7 +280,9 @@ s_output(evr_fprint_t *f, evr_fprint_job_t *j, const evr_event_t *ev)
         return;
     }
     s_line_t *l = s_line(j, d->step, d->stream && !strcmp(d->stream, "stderr"));
-    for (size_t i = 0; i < d->bytes.len; i++) {
+    for (size_t i = 0; i < d->bytes.len && !ferror(f->o->out); i++) {
+        /* (a write failed: nothing more, s_wrote says why; a SIGINT's
+           EINTR would else be followed by a write that blocks again) */
         uint8_t c = d->bytes.data[i];
         if (c == '\n') {
             if (!l->len) {
@@ -440,6 +463,7 @@ evr_fprint_event(evr_fprint_t *f, evr_fprint_job_t *j, const evr_event_t *ev)
 {
     evr_evtype_t t = evr_event_kind(ev);
     const char *step = ev->data.step;
+    s_print_begin();
     if (t == EVR_EV_STEP_STARTED && step) {   /* read by s_started */
         char at[16];
         snprintf(at, sizeof at, "%u", ev->data.attempt);
@@ -486,6 +510,7 @@ evr_fprint_event(evr_fprint_t *f, evr_fprint_job_t *j, const evr_event_t *ev)
 void
 evr_fprint_flush(evr_fprint_t *self)
 {
+    s_print_begin();
     for (evr_fprint_job_t *j = self->jobs; j; j = j->next)
         if (!self->o->json && !self->write_err)
             s_flush_step(self, j, NULL);

@@ -1,5 +1,6 @@
 /*  evrun-cli: the user's command line.  main() only picks the subcommand;
     each lives in its own cli_*.c file. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,8 +47,9 @@ s_usage(FILE *out)
                  "command; 'evrun-cli --version' prints the version.\n"
                  "exit status: 0 ok; 1 the job failed, the command was refused, or (validate)\n"
                  "a pipeline file is invalid; 2 usage or connection errors, a bad pipeline\n"
-                 "file (run, submit), and for logs and artifacts no such job; 130 a\n"
-                 "--follow or --wait interrupted (Ctrl-C) before the job ended\n"
+                 "file (run, submit), a stdout that could not be written, and for logs\n"
+                 "and artifacts no such job; 130 a --follow or --wait interrupted\n"
+                 "(Ctrl-C) before the job ended\n"
                  "--json: stdout has JSON objects only, one per line; messages go to stderr\n");
 }
 
@@ -80,6 +82,22 @@ s_unknown(const char *prog, const char *word)
     for (size_t i = 0; i < n; i++)
         fprintf(stderr, "%s %s", i ? "," : "", names[i]);
     fprintf(stderr, " (evrun-cli --help describes them)\n");
+}
+
+/*  A command's end: what it printed to stdout and did not write (a full
+    disk, /dev/full) is said, exit 2, where the command said nothing and
+    exited 0; one that failed already said why (logs, run and submit say
+    their write error themselves). */
+static int
+s_done(const char *name, int status)
+{
+    errno = 0;
+    if ((fflush(stdout) == 0 && !ferror(stdout)) || status)
+        return status;
+    /* a write that failed before, inside a print, took its errno along */
+    fprintf(stderr, "evrun-cli %s: writing to stdout: %s\n", name,
+            errno ? strerror(errno) : "a write failed, the output is cut short");
+    return 2;
 }
 
 int
@@ -120,7 +138,7 @@ main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
         if (!strcmp(argv[1], s_commands[i].name))
-            return s_commands[i].fn(argc - 1, argv + 1);
+            return s_done(s_commands[i].name, s_commands[i].fn(argc - 1, argv + 1));
     /* options before the command (`evrun-cli --broker EP status ID`, as
        docker and kubectl take them): the first command named goes first,
        and the command's own parser takes or refuses the options */
@@ -130,7 +148,7 @@ main(int argc, char **argv)
                 char *cmd = argv[k];
                 memmove(argv + 2, argv + 1, (size_t) (k - 1) * sizeof *argv);
                 argv[1] = cmd;
-                return s_commands[i].fn(argc - 1, argv + 1);
+                return s_done(s_commands[i].name, s_commands[i].fn(argc - 1, argv + 1));
             }
     s_unknown("evrun-cli", argv[1]);
     return 2;

@@ -411,6 +411,7 @@ typedef struct {
     char last_step[128];
     bool at_line_start;
     uint32_t last_attempt;
+    int last_stream;        /* prefixed lines: 0 stdout, 1 stderr */
     s_carry_t carry[2];    /* stdout, stderr */
 } s_out_t;
 
@@ -503,13 +504,19 @@ s_output_chunk(const char *step, uint32_t attempt, const char *stream, const uin
         fwrite(bytes, 1, len, stdout);
         return 0;
     }
-    if (strcmp(ctx->last_step, step) != 0) {
+    /* another step's, attempt's or stream's bytes end a line left open:
+       its rest is a line of its own, as --exec and evrun-cli logs print it */
+    int si = strcmp(stream, "stderr") == 0;
+    if (strcmp(ctx->last_step, step) != 0 || ctx->last_attempt != attempt
+        || ctx->last_stream != si) {
         if (!ctx->at_line_start)
             fputc('\n', stdout);
         snprintf(ctx->last_step, sizeof ctx->last_step, "%s", step);
+        ctx->last_attempt = attempt;
+        ctx->last_stream = si;
         ctx->at_line_start = true;
     }
-    for (size_t i = 0; i < len; i++) {
+    for (size_t i = 0; i < len && !s_stop(); i++) {   /* (a write a signal cut: no more) */
         if (ctx->at_line_start)
             printf("%s | ", step);
         fputc(bytes[i], stdout);
@@ -775,8 +782,13 @@ main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);   /* a reader gone: EPIPE, the store closed, a quiet end */
-    signal(SIGINT, s_on_signal);
-    signal(SIGTERM, s_on_signal);
+    /* no SA_RESTART: a write blocked on a reader that does not read (a
+       full pipe, `| less` at its prompt) ends with EINTR, the view stops
+       there (s_stop); signal()'s restarted it, so one Ctrl-C did nothing */
+    struct sigaction sa = { .sa_handler = s_on_signal };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     evr_store_t *store;
     evr_err_t err;
     if (evr_store_open(argv[optind], EVR_STORE_RDONLY, &store, &err)) {

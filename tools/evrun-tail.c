@@ -138,8 +138,7 @@ main(int argc, char **argv)
         evr_cli_done(&cli);
         return status;
     }
-    signal(SIGINT, s_on_signal);
-    signal(SIGTERM, s_on_signal);
+    evr_cli_on_stop(s_on_signal);
     signal(SIGPIPE, SIG_IGN);
     if (!(status = evr_cli_connect(&cli))) {
         fo.job = job;

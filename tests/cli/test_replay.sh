@@ -58,6 +58,28 @@ check "--output ID/STEP: the raw bytes" [ "$(wc -c < "$tmp/out.bin")" -eq 5000 ]
 "$bin/evrun-replay" "$store" --output "$job" > "$tmp/out.txt"
 check "--output ID: lines prefixed" grep -q "^step-2 | " "$tmp/out.txt"
 check "--output ID: no unprefixed line" [ "$(grep -vc '^step-[12] | ' "$tmp/out.txt")" -eq 0 ]
+# a line left open by one stream (or attempt) is ended when the other's
+# bytes come, its rest a line of its own, as --exec and evrun-cli logs
+# print it: it was glued to the other's ("s | out-aerr-a", "r | try-try-")
+cat > "$tmp/mix.yml" <<'YML'
+pipeline: mix
+executor: process
+steps:
+  - name: s
+    run: "printf out-a; sleep 0.3; printf 'err-a\\n' >&2; sleep 0.3; printf ' rest\\n'; printf last"
+  - name: r
+    retry: { on: [failed], max: 1 }
+    run: "printf try-; exit 1"
+YML
+"$bin/evrun-runner" --exec "$tmp/mix.yml" --executors process --state-dir "$tmp/mix" \
+  > "$tmp/mix.out" 2>&1
+mixj=$("$bin/evrun-replay" "$tmp/mix" --json | head -n 1 | sed 's/.*"id":"\([0-9A-Z]*\)".*/\1/')
+"$bin/evrun-replay" "$tmp/mix" --output "$mixj" > "$tmp/mix.txt"
+check "--output ID: a stream's open line not glued to the other's" \
+  bash -c "! grep -q 'out-a.*err-a\|err-a.*out-a' '$tmp/mix.txt'"
+check "... each of its lines whole" grep -qx "s | err-a" "$tmp/mix.txt"
+check "... its last line" grep -qx "s | last" "$tmp/mix.txt"
+check "--output ID: each attempt's line its own" [ "$(grep -cx 'r | try-' "$tmp/mix.txt")" -eq 2 ]
 
 "$bin/evrun-replay" "$store" --verify > "$tmp/verify.txt"
 check "--verify exits 0" [ $? -eq 0 ]

@@ -387,5 +387,117 @@ YML
   check "broker archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
 }
 
-bus_script_cases "tail long_history follow_outage runner_killed runner_lost runner_lost_queued broker_killed" "$@"
+# A stdout that cannot be written (/dev/full): each follower says the
+# error of the write that failed, exit 2, where a print that failed in
+# stdio's buffer (a line longer than it, a --json line) lost its errno
+# and was said "Input/output error"
+case_stdout_full() {
+  fresh full
+  bus_broker && bus_runner fu-1 "" 1 --executors process && bus_wait_runners 1
+  pipeline longl <<'YML'
+pipeline: longl
+executor: process
+steps:
+  - { name: s, run: "head -c 20000 /dev/zero | tr '\\0' x; echo; echo short" }
+YML
+  local j c
+  j=$(submit "$tmp/longl.yml")
+  check "long-line job succeeded" [ "$(wait_job "$j" 60)" = succeeded ]
+  for c in "evrun-tail --job $j" "evrun-tail --job $j --json" "evrun-cli logs $j" \
+           "evrun-cli logs --follow $j" "evrun-cli logs --json $j"; do
+    timeout -k 5 20 "$bin/"$c > /dev/full 2> "$tmp/full.err"
+    check "$c > /dev/full: exit 2" [ $? -eq 2 ]
+    check "... saying the disk is full" grep -q ": writing to stdout: No space left on device$" "$tmp/full.err"
+  done
+  # the other commands that print data: they exited 0, nothing written
+  for c in "status $j" "jobs" "runners" "status --json $j"; do
+    "$bin/evrun-cli" $c > /dev/full 2> "$tmp/full.err"
+    check "evrun-cli $c > /dev/full: exit 2" [ $? -eq 2 ]
+    check "... saying so" grep -qx "evrun-cli ${c%% *}: writing to stdout: No space left on device" "$tmp/full.err"
+  done
+  check "evrun-cli --help says that exit 2" bash -c "'$bin/evrun-cli' --help | tr '\n' ' ' | grep -q '2 usage .* a stdout that could not be written'"
+  # submit: its id not written (the error was zmq's EAGAIN, the write's lost)
+  "$bin/evrun-cli" submit "$tmp/longl.yml" > /dev/full 2> "$tmp/full.err"
+  check "submit > /dev/full: exit 2" [ $? -eq 2 ]
+  check "... saying so" grep -qx "evrun-cli submit: writing to stdout: No space left on device" "$tmp/full.err"
+  check "... its job named on stderr" grep -q "^job [0-9A-Z]* accepted (pipeline longl)$" "$tmp/full.err"
+}
+
+# A follower whose stdout's reader does not read (`| less` at its
+# prompt, a full pipe): blocked in its write, Ctrl-C still ends it
+# (signal() restarted the write: it stayed blocked, SIGINT and SIGTERM
+# lost, until killed)
+case_blocked_reader() {
+  fresh blocked
+  bus_broker && bus_runner bl-1 "" 2 --executors process && bus_wait_runners 1
+  pipeline lots <<'YML'
+pipeline: lots
+executor: process
+steps: [ { name: s, run: "seq 1 200000" } ]
+YML
+  local who pid rc lj
+  for who in tail run; do
+    rm -f "$tmp/fifo.$who" && mkfifo "$tmp/fifo.$who"
+    sleep 300 < "$tmp/fifo.$who" &   # holds the pipe open, reads nothing
+    bus_pids+=("$!")
+    if [ "$who" = tail ]; then
+      "$bin/evrun-tail" --all > "$tmp/fifo.$who" 2> "$tmp/blocked.$who" &
+      pid=$!
+      check "tail --all: on the event stream" bus_until 60 bus_connected "$pid" "$tmp/bus/events"
+      lj=$(submit "$tmp/lots.yml")
+    else
+      "$bin/evrun-cli" run "$tmp/lots.yml" --follow > "$tmp/fifo.$who" 2> "$tmp/blocked.$who" &
+      pid=$!
+    fi
+    bus_pids+=("$pid")
+    check "$who: blocked writing to the pipe" bus_until 60 grep -q pipe_write "/proc/$pid/wchan"
+    kill -INT "$pid"
+    check "$who: ended by SIGINT" bus_until 10 eval "! kill -0 $pid 2>/dev/null"
+    kill -9 "$pid" 2>/dev/null   # (still blocked: not to hang the wait)
+    wait "$pid"; rc=$?
+    if [ "$who" = tail ]; then
+      check "tail --all: exit 0, saying nothing" [ "$rc" -eq 0 ] && [ ! -s "$tmp/blocked.$who" ]
+    else
+      check "run --follow: exit 130" [ "$rc" -eq 130 ]
+      check "... the job goes on" grep -q "^evrun-cli run: stopped following; job [0-9A-Z]* goes on" "$tmp/blocked.$who"
+    fi
+  done
+  # evrun-replay: one SIGINT stops it there too (it took a second one)
+  check "lots job succeeded" [ "$(wait_job "$lj" 60)" = succeeded ]
+  rm -f "$tmp/fifo.r" && mkfifo "$tmp/fifo.r"
+  sleep 300 < "$tmp/fifo.r" &
+  bus_pids+=("$!")
+  "$bin/evrun-replay" "$tmp/broker" --output "$lj" > "$tmp/fifo.r" 2> "$tmp/blocked.r" &
+  pid=$!
+  check "replay: blocked writing to the pipe" bus_until 60 grep -q pipe_write "/proc/$pid/wchan"
+  kill -INT "$pid"
+  check "replay: ended by one SIGINT" bus_until 10 eval "! kill -0 $pid 2>/dev/null"
+  kill -9 "$pid" 2>/dev/null
+  wait "$pid"
+  check "... by the signal's own status (130)" [ $? -eq 130 ]
+}
+
+# A step's bytes as it wrote them, to a pipe as to a terminal: escapes,
+# \r, NUL, bytes that are no UTF-8 (README "They print a step's output")
+case_raw_bytes() {
+  fresh raw
+  bus_broker && bus_runner rb-1 "" 1 --executors process && bus_wait_runners 1
+  pipeline rawb <<'YML'
+pipeline: rawb
+executor: process
+steps:
+  - { name: s, run: "printf 'a\\033[31mred\\033[0m 1\\r2\\0003 caf\\303\\251 \\377\\376\\nno newline'" }
+YML
+  local j
+  j=$(submit "$tmp/rawb.yml")
+  check "raw-bytes job succeeded" [ "$(wait_job "$j" 60)" = succeeded ]
+  printf "$j/s | a\033[31mred\033[0m 1\r2\0003 caf\303\251 \377\376\n$j/s | no newline\n" \
+    > "$tmp/raw.want"
+  timeout -k 5 20 "$bin/evrun-tail" --job "$j" > "$tmp/raw.tail"
+  check "evrun-tail: the bytes as written" cmp "$tmp/raw.want" "$tmp/raw.tail"
+  timeout -k 5 20 "$bin/evrun-cli" logs "$j" > "$tmp/raw.logs"
+  check "logs: the bytes as written" cmp <(sed "s|^$j/||" "$tmp/raw.want") "$tmp/raw.logs"
+}
+
+bus_script_cases "tail long_history follow_outage runner_killed runner_lost runner_lost_queued broker_killed stdout_full blocked_reader raw_bytes" "$@"
 bus_script_end

@@ -161,8 +161,12 @@ time.sleep(60)' "$tmp/mute.port" > "$tmp/mute.out" 2>&1 &
     > "$tmp/ffp.yml"
   timeout 20 "$bin/evrun-cli" run "$tmp/ffp.yml" --follow > /dev/full 2> "$tmp/f4.log"
   check "stdout full: exit 2" [ $? -eq 2 ]
-  check "... saying so" grep -q "^evrun-cli run: writing to stdout: " "$tmp/f4.log"
+  check "... saying so, the write's own error" grep -qxF "evrun-cli run: writing to stdout: No space left on device" "$tmp/f4.log"
   check "... and which job goes on, how to follow it" grep -q "^evrun-cli run: job [0-9A-Z]* was submitted and goes on (to follow it: evrun-cli logs --follow [0-9A-Z]*; to stop it: evrun-cli cancel [0-9A-Z]*)$" "$tmp/f4.log"
+  timeout 20 "$bin/evrun-cli" run "$tmp/ffp.yml" --wait > /dev/full 2> "$tmp/f6.log"
+  check "run --wait, stdout full: exit 2" [ $? -eq 2 ]
+  check "... saying so" grep -qxF "evrun-cli run: writing to stdout: No space left on device" "$tmp/f6.log"
+  check "... and which job goes on" grep -q "^evrun-cli run: job [0-9A-Z]* was submitted and goes on (its status: evrun-cli status " "$tmp/f6.log"
 }
 
 # A job no runner takes: a follower of it says once, 2 s after it starts,
