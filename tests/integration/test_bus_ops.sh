@@ -23,11 +23,24 @@ sys.exit(0 if eval(sys.argv[1]) else 1)' "$@"
 case_curve() {
   fresh curve
   local ep cep eep other=$tmp/other
-  ep=tcp://127.0.0.1:$(free_port) cep=tcp://127.0.0.1:$(free_port) eep=tcp://127.0.0.1:$(free_port)
-  "$bin/evrun-broker" --state-dir "$tmp" --heartbeat-ms 200 --lease-ms 1500 --client-endpoint "$cep" \
-    --runner-endpoint "$ep" --events-endpoint "$eep" >> "$tmp/broker.log" 2>&1 &
-  bus_pids+=("$!")
-  for _ in $(seq 1 100); do grep -q "serving clients" "$tmp/broker.log" && break; sleep 0.05; done
+  local try bp
+  # three free ports, asked for one at a time: another test may take one
+  # before the broker binds it (the broker then exits): new ports, again
+  for try in 1 2 3; do
+    ep=tcp://127.0.0.1:$(free_port) cep=tcp://127.0.0.1:$(free_port) eep=tcp://127.0.0.1:$(free_port)
+    "$bin/evrun-broker" --state-dir "$tmp" --heartbeat-ms 200 --lease-ms 1500 --client-endpoint "$cep" \
+      --runner-endpoint "$ep" --events-endpoint "$eep" >> "$tmp/broker.log" 2>&1 &
+    bp=$!
+    for _ in $(seq 1 600); do
+      grep -q "serving clients" "$tmp/broker.log" && break
+      kill -0 "$bp" 2>/dev/null || break
+      sleep 0.05
+    done
+    kill -0 "$bp" 2>/dev/null && break
+    wait "$bp" 2>/dev/null
+    echo "curve: the broker exited at its start (try $try), new ports:"; cat "$tmp/broker.log"
+  done
+  bus_pids+=("$bp")
   check "broker key made" [ -s "$tmp/curve/broker.cert" ]
   "$bin/evrun-runner" --broker "$ep" --id cv-1 --state-dir "$tmp/r-cv-1" > "$tmp/nokey.out" 2>&1
   check "a runner without the broker's key: exit 2" [ $? -eq 2 ]
